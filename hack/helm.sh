@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 mod="$REPO_ROOT/hack/tools/helm"
-version=$(awk '$1=="helm.sh/helm/v3" {print $2; exit}' "$mod/go.mod")
+version=$(module_version "$mod/go.mod" helm.sh/helm/v3)
 [ -n "$version" ] || die "cannot read the helm version from $mod/go.mod"
 dest="$CACHE_DIR/helm/$version/helm"
 if [ -x "$dest" ]; then

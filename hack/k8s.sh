@@ -9,8 +9,8 @@ source "$(dirname "$0")/lib.sh"
 
 k8s_mod="$REPO_ROOT/hack/tools/k8s"
 etcd_mod="$REPO_ROOT/hack/tools/etcd"
-k8s_version=$(awk '$1=="k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$k8s_mod/go.mod")
-etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3" {print $2; exit}' "$etcd_mod/go.mod")
+k8s_version=$(module_version "$k8s_mod/go.mod" k8s.io/kubernetes)
+etcd_version=$(module_version "$etcd_mod/go.mod" go.etcd.io/etcd/server/v3)
 [ -n "$k8s_version" ] && [ -n "$etcd_version" ] || die "cannot read pinned versions from hack/tools/{k8s,etcd}/go.mod"
 
 dest="$CACHE_DIR/k8s/kubernetes-${k8s_version}_etcd-${etcd_version}"

@@ -19,3 +19,8 @@ print(s.getsockname()[1])
 s.close()
 PY
 }
+
+# module_version GOMOD MODULE prints the version of MODULE required in GOMOD.
+module_version() {
+  grep -oE "(^|[[:space:]])$(printf '%s' "$2" | sed 's/[.]/\\./g') v[^[:space:]]+" "$1" | head -n1 | awk '{print $2}'
+}

@@ -1,0 +1,128 @@
+package session
+
+import "sync"
+
+// Manager indexes live, authenticated sessions by session id, user id and group. It is the
+// single owner of those indexes; every method is safe for concurrent use.
+type Manager struct {
+	mu      sync.RWMutex
+	byID    map[string]*Session
+	byUser  map[string]map[*Session]struct{}
+	byGroup map[string]map[*Session]struct{}
+}
+
+// NewManager makes an empty manager.
+func NewManager() *Manager {
+	return &Manager{
+		byID:    make(map[string]*Session),
+		byUser:  make(map[string]map[*Session]struct{}),
+		byGroup: make(map[string]map[*Session]struct{}),
+	}
+}
+
+// Register adds s and returns the session it replaces (same session id), if any. The caller
+// tells the old one to go away; the old one's later Unregister leaves s in place.
+func (m *Manager) Register(s *Session) (replaced *Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.byID[s.SessionID]; ok && old != s {
+		m.removeLocked(old)
+		replaced = old
+	}
+	m.byID[s.SessionID] = s
+	add(m.byUser, s.UserID, s)
+	for _, g := range s.Groups {
+		add(m.byGroup, g, s)
+	}
+	return replaced
+}
+
+// Unregister removes s if it is still the registered session for its id. Closing a replaced
+// connection therefore never removes the connection that replaced it.
+func (m *Manager) Unregister(s *Session) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byID[s.SessionID] != s {
+		return false
+	}
+	m.removeLocked(s)
+	return true
+}
+
+func (m *Manager) removeLocked(s *Session) {
+	delete(m.byID, s.SessionID)
+	remove(m.byUser, s.UserID, s)
+	for _, g := range s.Groups {
+		remove(m.byGroup, g, s)
+	}
+}
+
+// Get returns the live session with this id.
+func (m *Manager) Get(sessionID string) (*Session, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s, ok := m.byID[sessionID]
+	return s, ok
+}
+
+// User appends the sessions of a user to dst.
+func (m *Manager) User(dst []*Session, userID string) []*Session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for s := range m.byUser[userID] {
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+// Group appends the sessions tagged with group to dst.
+func (m *Manager) Group(dst []*Session, group string) []*Session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for s := range m.byGroup[group] {
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+// All appends every session to dst.
+func (m *Manager) All(dst []*Session) []*Session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, s := range m.byID {
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+// HasUser reports whether any session of the user is here: the cheap check that lets the
+// downlink consumer skip records for users held by other pods.
+func (m *Manager) HasUser(userID string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.byUser[userID]) > 0
+}
+
+// Len is the number of registered sessions.
+func (m *Manager) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.byID)
+}
+
+func add(index map[string]map[*Session]struct{}, key string, s *Session) {
+	set := index[key]
+	if set == nil {
+		set = make(map[*Session]struct{}, 1)
+		index[key] = set
+	}
+	set[s] = struct{}{}
+}
+
+func remove(index map[string]map[*Session]struct{}, key string, s *Session) {
+	set := index[key]
+	delete(set, s)
+	if len(set) == 0 {
+		delete(index, key)
+	}
+}

@@ -1,0 +1,36 @@
+package session
+
+import (
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+)
+
+// CloseReason says why a connection ended. The same string appears in logs, in the
+// closes_total{reason} metric and, where the client is told, as the ERROR frame's code.
+type CloseReason string
+
+const (
+	// Told to the client with an ERROR frame of the same name.
+	ReasonBadFrame           = CloseReason("bad_frame")
+	ReasonFrameTooLarge      = CloseReason("frame_too_large")
+	ReasonHandshakeRequired  = CloseReason("handshake_required")
+	ReasonHandshakeTimeout   = CloseReason("handshake_timeout")
+	ReasonUnauthenticated    = CloseReason("unauthenticated")
+	ReasonUnsupportedVersion = CloseReason("unsupported_version")
+	ReasonServerFull         = CloseReason("server_full")
+	ReasonIdleTimeout        = CloseReason("idle_timeout")
+	ReasonSlowConsumer       = CloseReason("slow_consumer")
+	ReasonInternal           = CloseReason("internal")
+
+	// Told to the client with a GOAWAY.
+	ReasonReplaced = CloseReason("replaced")
+	ReasonDraining = CloseReason("draining")
+
+	// Not told: the peer is gone or the process is stopping.
+	ReasonClientClosed = CloseReason("client_closed")
+	ReasonWriteFailed  = CloseReason("write_failed")
+	ReasonShutdown     = CloseReason("shutdown")
+)
+
+// ReasonForCode maps an ERROR frame's code to the close reason of the same name.
+func ReasonForCode(c pb.ErrorCode) CloseReason { return CloseReason(protocol.Reason(c)) }

@@ -1,0 +1,251 @@
+// Package session holds what the gateway knows about each client: identity, the bounded
+// outbound queue and its writer, idle tracking, and the manager that indexes live sessions by
+// session id, user and group.
+package session
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Transport is the write side of a connection. Write sends every buffer and flushes (it may
+// block on a slow peer, but only the session's own flusher ever calls it); Close ends the
+// connection. The server implements it on netpoll; tests on anything.
+type Transport interface {
+	Write(bufs [][]byte) error
+	Close() error
+}
+
+// Identity is who the handshake authenticated.
+type Identity struct {
+	SessionID     string
+	UserID        string
+	DeviceID      string
+	Groups        []string
+	ClientVersion string
+	RemoteAddr    string
+}
+
+// Limits bound one session's outbound queue.
+type Limits struct {
+	// QueueFrames and QueueBytes bound frames accepted but not yet written. Exceeding either
+	// closes the session as a slow consumer: its memory stays bounded whatever the client does.
+	QueueFrames int
+	QueueBytes  int
+}
+
+// ErrClosed is returned when sending on a session that is closed or closing.
+var ErrClosed = errors.New("session closed")
+
+// ErrSlowConsumer is returned by the send that found the queue full (and closed the session).
+var ErrSlowConsumer = errors.New("slow consumer: outbound queue full")
+
+// Hooks let the owner observe a session without the session knowing about metrics or logs.
+type Hooks struct {
+	// Closed is called once, after the transport is closed.
+	Closed func(s *Session, reason CloseReason)
+	// Flushed is called after each successful write with the number of frames and bytes.
+	Flushed func(frames, bytes int)
+	// Go runs a flush in the background; nil uses a new goroutine. The server passes a pool.
+	Go func(func())
+}
+
+// Session is one client connection, from accept to close. Identity is filled in by the
+// handshake, before the session is registered with a Manager and so before any other
+// goroutine reads it.
+type Session struct {
+	Identity
+	Connected time.Time
+
+	transport Transport
+	limits    Limits
+	hooks     *Hooks
+
+	// lastSeen is the Unix nanotime of the last inbound frame; written by the connection's
+	// reader, read by the idle timer.
+	lastSeen atomic.Int64
+
+	// Outbound state, guarded by mu. The queue holds encoded frames, shared read-only with
+	// other sessions when a broadcast is encoded once.
+	mu          sync.Mutex
+	queue       [][]byte
+	queuedBytes int
+	flushing    bool        // a flusher owns the transport's write side
+	closing     bool        // no more frames accepted; close after the queue drains
+	closed      bool        // transport closed
+	reason      CloseReason // why closing/closed
+	flushedCh   chan struct{}
+}
+
+// New makes a session writing to t.
+func New(t Transport, limits Limits, hooks *Hooks, now time.Time) *Session {
+	s := &Session{Connected: now, transport: t, limits: limits, hooks: hooks}
+	s.lastSeen.Store(now.UnixNano())
+	return s
+}
+
+// Touch records inbound activity.
+func (s *Session) Touch(now time.Time) { s.lastSeen.Store(now.UnixNano()) }
+
+// LastSeen is the time of the last inbound activity.
+func (s *Session) LastSeen() time.Time { return time.Unix(0, s.lastSeen.Load()) }
+
+// Send queues an encoded frame. It never blocks: a full queue closes the session as a slow
+// consumer and returns ErrSlowConsumer.
+func (s *Session) Send(frame []byte) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if len(s.queue) >= s.limits.QueueFrames || s.queuedBytes+len(frame) > s.limits.QueueBytes {
+		s.mu.Unlock()
+		s.Abort(ReasonSlowConsumer)
+		return ErrSlowConsumer
+	}
+	s.queue = append(s.queue, frame)
+	s.queuedBytes += len(frame)
+	start := !s.flushing
+	s.flushing = true
+	s.mu.Unlock()
+	if start {
+		s.goFlush()
+	}
+	return nil
+}
+
+// CloseAfter queues a last frame (an ERROR or GOAWAY; nil for none), stops accepting frames
+// and closes the connection once everything queued is written. It returns false when the
+// session was already closing.
+func (s *Session) CloseAfter(last []byte, reason CloseReason) bool {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	s.closing = true
+	s.reason = reason
+	if last != nil {
+		// The last word may exceed the queue bound by one frame: it is what explains the close.
+		s.queue = append(s.queue, last)
+		s.queuedBytes += len(last)
+	}
+	start := !s.flushing
+	s.flushing = true
+	s.mu.Unlock()
+	if start {
+		s.goFlush()
+	}
+	return true
+}
+
+// Abort closes the connection now, dropping whatever is queued (slow consumer, hard drain
+// deadline, peer gone). The flusher, if blocked in Write, returns when the transport closes.
+func (s *Session) Abort(reason CloseReason) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if !s.closing {
+		s.closing = true
+		s.reason = reason
+	}
+	s.closed = true
+	s.queue, s.queuedBytes = nil, 0
+	reason = s.reason
+	s.mu.Unlock()
+	s.finish(reason)
+}
+
+// Closing reports whether the session stopped accepting frames, and why.
+func (s *Session) Closing() (bool, CloseReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing, s.reason
+}
+
+// Queued is the number of frames and bytes waiting to be written.
+func (s *Session) Queued() (frames, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue), s.queuedBytes
+}
+
+// Flushed returns a channel closed once the queue is empty and no write is in progress (or
+// the session is closed), for drain to wait on.
+func (s *Session) Flushed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.flushing || s.closed {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if s.flushedCh == nil {
+		s.flushedCh = make(chan struct{})
+	}
+	return s.flushedCh
+}
+
+func (s *Session) goFlush() {
+	if s.hooks != nil && s.hooks.Go != nil {
+		s.hooks.Go(s.flush)
+		return
+	}
+	go s.flush()
+}
+
+// flush writes the queue in batches: every frame queued while a write was in progress goes out
+// in the next single Write, so bursts coalesce into few syscalls.
+func (s *Session) flush() {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.flushing = false
+			s.notifyFlushedLocked()
+			s.mu.Unlock()
+			return
+		}
+		batch, bytes := s.queue, s.queuedBytes
+		s.queue, s.queuedBytes = nil, 0
+		if len(batch) == 0 {
+			s.flushing = false
+			s.notifyFlushedLocked()
+			closing, reason := s.closing, s.reason
+			if closing {
+				s.closed = true
+			}
+			s.mu.Unlock()
+			if closing {
+				s.finish(reason)
+			}
+			return
+		}
+		s.mu.Unlock()
+
+		if err := s.transport.Write(batch); err != nil {
+			s.Abort(ReasonWriteFailed)
+			continue
+		}
+		if s.hooks != nil && s.hooks.Flushed != nil {
+			s.hooks.Flushed(len(batch), bytes)
+		}
+	}
+}
+
+func (s *Session) notifyFlushedLocked() {
+	if s.flushedCh != nil {
+		close(s.flushedCh)
+		s.flushedCh = nil
+	}
+}
+
+func (s *Session) finish(reason CloseReason) {
+	_ = s.transport.Close()
+	if s.hooks != nil && s.hooks.Closed != nil {
+		s.hooks.Closed(s, reason)
+	}
+}
