@@ -25,7 +25,6 @@ type Identity struct {
 	DeviceID      string
 	Groups        []string
 	ClientVersion string
-	RemoteAddr    string
 }
 
 // Limits bound one session's outbound queue.
@@ -57,11 +56,17 @@ type Hooks struct {
 // goroutine reads it.
 type Session struct {
 	Identity
+	// Remote is the client's address; Connected the accept time. Both immutable.
+	Remote    string
 	Connected time.Time
 
 	transport Transport
 	limits    Limits
 	hooks     *Hooks
+
+	// established is set once Identity is final; other goroutines read Identity only after
+	// seeing it (or through the Manager, which the handshake registers with afterwards).
+	established atomic.Bool
 
 	// lastSeen is the Unix nanotime of the last inbound frame; written by the connection's
 	// reader, read by the idle timer.
@@ -80,11 +85,20 @@ type Session struct {
 }
 
 // New makes a session writing to t.
-func New(t Transport, limits Limits, hooks *Hooks, now time.Time) *Session {
-	s := &Session{Connected: now, transport: t, limits: limits, hooks: hooks}
+func New(t Transport, remote string, limits Limits, hooks *Hooks, now time.Time) *Session {
+	s := &Session{Remote: remote, Connected: now, transport: t, limits: limits, hooks: hooks}
 	s.lastSeen.Store(now.UnixNano())
 	return s
 }
+
+// Establish sets the identity the handshake authenticated. Call it once, from the reader.
+func (s *Session) Establish(id Identity) {
+	s.Identity = id
+	s.established.Store(true)
+}
+
+// Established reports whether the handshake completed; Identity is readable once it has.
+func (s *Session) Established() bool { return s.established.Load() }
 
 // Touch records inbound activity.
 func (s *Session) Touch(now time.Time) { s.lastSeen.Store(now.UnixNano()) }

@@ -1,0 +1,67 @@
+// Package admin serves the gateway's operational HTTP endpoints on their own port:
+// /healthz (the process is alive), /readyz (it should get new connections), /metrics,
+// /status (JSON), /debug/pprof, and any extra handlers the caller mounts (such as /drain).
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one readiness condition: it returns "" when satisfied, otherwise a short
+// lower_snake reason ("draining", "kafka_unreachable") shown by /readyz.
+type Check func() string
+
+// Options are what the endpoints report.
+type Options struct {
+	Gatherer prometheus.Gatherer
+	// Ready lists the readiness checks, all of which must pass.
+	Ready []Check
+	// Status returns the /status document.
+	Status func() any
+	// Extra handlers by path, e.g. "/drain".
+	Extra map[string]http.Handler
+}
+
+// Handler builds the admin mux.
+func Handler(o Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		var reasons []string
+		for _, check := range o.Ready {
+			if r := check(); r != "" {
+				reasons = append(reasons, r)
+			}
+		}
+		if len(reasons) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + strings.Join(reasons, ", ") + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(o.Status())
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	for path, h := range o.Extra {
+		mux.Handle(path, h)
+	}
+	return mux
+}

@@ -1,0 +1,352 @@
+// Package client is the Go SDK for apps and tools speaking to a tcpgateway: it dials, runs the
+// handshake, keeps the session alive with heartbeats, correlates requests with responses,
+// delivers pushes in order without duplicates, and reconnects with exponential backoff and
+// jitter, honouring the gateway's GOAWAY delay and resuming the session where it stopped.
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+)
+
+// Backoff shapes reconnect delays: the n-th consecutive failure waits a random duration in
+// [d/2, d] with d = min(Max, Initial·2ⁿ), so a fleet that lost one pod does not come back in
+// lockstep.
+type Backoff struct {
+	Initial time.Duration // default 250ms
+	Max     time.Duration // default 30s
+}
+
+func (b Backoff) delay(attempt int) time.Duration {
+	d := b.Initial
+	for i := 0; i < attempt && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// Options configure a Client. Addr and Token are required.
+type Options struct {
+	Addr          string
+	Token         string
+	SessionID     string // empty: the gateway assigns one, kept across reconnects
+	DeviceID      string
+	ClientVersion string
+	// Dialer dials the gateway; set LocalAddr to pick the source address. Default: 5s timeout.
+	Dialer *net.Dialer
+	// MaxFrameBytes accepted from the gateway. Default 65536.
+	MaxFrameBytes int
+	// HandshakeTimeout bounds dial + handshake. Default 10s.
+	HandshakeTimeout time.Duration
+	// OnPush receives pushes in order, each once; it runs on the reader goroutine, so it must
+	// not block for long. Acknowledge with Client.Ack / Client.Reply.
+	OnPush func(*pb.Push)
+	// OnConnect is called after every successful handshake (first and reconnects).
+	OnConnect func(*pb.HandshakeAck)
+	// OnDisconnect is called when a connection ends, with the reason.
+	OnDisconnect func(error)
+	// Reconnect delays; NoReconnect disables reconnecting.
+	Reconnect   Backoff
+	NoReconnect bool
+}
+
+func (o *Options) defaults() {
+	if o.Dialer == nil {
+		o.Dialer = &net.Dialer{Timeout: 5 * time.Second}
+	}
+	if o.MaxFrameBytes == 0 {
+		o.MaxFrameBytes = 65536
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.Reconnect.Initial == 0 {
+		o.Reconnect.Initial = 250 * time.Millisecond
+	}
+	if o.Reconnect.Max == 0 {
+		o.Reconnect.Max = 30 * time.Second
+	}
+}
+
+// ErrClosed is returned after Close or once the client stopped for good (see Err).
+var ErrClosed = errors.New("client: closed")
+
+// Client keeps one session with a gateway alive across connections.
+type Client struct {
+	opts Options
+
+	mu          sync.Mutex // guards everything below
+	cur         *conn
+	up          chan struct{} // closed when cur is set; replaced when cur goes
+	sessionID   string
+	resumeToken string
+	positions   map[int32]int64 // last delivered offset per partition
+	err         error           // why the client stopped for good
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Connect opens the first connection (so a bad address or token fails here) and then keeps
+// the session connected until Close.
+func Connect(ctx context.Context, opts Options) (*Client, error) {
+	opts.defaults()
+	c := &Client{opts: opts, sessionID: opts.SessionID, positions: map[int32]int64{},
+		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	first, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	go c.supervise(first)
+	return c, nil
+}
+
+func (c *Client) connect(ctx context.Context) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.HandshakeTimeout)
+	defer cancel()
+	c.mu.Lock()
+	hs := &pb.Handshake{
+		ProtocolVersion: protocol.Version,
+		Token:           c.opts.Token,
+		SessionId:       c.sessionID,
+		DeviceId:        c.opts.DeviceID,
+		ClientVersion:   c.opts.ClientVersion,
+	}
+	if c.resumeToken != "" || len(c.positions) > 0 {
+		hs.Resume = &pb.Resume{ResumeToken: c.resumeToken}
+		for p, o := range c.positions {
+			hs.Resume.Positions = append(hs.Resume.Positions, &pb.Position{Partition: p, Offset: o})
+		}
+	}
+	c.mu.Unlock()
+
+	cn, err := dial(ctx, &c.opts, hs, c.deliver)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.sessionID = cn.ack.SessionId
+	c.cur = cn
+	close(c.up)
+	c.mu.Unlock()
+	if c.opts.OnConnect != nil {
+		c.opts.OnConnect(cn.ack)
+	}
+	return cn, nil
+}
+
+// deliver passes a push to the app unless it is a replay of one already delivered.
+func (c *Client) deliver(p *pb.Push) {
+	if pos := p.GetPosition(); pos != nil {
+		c.mu.Lock()
+		last, seen := c.positions[pos.Partition]
+		if seen && pos.Offset <= last {
+			c.mu.Unlock()
+			return
+		}
+		c.positions[pos.Partition] = pos.Offset
+		c.mu.Unlock()
+	}
+	if c.opts.OnPush != nil {
+		c.opts.OnPush(p)
+	}
+}
+
+// supervise waits for the current connection to end and reconnects until Close or a reason
+// that reconnecting cannot fix.
+func (c *Client) supervise(cn *conn) {
+	defer close(c.done)
+	attempt := 0
+	for {
+		select {
+		case <-cn.done:
+		case <-c.stop:
+			cn.close(ErrClosed)
+			c.finish(ErrClosed)
+			return
+		}
+		cause := cn.Err()
+		if c.opts.OnDisconnect != nil {
+			c.opts.OnDisconnect(cause)
+		}
+		c.mu.Lock()
+		c.cur = nil
+		c.up = make(chan struct{})
+		c.mu.Unlock()
+
+		wait, fatal := c.afterDisconnect(cause)
+		if fatal || c.opts.NoReconnect {
+			c.finish(cause)
+			return
+		}
+		for {
+			select {
+			case <-time.After(wait):
+			case <-c.stop:
+				c.finish(ErrClosed)
+				return
+			}
+			next, err := c.connect(context.Background())
+			if err == nil {
+				cn, attempt = next, 0
+				break
+			}
+			var se *ServerError
+			if errors.As(err, &se) && fatalCode(se.Code) {
+				c.finish(err)
+				return
+			}
+			wait = c.opts.Reconnect.delay(attempt)
+			attempt++
+		}
+	}
+}
+
+// afterDisconnect decides how long to wait before reconnecting, and whether to stop.
+func (c *Client) afterDisconnect(cause error) (time.Duration, bool) {
+	var ga *GoAwayError
+	if errors.As(cause, &ga) {
+		if ga.GoAway.Reason == pb.GoAway_REASON_REPLACED {
+			return 0, true // another connection took the session over
+		}
+		c.mu.Lock()
+		c.resumeToken = ga.GoAway.ResumeToken
+		c.mu.Unlock()
+		return time.Duration(ga.GoAway.ReconnectDelayMs) * time.Millisecond, false
+	}
+	var se *ServerError
+	if errors.As(cause, &se) && fatalCode(se.Code) {
+		return 0, true
+	}
+	return c.opts.Reconnect.delay(0), false
+}
+
+// fatalCode: errors that the same handshake would hit again.
+func fatalCode(code pb.ErrorCode) bool {
+	return code == pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED || code == pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION
+}
+
+func (c *Client) finish(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+}
+
+// current waits for a live connection.
+func (c *Client) current(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cn, up, err := c.cur, c.up, c.err
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-up:
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// RequestOption adjusts a request.
+type RequestOption func(*pb.Request)
+
+// WithHeaders forwards metadata to the backend.
+func WithHeaders(h map[string]string) RequestOption { return func(r *pb.Request) { r.Headers = h } }
+
+// WithTimeout asks the gateway to give up on the backend sooner than the route's timeout.
+func WithTimeout(d time.Duration) RequestOption {
+	return func(r *pb.Request) { r.TimeoutMs = uint32(d.Milliseconds()) }
+}
+
+// Request calls method on a backend service and returns its response. A response whose Code
+// is not OK says why the gateway could not get an answer (no route, timeout, rate limited...).
+// A request in flight when its connection dies fails with ErrConnectionLost: whether the
+// backend saw it is unknown, so only the caller can decide to retry.
+func (c *Client) Request(ctx context.Context, service, method string, payload []byte, opts ...RequestOption) (*pb.Response, error) {
+	cn, err := c.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := &pb.Request{Service: service, Method: method, Payload: payload}
+	for _, o := range opts {
+		o(req)
+	}
+	f, err := cn.call(ctx, &pb.Frame{Body: &pb.Frame_Request{Request: req}})
+	if err != nil {
+		return nil, err
+	}
+	return f.GetResponse(), nil
+}
+
+// Ping measures a round trip to the gateway.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	cn, err := c.current(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if _, err := cn.call(ctx, &pb.Frame{Body: &pb.Frame_Ping{Ping: &pb.Ping{ClientTimeMs: start.UnixMilli()}}}); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// Ack confirms a push that asked for an ack.
+func (c *Client) Ack(ctx context.Context, p *pb.Push) error {
+	cn, err := c.current(ctx)
+	if err != nil {
+		return err
+	}
+	return cn.write(&pb.Frame{Body: &pb.Frame_PushAck{PushAck: &pb.PushAck{MessageId: p.MessageId, Position: p.Position}}})
+}
+
+// Reply answers a push that expects a reply.
+func (c *Client) Reply(ctx context.Context, p *pb.Push, payload []byte) error {
+	cn, err := c.current(ctx)
+	if err != nil {
+		return err
+	}
+	return cn.write(&pb.Frame{Body: &pb.Frame_PushReply{PushReply: &pb.PushReply{MessageId: p.MessageId, Payload: payload, Position: p.Position}}})
+}
+
+// SessionID is the session's id (assigned by the gateway when none was given).
+func (c *Client) SessionID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessionID
+}
+
+// Done is closed when the client stopped for good; Err says why.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the client stopped (nil while running).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close ends the session's connection and stops reconnecting.
+func (c *Client) Close() error {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.done
+	return nil
+}

@@ -1,0 +1,212 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+)
+
+// ErrConnectionLost fails requests whose connection ended before their response arrived.
+var ErrConnectionLost = errors.New("client: connection lost before the response")
+
+// ServerError is an ERROR frame from the gateway; the connection is closed after it.
+type ServerError struct {
+	Code    pb.ErrorCode
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("gateway closed the connection: %s: %s", protocol.Reason(e.Code), e.Message)
+}
+
+// GoAwayError is the end of a connection the gateway asked the client to leave.
+type GoAwayError struct{ GoAway *pb.GoAway }
+
+func (e *GoAwayError) Error() string {
+	return fmt.Sprintf("gateway sent GOAWAY %s (reconnect in %dms)", e.GoAway.Reason, e.GoAway.ReconnectDelayMs)
+}
+
+// conn is one TCP connection after a successful handshake. Its reader goroutine owns the
+// read side; writes are serialised by wmu.
+type conn struct {
+	nc     net.Conn
+	ack    *pb.HandshakeAck
+	max    int
+	onPush func(*pb.Push)
+
+	wmu sync.Mutex
+	w   *bufio.Writer
+
+	mu      sync.Mutex // guards pending, seq, err
+	pending map[uint64]chan *pb.Frame
+	seq     uint64
+	err     error
+
+	done chan struct{}
+}
+
+// dial connects and runs the handshake; on success the reader and heartbeat goroutines run
+// until the connection ends (Done).
+func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Push)) (*conn, error) {
+	nc, err := o.Dialer.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, w: bufio.NewWriter(nc),
+		pending: map[uint64]chan *pb.Frame{}, done: make(chan struct{})}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	r := bufio.NewReader(nc)
+	if err := c.write(&pb.Frame{Body: &pb.Frame_Handshake{Handshake: hs}}); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	f, buf, err := protocol.Read(r, c.max, nil)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("while waiting for the handshake ack: %w", err)
+	}
+	switch b := f.Body.(type) {
+	case *pb.Frame_HandshakeAck:
+		c.ack = b.HandshakeAck
+	case *pb.Frame_Error:
+		nc.Close()
+		return nil, &ServerError{Code: b.Error.Code, Message: b.Error.Message}
+	default:
+		nc.Close()
+		return nil, fmt.Errorf("client: expected HANDSHAKE_ACK, got %s", protocol.Kind(f))
+	}
+	_ = nc.SetDeadline(time.Time{})
+	go c.readLoop(r, buf)
+	go c.heartbeat(time.Duration(c.ack.HeartbeatIntervalMs) * time.Millisecond)
+	return c, nil
+}
+
+func (c *conn) write(f *pb.Frame) error {
+	b, err := protocol.Append(nil, f, c.max)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.w.Write(b); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// call sends a frame with a fresh seq and waits for the frame answering it.
+func (c *conn) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
+	ch := make(chan *pb.Frame, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.seq++
+	seq := c.seq
+	c.pending[seq] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, seq)
+		c.mu.Unlock()
+	}()
+
+	f.Seq = seq
+	if err := c.write(f); err != nil {
+		c.close(err)
+		return nil, err
+	}
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-c.done:
+		return nil, fmt.Errorf("%w: %v", ErrConnectionLost, c.Err())
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
+	for {
+		var f *pb.Frame
+		var err error
+		f, buf, err = protocol.Read(r, c.max, buf)
+		if err != nil {
+			c.close(err)
+			return
+		}
+		switch b := f.Body.(type) {
+		case *pb.Frame_Response, *pb.Frame_Pong:
+			c.mu.Lock()
+			ch := c.pending[f.Seq]
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- f
+			}
+		case *pb.Frame_Push:
+			if c.onPush != nil {
+				c.onPush(b.Push)
+			}
+		case *pb.Frame_Goaway:
+			c.close(&GoAwayError{GoAway: b.Goaway})
+			return
+		case *pb.Frame_Error:
+			c.close(&ServerError{Code: b.Error.Code, Message: b.Error.Message})
+			return
+		}
+	}
+}
+
+// heartbeat pings at the interval the gateway asked for; any failure ends the connection.
+func (c *conn) heartbeat(every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			_, err := c.call(ctx, &pb.Frame{Body: &pb.Frame_Ping{Ping: &pb.Ping{ClientTimeMs: time.Now().UnixMilli()}}})
+			cancel()
+			if err != nil {
+				c.close(fmt.Errorf("heartbeat: %w", err))
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// close ends the connection once, remembering the first cause.
+func (c *conn) close(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	c.mu.Unlock()
+	c.nc.Close()
+	close(c.done)
+}
+
+// Err is why the connection ended (nil while open).
+func (c *conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}

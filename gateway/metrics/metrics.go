@@ -1,0 +1,79 @@
+// Package metrics defines every Prometheus collector the gateway exports, in one place, so
+// that names, labels and help texts are consistent and listed in one file (docs/metrics.md
+// is written from it).
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Label values for the frames and bytes counters.
+const (
+	In  = "in"
+	Out = "out"
+)
+
+// Gateway holds the data plane's collectors.
+type Gateway struct {
+	Connections        prometheus.Gauge
+	Sessions           prometheus.Gauge
+	ConnectionsRefused *prometheus.CounterVec // reason
+	Handshakes         *prometheus.CounterVec // result
+	Closes             *prometheus.CounterVec // reason
+	Frames             *prometheus.CounterVec // kind, direction
+	Bytes              *prometheus.CounterVec // direction
+	Writes             prometheus.Counter
+	QueueDrops         *prometheus.CounterVec // reason
+	Requests           *prometheus.CounterVec // route, code
+	UplinkLatency      *prometheus.HistogramVec
+	UplinkInFlight     prometheus.Gauge
+	Draining           prometheus.Gauge
+}
+
+// New creates the collectors and registers them with reg.
+func New(reg prometheus.Registerer) *Gateway {
+	m := &Gateway{
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_connections", Help: "Open client connections, handshaken or not.",
+		}),
+		Sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_sessions", Help: "Registered (handshaken) sessions.",
+		}),
+		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_connections_refused_total", Help: "Connections refused at accept, by reason (server_full, draining).",
+		}, []string{"reason"}),
+		Handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_handshakes_total", Help: "Handshakes by result: ok, or the auth/protocol failure reason.",
+		}, []string{"result"}),
+		Closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_closes_total", Help: "Closed connections by typed reason.",
+		}, []string{"reason"}),
+		Frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_frames_total", Help: "Frames by kind and direction (in: from clients, out: to clients).",
+		}, []string{"kind", "direction"}),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_bytes_total", Help: "Frame bytes, length prefix included, by direction.",
+		}, []string{"direction"}),
+		Writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpgw_socket_writes_total", Help: "Flushes to client sockets; frames_total{direction=out} / this = frames coalesced per write.",
+		}),
+		QueueDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_outbound_drops_total", Help: "Frames not queued for a client, by reason (slow_consumer, closed).",
+		}, []string{"reason"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_uplink_requests_total", Help: "Uplink requests by route and result code.",
+		}, []string{"route", "code"}),
+		UplinkLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tcpgw_uplink_duration_seconds",
+			Help:    "Uplink request latency from dispatch to the backend's answer, by route and HTTP status (or the error code).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "status"}),
+		UplinkInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_uplink_in_flight", Help: "Uplink requests being processed.",
+		}),
+		Draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_draining", Help: "1 while the gateway drains.",
+		}),
+	}
+	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
+		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining)
+	return m
+}

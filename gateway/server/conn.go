@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"golang.org/x/time/rate"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+type connKey struct{}
+
+// conn is the server's state for one connection.
+type conn struct {
+	srv  *Server
+	nc   netpoll.Connection
+	sess *session.Session
+
+	// Owned by the connection's reader (onRequest runs one at a time per connection).
+	handshaken bool
+	limiter    *rate.Limiter
+
+	timer session.Timer
+}
+
+// transport writes a session's frames to its netpoll connection: every queued frame is
+// appended to the connection's write buffer and one Flush sends them (one writev).
+type transport struct{ nc netpoll.Connection }
+
+func (t transport) Write(bufs [][]byte) error {
+	w := t.nc.Writer()
+	for _, b := range bufs {
+		if _, err := w.WriteBinary(b); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+func (t transport) Close() error { return t.nc.Close() }
+
+func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
+	now := s.now()
+	c := &conn{srv: s, nc: nc}
+	c.sess = session.New(transport{nc}, nc.RemoteAddr().String(), session.Limits{
+		QueueFrames: s.limits.OutboundQueueFrames,
+		QueueBytes:  s.limits.OutboundQueueBytes,
+	}, &session.Hooks{Closed: s.onSessionClosed, Flushed: s.onFlushed}, now)
+	n := s.conns.Add(1)
+	s.m.Connections.Inc()
+	// Any close, ours or the peer's, ends in the session's Closed hook exactly once.
+	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
+		c.sess.Abort(session.ReasonClientClosed)
+		return nil
+	})
+
+	switch {
+	case s.draining.Load():
+		s.m.ConnectionsRefused.WithLabelValues(string(session.ReasonDraining)).Inc()
+		c.sess.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_DRAINING, 0, ""), session.ReasonDraining)
+	case n > int64(s.limits.MaxConnections):
+		s.m.ConnectionsRefused.WithLabelValues(string(session.ReasonServerFull)).Inc()
+		c.fail(pb.ErrorCode_ERROR_CODE_SERVER_FULL, "the gateway holds its maximum of connections")
+	default:
+		// One timer serves both deadlines; the first check comes at the earlier of the two so
+		// that an idle timeout shorter than the handshake timeout is still honoured.
+		c.timer.Due = c.due
+		s.wheel.Schedule(&c.timer, now.Add(min(s.limits.HandshakeTimeout.Duration, s.limits.IdleTimeout.Duration)))
+	}
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// onDisconnect runs on the poller when the peer closed: it must return at once.
+func (s *Server) onDisconnect(ctx context.Context, _ netpoll.Connection) {
+	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+		c.sess.Abort(session.ReasonClientClosed)
+	}
+}
+
+func (s *Server) onSessionClosed(sess *session.Session, reason session.CloseReason) {
+	s.conns.Add(-1)
+	s.m.Connections.Dec()
+	s.m.Closes.WithLabelValues(string(reason)).Inc()
+	if !sess.Established() {
+		return
+	}
+	if s.sessions.Unregister(sess) {
+		s.m.Sessions.Dec()
+	}
+	s.log.Debug("connection closed", "reason", reason, "session", sess.SessionID, "user", sess.UserID, "remote", sess.Remote)
+}
+
+func (s *Server) onFlushed(frames, bytes int) {
+	s.m.Writes.Inc()
+	s.frames.bytesOut.Add(float64(bytes))
+}
+
+// onRequest decodes every complete frame that has arrived. netpoll runs it on a pooled
+// goroutine, one at a time per connection; it never waits on a backend.
+func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err error) {
+	c, ok := ctx.Value(connKey{}).(*conn)
+	if !ok {
+		return nc.Close()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic while handling a frame", "panic", p, "remote", c.sess.Remote)
+			c.fail(pb.ErrorCode_ERROR_CODE_INTERNAL, "internal error")
+		}
+	}()
+	r := nc.Reader()
+	defer r.Release()
+	for {
+		if closing, _ := c.sess.Closing(); closing {
+			// Nothing more is read from a closing connection.
+			return r.Skip(r.Len())
+		}
+		before := r.Len()
+		f, err := protocol.Decode(r, s.limits.MaxFrameBytes)
+		if err != nil {
+			if fe, ok := protocol.IsFrameError(err); ok {
+				c.fail(fe.Code, fe.Detail)
+				return nil
+			}
+			c.sess.Abort(session.ReasonClientClosed)
+			return nil
+		}
+		if f == nil {
+			return nil
+		}
+		s.frames.in(protocol.Kind(f), before-r.Len())
+		c.sess.Touch(s.now())
+		c.handle(f)
+	}
+}
+
+func (c *conn) handle(f *pb.Frame) {
+	if !c.handshaken {
+		hs := f.GetHandshake()
+		if hs == nil {
+			c.fail(pb.ErrorCode_ERROR_CODE_HANDSHAKE_REQUIRED, "the first frame must be HANDSHAKE")
+			return
+		}
+		c.handshake(hs)
+		return
+	}
+	switch b := f.Body.(type) {
+	case *pb.Frame_Ping:
+		c.send(&pb.Frame{Seq: f.Seq, Body: &pb.Frame_Pong{Pong: &pb.Pong{
+			ClientTimeMs: b.Ping.ClientTimeMs, ServerTimeMs: c.srv.now().UnixMilli(),
+		}}})
+	case *pb.Frame_Request:
+		c.request(f.Seq, b.Request)
+	case *pb.Frame_PushAck:
+		if c.srv.pushes != nil {
+			c.srv.pushes.PushAck(c.sess, b.PushAck)
+		}
+	case *pb.Frame_PushReply:
+		if c.srv.pushes != nil {
+			c.srv.pushes.PushReply(c.sess, b.PushReply)
+		}
+	case *pb.Frame_Handshake:
+		c.fail(pb.ErrorCode_ERROR_CODE_HANDSHAKE_REQUIRED, "second HANDSHAKE on one connection")
+	default:
+		c.fail(pb.ErrorCode_ERROR_CODE_BAD_FRAME, "clients may not send "+protocol.Kind(f))
+	}
+}
+
+// due is the connection's deadline check, called by the wheel: before the handshake it
+// enforces the handshake timeout, after it the idle timeout.
+func (c *conn) due(now time.Time) time.Time {
+	if closing, _ := c.sess.Closing(); closing {
+		return time.Time{}
+	}
+	s := c.srv
+	if !c.sess.Established() {
+		if now.Sub(c.sess.Connected) < s.limits.HandshakeTimeout.Duration {
+			return c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
+		}
+		c.fail(pb.ErrorCode_ERROR_CODE_HANDSHAKE_TIMEOUT, "no handshake within "+s.limits.HandshakeTimeout.String())
+		return time.Time{}
+	}
+	deadline := c.sess.LastSeen().Add(s.limits.IdleTimeout.Duration)
+	if now.Before(deadline) {
+		return deadline
+	}
+	c.fail(pb.ErrorCode_ERROR_CODE_IDLE_TIMEOUT, "nothing received for "+s.limits.IdleTimeout.String())
+	return time.Time{}
+}
+
+// fail tells the client why with an ERROR frame, then closes the connection.
+func (c *conn) fail(code pb.ErrorCode, detail string) {
+	f := &pb.Frame{Body: &pb.Frame_Error{Error: &pb.Error{Code: code, Message: detail}}}
+	b, err := protocol.Append(nil, f, c.srv.limits.MaxFrameBytes)
+	if err != nil {
+		b = nil
+	}
+	reason := session.ReasonForCode(code)
+	if c.sess.CloseAfter(b, reason) {
+		c.srv.frames.out("error")
+		c.srv.log.Info("closing connection", "reason", reason, "detail", detail, "remote", c.sess.Remote)
+	}
+}
+
+// send encodes f and queues it. A full queue closes the session as a slow consumer.
+func (c *conn) send(f *pb.Frame) {
+	c.srv.sendTo(c.sess, f)
+}

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tcpgateway/tcpgateway/gateway/auth"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+// maxIDLen bounds client-chosen identifiers so they cannot bloat indexes and headers.
+const maxIDLen = 128
+
+// handshake authenticates the client and registers its session. It runs on the connection's
+// reader: a slow auth webhook delays this connection only.
+func (c *conn) handshake(hs *pb.Handshake) {
+	s := c.srv
+	if hs.ProtocolVersion < 1 {
+		s.m.Handshakes.WithLabelValues("unsupported_version").Inc()
+		c.fail(pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, "protocol_version must be >= 1")
+		return
+	}
+	if !validID(hs.SessionId) || !validID(hs.DeviceId) || len(hs.ClientVersion) > maxIDLen {
+		s.m.Handshakes.WithLabelValues("bad_frame").Inc()
+		c.fail(pb.ErrorCode_ERROR_CODE_BAD_FRAME, "session_id, device_id and client_version must be printable ASCII of at most 128 bytes")
+		return
+	}
+	deadline := c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	id, err := s.verifier.Verify(ctx, auth.Request{Token: hs.Token, DeviceID: hs.DeviceId, ClientAddress: c.sess.Remote})
+	cancel()
+	if err != nil {
+		reason := auth.ReasonOf(err)
+		s.m.Handshakes.WithLabelValues(reason).Inc()
+		c.fail(pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, reason)
+		return
+	}
+	if closing, _ := c.sess.Closing(); closing {
+		// The handshake timeout fired while the verifier was working.
+		s.m.Handshakes.WithLabelValues("handshake_timeout").Inc()
+		return
+	}
+
+	sessionID := hs.SessionId
+	if sessionID == "" {
+		sessionID = newSessionID()
+	}
+	c.sess.Establish(session.Identity{
+		SessionID:     sessionID,
+		UserID:        id.UserID,
+		DeviceID:      hs.DeviceId,
+		Groups:        id.Groups,
+		ClientVersion: hs.ClientVersion,
+	})
+	c.limiter = rate.NewLimiter(rate.Limit(s.limits.RequestsPerSecond), s.limits.RequestBurst)
+	c.handshaken = true
+
+	// The ack is queued before registration so that no push can overtake it.
+	c.send(&pb.Frame{Body: &pb.Frame_HandshakeAck{HandshakeAck: &pb.HandshakeAck{
+		ProtocolVersion:     protocol.Version,
+		SessionId:           sessionID,
+		UserId:              id.UserID,
+		HeartbeatIntervalMs: uint32(s.limits.HeartbeatInterval.Milliseconds()),
+		IdleTimeoutMs:       uint32(s.limits.IdleTimeout.Milliseconds()),
+		MaxFrameBytes:       uint32(s.limits.MaxFrameBytes),
+		ServerId:            s.cfg.ServerID,
+		ServerTimeMs:        s.now().UnixMilli(),
+	}}})
+	if old := s.sessions.Register(c.sess); old != nil {
+		old.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_REPLACED, 0, ""), session.ReasonReplaced)
+	} else {
+		s.m.Sessions.Inc()
+	}
+	if closing, _ := c.sess.Closing(); closing && s.sessions.Unregister(c.sess) {
+		// Closed (slow consumer, peer gone) between the ack and the registration.
+		s.m.Sessions.Dec()
+	}
+	s.m.Handshakes.WithLabelValues("ok").Inc()
+	s.log.Debug("session opened", "session", sessionID, "user", id.UserID, "device", hs.DeviceId, "remote", c.sess.Remote)
+}
+
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// validID accepts empty or printable ASCII up to maxIDLen: ids end up in HTTP headers, logs
+// and map keys.
+func validID(s string) bool {
+	if len(s) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

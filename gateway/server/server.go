@@ -1,0 +1,226 @@
+// Package server wires the data plane onto netpoll: it accepts connections, decodes frames,
+// runs the handshake, answers heartbeats, dispatches uplink requests to a bounded worker pool,
+// enforces every limit with a typed reason, and shuts down in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+
+	"github.com/tcpgateway/tcpgateway/gateway/auth"
+	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/metrics"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/gateway/uplink"
+)
+
+// writeTimeout bounds one flush to a client socket. A peer that reads nothing for this long
+// is closed (write_failed) even if its queue has not filled up yet.
+const writeTimeout = 15 * time.Second
+
+// wheelTick is the resolution of handshake and idle deadlines.
+const wheelTick = 250 * time.Millisecond
+
+// PushHandler receives what clients say about downlink pushes. The downlink package
+// implements it; nil ignores acks and replies.
+type PushHandler interface {
+	PushAck(s *session.Session, ack *pb.PushAck)
+	PushReply(s *session.Session, reply *pb.PushReply)
+}
+
+// Options are the collaborators of a Server.
+type Options struct {
+	Config   *config.Config
+	Verifier auth.Verifier
+	Router   *uplink.Router
+	Metrics  *metrics.Gateway
+	Logger   *slog.Logger
+	Pushes   PushHandler
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is one gateway instance's client-facing side.
+type Server struct {
+	cfg      *config.Config
+	limits   config.Limits
+	verifier auth.Verifier
+	router   *uplink.Router
+	m        *metrics.Gateway
+	log      *slog.Logger
+	pushes   PushHandler
+	now      func() time.Time
+	sessions *session.Manager
+	wheel    *session.Wheel
+	frames   *frameCounters
+
+	work     chan func() // uplink jobs, taken by the worker pool
+	inFlight sync.WaitGroup
+
+	conns    atomic.Int64
+	draining atomic.Bool
+
+	mu       sync.Mutex // guards loop, listener
+	loop     netpoll.EventLoop
+	listener net.Listener
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	workers  sync.WaitGroup
+}
+
+// New builds a server; Serve starts it.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil || opts.Verifier == nil || opts.Router == nil || opts.Metrics == nil {
+		return nil, errors.New("server: Config, Verifier, Router and Metrics are required")
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	l := opts.Config.Limits
+	span := max(l.IdleTimeout.Duration, l.HandshakeTimeout.Duration) + time.Second
+	s := &Server{
+		cfg:      opts.Config,
+		limits:   l,
+		verifier: opts.Verifier,
+		router:   opts.Router,
+		m:        opts.Metrics,
+		log:      log,
+		pushes:   opts.Pushes,
+		now:      now,
+		sessions: session.NewManager(),
+		wheel:    session.NewWheel(wheelTick, span, now()),
+		frames:   newFrameCounters(opts.Metrics),
+		work:     make(chan func(), l.UplinkWorkers*4),
+		stop:     make(chan struct{}),
+	}
+	return s, nil
+}
+
+// Sessions is the registry of live sessions (the downlink delivers through it).
+func (s *Server) Sessions() *session.Manager { return s.sessions }
+
+// Serve listens on the configured client address and serves until Shutdown. It returns once
+// the listener is bound; errors after that are logged.
+func (s *Server) Serve(ln net.Listener) error {
+	loop, err := netpoll.NewEventLoop(s.onRequest,
+		netpoll.WithOnConnect(s.onConnect),
+		netpoll.WithOnDisconnect(s.onDisconnect),
+		netpoll.WithWriteTimeout(writeTimeout),
+	)
+	if err != nil {
+		return fmt.Errorf("while creating the event loop: %w", err)
+	}
+	s.mu.Lock()
+	s.loop, s.listener = loop, ln
+	s.mu.Unlock()
+
+	for range s.limits.UplinkWorkers {
+		s.workers.Add(1)
+		go s.worker()
+	}
+	ticker := time.NewTicker(wheelTick)
+	go func() {
+		defer ticker.Stop()
+		s.wheel.Run(ticker.C, s.stop)
+	}()
+	go func() {
+		if err := loop.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("event loop stopped", "err", err)
+		}
+	}()
+	s.log.Info("serving clients", "address", ln.Addr().String())
+	return nil
+}
+
+// Addr is the bound client address.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return nil
+	}
+	return s.listener.Addr()
+}
+
+// BeginDrain makes the gateway refuse new requests (DRAINING) and report not-ready, while
+// sessions stay connected: the first phase of a drain.
+func (s *Server) BeginDrain() {
+	s.draining.Store(true)
+	s.m.Draining.Set(1)
+}
+
+// Draining reports whether the server stopped taking new work.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Connections is the number of open client connections.
+func (s *Server) Connections() int64 { return s.conns.Load() }
+
+// Shutdown stops accepting, tells every session to go away, waits (until ctx is done) for
+// in-flight requests and outbound queues, then closes what remains and stops the loops.
+// The paced drain of issue "graceful drain" replaces the all-at-once GOAWAY here.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.BeginDrain()
+	goaway := s.goAwayFrame(pb.GoAway_REASON_DRAINING, 0, "")
+	for _, sess := range s.sessions.All(nil) {
+		sess.CloseAfter(goaway, session.ReasonDraining)
+	}
+	waitGroup(ctx, &s.inFlight)
+	for _, sess := range s.sessions.All(nil) {
+		select {
+		case <-sess.Flushed():
+		case <-ctx.Done():
+		}
+	}
+	for _, sess := range s.sessions.All(nil) {
+		sess.Abort(session.ReasonShutdown)
+	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.mu.Lock()
+	loop := s.loop
+	s.mu.Unlock()
+	var err error
+	if loop != nil {
+		err = loop.Shutdown(ctx)
+	}
+	s.workers.Wait()
+	return err
+}
+
+// worker runs uplink jobs until Shutdown. The work channel is never closed, so a request
+// racing with Shutdown cannot panic on a closed channel; it is answered or dropped.
+func (s *Server) worker() {
+	defer s.workers.Done()
+	for {
+		select {
+		case job := <-s.work:
+			job()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// waitGroup waits for wg or ctx, whichever comes first.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
