@@ -1,0 +1,50 @@
+// Command tcpgwctl is the tcpgateway client CLI: connect interactively, send one request,
+// watch pushes, mint development tokens, and drive load (bench).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `tcpgwctl — talk to a tcpgateway
+
+  tcpgwctl connect -addr HOST:PORT -token T     interactive session: "<service> <method> [payload]", "ping", "quit"
+  tcpgwctl request -addr HOST:PORT -token T SERVICE METHOD [PAYLOAD]
+  tcpgwctl watch   -addr HOST:PORT -token T     print pushes as JSON lines (acks them)
+  tcpgwctl token   -secret-file F -user U [-groups a,b] [-ttl 24h]   mint an HS256 token for development
+
+The token may also come from $TCPGW_TOKEN.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "connect":
+		err = runConnect(ctx, args)
+	case "request":
+		err = runRequest(ctx, args)
+	case "watch":
+		err = runWatch(ctx, args)
+	case "token":
+		err = runToken(args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tcpgwctl:", err)
+		os.Exit(1)
+	}
+}
