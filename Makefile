@@ -17,6 +17,9 @@ GO_PKGS   := ./...
 # the seed corpus, short enough for CI.
 FUZZTIME  ?= 10s
 
+# Files written by `make generate manifests`; committed, and checked to be up to date.
+GENERATED := '*.pb.go' '*zz_generated*' config/crd config/rbac
+
 # Same flags as the Dockerfile's build stage (a test keeps them equal).
 BUILD_FLAGS := -trimpath -ldflags "-s -w"
 
@@ -46,7 +49,7 @@ manifests: ## Generate the CRD and RBAC manifests from the API types and RBAC ma
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when committed generated files differ from a fresh generation.
-	@changed=$$(git status --porcelain -- api config gateway charts '*.pb.go'); \
+	@changed=$$(git status --porcelain -- $(GENERATED)); \
 	if [ -n "$$changed" ]; then echo "generated files are stale; run 'make generate manifests':"; echo "$$changed"; exit 1; fi
 
 ##@ Quality
