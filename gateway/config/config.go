@@ -1,0 +1,151 @@
+// Package config is the gateway's configuration schema: one YAML file (rendered by the operator
+// into a ConfigMap) plus a few environment overrides, with defaults and validation.
+//
+// It is the only gateway package the operator imports, so it depends on nothing but the
+// standard library and sigs.k8s.io/yaml.
+package config
+
+import "time"
+
+// Config is the whole gateway configuration. Zero values mean "use the default"; Default fills
+// them in and Validate explains what is wrong with the rest.
+type Config struct {
+	// ServerID names this instance in logs, metrics, HandshakeAck.server_id and as its Kafka
+	// consumer identity. Default: $POD_NAME, else the host name.
+	ServerID string `json:"serverID,omitempty"`
+
+	Listen  Listen  `json:"listen"`
+	Limits  Limits  `json:"limits"`
+	Auth    Auth    `json:"auth"`
+	Routes  []Route `json:"routes,omitempty"`
+	Kafka   Kafka   `json:"kafka"`
+	Drain   Drain   `json:"drain"`
+	Replay  Replay  `json:"replay"`
+	Logging Logging `json:"logging"`
+}
+
+// Listen holds the addresses the gateway binds.
+type Listen struct {
+	// Clients is the TCP address for client connections. Default ":7000".
+	Clients string `json:"clients,omitempty"`
+	// Admin is the HTTP address for /healthz, /readyz, /metrics, /status, /drain, /debug/pprof.
+	// Default ":9090".
+	Admin string `json:"admin,omitempty"`
+}
+
+// Limits bound every resource a client can make the gateway spend.
+type Limits struct {
+	// MaxConnections accepted at once; more are refused with ERROR SERVER_FULL. Default 100000.
+	MaxConnections int `json:"maxConnections,omitempty"`
+	// MaxFrameBytes is the largest frame body accepted or sent. Default 65536.
+	MaxFrameBytes int `json:"maxFrameBytes,omitempty"`
+	// HandshakeTimeout: a connection must complete its handshake within it. Default 5s.
+	HandshakeTimeout Duration `json:"handshakeTimeout,omitempty"`
+	// HeartbeatInterval advertised to clients (HandshakeAck.heartbeat_interval_ms). Default 30s.
+	HeartbeatInterval Duration `json:"heartbeatInterval,omitempty"`
+	// IdleTimeout: a session silent this long is closed. Default 90s (3 heartbeats).
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// RequestsPerSecond is each session's sustained uplink request rate (token bucket).
+	// Default 50.
+	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
+	// RequestBurst is the bucket size. Default 100.
+	RequestBurst int `json:"requestBurst,omitempty"`
+	// OutboundQueueFrames bounds each session's queue of frames not yet written; a client
+	// whose queue fills up is closed as a slow consumer. Default 1024.
+	OutboundQueueFrames int `json:"outboundQueueFrames,omitempty"`
+	// OutboundQueueBytes bounds the same queue in bytes. Default 1048576 (1 MiB).
+	OutboundQueueBytes int `json:"outboundQueueBytes,omitempty"`
+	// UplinkWorkers bounds the goroutines calling backends, shared by all sessions.
+	// Default 256.
+	UplinkWorkers int `json:"uplinkWorkers,omitempty"`
+}
+
+// Auth selects how handshake tokens are verified: exactly one of JWT or Webhook.
+type Auth struct {
+	JWT     *JWTAuth     `json:"jwt,omitempty"`
+	Webhook *WebhookAuth `json:"webhook,omitempty"`
+}
+
+// JWTAuth verifies tokens locally. Keys are files mounted from a Secret.
+type JWTAuth struct {
+	// HS256SecretFile holds the shared HMAC secret (raw bytes). Optional.
+	HS256SecretFile string `json:"hs256SecretFile,omitempty"`
+	// RS256PublicKeyFile holds a PEM RSA public key (PKIX or PKCS#1). Optional.
+	RS256PublicKeyFile string `json:"rs256PublicKeyFile,omitempty"`
+	// Issuer, when set, must equal the token's "iss".
+	Issuer string `json:"issuer,omitempty"`
+	// Audience, when set, must be in the token's "aud".
+	Audience string `json:"audience,omitempty"`
+	// UserClaim names the claim holding the user id. Default "sub".
+	UserClaim string `json:"userClaim,omitempty"`
+	// GroupsClaim names the claim holding the group tags (array of strings). Default "groups".
+	GroupsClaim string `json:"groupsClaim,omitempty"`
+	// Leeway tolerated on exp/nbf/iat. Default 30s.
+	Leeway Duration `json:"leeway,omitempty"`
+}
+
+// WebhookAuth delegates verification to an HTTP endpoint.
+type WebhookAuth struct {
+	// URL receives a POST with {"token","deviceID","clientAddress"} and answers
+	// {"allowed":bool,"userID":string,"groups":[string],"reason":string}.
+	URL string `json:"url"`
+	// Timeout of one call. Default 2s.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Route sends REQUESTs for one service to one HTTP backend.
+type Route struct {
+	// Service is matched against Request.service. Unique.
+	Service string `json:"service"`
+	// URL of the backend; the request goes to URL + "/" + method.
+	URL string `json:"url"`
+	// Timeout of one call, from the gateway's dispatch to the backend's last byte. Default 5s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxInFlight bounds concurrent calls on this route; more get TOO_MANY_IN_FLIGHT.
+	// Default 1024.
+	MaxInFlight int `json:"maxInFlight,omitempty"`
+	// H2C speaks HTTP/2 over cleartext to the backend (one multiplexed connection).
+	H2C bool `json:"h2c,omitempty"`
+}
+
+// Kafka configures downlink delivery and receipts.
+type Kafka struct {
+	// Brokers is the bootstrap list, host:port. Empty disables downlink.
+	Brokers []string `json:"brokers,omitempty"`
+	// DownlinkTopic carries records for clients.
+	DownlinkTopic string `json:"downlinkTopic,omitempty"`
+	// ReceiptsTopic carries acks, replies and expiries back to publishers.
+	ReceiptsTopic string `json:"receiptsTopic,omitempty"`
+}
+
+// Drain paces a graceful shutdown (preStop /drain or SIGTERM).
+type Drain struct {
+	// DeregistrationDelay: keep accepting while the load balancer notices readiness failed.
+	// Default 5s.
+	DeregistrationDelay Duration `json:"deregistrationDelay,omitempty"`
+	// SpreadWindow: GOAWAYs are spread over this window, in paced batches. Default 20s.
+	SpreadWindow Duration `json:"spreadWindow,omitempty"`
+	// FlushTimeout: wait this long for in-flight requests and outbound queues. Default 5s.
+	FlushTimeout Duration `json:"flushTimeout,omitempty"`
+	// HardDeadline: from the start of the drain, force-close whatever remains. Default 45s.
+	HardDeadline Duration `json:"hardDeadline,omitempty"`
+}
+
+// Replay bounds the in-memory window of recent downlink records used to resume sessions.
+type Replay struct {
+	// MaxRecords kept. Default 100000.
+	MaxRecords int `json:"maxRecords,omitempty"`
+	// MaxAge of a kept record. Default 10m.
+	MaxAge Duration `json:"maxAge,omitempty"`
+}
+
+// Logging configures the structured logger.
+type Logging struct {
+	// Level: debug, info, warn or error. Default info.
+	Level string `json:"level,omitempty"`
+	// Format: json or text. Default json.
+	Format string `json:"format,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
+type Duration struct{ time.Duration }

@@ -1,0 +1,152 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Defaults, exported so the operator, the CRD schema defaults and the docs quote one source.
+const (
+	DefaultClientsAddress = ":7000"
+	DefaultAdminAddress   = ":9090"
+
+	DefaultMaxConnections      = 100000
+	DefaultMaxFrameBytes       = 65536
+	DefaultHandshakeTimeout    = 5 * time.Second
+	DefaultHeartbeatInterval   = 30 * time.Second
+	DefaultIdleTimeout         = 90 * time.Second
+	DefaultRequestsPerSecond   = 50.0
+	DefaultRequestBurst        = 100
+	DefaultOutboundQueueFrames = 1024
+	DefaultOutboundQueueBytes  = 1 << 20
+	DefaultUplinkWorkers       = 256
+
+	DefaultUserClaim   = "sub"
+	DefaultGroupsClaim = "groups"
+	DefaultJWTLeeway   = 30 * time.Second
+
+	DefaultWebhookTimeout = 2 * time.Second
+
+	DefaultRouteTimeout     = 5 * time.Second
+	DefaultRouteMaxInFlight = 1024
+
+	DefaultDeregistrationDelay = 5 * time.Second
+	DefaultSpreadWindow        = 20 * time.Second
+	DefaultFlushTimeout        = 5 * time.Second
+	DefaultHardDeadline        = 45 * time.Second
+
+	DefaultReplayMaxRecords = 100000
+	DefaultReplayMaxAge     = 10 * time.Minute
+
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "json"
+)
+
+// Default fills every zero field with its documented default. It only ever writes zero
+// fields, so it is idempotent and never hides a value Validate should reject (a negative
+// limit stays negative). ServerID falls back to the host name; see Load for $POD_NAME.
+func (c *Config) Default() {
+	c.defaults(os.Hostname)
+}
+
+// defaults is Default with the host name lookup injected for tests.
+func (c *Config) defaults(hostname func() (string, error)) {
+	if c.ServerID == "" {
+		if h, err := hostname(); err == nil {
+			c.ServerID = h
+		}
+	}
+	c.Listen.Default()
+	c.Limits.Default()
+	if c.Auth.JWT != nil {
+		c.Auth.JWT.Default()
+	}
+	if c.Auth.Webhook != nil {
+		c.Auth.Webhook.Default()
+	}
+	for i := range c.Routes {
+		c.Routes[i].Default()
+	}
+	c.Drain.Default()
+	c.Replay.Default()
+	c.Logging.Default()
+}
+
+// Default fills the listen addresses.
+func (l *Listen) Default() {
+	setString(&l.Clients, DefaultClientsAddress)
+	setString(&l.Admin, DefaultAdminAddress)
+}
+
+// Default fills the resource limits.
+func (l *Limits) Default() {
+	setInt(&l.MaxConnections, DefaultMaxConnections)
+	setInt(&l.MaxFrameBytes, DefaultMaxFrameBytes)
+	setDuration(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDuration(&l.HeartbeatInterval, DefaultHeartbeatInterval)
+	setDuration(&l.IdleTimeout, DefaultIdleTimeout)
+	if l.RequestsPerSecond == 0 {
+		l.RequestsPerSecond = DefaultRequestsPerSecond
+	}
+	setInt(&l.RequestBurst, DefaultRequestBurst)
+	setInt(&l.OutboundQueueFrames, DefaultOutboundQueueFrames)
+	setInt(&l.OutboundQueueBytes, DefaultOutboundQueueBytes)
+	setInt(&l.UplinkWorkers, DefaultUplinkWorkers)
+}
+
+// Default fills the claim names and leeway. Exported so the auth package can default a
+// JWTAuth it was handed on its own.
+func (j *JWTAuth) Default() {
+	setString(&j.UserClaim, DefaultUserClaim)
+	setString(&j.GroupsClaim, DefaultGroupsClaim)
+	setDuration(&j.Leeway, DefaultJWTLeeway)
+}
+
+// Default fills the call timeout.
+func (w *WebhookAuth) Default() {
+	setDuration(&w.Timeout, DefaultWebhookTimeout)
+}
+
+// Default fills the call timeout and the in-flight bound.
+func (r *Route) Default() {
+	setDuration(&r.Timeout, DefaultRouteTimeout)
+	setInt(&r.MaxInFlight, DefaultRouteMaxInFlight)
+}
+
+// Default fills the drain pacing.
+func (d *Drain) Default() {
+	setDuration(&d.DeregistrationDelay, DefaultDeregistrationDelay)
+	setDuration(&d.SpreadWindow, DefaultSpreadWindow)
+	setDuration(&d.FlushTimeout, DefaultFlushTimeout)
+	setDuration(&d.HardDeadline, DefaultHardDeadline)
+}
+
+// Default fills the replay window bounds.
+func (r *Replay) Default() {
+	setInt(&r.MaxRecords, DefaultReplayMaxRecords)
+	setDuration(&r.MaxAge, DefaultReplayMaxAge)
+}
+
+// Default fills the log level and format.
+func (l *Logging) Default() {
+	setString(&l.Level, DefaultLogLevel)
+	setString(&l.Format, DefaultLogFormat)
+}
+
+func setString(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDuration(p *Duration, v time.Duration) {
+	if p.Duration == 0 {
+		p.Duration = v
+	}
+}

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func fixedHostname(name string) func() (string, error) {
+	return func() (string, error) { return name, nil }
+}
+
+func TestDefaultValues(t *testing.T) {
+	c := Config{
+		Auth:   Auth{JWT: &JWTAuth{HS256SecretFile: "/k"}, Webhook: &WebhookAuth{URL: "http://a"}},
+		Routes: []Route{{Service: "a", URL: "http://a"}, {Service: "b", URL: "http://b"}},
+	}
+	c.defaults(fixedHostname("host-1"))
+
+	d := func(v time.Duration) Duration { return Duration{v} }
+	want := Config{
+		ServerID: "host-1",
+		Listen:   Listen{Clients: ":7000", Admin: ":9090"},
+		Limits: Limits{
+			MaxConnections: 100000, MaxFrameBytes: 65536,
+			HandshakeTimeout: d(5 * time.Second), HeartbeatInterval: d(30 * time.Second),
+			IdleTimeout: d(90 * time.Second), RequestsPerSecond: 50, RequestBurst: 100,
+			OutboundQueueFrames: 1024, OutboundQueueBytes: 1 << 20, UplinkWorkers: 256,
+		},
+		Auth: Auth{
+			JWT: &JWTAuth{HS256SecretFile: "/k", UserClaim: "sub", GroupsClaim: "groups",
+				Leeway: d(30 * time.Second)},
+			Webhook: &WebhookAuth{URL: "http://a", Timeout: d(2 * time.Second)},
+		},
+		Routes: []Route{
+			{Service: "a", URL: "http://a", Timeout: d(5 * time.Second), MaxInFlight: 1024},
+			{Service: "b", URL: "http://b", Timeout: d(5 * time.Second), MaxInFlight: 1024},
+		},
+		Drain: Drain{DeregistrationDelay: d(5 * time.Second), SpreadWindow: d(20 * time.Second),
+			FlushTimeout: d(5 * time.Second), HardDeadline: d(45 * time.Second)},
+		Replay:  Replay{MaxRecords: 100000, MaxAge: d(10 * time.Minute)},
+		Logging: Logging{Level: "info", Format: "json"},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaulted config:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestDefaultIsIdempotent(t *testing.T) {
+	inputs := map[string]Config{
+		"empty": {},
+		"jwt":   {Auth: Auth{JWT: &JWTAuth{}}, Routes: []Route{{}}},
+		"partial": {
+			ServerID: "pod-3",
+			Limits:   Limits{MaxFrameBytes: 1024, IdleTimeout: Duration{time.Minute}},
+			Auth:     Auth{Webhook: &WebhookAuth{URL: "http://x", Timeout: Duration{time.Second}}},
+		},
+	}
+	for name, c := range inputs {
+		t.Run(name, func(t *testing.T) {
+			c.defaults(fixedHostname("h"))
+			once := clone(t, c)
+			c.defaults(fixedHostname("other"))
+			if !reflect.DeepEqual(c, once) {
+				t.Errorf("second Default changed the config:\n got %+v\nwant %+v", c, once)
+			}
+		})
+	}
+}
+
+func TestDefaultKeepsSetValues(t *testing.T) {
+	c := Config{
+		ServerID: "mine",
+		Limits:   Limits{MaxFrameBytes: -1, RequestsPerSecond: 0.5},
+		Logging:  Logging{Level: "debug"},
+	}
+	c.defaults(fixedHostname("host"))
+	if c.ServerID != "mine" || c.Limits.MaxFrameBytes != -1 || c.Limits.RequestsPerSecond != 0.5 ||
+		c.Logging.Level != "debug" {
+		t.Errorf("Default overwrote set values: %+v", c)
+	}
+}
+
+func TestDefaultHostnameFailureLeavesServerIDEmpty(t *testing.T) {
+	var c Config
+	c.defaults(func() (string, error) { return "", errors.New("no hostname") })
+	if c.ServerID != "" {
+		t.Errorf("ServerID = %q, want empty so Validate reports it", c.ServerID)
+	}
+}
+
+func TestDefaultUsesHostname(t *testing.T) {
+	var c Config
+	c.Default()
+	if c.ServerID == "" {
+		t.Error("Default left ServerID empty on a machine with a host name")
+	}
+}
+
+// clone deep-copies a Config through its own JSON encoding.
+func clone(t *testing.T, c Config) Config {
+	t.Helper()
+	var out Config
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

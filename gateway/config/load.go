@@ -1,0 +1,96 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// lookupEnv has the signature of os.LookupEnv; tests pass a map instead of touching the
+// process environment.
+type lookupEnv func(key string) (string, bool)
+
+// envOverride is one environment variable that overrides the file. An empty value counts as
+// unset, so a Downward API field that resolves to "" cannot blank out a configured value.
+type envOverride struct {
+	name  string
+	apply func(c *Config, value string)
+}
+
+// envOverrides is the whole set of environment overrides, applied in this order. They exist
+// for values that differ per pod or per environment while the ConfigMap is shared:
+//
+//	POD_NAME              → serverID, only when the file left it empty (StatefulSet pod name)
+//	TCPGW_SERVER_ID       → serverID, always
+//	TCPGW_LISTEN_CLIENTS  → listen.clients
+//	TCPGW_LISTEN_ADMIN    → listen.admin
+//	TCPGW_KAFKA_BROKERS   → kafka.brokers, comma-separated, blanks dropped
+var envOverrides = []envOverride{
+	{"POD_NAME", func(c *Config, v string) {
+		if c.ServerID == "" {
+			c.ServerID = v
+		}
+	}},
+	{"TCPGW_SERVER_ID", func(c *Config, v string) { c.ServerID = v }},
+	{"TCPGW_LISTEN_CLIENTS", func(c *Config, v string) { c.Listen.Clients = v }},
+	{"TCPGW_LISTEN_ADMIN", func(c *Config, v string) { c.Listen.Admin = v }},
+	{"TCPGW_KAFKA_BROKERS", func(c *Config, v string) { c.Kafka.Brokers = splitList(v) }},
+}
+
+// Load reads the YAML file at path and returns a defaulted, validated Config. Unknown fields
+// are an error so that a typo in a ConfigMap fails at start-up instead of being ignored.
+// Order: file, environment overrides (see envOverrides), Default, Validate.
+func Load(path string) (*Config, error) {
+	return load(path, os.LookupEnv)
+}
+
+// Parse is Load for YAML already in memory. It reads the process environment too.
+func Parse(data []byte) (*Config, error) {
+	return parse(data, os.LookupEnv)
+}
+
+func load(path string, env lookupEnv) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("while reading config: %w", err)
+	}
+	c, err := parse(data, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func parse(data []byte, env lookupEnv) (*Config, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("while parsing config: %w", err)
+	}
+	c.applyEnv(env)
+	c.Default()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config:\n%w", err)
+	}
+	return &c, nil
+}
+
+func (c *Config) applyEnv(env lookupEnv) {
+	for _, o := range envOverrides {
+		if v, ok := env(o.name); ok && strings.TrimSpace(v) != "" {
+			o.apply(c, strings.TrimSpace(v))
+		}
+	}
+}
+
+// splitList splits a comma-separated list, trimming blanks and dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// mapEnv is an injectable environment.
+func mapEnv(m map[string]string) lookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+const minimalYAML = `
+serverID: from-file
+auth:
+  jwt:
+    hs256SecretFile: /keys/hs
+routes:
+  - service: chat
+    url: http://chat:8080
+    timeout: 1500ms
+`
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadAppliesFileThenDefaults(t *testing.T) {
+	c, err := load(writeFile(t, minimalYAML), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ServerID != "from-file" {
+		t.Errorf("ServerID = %q", c.ServerID)
+	}
+	if got := c.Routes[0].Timeout.Duration; got != 1500*time.Millisecond {
+		t.Errorf("routes[0].timeout = %s, want 1.5s from the file", got)
+	}
+	if c.Routes[0].MaxInFlight != DefaultRouteMaxInFlight || c.Limits.MaxFrameBytes != DefaultMaxFrameBytes ||
+		c.Auth.JWT.UserClaim != DefaultUserClaim {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+func TestLoadEnvOverrides(t *testing.T) {
+	noServerID := strings.Replace(minimalYAML, "serverID: from-file", "", 1)
+	tests := []struct {
+		name        string
+		yaml        string
+		env         map[string]string
+		wantID      string
+		wantClients string
+		wantAdmin   string
+		wantBrokers []string
+	}{
+		{
+			name: "none", yaml: minimalYAML, env: nil,
+			wantID: "from-file", wantClients: DefaultClientsAddress, wantAdmin: DefaultAdminAddress,
+		},
+		{
+			name: "pod name does not replace the file's server id", yaml: minimalYAML,
+			env:    map[string]string{"POD_NAME": "tcpgw-2"},
+			wantID: "from-file", wantClients: DefaultClientsAddress, wantAdmin: DefaultAdminAddress,
+		},
+		{
+			name: "pod name fills an empty server id", yaml: noServerID,
+			env:    map[string]string{"POD_NAME": "tcpgw-2"},
+			wantID: "tcpgw-2", wantClients: DefaultClientsAddress, wantAdmin: DefaultAdminAddress,
+		},
+		{
+			name: "server id override wins over file and pod name", yaml: minimalYAML,
+			env:    map[string]string{"POD_NAME": "tcpgw-2", "TCPGW_SERVER_ID": "explicit"},
+			wantID: "explicit", wantClients: DefaultClientsAddress, wantAdmin: DefaultAdminAddress,
+		},
+		{
+			name: "listen and brokers", yaml: minimalYAML + "kafka:\n  downlinkTopic: d\n  receiptsTopic: r\n",
+			env: map[string]string{
+				"TCPGW_LISTEN_CLIENTS": "127.0.0.1:0",
+				"TCPGW_LISTEN_ADMIN":   "127.0.0.1:0",
+				"TCPGW_KAFKA_BROKERS":  " k0:9092, ,k1:9092 ",
+			},
+			wantID: "from-file", wantClients: "127.0.0.1:0", wantAdmin: "127.0.0.1:0",
+			wantBrokers: []string{"k0:9092", "k1:9092"},
+		},
+		{
+			name: "empty values count as unset", yaml: minimalYAML,
+			env:    map[string]string{"TCPGW_SERVER_ID": "", "TCPGW_LISTEN_CLIENTS": " "},
+			wantID: "from-file", wantClients: DefaultClientsAddress, wantAdmin: DefaultAdminAddress,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(writeFile(t, tt.yaml), mapEnv(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ServerID != tt.wantID || c.Listen.Clients != tt.wantClients || c.Listen.Admin != tt.wantAdmin ||
+				!slices.Equal(c.Kafka.Brokers, tt.wantBrokers) {
+				t.Errorf("got serverID=%q clients=%q admin=%q brokers=%q", c.ServerID, c.Listen.Clients,
+					c.Listen.Admin, c.Kafka.Brokers)
+			}
+		})
+	}
+}
+
+// TestLoadReadsProcessEnv covers the exported wiring to os.LookupEnv.
+func TestLoadReadsProcessEnv(t *testing.T) {
+	t.Setenv("TCPGW_SERVER_ID", "from-env")
+	t.Setenv("TCPGW_KAFKA_BROKERS", "")
+	c, err := Load(writeFile(t, minimalYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ServerID != "from-env" {
+		t.Errorf("ServerID = %q, want from-env", c.ServerID)
+	}
+	c2, err := Parse([]byte(minimalYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.ServerID != "from-env" {
+		t.Errorf("Parse: ServerID = %q, want from-env", c2.ServerID)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"unknown top-level field", minimalYAML + "listne:\n  clients: \":1\"\n", `unknown field "listne"`},
+		{"unknown nested field", minimalYAML + "limits:\n  maxFrameByte: 10\n", `unknown field "maxFrameByte"`},
+		{"duplicate key", minimalYAML + "serverID: again\n", `"serverID" already set`},
+		{"bad duration", minimalYAML + "limits:\n  idleTimeout: 90\n", "duration must be a string"},
+		{"negative duration", minimalYAML + "drain:\n  spreadWindow: -1s\n", "must not be negative"},
+		{"wrong type", minimalYAML + "limits:\n  maxConnections: many\n", "maxConnections"},
+		{"invalid after defaults", minimalYAML + "logging:\n  level: loud\n", "logging.level"},
+		{"no auth", "serverID: x\n", "auth: exactly one of jwt or webhook"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(writeFile(t, tt.yaml), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := load(filepath.Join(t.TempDir(), "absent.yaml"), noEnv)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("err = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestFullExampleValidates(t *testing.T) {
+	c, err := load("testdata/full.yaml", noEnv)
+	if err != nil {
+		t.Fatalf("testdata/full.yaml: %v", err)
+	}
+	// The example spells out every default; defaulting it must change nothing but the fields
+	// it sets to non-defaults.
+	if c.Limits.MaxFrameBytes != DefaultMaxFrameBytes || c.Drain.HardDeadline.Duration != DefaultHardDeadline ||
+		len(c.Routes) != 2 || len(c.Kafka.Brokers) != 2 || c.Auth.Webhook != nil {
+		t.Errorf("unexpected values from full.yaml: %+v", c)
+	}
+}
+
+// TestFullExampleShowsEveryField keeps the documentation example complete: every JSON field
+// of Config must appear in testdata/full.yaml, commented out or not.
+func TestFullExampleShowsEveryField(t *testing.T) {
+	data, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range jsonFieldNames(reflect.TypeFor[Config](), nil) {
+		re := regexp.MustCompile(`(?m)^[ \t#]*(- )?` + regexp.QuoteMeta(name) + `:`)
+		if !re.Match(data) {
+			t.Errorf("testdata/full.yaml does not show field %q", name)
+		}
+	}
+}
+
+// jsonFieldNames lists the JSON names of t's fields, recursing into structs, pointers and
+// slices of structs, but not into Duration (a leaf).
+func jsonFieldNames(t reflect.Type, seen []string) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeFor[Duration]() {
+		return seen
+	}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		seen = append(seen, name)
+		seen = jsonFieldNames(f.Type, seen)
+	}
+	return seen
+}
+
+// TestRenderRoundTrip: the operator renders a Config with sigs.k8s.io/yaml; what it writes
+// must load back to the same Config.
+func TestRenderRoundTrip(t *testing.T) {
+	c, err := load("testdata/full.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "hardDeadline: 45s") {
+		t.Errorf("rendered durations are not Go duration strings:\n%s", out)
+	}
+	back, err := parse(out, noEnv)
+	if err != nil {
+		t.Fatalf("rendered config does not load: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip changed the config:\n got %+v\nwant %+v", back, c)
+	}
+}

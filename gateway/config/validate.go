@@ -1,0 +1,252 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+)
+
+// Bounds checked by Validate.
+const (
+	// MinMaxFrameBytes leaves room for a handshake with a token; below it nothing works.
+	MinMaxFrameBytes = 64
+	// MaxMaxFrameBytes caps one frame at 16 MiB: the gateway allocates a frame before it
+	// decodes it, so this is also the largest allocation a single client can cause.
+	MaxMaxFrameBytes = 16 << 20
+	// maxTopicLength is Kafka's limit on topic names.
+	maxTopicLength = 249
+)
+
+var (
+	serviceRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
+	topicRE   = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"json", "text"}
+)
+
+// Validate reports every problem at once (joined with errors.Join), each prefixed with the
+// YAML path of the field, so one failed rollout shows the whole list. It expects a defaulted
+// Config: call Default first, as Load does.
+func (c *Config) Validate() error {
+	var v validator
+	if c.ServerID == "" {
+		v.addf("serverID", "required (set it, or POD_NAME, or TCPGW_SERVER_ID)")
+	}
+	c.validateListen(&v)
+	c.validateLimits(&v)
+	c.validateAuth(&v)
+	c.validateRoutes(&v)
+	c.validateKafka(&v)
+	c.validateDrain(&v)
+	c.validateReplay(&v)
+	c.validateLogging(&v)
+	return errors.Join(v.errs...)
+}
+
+// validator collects problems; its zero value is ready to use.
+type validator struct{ errs []error }
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) positiveInt(path string, n int) {
+	if n <= 0 {
+		v.addf(path, "must be positive, got %d", n)
+	}
+}
+
+func (v *validator) positiveDuration(path string, d Duration) {
+	if d.Duration <= 0 {
+		v.addf(path, "must be positive, got %s", d.Duration)
+	}
+}
+
+func (v *validator) nonNegativeDuration(path string, d Duration) {
+	if d.Duration < 0 {
+		v.addf(path, "must not be negative, got %s", d.Duration)
+	}
+}
+
+func (v *validator) oneOf(path, got string, allowed []string) {
+	for _, a := range allowed {
+		if got == a {
+			return
+		}
+	}
+	v.addf(path, "%q is not one of %q", got, allowed)
+}
+
+// httpURL checks that s is an absolute http or https URL with a host.
+func (v *validator) httpURL(path, s string) {
+	if s == "" {
+		v.addf(path, "required")
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		v.addf(path, "invalid URL %q: %v", s, err)
+		return
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.addf(path, "%q must be an absolute http:// or https:// URL", s)
+	}
+}
+
+// hostPort checks a listen address: host may be empty (all interfaces), the port must be a
+// number (0 asks the kernel for a free port, which tests use).
+func (v *validator) hostPort(path, addr string) (host string, port int, ok bool) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.addf(path, "%q is not host:port: %v", addr, err)
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		v.addf(path, "%q: port must be a number from 0 to 65535", addr)
+		return "", 0, false
+	}
+	return h, n, true
+}
+
+func (c *Config) validateListen(v *validator) {
+	ch, cp, cok := v.hostPort("listen.clients", c.Listen.Clients)
+	ah, ap, aok := v.hostPort("listen.admin", c.Listen.Admin)
+	if cok && aok && cp != 0 && cp == ap && (ch == ah || ch == "" || ah == "") {
+		v.addf("listen.admin", "%q collides with listen.clients %q", c.Listen.Admin, c.Listen.Clients)
+	}
+}
+
+func (c *Config) validateLimits(v *validator) {
+	l := c.Limits
+	v.positiveInt("limits.maxConnections", l.MaxConnections)
+	if l.MaxFrameBytes < MinMaxFrameBytes || l.MaxFrameBytes > MaxMaxFrameBytes {
+		v.addf("limits.maxFrameBytes", "must be between %d and %d (16 MiB), got %d",
+			MinMaxFrameBytes, MaxMaxFrameBytes, l.MaxFrameBytes)
+	}
+	v.positiveDuration("limits.handshakeTimeout", l.HandshakeTimeout)
+	v.positiveDuration("limits.heartbeatInterval", l.HeartbeatInterval)
+	if l.IdleTimeout.Duration <= l.HeartbeatInterval.Duration {
+		v.addf("limits.idleTimeout", "%s must be longer than limits.heartbeatInterval %s, "+
+			"or healthy clients are closed between two heartbeats",
+			l.IdleTimeout.Duration, l.HeartbeatInterval.Duration)
+	}
+	if math.IsNaN(l.RequestsPerSecond) || math.IsInf(l.RequestsPerSecond, 0) || l.RequestsPerSecond <= 0 {
+		v.addf("limits.requestsPerSecond", "must be a positive number, got %v", l.RequestsPerSecond)
+	}
+	v.positiveInt("limits.requestBurst", l.RequestBurst)
+	v.positiveInt("limits.outboundQueueFrames", l.OutboundQueueFrames)
+	if l.OutboundQueueBytes < l.MaxFrameBytes {
+		v.addf("limits.outboundQueueBytes", "%d must be at least limits.maxFrameBytes %d, or one "+
+			"full-size frame closes the client as a slow consumer", l.OutboundQueueBytes, l.MaxFrameBytes)
+	}
+	v.positiveInt("limits.uplinkWorkers", l.UplinkWorkers)
+}
+
+func (c *Config) validateAuth(v *validator) {
+	a := c.Auth
+	switch {
+	case a.JWT == nil && a.Webhook == nil:
+		v.addf("auth", "exactly one of jwt or webhook must be set, got neither")
+	case a.JWT != nil && a.Webhook != nil:
+		v.addf("auth", "exactly one of jwt or webhook must be set, got both")
+	}
+	if j := a.JWT; j != nil {
+		if j.HS256SecretFile == "" && j.RS256PublicKeyFile == "" {
+			v.addf("auth.jwt", "at least one of hs256SecretFile or rs256PublicKeyFile must be set")
+		}
+		if j.UserClaim == "" {
+			v.addf("auth.jwt.userClaim", "required")
+		}
+		if j.GroupsClaim == "" {
+			v.addf("auth.jwt.groupsClaim", "required")
+		}
+		v.nonNegativeDuration("auth.jwt.leeway", j.Leeway)
+	}
+	if w := a.Webhook; w != nil {
+		v.httpURL("auth.webhook.url", w.URL)
+		v.positiveDuration("auth.webhook.timeout", w.Timeout)
+	}
+}
+
+func (c *Config) validateRoutes(v *validator) {
+	first := make(map[string]int, len(c.Routes))
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Service == "":
+			v.addf(p+".service", "required")
+		case !serviceRE.MatchString(r.Service):
+			v.addf(p+".service", "%q must match %s", r.Service, serviceRE)
+		default:
+			if j, dup := first[r.Service]; dup {
+				v.addf(p+".service", "duplicate %q (first at routes[%d])", r.Service, j)
+			} else {
+				first[r.Service] = i
+			}
+		}
+		v.httpURL(p+".url", r.URL)
+		if u, err := url.Parse(r.URL); err == nil && (u.RawQuery != "" || u.Fragment != "") {
+			v.addf(p+".url", "%q must not have a query or fragment: the method is appended to the path", r.URL)
+		}
+		v.positiveDuration(p+".timeout", r.Timeout)
+		v.positiveInt(p+".maxInFlight", r.MaxInFlight)
+	}
+}
+
+func (c *Config) validateKafka(v *validator) {
+	k := c.Kafka
+	if len(k.Brokers) == 0 {
+		return // downlink disabled; topics are ignored
+	}
+	for i, b := range k.Brokers {
+		p := fmt.Sprintf("kafka.brokers[%d]", i)
+		if h, port, ok := v.hostPort(p, b); ok && (h == "" || port == 0) {
+			v.addf(p, "%q needs both a host and a non-zero port", b)
+		}
+	}
+	topic := func(path, name string) {
+		switch {
+		case name == "":
+			v.addf(path, "required when kafka.brokers is set")
+		case len(name) > maxTopicLength || !topicRE.MatchString(name) || name == "." || name == "..":
+			v.addf(path, "%q is not a valid Kafka topic name (letters, digits, '.', '_', '-', at most %d)",
+				name, maxTopicLength)
+		}
+	}
+	topic("kafka.downlinkTopic", k.DownlinkTopic)
+	topic("kafka.receiptsTopic", k.ReceiptsTopic)
+	if k.DownlinkTopic != "" && k.DownlinkTopic == k.ReceiptsTopic {
+		v.addf("kafka.receiptsTopic", "must differ from kafka.downlinkTopic %q", k.DownlinkTopic)
+	}
+}
+
+func (c *Config) validateDrain(v *validator) {
+	d := c.Drain
+	v.nonNegativeDuration("drain.deregistrationDelay", d.DeregistrationDelay)
+	v.nonNegativeDuration("drain.spreadWindow", d.SpreadWindow)
+	v.nonNegativeDuration("drain.flushTimeout", d.FlushTimeout)
+	paced := d.DeregistrationDelay.Duration + d.SpreadWindow.Duration + d.FlushTimeout.Duration
+	if d.HardDeadline.Duration <= paced {
+		v.addf("drain.hardDeadline", "%s must be longer than deregistrationDelay + spreadWindow + "+
+			"flushTimeout = %s + %s + %s = %s; otherwise the deadline force-closes clients that "+
+			"were still due a paced GOAWAY, which is the reconnect storm the drain exists to avoid",
+			d.HardDeadline.Duration, d.DeregistrationDelay.Duration, d.SpreadWindow.Duration,
+			d.FlushTimeout.Duration, paced)
+	}
+}
+
+func (c *Config) validateReplay(v *validator) {
+	v.positiveInt("replay.maxRecords", c.Replay.MaxRecords)
+	v.positiveDuration("replay.maxAge", c.Replay.MaxAge)
+}
+
+func (c *Config) validateLogging(v *validator) {
+	v.oneOf("logging.level", c.Logging.Level, logLevels)
+	v.oneOf("logging.format", c.Logging.Format, logFormats)
+}

@@ -1,0 +1,147 @@
+package config
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validConfig is a defaulted config that passes Validate; each test row breaks one rule.
+func validConfig() Config {
+	c := Config{
+		ServerID: "tcpgw-0",
+		Auth:     Auth{JWT: &JWTAuth{HS256SecretFile: "/keys/hs"}},
+		Routes: []Route{
+			{Service: "chat", URL: "http://chat:8080/rpc"},
+			{Service: "presence", URL: "https://presence"},
+		},
+		Kafka: Kafka{Brokers: []string{"kafka:9092"}, DownlinkTopic: "ns.gw.downlink", ReceiptsTopic: "ns.gw.receipts"},
+	}
+	c.defaults(fixedHostname("unused"))
+	return c
+}
+
+func TestValidateAcceptsValidConfig(t *testing.T) {
+	c := validConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+	c.Kafka = Kafka{} // downlink disabled
+	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}}}
+	c.Routes = nil
+	c.Listen = Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid webhook config rejected: %v", err)
+	}
+}
+
+func TestValidateRules(t *testing.T) {
+	d := func(v time.Duration) Duration { return Duration{v} }
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   string // substring of the joined error, starting with the field path
+	}{
+		{"server id required", func(c *Config) { c.ServerID = "" }, "serverID: required"},
+		{"clients not host:port", func(c *Config) { c.Listen.Clients = "7000" }, `listen.clients: "7000" is not host:port`},
+		{"admin port not numeric", func(c *Config) { c.Listen.Admin = ":http" }, "listen.admin: \":http\": port must be a number"},
+		{"admin port out of range", func(c *Config) { c.Listen.Admin = ":70000" }, "listen.admin: \":70000\": port must be a number"},
+		{"admin collides with clients", func(c *Config) { c.Listen.Admin = "0.0.0.0:7000" }, "listen.admin: \"0.0.0.0:7000\" collides with listen.clients"},
+		{"max connections", func(c *Config) { c.Limits.MaxConnections = -1 }, "limits.maxConnections: must be positive"},
+		{"frame too small", func(c *Config) { c.Limits.MaxFrameBytes = 63 }, "limits.maxFrameBytes: must be between 64 and 16777216"},
+		{"frame too large", func(c *Config) { c.Limits.MaxFrameBytes = 16<<20 + 1 }, "limits.maxFrameBytes: must be between 64 and 16777216"},
+		{"handshake timeout", func(c *Config) { c.Limits.HandshakeTimeout = d(0) }, "limits.handshakeTimeout: must be positive"},
+		{"heartbeat interval", func(c *Config) { c.Limits.HeartbeatInterval = d(-time.Second) }, "limits.heartbeatInterval: must be positive"},
+		{"idle not above heartbeat", func(c *Config) { c.Limits.IdleTimeout = d(30 * time.Second) }, "limits.idleTimeout: 30s must be longer than limits.heartbeatInterval 30s"},
+		{"requests per second", func(c *Config) { c.Limits.RequestsPerSecond = -1 }, "limits.requestsPerSecond: must be a positive number"},
+		{"requests per second NaN", func(c *Config) { c.Limits.RequestsPerSecond = math.NaN() }, "limits.requestsPerSecond: must be a positive number"},
+		{"request burst", func(c *Config) { c.Limits.RequestBurst = -5 }, "limits.requestBurst: must be positive"},
+		{"outbound queue", func(c *Config) { c.Limits.OutboundQueueFrames = -1 }, "limits.outboundQueueFrames: must be positive"},
+		{"outbound queue bytes", func(c *Config) { c.Limits.OutboundQueueBytes = -1 }, "limits.outboundQueueBytes: -1 must be at least limits.maxFrameBytes 65536"},
+		{"outbound queue bytes below frame", func(c *Config) { c.Limits.OutboundQueueBytes = 65535 }, "limits.outboundQueueBytes: 65535 must be at least limits.maxFrameBytes 65536"},
+		{"uplink workers", func(c *Config) { c.Limits.UplinkWorkers = -1 }, "limits.uplinkWorkers: must be positive"},
+		{"auth neither", func(c *Config) { c.Auth = Auth{} }, "auth: exactly one of jwt or webhook must be set, got neither"},
+		{"auth both", func(c *Config) { c.Auth.Webhook = &WebhookAuth{URL: "http://a", Timeout: d(time.Second)} }, "auth: exactly one of jwt or webhook must be set, got both"},
+		{"jwt without key file", func(c *Config) { c.Auth.JWT.HS256SecretFile = "" }, "auth.jwt: at least one of hs256SecretFile or rs256PublicKeyFile"},
+		{"jwt user claim", func(c *Config) { c.Auth.JWT.UserClaim = "" }, "auth.jwt.userClaim: required"},
+		{"jwt groups claim", func(c *Config) { c.Auth.JWT.GroupsClaim = "" }, "auth.jwt.groupsClaim: required"},
+		{"jwt leeway", func(c *Config) { c.Auth.JWT.Leeway = d(-time.Second) }, "auth.jwt.leeway: must not be negative"},
+		{"webhook url relative", func(c *Config) {
+			c.Auth = Auth{Webhook: &WebhookAuth{URL: "/verify", Timeout: d(time.Second)}}
+		}, `auth.webhook.url: "/verify" must be an absolute http:// or https:// URL`},
+		{"webhook url scheme", func(c *Config) {
+			c.Auth = Auth{Webhook: &WebhookAuth{URL: "ftp://auth/verify", Timeout: d(time.Second)}}
+		}, `auth.webhook.url: "ftp://auth/verify" must be an absolute http:// or https:// URL`},
+		{"webhook url required", func(c *Config) {
+			c.Auth = Auth{Webhook: &WebhookAuth{Timeout: d(time.Second)}}
+		}, "auth.webhook.url: required"},
+		{"webhook timeout", func(c *Config) {
+			c.Auth = Auth{Webhook: &WebhookAuth{URL: "http://a", Timeout: d(0)}}
+		}, "auth.webhook.timeout: must be positive"},
+		{"route service empty", func(c *Config) { c.Routes[1].Service = "" }, "routes[1].service: required"},
+		{"route service pattern", func(c *Config) { c.Routes[1].Service = "-chat" }, `routes[1].service: "-chat" must match`},
+		{"route service too long", func(c *Config) { c.Routes[0].Service = strings.Repeat("a", 64) }, "routes[0].service: \"aaaa"},
+		{"route service duplicate", func(c *Config) { c.Routes[1].Service = "chat" }, `routes[1].service: duplicate "chat" (first at routes[0])`},
+		{"route url relative", func(c *Config) { c.Routes[0].URL = "chat:8080" }, `routes[0].url: "chat:8080" must be an absolute http:// or https:// URL`},
+		{"route url query", func(c *Config) { c.Routes[0].URL = "http://chat/rpc?x=1" }, "routes[0].url: \"http://chat/rpc?x=1\" must not have a query or fragment"},
+		{"route timeout", func(c *Config) { c.Routes[1].Timeout = d(-1) }, "routes[1].timeout: must be positive"},
+		{"route max in flight", func(c *Config) { c.Routes[1].MaxInFlight = -1 }, "routes[1].maxInFlight: must be positive"},
+		{"kafka downlink topic", func(c *Config) { c.Kafka.DownlinkTopic = "" }, "kafka.downlinkTopic: required when kafka.brokers is set"},
+		{"kafka receipts topic", func(c *Config) { c.Kafka.ReceiptsTopic = "" }, "kafka.receiptsTopic: required when kafka.brokers is set"},
+		{"kafka topic name", func(c *Config) { c.Kafka.DownlinkTopic = "ns/gw" }, `kafka.downlinkTopic: "ns/gw" is not a valid Kafka topic name`},
+		{"kafka same topics", func(c *Config) { c.Kafka.ReceiptsTopic = c.Kafka.DownlinkTopic }, "kafka.receiptsTopic: must differ from kafka.downlinkTopic"},
+		{"kafka broker", func(c *Config) { c.Kafka.Brokers = append(c.Kafka.Brokers, "kafka") }, `kafka.brokers[1]: "kafka" is not host:port`},
+		{"kafka broker without host", func(c *Config) { c.Kafka.Brokers = []string{":9092"} }, `kafka.brokers[0]: ":9092" needs both a host and a non-zero port`},
+		{"drain negative", func(c *Config) { c.Drain.FlushTimeout = d(-time.Second) }, "drain.flushTimeout: must not be negative"},
+		{"drain hard deadline", func(c *Config) { c.Drain.HardDeadline = d(30 * time.Second) },
+			"drain.hardDeadline: 30s must be longer than deregistrationDelay + spreadWindow + flushTimeout = 5s + 20s + 5s = 30s"},
+		{"replay records", func(c *Config) { c.Replay.MaxRecords = -1 }, "replay.maxRecords: must be positive"},
+		{"replay age", func(c *Config) { c.Replay.MaxAge = d(-time.Minute) }, "replay.maxAge: must be positive"},
+		{"log level", func(c *Config) { c.Logging.Level = "verbose" }, `logging.level: "verbose" is not one of ["debug" "info" "warn" "error"]`},
+		{"log format", func(c *Config) { c.Logging.Format = "yaml" }, `logging.format: "yaml" is not one of ["json" "text"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate accepted the config, want error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := validConfig()
+	c.Limits.MaxFrameBytes = 1
+	c.Auth = Auth{}
+	c.Routes[1].Service = "chat"
+	c.Logging.Format = "xml"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a config with four problems")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("got %d problems, want 4:\n%v", len(lines), err)
+	}
+	for i, prefix := range []string{"limits.maxFrameBytes:", "auth:", "routes[1].service:", "logging.format:"} {
+		if !strings.HasPrefix(lines[i], prefix) {
+			t.Errorf("problem %d = %q, want prefix %q", i, lines[i], prefix)
+		}
+	}
+}
+
+func TestValidateUndefaultedConfigFails(t *testing.T) {
+	// Validate does not default: a zero config names its missing fields instead of passing.
+	var c Config
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "limits.maxFrameBytes") {
+		t.Fatalf("err = %v, want it to name limits.maxFrameBytes", err)
+	}
+}
