@@ -50,7 +50,7 @@ case "$mode" in
     start_components
     phase "go test"
     status=0
-    go test -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || status=$?
+    go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || status=$?
     exit $status
     ;;
   e2e)
