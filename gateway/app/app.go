@@ -18,6 +18,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/admin"
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/downlink"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/server"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
@@ -30,6 +31,9 @@ type App struct {
 	registry *prometheus.Registry
 	router   *uplink.Router
 	server   *server.Server
+	downlink *downlink.Consumer // nil without Kafka
+	stopDown context.CancelFunc
+	downDone chan struct{}
 	admin    *http.Server
 	adminLn  net.Listener
 }
@@ -58,7 +62,24 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, log: log, registry: reg, router: router, server: srv}, nil
+	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv}
+	if len(cfg.Kafka.Brokers) > 0 {
+		a.downlink, err = downlink.New(downlink.Options{
+			Brokers:       cfg.Kafka.Brokers,
+			Topic:         cfg.Kafka.DownlinkTopic,
+			ReceiptsTopic: cfg.Kafka.ReceiptsTopic,
+			ServerID:      cfg.ServerID,
+			MaxFrameBytes: cfg.Limits.MaxFrameBytes,
+			Sessions:      srv,
+			Metrics:       metrics.NewDownlink(reg),
+			Logger:        log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		srv.SetPushHandler(a.downlink)
+	}
+	return a, nil
 }
 
 // Start binds both listeners and serves in the background.
@@ -71,6 +92,14 @@ func (a *App) Start() error {
 		ln.Close()
 		return err
 	}
+	if a.downlink != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stopDown, a.downDone = cancel, make(chan struct{})
+		go func() {
+			defer close(a.downDone)
+			_ = a.downlink.Run(ctx)
+		}()
+	}
 	a.adminLn, err = net.Listen("tcp", a.cfg.Listen.Admin)
 	if err != nil {
 		return fmt.Errorf("while listening for admin: %w", err)
@@ -78,7 +107,7 @@ func (a *App) Start() error {
 	a.admin = &http.Server{
 		Handler: admin.Handler(admin.Options{
 			Gatherer: a.registry,
-			Ready:    []admin.Check{a.readyCheck},
+			Ready:    a.readyChecks(),
 			Status:   a.status,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -92,9 +121,25 @@ func (a *App) Start() error {
 	return nil
 }
 
-func (a *App) readyCheck() string {
-	if a.server.Draining() {
-		return "draining"
+func (a *App) readyChecks() []admin.Check {
+	checks := []admin.Check{func() string {
+		if a.server.Draining() {
+			return "draining"
+		}
+		return ""
+	}}
+	if a.downlink != nil {
+		checks = append(checks, a.downlink.Ready)
+	}
+	return checks
+}
+
+// Ready reports the readiness reasons ("" when ready), as /readyz does.
+func (a *App) Ready() string {
+	for _, check := range a.readyChecks() {
+		if r := check(); r != "" {
+			return r
+		}
 	}
 	return ""
 }
@@ -126,12 +171,22 @@ func (a *App) status() any {
 func (a *App) ClientAddr() string { return a.server.Addr().String() }
 func (a *App) AdminAddr() string  { return a.adminLn.Addr().String() }
 
+// Registry is the gateway's metrics registry (what /metrics serves).
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
 // Server exposes the client server (the downlink delivers through its sessions).
 func (a *App) Server() *server.Server { return a.server }
 
 // Shutdown stops the gateway within ctx.
 func (a *App) Shutdown(ctx context.Context) error {
 	err := a.server.Shutdown(ctx)
+	if a.stopDown != nil {
+		a.stopDown()
+		select {
+		case <-a.downDone:
+		case <-ctx.Done():
+		}
+	}
 	if a.admin != nil {
 		err = errors.Join(err, a.admin.Shutdown(ctx))
 	}

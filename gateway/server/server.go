@@ -111,6 +111,10 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// SetPushHandler installs the receiver of PUSH_ACK and PUSH_REPLY frames. Call it before
+// Serve: the downlink consumer needs the server (for its sessions) before it can be passed in.
+func (s *Server) SetPushHandler(h PushHandler) { s.pushes = h }
+
 // Sessions is the registry of live sessions (the downlink delivers through it).
 func (s *Server) Sessions() *session.Manager { return s.sessions }
 

@@ -1,0 +1,357 @@
+// Package downlink delivers Kafka downlink records to the sessions this gateway holds and
+// writes receipts for acks and replies.
+//
+// Every pod reads every partition of the downlink topic. It does so without a consumer-group
+// membership: one reader per partition, positioned explicitly, with progress committed to the
+// group coordinator under the pod's own group id ("<topic>.<serverID>", the StatefulSet pod
+// name) the way a Java consumer using assign() does. That sidesteps what group membership
+// costs here — rebalances on every restart, session-timeout waits without static membership
+// (kafka-go #493), stale messages after a rebalance (#1398), and losses when a new member
+// starts at the latest offset before it is assigned (#711) — and it lets readiness mean "every
+// partition is positioned": a session that connects after that misses no record.
+package downlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tcpgateway/tcpgateway/gateway/metrics"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+// Tuning, chosen for latency on a topic that sees steady small records:
+const (
+	// fetchMaxWait: how long the broker may hold a fetch open when a partition is idle. The
+	// broker answers as soon as a record arrives, so this does not delay delivery; much lower
+	// values make idle fetches time out on a loaded 2-core box (kafka-go keeps MaxWait/4 slack).
+	fetchMaxWait = 500 * time.Millisecond
+	// commitInterval: progress is committed this often (and at Close). A crash replays at most
+	// this much, and the client drops replays by position.
+	commitInterval = time.Second
+	// probeInterval: metadata probe for readiness and for partitions added by the operator.
+	probeInterval = 2 * time.Second
+	// requestTimeout bounds each admin request (metadata, offsets, commits).
+	requestTimeout = 5 * time.Second
+)
+
+// Sessions is what the consumer needs from the server: the registry and the send path.
+type Sessions interface {
+	Sessions() *session.Manager
+	SendEncoded(s *session.Session, kind string, frame []byte)
+}
+
+// Options configure a Consumer.
+type Options struct {
+	Brokers       []string
+	Topic         string
+	ReceiptsTopic string
+	ServerID      string
+	MaxFrameBytes int
+	Sessions      Sessions
+	Metrics       *metrics.Downlink
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Consumer reads the downlink topic and delivers records.
+type Consumer struct {
+	o        Options
+	group    string
+	client   *kafka.Client
+	receipts *receiptWriter
+	now      func() time.Time
+	log      *slog.Logger
+	bad      badRecords
+
+	started atomic.Bool // every partition known at start is positioned
+	up      atomic.Bool // the last metadata probe succeeded
+
+	mu      sync.Mutex // guards readers and next
+	readers map[int]*kafka.Reader
+	next    map[int]int64 // offset after the last handled record, per partition
+	dirty   map[int]bool  // next changed since the last commit
+
+	wg sync.WaitGroup
+}
+
+// New prepares a consumer; Run starts it.
+func New(o Options) (*Consumer, error) {
+	if len(o.Brokers) == 0 || o.Topic == "" || o.ServerID == "" || o.Sessions == nil || o.Metrics == nil {
+		return nil, errors.New("downlink: Brokers, Topic, ServerID, Sessions and Metrics are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Consumer{
+		o:       o,
+		group:   o.Topic + "." + o.ServerID,
+		client:  &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: requestTimeout},
+		now:     o.Now,
+		log:     o.Logger.With("component", "downlink"),
+		readers: map[int]*kafka.Reader{},
+		next:    map[int]int64{},
+		dirty:   map[int]bool{},
+	}
+	if o.ReceiptsTopic != "" {
+		c.receipts = newReceiptWriter(o.Brokers, o.ReceiptsTopic, o.ServerID, o.Metrics, c.log)
+	}
+	return c, nil
+}
+
+// Ready is the readiness check: "" once every partition is positioned and Kafka answers.
+func (c *Consumer) Ready() string {
+	switch {
+	case !c.up.Load():
+		return "kafka_unreachable"
+	case !c.started.Load():
+		return "downlink_starting"
+	}
+	return ""
+}
+
+// Run positions a reader on every partition and delivers until ctx is done, then commits
+// what was handled. Kafka being unreachable is not an error: Run keeps probing and starts (or
+// resumes) delivery when the broker answers.
+func (c *Consumer) Run(ctx context.Context) error {
+	probe := time.NewTicker(probeInterval)
+	defer probe.Stop()
+	commit := time.NewTicker(commitInterval)
+	defer commit.Stop()
+
+	c.poll(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			c.shutdown()
+			return nil
+		case <-probe.C:
+			c.poll(ctx)
+		case <-commit.C:
+			c.commit(ctx)
+		}
+	}
+}
+
+// poll probes the topic's metadata and starts readers for partitions not read yet: all of
+// them the first time, then any the operator added.
+func (c *Consumer) poll(ctx context.Context) {
+	parts, err := c.partitions(ctx)
+	if err != nil {
+		if c.up.Swap(false) {
+			c.log.Warn("kafka unreachable", "err", err)
+		}
+		c.o.Metrics.KafkaUp.Set(0)
+		return
+	}
+	if !c.up.Swap(true) {
+		c.log.Info("kafka reachable", "topic", c.o.Topic, "partitions", len(parts))
+	}
+	c.o.Metrics.KafkaUp.Set(1)
+
+	c.mu.Lock()
+	var missing []int
+	for _, p := range parts {
+		if _, ok := c.readers[p]; !ok {
+			missing = append(missing, p)
+		}
+	}
+	first := len(c.readers) == 0
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return
+	}
+	starts, err := c.startOffsets(ctx, missing, first)
+	if err != nil {
+		c.log.Warn("cannot position downlink readers", "err", err)
+		return
+	}
+	for _, p := range missing {
+		c.startReader(ctx, p, starts[p])
+	}
+	c.started.Store(true)
+}
+
+func (c *Consumer) partitions(ctx context.Context) ([]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	md, err := c.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.o.Topic}})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range md.Topics {
+		if t.Name != c.o.Topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("topic %s: %w", c.o.Topic, t.Error)
+		}
+		parts := make([]int, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			parts = append(parts, p.ID)
+		}
+		return parts, nil
+	}
+	return nil, fmt.Errorf("topic %s not in metadata", c.o.Topic)
+}
+
+// startOffsets decides where each partition's reader starts: the committed offset of this
+// pod's group when there is one; otherwise the end of the partition for the partitions that
+// exist when the pod first starts (it holds no session yet, so nothing before is for it), and
+// the beginning for partitions that appear later (every record in them is new).
+func (c *Consumer) startOffsets(ctx context.Context, parts []int, first bool) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	committed, err := c.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: c.group, Topics: map[string][]int{c.o.Topic: parts}})
+	if err != nil {
+		return nil, fmt.Errorf("while fetching committed offsets: %w", err)
+	}
+	if committed.Error != nil {
+		return nil, fmt.Errorf("while fetching committed offsets: %w", committed.Error)
+	}
+	starts := map[int]int64{}
+	var unknown []kafka.OffsetRequest
+	for _, p := range committed.Topics[c.o.Topic] {
+		if p.Error == nil && p.CommittedOffset >= 0 {
+			starts[p.Partition] = p.CommittedOffset
+		}
+	}
+	for _, p := range parts {
+		if _, ok := starts[p]; !ok {
+			if first {
+				unknown = append(unknown, kafka.LastOffsetOf(p))
+			} else {
+				unknown = append(unknown, kafka.FirstOffsetOf(p))
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		res, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.o.Topic: unknown}})
+		if err != nil {
+			return nil, fmt.Errorf("while listing offsets: %w", err)
+		}
+		for _, po := range res.Topics[c.o.Topic] {
+			if po.Error != nil {
+				return nil, fmt.Errorf("while listing offsets of partition %d: %w", po.Partition, po.Error)
+			}
+			if first {
+				starts[po.Partition] = po.LastOffset
+			} else {
+				starts[po.Partition] = po.FirstOffset
+			}
+		}
+	}
+	return starts, nil
+}
+
+func (c *Consumer) startReader(ctx context.Context, partition int, offset int64) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.o.Brokers,
+		Topic:          c.o.Topic,
+		Partition:      partition,
+		MinBytes:       1,
+		MaxBytes:       10 << 20,
+		MaxWait:        fetchMaxWait,
+		ReadBackoffMin: 100 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		MaxAttempts:    1 << 30, // keep retrying while the broker is away; readiness reports it
+	})
+	if err := r.SetOffset(offset); err != nil {
+		c.log.Error("cannot position reader", "partition", partition, "offset", offset, "err", err)
+		_ = r.Close()
+		return
+	}
+	c.mu.Lock()
+	c.readers[partition] = r
+	c.next[partition] = offset
+	c.mu.Unlock()
+	c.log.Info("reading partition", "partition", partition, "offset", offset, "group", c.group)
+
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		label := strconv.Itoa(partition)
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, io.EOF) {
+					return
+				}
+				c.log.Warn("fetch failed", "partition", partition, "err", err)
+				continue
+			}
+			c.o.Metrics.Lag.WithLabelValues(label).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
+			c.handle(m)
+			c.mu.Lock()
+			c.next[partition] = m.Offset + 1
+			c.dirty[partition] = true
+			c.mu.Unlock()
+		}
+	}()
+}
+
+// commit records progress under this pod's group id, as a member-less ("simple consumer")
+// commit.
+func (c *Consumer) commit(ctx context.Context) {
+	c.mu.Lock()
+	var offsets []kafka.OffsetCommit
+	for p := range c.dirty {
+		offsets = append(offsets, kafka.OffsetCommit{Partition: p, Offset: c.next[p]})
+	}
+	clear(c.dirty)
+	c.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	res, err := c.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID: c.group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{c.o.Topic: offsets},
+	})
+	if err == nil {
+		for _, p := range res.Topics[c.o.Topic] {
+			if p.Error != nil {
+				err = p.Error
+			}
+		}
+	}
+	if err != nil {
+		c.log.Warn("commit failed; will retry", "err", err)
+		c.mu.Lock()
+		for _, o := range offsets {
+			c.dirty[o.Partition] = true
+		}
+		c.mu.Unlock()
+	}
+}
+
+// shutdown stops the readers, then commits what they handled.
+func (c *Consumer) shutdown() {
+	c.mu.Lock()
+	readers := make([]*kafka.Reader, 0, len(c.readers))
+	for _, r := range c.readers {
+		readers = append(readers, r)
+	}
+	c.mu.Unlock()
+	for _, r := range readers {
+		_ = r.Close()
+	}
+	c.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	c.commit(ctx)
+	if c.receipts != nil {
+		c.receipts.close()
+	}
+}
