@@ -8,6 +8,8 @@
 #   stop    stop the broker (SIGTERM, bounded wait, SIGKILL) and remove its data dir.
 #   status  print the address and exit 0 if the broker runs, exit 1 otherwise.
 #   logs    print the path of the broker log.
+#   pause   stop the broker but keep its data, ports and address (an outage, for tests).
+#   resume  restart a paused broker on the same address with the same data.
 #
 # Everything but the address goes to stderr, so `addr=$(hack/kafka.sh start)` works.
 #
@@ -45,7 +47,7 @@ START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 
-usage() { echo "usage: $0 start|stop|status|logs" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|status|logs|pause|resume" >&2; exit 2; }
 
 # lock_state serialises start/stop on one state dir (fd 9; must not leak into the broker).
 lock_state() {
@@ -285,6 +287,20 @@ remove_data() {
   rm -rf "$STATE_DIR"/data.* "$PID_FILE" "$BOOTSTRAP_FILE"
 }
 
+# set_jvm defines the java command lines of the broker (JVM) and of the tools (TOOL).
+set_jvm() {
+  # Broker JVM: C1 only (TieredStopAtLevel=1) starts ~1.5 s faster here and leaves the two
+  # cores to the tests; a test broker never needs C2's peak throughput.
+  # shellcheck disable=SC2206 # HEAP_OPTS is meant to split into several flags
+  JVM=(java $HEAP_OPTS -XX:TieredStopAtLevel=1 -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false
+    -Dlog4j2.configurationFile="$LOG4J_FILE" -cp "$LIBS_DIR/*")
+  # The format tool and the readiness check are short-lived JVMs: C1 only and the serial GC
+  # start them about a second faster each.
+  TOOL=(java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m -Djava.awt.headless=true
+    -cp "$LIBS_DIR/*")
+}
+
 cmd_start() {
   lock_state
   local pid
@@ -297,17 +313,7 @@ cmd_start() {
 
   check_java
   fetch_jars
-
-  # Broker JVM: C1 only (TieredStopAtLevel=1) starts ~1.5 s faster here and leaves the two
-  # cores to the tests; a test broker never needs C2's peak throughput.
-  # shellcheck disable=SC2206 # HEAP_OPTS is meant to split into several flags
-  JVM=(java $HEAP_OPTS -XX:TieredStopAtLevel=1 -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false
-    -Dlog4j2.configurationFile="$LOG4J_FILE" -cp "$LIBS_DIR/*")
-  # The format tool and the readiness check are short-lived JVMs: C1 only and the serial GC
-  # start them about a second faster each.
-  TOOL=(java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m -Djava.awt.headless=true
-    -cp "$LIBS_DIR/*")
+  set_jvm
   write_ready_check
 
   local t0=$SECONDS attempt rc
@@ -357,6 +363,16 @@ launch_once() {
   fi
 
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$port (controller :$cport), log $LOG_FILE"
+  if run_broker "$port"; then return 0; fi
+  remove_data
+  if grep -q 'Address already in use' "$LOG_FILE"; then return 3; fi
+  return 1
+}
+
+# run_broker starts the broker on its written config and data and waits until it answers on
+# port. Returns 0 when ready (bootstrap file written); on failure nothing is left running.
+run_broker() { # port
+  local port=$1 pid
   # setsid: the broker leaves the caller's session and process group, so a Ctrl-C on the
   # caller does not hit it half-way; stop (or the owner watcher) ends it.
   setsid "${JVM[@]}" kafka.Kafka "$PROPS_FILE" </dev/null >>"$LOG_FILE" 2>&1 9>&- &
@@ -373,9 +389,34 @@ launch_once() {
   fi
   stop_pid "$pid" || true
   stop_watcher
-  remove_data
-  if grep -q 'Address already in use' "$LOG_FILE"; then return 3; fi
+  rm -f "$PID_FILE"
   return 1
+}
+
+# cmd_pause stops the broker but keeps its data, ports and address: `resume` brings the same
+# broker back, as when a real broker restarts. For tests of outages.
+cmd_pause() {
+  lock_state
+  local pid
+  pid="$(broker_pid)" || die "no broker running in $STATE_DIR"
+  log "pausing Kafka (pid $pid); data kept"
+  stop_pid "$pid"
+  stop_watcher
+  rm -f "$PID_FILE"
+}
+
+# cmd_resume restarts a paused broker on the same address and data.
+cmd_resume() {
+  lock_state
+  if broker_pid >/dev/null; then cat "$BOOTSTRAP_FILE"; return 0; fi
+  [[ -s "$BOOTSTRAP_FILE" && -f "$PROPS_FILE" ]] || die "no paused broker in $STATE_DIR"
+  local addr
+  addr="$(<"$BOOTSTRAP_FILE")"
+  check_java
+  set_jvm
+  log "resuming Kafka on $addr"
+  run_broker "${addr##*:}" || die "Kafka failed to resume; see $LOG_FILE"
+  cat "$BOOTSTRAP_FILE"
 }
 
 cmd_stop() {
@@ -400,6 +441,8 @@ cmd_status() {
 
 case "${1:-}" in
   start) cmd_start ;;
+  pause) cmd_pause ;;
+  resume) cmd_resume ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   logs) echo "$LOG_FILE" ;;

@@ -148,6 +148,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 // them the first time, then any the operator added.
 func (c *Consumer) poll(ctx context.Context) {
 	parts, err := c.partitions(ctx)
+	if err == nil {
+		err = c.measureLag(ctx, parts)
+	}
 	if err != nil {
 		if c.up.Swap(false) {
 			c.log.Warn("kafka unreachable", "err", err)
@@ -181,6 +184,33 @@ func (c *Consumer) poll(ctx context.Context) {
 		c.startReader(ctx, p, starts[p])
 	}
 	c.started.Store(true)
+}
+
+// measureLag asks the partition leaders for their end offsets: the liveness probe (kafka-go
+// answers Metadata requests from its cache, so they keep succeeding while brokers are down)
+// and the lag of partitions that are idle.
+func (c *Consumer) measureLag(ctx context.Context, parts []int) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	reqs := make([]kafka.OffsetRequest, 0, len(parts))
+	for _, p := range parts {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	res, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.o.Topic: reqs}})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, po := range res.Topics[c.o.Topic] {
+		if po.Error != nil {
+			return fmt.Errorf("partition %d: %w", po.Partition, po.Error)
+		}
+		if next, ok := c.next[po.Partition]; ok {
+			c.o.Metrics.Lag.WithLabelValues(strconv.Itoa(po.Partition)).Set(float64(max(po.LastOffset-next, 0)))
+		}
+	}
+	return nil
 }
 
 func (c *Consumer) partitions(ctx context.Context) ([]int, error) {

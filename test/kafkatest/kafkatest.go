@@ -245,3 +245,55 @@ func stopOwn(keepLogs bool) error {
 	}
 	return os.RemoveAll(ownState)
 }
+
+// Broker is a broker of one test's own, for tests that take it down (others share one).
+type Broker struct {
+	Addr  string
+	state string
+}
+
+// Private starts a broker for this test only; it is stopped when the test ends.
+func Private(t testing.TB) *Broker {
+	t.Helper()
+	b := &Broker{state: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	addr, err := repo.Script(ctx, b.env(), "kafka.sh", "start")
+	if err != nil {
+		t.Fatalf("starting a private broker: %v", err)
+	}
+	b.Addr = addr
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, err := repo.Script(ctx, b.env(), "kafka.sh", "stop"); err != nil {
+			t.Errorf("stopping the private broker: %v", err)
+		}
+	})
+	return b
+}
+
+// Pause stops the broker, keeping its data and address, like a broker outage.
+func (b *Broker) Pause(t testing.TB) {
+	t.Helper()
+	b.run(t, "pause")
+}
+
+// Resume brings the paused broker back on the same address with the same data.
+func (b *Broker) Resume(t testing.TB) {
+	t.Helper()
+	b.run(t, "resume")
+}
+
+func (b *Broker) run(t testing.TB, cmd string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if _, err := repo.Script(ctx, b.env(), "kafka.sh", cmd); err != nil {
+		t.Fatalf("kafka.sh %s: %v", cmd, err)
+	}
+}
+
+func (b *Broker) env() []string {
+	return []string{"KAFKA_STATE_DIR=" + b.state, "KAFKA_OWNER_PID=" + strconv.Itoa(os.Getpid())}
+}
