@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/app"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
@@ -37,13 +38,21 @@ func run(path string) error {
 	if err := a.Start(); err != nil {
 		return err
 	}
+	// The drain starts from the preStop hook (/drain) or from SIGTERM, whichever comes first;
+	// both run the same sequence once. The process exits when it is done.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	<-ctx.Done()
-	log.Info("shutting down", "deadline", cfg.Drain.HardDeadline.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Drain.HardDeadline.Duration)
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: draining", "hardDeadline", cfg.Drain.HardDeadline.String())
+		dctx, cancel := context.WithTimeout(context.Background(), cfg.Drain.HardDeadline.Duration)
+		defer cancel()
+		_ = a.Drain(dctx)
+	case <-a.Drained():
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return a.Shutdown(sctx)
+	return a.Close(cctx)
 }
 
 func newLogger(c config.Logging) *slog.Logger {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,8 +35,12 @@ type App struct {
 	downlink *downlink.Consumer // nil without Kafka
 	stopDown context.CancelFunc
 	downDone chan struct{}
-	admin    *http.Server
-	adminLn  net.Listener
+
+	drainOnce sync.Once
+	drained   chan struct{} // closed when the drain finished
+	phase     *prometheus.GaugeVec
+	admin     *http.Server
+	adminLn   net.Listener
 }
 
 // New builds a gateway from a validated configuration.
@@ -62,7 +67,12 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv}
+	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv, drained: make(chan struct{}),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tcpgw_drain_phase_seconds",
+			Help: "Seconds from the start of the drain to the end of each phase (not_ready, deregistered, goaway, flushed, closed, committed).",
+		}, []string{"phase"})}
+	reg.MustRegister(a.phase)
 	if len(cfg.Kafka.Brokers) > 0 {
 		a.downlink, err = downlink.New(downlink.Options{
 			Brokers:       cfg.Kafka.Brokers,
@@ -109,6 +119,7 @@ func (a *App) Start() error {
 			Gatherer: a.registry,
 			Ready:    a.readyChecks(),
 			Status:   a.status,
+			Extra:    map[string]http.Handler{"/drain": http.HandlerFunc(a.serveDrain)},
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -177,19 +188,82 @@ func (a *App) Registry() *prometheus.Registry { return a.registry }
 // Server exposes the client server (the downlink delivers through its sessions).
 func (a *App) Server() *server.Server { return a.server }
 
-// Shutdown stops the gateway within ctx.
+// Drain runs the graceful drain with the configured pacing (see server.Drain), then stops
+// the downlink after committing its progress. It runs once: later calls wait for the first.
+// It returns when the drain finished or ctx is done.
+func (a *App) Drain(ctx context.Context) error {
+	return a.drain(ctx, a.cfg.Drain)
+}
+
+// Drained is closed once the drain finished.
+func (a *App) Drained() <-chan struct{} { return a.drained }
+
+// Shutdown drains without delays (every session told at once) and stops the admin server: for
+// tests and for gateways that are not behind a load balancer.
 func (a *App) Shutdown(ctx context.Context) error {
-	err := a.server.Shutdown(ctx)
-	if a.stopDown != nil {
-		a.stopDown()
-		select {
-		case <-a.downDone:
-		case <-ctx.Done():
-		}
+	hard := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		hard = time.Until(dl)
 	}
+	err := a.drain(ctx, config.Drain{HardDeadline: config.Duration{Duration: hard}, FlushTimeout: config.Duration{Duration: hard}})
+	return errors.Join(err, a.Close(ctx))
+}
+
+// Close stops the admin server and the router's idle connections; call it after Drain.
+func (a *App) Close(ctx context.Context) error {
+	var err error
 	if a.admin != nil {
-		err = errors.Join(err, a.admin.Shutdown(ctx))
+		err = a.admin.Shutdown(ctx)
 	}
 	a.router.Close()
 	return err
+}
+
+func (a *App) drain(ctx context.Context, d config.Drain) error {
+	a.drainOnce.Do(func() {
+		go func() {
+			defer close(a.drained)
+			start := time.Now()
+			a.log.Info("drain started", "deregistrationDelay", d.DeregistrationDelay.String(),
+				"spreadWindow", d.SpreadWindow.String(), "flushTimeout", d.FlushTimeout.String(), "hardDeadline", d.HardDeadline.String())
+			hard, cancel := context.WithTimeout(context.Background(), d.HardDeadline.Duration)
+			defer cancel()
+			a.server.Drain(hard, d, func(p server.DrainPhase) {
+				took := time.Since(start)
+				a.phase.WithLabelValues(string(p)).Set(took.Seconds())
+				a.log.Info("drain phase done", "phase", p, "sinceStart", took.String(), "connections", a.server.Connections())
+			})
+			if a.stopDown != nil {
+				a.stopDown() // the consumer commits what it handled on its way out
+				select {
+				case <-a.downDone:
+				case <-hard.Done():
+				}
+			}
+			a.phase.WithLabelValues("committed").Set(time.Since(start).Seconds())
+			a.log.Info("drain finished", "took", time.Since(start).String())
+		}()
+	})
+	select {
+	case <-a.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// serveDrain is the preStop hook's endpoint: it starts the drain (idempotent) and, with
+// ?wait=true, answers only when the drain finished, so the kubelet sends SIGTERM after it.
+func (a *App) serveDrain(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("wait") != "true" {
+		go func() { _ = a.Drain(context.Background()) }()
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("draining\n"))
+		return
+	}
+	if err := a.Drain(r.Context()); err != nil {
+		http.Error(w, "drain still running: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("drained\n"))
 }

@@ -128,7 +128,7 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	}
 	c.mu.Unlock()
 
-	cn, err := dial(ctx, &c.opts, hs, c.deliver)
+	cn, err := dial(ctx, &c.opts, hs, c.deliver, c.detach)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +141,16 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		c.opts.OnConnect(cn.ack)
 	}
 	return cn, nil
+}
+
+// detach makes cn no longer the current connection (it was told to go away or ended).
+func (c *Client) detach(cn *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == cn {
+		c.cur = nil
+		c.up = make(chan struct{})
+	}
 }
 
 // deliver passes a push to the app unless it is a replay of one already delivered.
@@ -166,21 +176,22 @@ func (c *Client) supervise(cn *conn) {
 	defer close(c.done)
 	attempt := 0
 	for {
+		var cause error
 		select {
 		case <-cn.done:
+			cause = cn.Err()
+		case <-cn.leaving:
+			// The old connection finishes its calls on its own; the next one opens now.
+			cause = cn.leavingCause()
 		case <-c.stop:
 			cn.close(ErrClosed)
 			c.finish(ErrClosed)
 			return
 		}
-		cause := cn.Err()
 		if c.opts.OnDisconnect != nil {
 			c.opts.OnDisconnect(cause)
 		}
-		c.mu.Lock()
-		c.cur = nil
-		c.up = make(chan struct{})
-		c.mu.Unlock()
+		c.detach(cn)
 
 		wait, fatal := c.afterDisconnect(cause)
 		if fatal || c.opts.NoReconnect {
@@ -261,6 +272,15 @@ func (c *Client) current(ctx context.Context) (*conn, error) {
 	}
 }
 
+// next waits for a live connection other than old (which detached itself on GOAWAY).
+func (c *Client) next(ctx context.Context, old *conn) (*conn, error) {
+	cn, err := c.current(ctx)
+	if err == nil && cn == old {
+		return nil, errors.New("client: internal error: a leaving connection is still current")
+	}
+	return cn, err
+}
+
 // RequestOption adjusts a request.
 type RequestOption func(*pb.Request)
 
@@ -285,11 +305,20 @@ func (c *Client) Request(ctx context.Context, service, method string, payload []
 	for _, o := range opts {
 		o(req)
 	}
-	f, err := cn.call(ctx, &pb.Frame{Body: &pb.Frame_Request{Request: req}})
-	if err != nil {
-		return nil, err
+	for {
+		f, err := cn.call(ctx, &pb.Frame{Body: &pb.Frame_Request{Request: req}})
+		if errors.Is(err, errLeaving) {
+			// Not sent: the connection was told to go away. Send it on the next one.
+			if cn, err = c.next(ctx, cn); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return f.GetResponse(), nil
 	}
-	return f.GetResponse(), nil
 }
 
 // Ping measures a round trip to the gateway.

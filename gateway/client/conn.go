@@ -36,31 +36,40 @@ func (e *GoAwayError) Error() string {
 // conn is one TCP connection after a successful handshake. Its reader goroutine owns the
 // read side; writes are serialised by wmu.
 type conn struct {
-	nc     net.Conn
-	ack    *pb.HandshakeAck
-	max    int
-	onPush func(*pb.Push)
+	nc      net.Conn
+	ack     *pb.HandshakeAck
+	max     int
+	onPush  func(*pb.Push)
+	onLeave func(*conn) // called on GOAWAY, before calls can see errLeaving
 
 	wmu sync.Mutex
 	w   *bufio.Writer
 
-	mu      sync.Mutex // guards pending, seq, err
+	mu      sync.Mutex // guards pending, seq, err, goaway
 	pending map[uint64]chan *pb.Frame
 	seq     uint64
 	err     error
+	goaway  *pb.GoAway // set by the reader on GOAWAY
 
-	done chan struct{}
+	// leaving is closed on GOAWAY: no new calls go out on this connection, which stays open
+	// until the calls already sent have their responses (like HTTP/2's graceful GOAWAY).
+	leaving chan struct{}
+	done    chan struct{}
 }
+
+// errLeaving fails a call that would go out on a connection told to go away; it was not sent,
+// so the client retries it on the next connection.
+var errLeaving = errors.New("client: connection is going away")
 
 // dial connects and runs the handshake; on success the reader and heartbeat goroutines run
 // until the connection ends (Done).
-func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Push)) (*conn, error) {
+func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Push), onLeave func(*conn)) (*conn, error) {
 	nc, err := o.Dialer.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, w: bufio.NewWriter(nc),
-		pending: map[uint64]chan *pb.Frame{}, done: make(chan struct{})}
+	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, w: bufio.NewWriter(nc),
+		pending: map[uint64]chan *pb.Frame{}, leaving: make(chan struct{}), done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
@@ -112,6 +121,10 @@ func (c *conn) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
 		c.mu.Unlock()
 		return nil, err
 	}
+	if c.goaway != nil {
+		c.mu.Unlock()
+		return nil, errLeaving
+	}
 	c.seq++
 	seq := c.seq
 	c.pending[seq] = ch
@@ -150,17 +163,41 @@ func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
 		case *pb.Frame_Response, *pb.Frame_Pong:
 			c.mu.Lock()
 			ch := c.pending[f.Seq]
+			delete(c.pending, f.Seq)
+			last := c.goaway != nil && len(c.pending) == 0
 			c.mu.Unlock()
 			if ch != nil {
 				ch <- f
 			}
+			if last {
+				c.close(&GoAwayError{GoAway: c.goaway})
+				return
+			}
 		case *pb.Frame_Push:
-			if c.onPush != nil {
+			c.mu.Lock()
+			leaving := c.goaway != nil
+			c.mu.Unlock()
+			// After GOAWAY the gateway queues no pushes on purpose; any that raced with it are
+			// replayed on the next connection from the positions the client resumes with.
+			if c.onPush != nil && !leaving {
 				c.onPush(b.Push)
 			}
 		case *pb.Frame_Goaway:
-			c.close(&GoAwayError{GoAway: b.Goaway})
-			return
+			c.mu.Lock()
+			first := c.goaway == nil
+			c.goaway = b.Goaway
+			idle := len(c.pending) == 0
+			if first && c.onLeave != nil {
+				c.onLeave(c) // under mu: no call sees errLeaving while c is still current
+			}
+			c.mu.Unlock()
+			if first {
+				close(c.leaving)
+			}
+			if idle {
+				c.close(&GoAwayError{GoAway: b.Goaway})
+				return
+			}
 		case *pb.Frame_Error:
 			c.close(&ServerError{Code: b.Error.Code, Message: b.Error.Message})
 			return
@@ -181,6 +218,9 @@ func (c *conn) heartbeat(every time.Duration) {
 			ctx, cancel := context.WithTimeout(context.Background(), every)
 			_, err := c.call(ctx, &pb.Frame{Body: &pb.Frame_Ping{Ping: &pb.Ping{ClientTimeMs: time.Now().UnixMilli()}}})
 			cancel()
+			if errors.Is(err, errLeaving) {
+				return
+			}
 			if err != nil {
 				c.close(fmt.Errorf("heartbeat: %w", err))
 				return
@@ -202,6 +242,16 @@ func (c *conn) close(err error) {
 	c.mu.Unlock()
 	c.nc.Close()
 	close(c.done)
+}
+
+// leavingCause is the GOAWAY that made the connection leave, as an error.
+func (c *conn) leavingCause() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goaway != nil {
+		return &GoAwayError{GoAway: c.goaway}
+	}
+	return c.err
 }
 
 // Err is why the connection ended (nil while open).

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -23,6 +24,11 @@ type conn struct {
 	// Owned by the connection's reader (onRequest runs one at a time per connection).
 	handshaken bool
 	limiter    *rate.Limiter
+
+	// Drain: after GOAWAY the session takes no new requests; the connection closes once
+	// the requests already in flight have their responses queued.
+	goingAway atomic.Bool
+	inFlight  atomic.Int32
 
 	timer session.Timer
 }
@@ -52,6 +58,9 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	}, &session.Hooks{Closed: s.onSessionClosed, Flushed: s.onFlushed}, now)
 	n := s.conns.Add(1)
 	s.m.Connections.Inc()
+	s.mu.Lock()
+	s.live[c.sess] = c
+	s.mu.Unlock()
 	// Any close, ours or the peer's, ends in the session's Closed hook exactly once.
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
 		c.sess.Abort(session.ReasonClientClosed)
@@ -59,7 +68,7 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	})
 
 	switch {
-	case s.draining.Load():
+	case s.refusing.Load():
 		s.m.ConnectionsRefused.WithLabelValues(string(session.ReasonDraining)).Inc()
 		c.sess.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_DRAINING, 0, ""), session.ReasonDraining)
 	case n > int64(s.limits.MaxConnections):
@@ -82,6 +91,9 @@ func (s *Server) onDisconnect(ctx context.Context, _ netpoll.Connection) {
 }
 
 func (s *Server) onSessionClosed(sess *session.Session, reason session.CloseReason) {
+	s.mu.Lock()
+	delete(s.live, sess)
+	s.mu.Unlock()
 	s.conns.Add(-1)
 	s.m.Connections.Dec()
 	s.m.Closes.WithLabelValues(string(reason)).Inc()

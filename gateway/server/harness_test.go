@@ -229,3 +229,5 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func readRaw(r *raw) (*pb.Frame, []byte, error) { return protocol.Read(r.r, 1<<20, nil) }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
 )
 
@@ -23,8 +24,8 @@ var codeToProto = map[uplink.Code]pb.ErrorCode{
 func (c *conn) request(seq uint64, req *pb.Request) {
 	s := c.srv
 	switch {
-	case s.draining.Load():
-		c.reject(seq, req.Service, uplink.CodeDraining, "the gateway is draining; retry on another connection")
+	case c.goingAway.Load():
+		c.reject(seq, req.Service, uplink.CodeDraining, "the gateway is draining; retry on the new connection")
 		return
 	case !c.limiter.Allow():
 		c.reject(seq, req.Service, uplink.CodeRateLimited, "request rate limit exceeded")
@@ -44,19 +45,16 @@ func (c *conn) request(seq uint64, req *pb.Request) {
 			Seq:           seq,
 		},
 	}
-	s.inFlight.Add(1)
-	s.m.UplinkInFlight.Inc()
+	c.begin()
 	job := func() {
-		defer s.inFlight.Done()
-		defer s.m.UplinkInFlight.Dec()
+		defer c.end()
 		res := s.router.Do(context.Background(), call)
 		c.respond(seq, res)
 	}
 	select {
 	case s.work <- job:
 	default:
-		s.inFlight.Done()
-		s.m.UplinkInFlight.Dec()
+		c.end()
 		c.reject(seq, req.Service, uplink.CodeTooManyInFlight, "the gateway's uplink workers are all busy")
 	}
 }
@@ -79,4 +77,20 @@ func (c *conn) respond(seq uint64, res uplink.Result) {
 		Headers: res.Headers,
 		Message: res.Message,
 	}}})
+}
+
+// begin and end bracket an uplink request: the server waits for all of them when draining,
+// and a session told to go away closes when its last one has answered.
+func (c *conn) begin() {
+	c.srv.inFlight.Add(1)
+	c.srv.m.UplinkInFlight.Inc()
+	c.inFlight.Add(1)
+}
+
+func (c *conn) end() {
+	if c.inFlight.Add(-1) == 0 && c.goingAway.Load() {
+		c.sess.CloseAfter(nil, session.ReasonDraining)
+	}
+	c.srv.m.UplinkInFlight.Dec()
+	c.srv.inFlight.Done()
 }

@@ -67,11 +67,13 @@ type Server struct {
 	inFlight sync.WaitGroup
 
 	conns    atomic.Int64
-	draining atomic.Bool
+	draining atomic.Bool // readiness fails: the first drain phase
+	refusing atomic.Bool // new connections get GOAWAY: after the deregistration delay
 
-	mu       sync.Mutex // guards loop, listener
+	mu       sync.Mutex // guards loop, listener, live
 	loop     netpoll.EventLoop
 	listener net.Listener
+	live     map[*session.Session]*conn // every open connection, for drain
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -106,6 +108,7 @@ func New(opts Options) (*Server, error) {
 		wheel:    session.NewWheel(wheelTick, span, now()),
 		frames:   newFrameCounters(opts.Metrics),
 		work:     make(chan func(), l.UplinkWorkers*4),
+		live:     map[*session.Session]*conn{},
 		stop:     make(chan struct{}),
 	}
 	return s, nil
@@ -161,49 +164,11 @@ func (s *Server) Addr() net.Addr {
 	return s.listener.Addr()
 }
 
-// BeginDrain makes the gateway refuse new requests (DRAINING) and report not-ready, while
-// sessions stay connected: the first phase of a drain.
-func (s *Server) BeginDrain() {
-	s.draining.Store(true)
-	s.m.Draining.Set(1)
-}
-
-// Draining reports whether the server stopped taking new work.
+// Draining reports whether a drain started (readiness fails from then on).
 func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Connections is the number of open client connections.
 func (s *Server) Connections() int64 { return s.conns.Load() }
-
-// Shutdown stops accepting, tells every session to go away, waits (until ctx is done) for
-// in-flight requests and outbound queues, then closes what remains and stops the loops.
-// The paced drain of issue "graceful drain" replaces the all-at-once GOAWAY here.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.BeginDrain()
-	goaway := s.goAwayFrame(pb.GoAway_REASON_DRAINING, 0, "")
-	for _, sess := range s.sessions.All(nil) {
-		sess.CloseAfter(goaway, session.ReasonDraining)
-	}
-	waitGroup(ctx, &s.inFlight)
-	for _, sess := range s.sessions.All(nil) {
-		select {
-		case <-sess.Flushed():
-		case <-ctx.Done():
-		}
-	}
-	for _, sess := range s.sessions.All(nil) {
-		sess.Abort(session.ReasonShutdown)
-	}
-	s.stopOnce.Do(func() { close(s.stop) })
-	s.mu.Lock()
-	loop := s.loop
-	s.mu.Unlock()
-	var err error
-	if loop != nil {
-		err = loop.Shutdown(ctx)
-	}
-	s.workers.Wait()
-	return err
-}
 
 // worker runs uplink jobs until Shutdown. The work channel is never closed, so a request
 // racing with Shutdown cannot panic on a closed channel; it is answered or dropped.

@@ -206,11 +206,7 @@ func TestUplinkErrorsAreTyped(t *testing.T) {
 	if got := <-held; got != pb.ErrorCode_ERROR_CODE_OK {
 		t.Errorf("held call: %v", got)
 	}
-
-	h.srv.BeginDrain()
-	if got := code("echo", "x"); got != pb.ErrorCode_ERROR_CODE_DRAINING {
-		t.Errorf("while draining: %v", got)
-	}
+	// DRAINING is covered by the drain tests.
 }
 
 func TestRequestRateIsLimitedPerSession(t *testing.T) {

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/base64"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+// drainTick is the pacing step: GOAWAYs go out in one batch per tick.
+const drainTick = 50 * time.Millisecond
+
+// maxReconnectJitter caps the random reconnect delay each client is given on top of the
+// spreading of GOAWAYs over the window.
+const maxReconnectJitter = time.Second
+
+// DrainPhase names a step of the drain, for logs and the phase-duration metric.
+type DrainPhase string
+
+const (
+	PhaseNotReady     DrainPhase = "not_ready"    // readiness fails; still accepting
+	PhaseDeregistered DrainPhase = "deregistered" // deregistration delay over; refusing new connections
+	PhaseGoAway       DrainPhase = "goaway"       // every session told to go away, paced over the window
+	PhaseFlushed      DrainPhase = "flushed"      // in-flight requests answered, queues written
+	PhaseClosed       DrainPhase = "closed"       // remaining connections closed
+)
+
+// Drain runs the graceful shutdown of the client side, phase by phase, reporting each phase's
+// end to onPhase. The hard deadline (from its start) bounds it all: whatever remains then is
+// closed. Call it once (the app guards it).
+func (s *Server) Drain(ctx context.Context, d config.Drain, onPhase func(DrainPhase)) {
+	start := s.now()
+	ctx, cancel := context.WithDeadline(ctx, start.Add(d.HardDeadline.Duration))
+	defer cancel()
+	report := func(p DrainPhase) {
+		if onPhase != nil {
+			onPhase(p)
+		}
+	}
+
+	// 1. Readiness fails at once; the load balancer needs the deregistration delay to notice,
+	// and connections arriving meanwhile are served normally.
+	s.draining.Store(true)
+	s.m.Draining.Set(1)
+	report(PhaseNotReady)
+	sleep(ctx, d.DeregistrationDelay.Duration)
+
+	// 2. Refuse new connections (a late one gets GOAWAY and is closed).
+	s.refusing.Store(true)
+	s.closeListener()
+	report(PhaseDeregistered)
+
+	// 3. GOAWAY in paced batches over the spread window: never all clients at once.
+	s.goAwayPaced(ctx, d.SpreadWindow.Duration)
+	report(PhaseGoAway)
+
+	// 4. Requests in flight finish and their responses are written; sessions close once
+	// answered. Wait at most FlushTimeout for that.
+	flush, cancelFlush := context.WithTimeout(ctx, d.FlushTimeout.Duration)
+	waitGroup(flush, &s.inFlight)
+	for _, c := range s.liveConns() {
+		select {
+		case <-c.sess.Flushed():
+		case <-flush.Done():
+		}
+	}
+	cancelFlush()
+	report(PhaseFlushed)
+
+	// 5. Whatever is left is closed.
+	s.stopLoops(ctx)
+	report(PhaseClosed)
+}
+
+// goAwayPaced sends GOAWAY to every connection, spreading the batches evenly over window.
+func (s *Server) goAwayPaced(ctx context.Context, window time.Duration) {
+	conns := s.liveConns()
+	ticks := max(int(window/drainTick), 1)
+	per := (len(conns) + ticks - 1) / ticks
+	jitter := min(maxReconnectJitter, window/4)
+	t := time.NewTicker(drainTick)
+	defer t.Stop()
+	for i := 0; i < len(conns); i += per {
+		for _, c := range conns[i:min(i+per, len(conns))] {
+			c.goAway(rand.N(jitter + 1))
+		}
+		if i+per >= len(conns) {
+			break
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			// Past the hard deadline: the rest go now.
+			for _, c := range conns[i+per:] {
+				c.goAway(0)
+			}
+			return
+		}
+	}
+}
+
+// goAway tells the client to reconnect elsewhere after delay, resuming its session. The
+// session leaves the registry first, so no push is queued behind the GOAWAY (the client
+// resumes from the positions it has; the new pod replays the rest). The connection stays
+// open until the requests already in flight have their responses queued.
+func (c *conn) goAway(delay time.Duration) {
+	s := c.srv
+	if !c.sess.Established() {
+		c.sess.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_DRAINING, delay, ""), session.ReasonDraining)
+		return
+	}
+	if s.sessions.Unregister(c.sess) {
+		s.m.Sessions.Dec()
+	}
+	c.goingAway.Store(true)
+	s.SendEncoded(c.sess, "goaway", s.goAwayFrame(pb.GoAway_REASON_DRAINING, delay, resumeToken(s.cfg.ServerID)))
+	if c.inFlight.Load() == 0 {
+		c.sess.CloseAfter(nil, session.ReasonDraining)
+	}
+}
+
+// resumeToken is opaque to clients; it names the pod that sent it, for diagnostics.
+func resumeToken(serverID string) string {
+	var b [9]byte
+	_, _ = crand.Read(b[:])
+	return serverID + "." + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) liveConns() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*conn, 0, len(s.live))
+	for _, c := range s.live {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) closeListener() {
+	s.mu.Lock()
+	ln := s.listener
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+}
+
+// stopLoops closes every remaining connection and stops the event loop and workers.
+func (s *Server) stopLoops(ctx context.Context) {
+	for _, c := range s.liveConns() {
+		c.sess.Abort(session.ReasonShutdown)
+	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.mu.Lock()
+	loop := s.loop
+	s.mu.Unlock()
+	if loop != nil {
+		_ = loop.Shutdown(ctx)
+	}
+	s.workers.Wait()
+}
+
+// Shutdown is a drain without delays: every session is told to go away at once and the
+// server stops within ctx. For tests and for processes that are not behind a load balancer.
+func (s *Server) Shutdown(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	hard := 10 * time.Second
+	if ok {
+		hard = time.Until(deadline)
+	}
+	s.Drain(ctx, config.Drain{
+		HardDeadline: config.Duration{Duration: hard},
+		FlushTimeout: config.Duration{Duration: hard},
+	}, nil)
+	return ctx.Err()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
