@@ -75,19 +75,21 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	reg.MustRegister(a.phase)
 	if len(cfg.Kafka.Brokers) > 0 {
 		a.downlink, err = downlink.New(downlink.Options{
-			Brokers:       cfg.Kafka.Brokers,
-			Topic:         cfg.Kafka.DownlinkTopic,
-			ReceiptsTopic: cfg.Kafka.ReceiptsTopic,
-			ServerID:      cfg.ServerID,
-			MaxFrameBytes: cfg.Limits.MaxFrameBytes,
-			Sessions:      srv,
-			Metrics:       metrics.NewDownlink(reg),
-			Logger:        log,
+			Brokers:          cfg.Kafka.Brokers,
+			Topic:            cfg.Kafka.DownlinkTopic,
+			ReceiptsTopic:    cfg.Kafka.ReceiptsTopic,
+			ServerID:         cfg.ServerID,
+			MaxFrameBytes:    cfg.Limits.MaxFrameBytes,
+			ReplayMaxRecords: cfg.Replay.MaxRecords,
+			ReplayMaxAge:     cfg.Replay.MaxAge.Duration,
+			Sessions:         srv,
+			Metrics:          metrics.NewDownlink(reg),
+			Logger:           log,
 		})
 		if err != nil {
 			return nil, err
 		}
-		srv.SetPushHandler(a.downlink)
+		srv.SetDownlink(a.downlink)
 	}
 	return a, nil
 }

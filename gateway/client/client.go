@@ -7,6 +7,7 @@ package client
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -42,6 +43,8 @@ type Options struct {
 	ClientVersion string
 	// Dialer dials the gateway; set LocalAddr to pick the source address. Default: 5s timeout.
 	Dialer *net.Dialer
+	// DialContext, when set, replaces Dialer (custom transports, tests that move clients).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxFrameBytes accepted from the gateway. Default 65536.
 	MaxFrameBytes int
 	// HandshakeTimeout bounds dial + handshake. Default 10s.
@@ -88,7 +91,8 @@ type Client struct {
 	up          chan struct{} // closed when cur is set; replaced when cur goes
 	sessionID   string
 	resumeToken string
-	positions   map[int32]int64 // last delivered offset per partition
+	positions   map[int32]int64 // last delivered offset per partition: drops duplicates
+	floor       map[int32]int64 // watermarks confirmed complete: where resumes may start at the latest
 	err         error           // why the client stopped for good
 
 	stop chan struct{}
@@ -99,7 +103,7 @@ type Client struct {
 // the session connected until Close.
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	opts.defaults()
-	c := &Client{opts: opts, sessionID: opts.SessionID, positions: map[int32]int64{},
+	c := &Client{opts: opts, sessionID: opts.SessionID, positions: map[int32]int64{}, floor: map[int32]int64{},
 		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	first, err := c.connect(ctx)
 	if err != nil {
@@ -120,9 +124,13 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		DeviceId:        c.opts.DeviceID,
 		ClientVersion:   c.opts.ClientVersion,
 	}
-	if c.resumeToken != "" || len(c.positions) > 0 {
+	if c.resumeToken != "" || len(c.positions) > 0 || len(c.floor) > 0 {
 		hs.Resume = &pb.Resume{ResumeToken: c.resumeToken}
+		from := maps.Clone(c.floor)
 		for p, o := range c.positions {
+			from[p] = max(from[p], o)
+		}
+		for p, o := range from {
 			hs.Resume.Positions = append(hs.Resume.Positions, &pb.Position{Partition: p, Offset: o})
 		}
 	}
@@ -140,7 +148,25 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect(cn.ack)
 	}
+	go c.confirmWatermarks(cn)
 	return cn, nil
+}
+
+// confirmWatermarks raises the resume floor to the gateway's watermarks once a PONG proves
+// that everything the gateway queued before it (the resume replay) has arrived: records up
+// to the watermarks that targeted this session were delivered, so a later resume need not
+// ask for them, whichever partition they were in.
+func (c *Client) confirmWatermarks(cn *conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.HandshakeTimeout)
+	defer cancel()
+	if _, err := cn.call(ctx, &pb.Frame{Body: &pb.Frame_Ping{Ping: &pb.Ping{ClientTimeMs: time.Now().UnixMilli()}}}); err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range cn.ack.Positions {
+		c.floor[w.Partition] = max(c.floor[w.Partition], w.Offset)
+	}
 }
 
 // detach makes cn no longer the current connection (it was told to go away or ended).

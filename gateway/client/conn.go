@@ -64,7 +64,11 @@ var errLeaving = errors.New("client: connection is going away")
 // dial connects and runs the handshake; on success the reader and heartbeat goroutines run
 // until the connection ends (Done).
 func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Push), onLeave func(*conn)) (*conn, error) {
-	nc, err := o.Dialer.DialContext(ctx, "tcp", o.Addr)
+	dialer := o.Dialer.DialContext
+	if o.DialContext != nil {
+		dialer = o.DialContext
+	}
+	nc, err := dialer(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, err
 	}

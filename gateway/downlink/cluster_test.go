@@ -35,13 +35,19 @@ type cluster struct {
 	receipts  string
 	secret    []byte
 	gws       []*app.App
+	mutate    func(*config.Config) // applied to every gateway's config before defaults
 }
 
 func newCluster(t *testing.T, gateways, partitions int) *cluster {
 	t.Helper()
+	return newClusterWith(t, gateways, partitions, nil)
+}
+
+func newClusterWith(t *testing.T, gateways, partitions int, mutate func(*config.Config)) *cluster {
+	t.Helper()
 	bootstrap := kafkatest.Bootstrap(t)
 	c := &cluster{
-		t: t, bootstrap: bootstrap,
+		t: t, bootstrap: bootstrap, mutate: mutate,
 		topic:    kafkatest.CreateTopic(t, bootstrap, partitions),
 		receipts: kafkatest.CreateTopic(t, bootstrap, partitions),
 		secret:   []byte("downlink-test-secret-0123456789abcdef"),
@@ -63,6 +69,15 @@ func (c *cluster) startGateway(id, keyFile string, brokers []string) *app.App {
 		Listen:   config.Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0"},
 		Auth:     config.Auth{JWT: &config.JWTAuth{HS256SecretFile: keyFile}},
 		Kafka:    config.Kafka{Brokers: brokers, DownlinkTopic: c.topic, ReceiptsTopic: c.receipts},
+	}
+	cfg.Drain = config.Drain{
+		DeregistrationDelay: config.Duration{Duration: 100 * time.Millisecond},
+		SpreadWindow:        config.Duration{Duration: 500 * time.Millisecond},
+		FlushTimeout:        config.Duration{Duration: 2 * time.Second},
+		HardDeadline:        config.Duration{Duration: 10 * time.Second},
+	}
+	if c.mutate != nil {
+		c.mutate(cfg)
 	}
 	cfg.Default()
 	cfg.Limits.RequestsPerSecond = 1e6

@@ -56,10 +56,13 @@ type Options struct {
 	ReceiptsTopic string
 	ServerID      string
 	MaxFrameBytes int
-	Sessions      Sessions
-	Metrics       *metrics.Downlink
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// ReplayMaxRecords (per partition) and ReplayMaxAge bound the replay window.
+	ReplayMaxRecords int
+	ReplayMaxAge     time.Duration
+	Sessions         Sessions
+	Metrics          *metrics.Downlink
+	Logger           *slog.Logger
+	Now              func() time.Time
 }
 
 // Consumer reads the downlink topic and delivers records.
@@ -75,10 +78,10 @@ type Consumer struct {
 	started atomic.Bool // every partition known at start is positioned
 	up      atomic.Bool // the last metadata probe succeeded
 
-	mu      sync.Mutex // guards readers and next
+	mu      sync.Mutex // guards readers, win, dirty
 	readers map[int]*kafka.Reader
-	next    map[int]int64 // offset after the last handled record, per partition
-	dirty   map[int]bool  // next changed since the last commit
+	win     window
+	dirty   map[int]bool // the partition's watermark moved since the last commit
 
 	wg sync.WaitGroup
 }
@@ -94,6 +97,12 @@ func New(o Options) (*Consumer, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ReplayMaxRecords <= 0 {
+		o.ReplayMaxRecords = 100000
+	}
+	if o.ReplayMaxAge <= 0 {
+		o.ReplayMaxAge = 10 * time.Minute
+	}
 	c := &Consumer{
 		o:       o,
 		group:   o.Topic + "." + o.ServerID,
@@ -101,7 +110,7 @@ func New(o Options) (*Consumer, error) {
 		now:     o.Now,
 		log:     o.Logger.With("component", "downlink"),
 		readers: map[int]*kafka.Reader{},
-		next:    map[int]int64{},
+		win:     window{maxAge: o.ReplayMaxAge, parts: map[int]*ring{}},
 		dirty:   map[int]bool{},
 	}
 	if o.ReceiptsTopic != "" {
@@ -110,13 +119,21 @@ func New(o Options) (*Consumer, error) {
 	return c, nil
 }
 
-// Ready is the readiness check: "" once every partition is positioned and Kafka answers.
+// Ready is the readiness check: "" once every partition has refilled its replay window up to
+// where live delivery starts, and Kafka answers.
 func (c *Consumer) Ready() string {
 	switch {
 	case !c.up.Load():
 		return "kafka_unreachable"
 	case !c.started.Load():
 		return "downlink_starting"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.win.parts {
+		if r.next < r.deliverFrom {
+			return "downlink_refilling"
+		}
 	}
 	return ""
 }
@@ -162,6 +179,14 @@ func (c *Consumer) poll(ctx context.Context) {
 		c.log.Info("kafka reachable", "topic", c.o.Topic, "partitions", len(parts))
 	}
 	c.o.Metrics.KafkaUp.Set(1)
+	c.mu.Lock()
+	held := 0
+	for _, r := range c.win.parts {
+		r.expire(c.now().Add(-c.o.ReplayMaxAge))
+		held += r.size
+	}
+	c.mu.Unlock()
+	c.o.Metrics.Window.Set(float64(held))
 
 	c.mu.Lock()
 	var missing []int
@@ -180,8 +205,20 @@ func (c *Consumer) poll(ctx context.Context) {
 		c.log.Warn("cannot position downlink readers", "err", err)
 		return
 	}
+	perPartition := max(c.o.ReplayMaxRecords/max(len(parts), 1), 1)
+	fills := map[int]int64{}
+	if first {
+		if fills, err = c.fillOffsets(ctx, starts, perPartition); err != nil {
+			c.log.Warn("cannot position downlink readers", "err", err)
+			return
+		}
+	}
 	for _, p := range missing {
-		c.startReader(ctx, p, starts[p])
+		fill, ok := fills[p]
+		if !ok {
+			fill = starts[p]
+		}
+		c.startReader(ctx, p, fill, starts[p], perPartition)
 	}
 	c.started.Store(true)
 }
@@ -206,8 +243,8 @@ func (c *Consumer) measureLag(ctx context.Context, parts []int) error {
 		if po.Error != nil {
 			return fmt.Errorf("partition %d: %w", po.Partition, po.Error)
 		}
-		if next, ok := c.next[po.Partition]; ok {
-			c.o.Metrics.Lag.WithLabelValues(strconv.Itoa(po.Partition)).Set(float64(max(po.LastOffset-next, 0)))
+		if r, ok := c.win.parts[po.Partition]; ok {
+			c.o.Metrics.Lag.WithLabelValues(strconv.Itoa(po.Partition)).Set(float64(max(po.LastOffset-r.next, 0)))
 		}
 	}
 	return nil
@@ -285,7 +322,36 @@ func (c *Consumer) startOffsets(ctx context.Context, parts []int, first bool) (m
 	return starts, nil
 }
 
-func (c *Consumer) startReader(ctx context.Context, partition int, offset int64) {
+// fillOffsets decides where each partition's reader starts so that the replay window is
+// refilled after a (re)start: the records of the last ReplayMaxAge, at most perPartition of
+// them, before the live start. Those fill the window without being delivered.
+func (c *Consumer) fillOffsets(ctx context.Context, starts map[int]int64, perPartition int) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var reqs []kafka.OffsetRequest
+	for p := range starts {
+		reqs = append(reqs, kafka.TimeOffsetOf(p, c.now().Add(-c.o.ReplayMaxAge)), kafka.FirstOffsetOf(p))
+	}
+	res, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.o.Topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("while listing offsets by time: %w", err)
+	}
+	fills := map[int]int64{}
+	for _, po := range res.Topics[c.o.Topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("partition %d: %w", po.Partition, po.Error)
+		}
+		start := starts[po.Partition]
+		fill := max(po.FirstOffset, start-int64(perPartition))
+		for off := range po.Offsets { // the first offset at or after the cutoff time
+			fill = max(fill, off)
+		}
+		fills[po.Partition] = min(fill, start)
+	}
+	return fills, nil
+}
+
+func (c *Consumer) startReader(ctx context.Context, partition int, offset, deliverFrom int64, capacity int) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        c.o.Brokers,
 		Topic:          c.o.Topic,
@@ -304,9 +370,9 @@ func (c *Consumer) startReader(ctx context.Context, partition int, offset int64)
 	}
 	c.mu.Lock()
 	c.readers[partition] = r
-	c.next[partition] = offset
+	c.win.parts[partition] = newRing(capacity, offset, deliverFrom)
 	c.mu.Unlock()
-	c.log.Info("reading partition", "partition", partition, "offset", offset, "group", c.group)
+	c.log.Info("reading partition", "partition", partition, "from", offset, "deliverFrom", deliverFrom, "group", c.group)
 
 	c.wg.Add(1)
 	go func() {
@@ -323,10 +389,6 @@ func (c *Consumer) startReader(ctx context.Context, partition int, offset int64)
 			}
 			c.o.Metrics.Lag.WithLabelValues(label).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
 			c.handle(m)
-			c.mu.Lock()
-			c.next[partition] = m.Offset + 1
-			c.dirty[partition] = true
-			c.mu.Unlock()
 		}
 	}()
 }
@@ -337,9 +399,13 @@ func (c *Consumer) commit(ctx context.Context) {
 	c.mu.Lock()
 	var offsets []kafka.OffsetCommit
 	for p := range c.dirty {
-		offsets = append(offsets, kafka.OffsetCommit{Partition: p, Offset: c.next[p]})
+		// While refilling the window the reader is behind the committed offset: committing
+		// there would move it back.
+		if r := c.win.parts[p]; r.next >= r.deliverFrom {
+			offsets = append(offsets, kafka.OffsetCommit{Partition: p, Offset: r.next})
+			delete(c.dirty, p)
+		}
 	}
-	clear(c.dirty)
 	c.mu.Unlock()
 	if len(offsets) == 0 {
 		return

@@ -1,6 +1,7 @@
 package downlink
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -13,42 +14,89 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/session"
 )
 
-// handle delivers one record to the target sessions held here. Bad records are counted and
-// skipped: one bad producer must not stop delivery for everyone.
+// handle records one fetched record in the replay window and delivers it to the target
+// sessions held here. Bad records are counted and skipped: one bad producer must not stop
+// delivery for everyone.
 func (c *Consumer) handle(m kafka.Message) {
-	var d pb.Downlink
-	if err := proto.Unmarshal(m.Value, &d); err != nil {
-		c.bad.report(c, metrics.RecordUndecoded, m, err.Error())
-		return
-	}
-	switch {
-	case d.MessageId == "":
-		c.bad.report(c, metrics.RecordNoMessage, m, "empty message_id")
-		return
-	case d.Target == nil || d.Target.Kind == nil:
-		c.bad.report(c, metrics.RecordNoTarget, m, "no target")
-		return
-	}
+	d, kind, detail := decode(m)
+	now := c.now()
 
-	targets := Targets(c.o.Sessions.Sessions(), d.Target)
+	c.mu.Lock()
+	r := c.win.parts[m.Partition]
+	r.next = m.Offset + 1
+	c.dirty[m.Partition] = true
+	live := m.Offset >= r.deliverFrom
+	var targets []*session.Session
+	if kind == "" {
+		r.push(record{partition: m.Partition, offset: m.Offset, at: now, d: d})
+		if live {
+			// Resolved under the same lock as a resume's snapshot: a resuming session is
+			// either in these targets or gets this record replayed, never both or neither.
+			targets = Targets(c.o.Sessions.Sessions(), d.Target)
+		}
+	}
+	c.mu.Unlock()
+
+	if kind != "" {
+		if live {
+			c.bad.report(c, kind, m, detail)
+		}
+		return
+	}
+	if !live {
+		return // refilling the window after a restart
+	}
 	if len(targets) == 0 {
 		c.o.Metrics.Records.WithLabelValues(metrics.RecordSkipped).Inc()
 		return
 	}
 	pos := &pb.Position{Partition: int32(m.Partition), Offset: m.Offset}
-	now := c.now()
 	wantsReceipt := d.AckRequired || d.ReplyExpected
 	if d.ExpiresAtMs != 0 && now.UnixMilli() >= d.ExpiresAtMs {
 		c.o.Metrics.Records.WithLabelValues(metrics.RecordExpired).Inc()
 		if wantsReceipt {
 			for _, s := range targets {
-				c.receipt(pb.Receipt_KIND_EXPIRED, &d, s, pos, nil)
+				c.receipt(pb.Receipt_KIND_EXPIRED, d, s, pos, nil)
 			}
 		}
 		return
 	}
+	frame, err := c.pushFrame(d, pos)
+	if err != nil {
+		c.bad.report(c, "too_large", m, err.Error())
+		return
+	}
+	// Encoded once, shared read-only by every target session's queue.
+	for _, s := range targets {
+		c.o.Sessions.SendEncoded(s, "push", frame)
+		if wantsReceipt {
+			c.receipt(pb.Receipt_KIND_DELIVERED, d, s, pos, nil)
+		}
+	}
+	c.o.Metrics.Records.WithLabelValues(metrics.RecordDelivered).Inc()
+	c.o.Metrics.Deliveries.Add(float64(len(targets)))
+	if d.CreatedAtMs > 0 {
+		c.o.Metrics.Latency.Observe(max(now.Sub(time.UnixMilli(d.CreatedAtMs)), 0).Seconds())
+	}
+}
 
-	frame, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Push{Push: &pb.Push{
+// decode parses a record; kind names what is wrong with a bad one ("" when fine).
+func decode(m kafka.Message) (*pb.Downlink, string, string) {
+	d := &pb.Downlink{}
+	if err := proto.Unmarshal(m.Value, d); err != nil {
+		return nil, metrics.RecordUndecoded, err.Error()
+	}
+	switch {
+	case d.MessageId == "":
+		return nil, metrics.RecordNoMessage, "empty message_id"
+	case d.Target == nil || d.Target.Kind == nil:
+		return nil, metrics.RecordNoTarget, "no target"
+	}
+	return d, "", ""
+}
+
+func (c *Consumer) pushFrame(d *pb.Downlink, pos *pb.Position) ([]byte, error) {
+	return protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Push{Push: &pb.Push{
 		MessageId:     d.MessageId,
 		Payload:       d.Payload,
 		Position:      pos,
@@ -58,22 +106,33 @@ func (c *Consumer) handle(m kafka.Message) {
 		CreatedAtMs:   d.CreatedAtMs,
 		CorrelationId: d.CorrelationId,
 	}}}, c.o.MaxFrameBytes)
-	if err != nil {
-		c.bad.report(c, "too_large", m, err.Error())
-		return
+}
+
+// Attach registers a session with the downlink atomically: under the window's lock it takes
+// the watermarks and, for a resume, the records the session missed; attach (the server's
+// handshake: queue HANDSHAKE_ACK, register the session) runs inside, and the missed records are
+// queued right after it, before any live record can be. Replay + live delivery is therefore
+// complete and in order.
+func (c *Consumer) Attach(s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult)) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	watermarks := c.win.watermarksLocked()
+	var replay []*record
+	var result *pb.ResumeResult
+	if resume != nil {
+		replay, result = c.win.replayLocked(s, resume.Positions, now)
+		c.o.Metrics.Resumes.WithLabelValues(strings.ToLower(strings.TrimPrefix(result.Status.String(), "STATUS_"))).Inc()
 	}
-	// Encoded once, shared read-only by every target session's queue.
-	for _, s := range targets {
-		c.o.Sessions.SendEncoded(s, "push", frame)
-		if wantsReceipt {
-			c.receipt(pb.Receipt_KIND_DELIVERED, &d, s, pos, nil)
+	attach(watermarks, result)
+	for _, rec := range replay {
+		frame, err := c.pushFrame(rec.d, &pb.Position{Partition: int32(rec.partition), Offset: rec.offset})
+		if err != nil {
+			continue
 		}
+		c.o.Sessions.SendEncoded(s, "push", frame)
 	}
-	c.o.Metrics.Records.WithLabelValues(metrics.RecordDelivered).Inc()
-	c.o.Metrics.Deliveries.Add(float64(len(targets)))
-	if d.CreatedAtMs > 0 {
-		c.o.Metrics.Latency.Observe(max(now.Sub(time.UnixMilli(d.CreatedAtMs)), 0).Seconds())
-	}
+	c.o.Metrics.Replayed.Add(float64(len(replay)))
 }
 
 // Targets resolves a record's target to the sessions held here (none when they are elsewhere).

@@ -10,6 +10,9 @@ type Downlink struct {
 	Latency    prometheus.Histogram
 	Receipts   *prometheus.CounterVec // kind, result
 	KafkaUp    prometheus.Gauge
+	Replayed   prometheus.Counter
+	Resumes    *prometheus.CounterVec // status
+	Window     prometheus.Gauge
 }
 
 // Record results.
@@ -47,6 +50,15 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 			Name: "tcpgw_kafka_up", Help: "1 when the last metadata probe of the downlink topic succeeded.",
 		}),
 	}
-	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp)
+	m.Replayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tcpgw_downlink_replayed_total", Help: "PUSH frames replayed to resuming sessions from the recent-record window.",
+	})
+	m.Resumes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tcpgw_resumes_total", Help: "Session resumes by outcome: complete, or not_recovered when records were older than the window.",
+	}, []string{"status"})
+	m.Window = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tcpgw_downlink_window_records", Help: "Records held in the replay window, all partitions.",
+	})
+	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.Replayed, m.Resumes, m.Window)
 	return m
 }

@@ -168,12 +168,12 @@ func (c *conn) handle(f *pb.Frame) {
 	case *pb.Frame_Request:
 		c.request(f.Seq, b.Request)
 	case *pb.Frame_PushAck:
-		if c.srv.pushes != nil {
-			c.srv.pushes.PushAck(c.sess, b.PushAck)
+		if c.srv.downlink != nil {
+			c.srv.downlink.PushAck(c.sess, b.PushAck)
 		}
 	case *pb.Frame_PushReply:
-		if c.srv.pushes != nil {
-			c.srv.pushes.PushReply(c.sess, b.PushReply)
+		if c.srv.downlink != nil {
+			c.srv.downlink.PushReply(c.sess, b.PushReply)
 		}
 	case *pb.Frame_Handshake:
 		c.fail(pb.ErrorCode_ERROR_CODE_HANDSHAKE_REQUIRED, "second HANDSHAKE on one connection")

@@ -60,21 +60,31 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	c.limiter = rate.NewLimiter(rate.Limit(s.limits.RequestsPerSecond), s.limits.RequestBurst)
 	c.handshaken = true
 
-	// The ack is queued before registration so that no push can overtake it.
-	c.send(&pb.Frame{Body: &pb.Frame_HandshakeAck{HandshakeAck: &pb.HandshakeAck{
-		ProtocolVersion:     protocol.Version,
-		SessionId:           sessionID,
-		UserId:              id.UserID,
-		HeartbeatIntervalMs: uint32(s.limits.HeartbeatInterval.Milliseconds()),
-		IdleTimeoutMs:       uint32(s.limits.IdleTimeout.Milliseconds()),
-		MaxFrameBytes:       uint32(s.limits.MaxFrameBytes),
-		ServerId:            s.cfg.ServerID,
-		ServerTimeMs:        s.now().UnixMilli(),
-	}}})
-	if old := s.sessions.Register(c.sess); old != nil {
-		old.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_REPLACED, 0, ""), session.ReasonReplaced)
+	// The ack is queued before registration so that no push can overtake it; with a downlink
+	// both happen inside its Attach, atomically with its delivery and the resume replay.
+	attach := func(watermarks []*pb.Position, result *pb.ResumeResult) {
+		c.send(&pb.Frame{Body: &pb.Frame_HandshakeAck{HandshakeAck: &pb.HandshakeAck{
+			ProtocolVersion:     protocol.Version,
+			SessionId:           sessionID,
+			UserId:              id.UserID,
+			HeartbeatIntervalMs: uint32(s.limits.HeartbeatInterval.Milliseconds()),
+			IdleTimeoutMs:       uint32(s.limits.IdleTimeout.Milliseconds()),
+			MaxFrameBytes:       uint32(s.limits.MaxFrameBytes),
+			ServerId:            s.cfg.ServerID,
+			ServerTimeMs:        s.now().UnixMilli(),
+			Resume:              result,
+			Positions:           watermarks,
+		}}})
+		if old := s.sessions.Register(c.sess); old != nil {
+			old.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_REPLACED, 0, ""), session.ReasonReplaced)
+		} else {
+			s.m.Sessions.Inc()
+		}
+	}
+	if s.downlink != nil {
+		s.downlink.Attach(c.sess, hs.Resume, attach)
 	} else {
-		s.m.Sessions.Inc()
+		attach(nil, nil)
 	}
 	if closing, _ := c.sess.Closing(); closing && s.sessions.Unregister(c.sess) {
 		// Closed (slow consumer, peer gone) between the ack and the registration.

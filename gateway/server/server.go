@@ -30,11 +30,14 @@ const writeTimeout = 15 * time.Second
 // wheelTick is the resolution of handshake and idle deadlines.
 const wheelTick = 250 * time.Millisecond
 
-// PushHandler receives what clients say about downlink pushes. The downlink package
-// implements it; nil ignores acks and replies.
-type PushHandler interface {
+// Downlink is what the server needs from the downlink consumer: it receives what clients say
+// about pushes, and it attaches new sessions (watermarks, resume replay) atomically with its
+// delivery. The downlink package implements it; without one, acks and replies are ignored and
+// resumes report nothing to replay.
+type Downlink interface {
 	PushAck(s *session.Session, ack *pb.PushAck)
 	PushReply(s *session.Session, reply *pb.PushReply)
+	Attach(s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult))
 }
 
 // Options are the collaborators of a Server.
@@ -44,7 +47,7 @@ type Options struct {
 	Router   *uplink.Router
 	Metrics  *metrics.Gateway
 	Logger   *slog.Logger
-	Pushes   PushHandler
+	Downlink Downlink
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,7 +60,7 @@ type Server struct {
 	router   *uplink.Router
 	m        *metrics.Gateway
 	log      *slog.Logger
-	pushes   PushHandler
+	downlink Downlink
 	now      func() time.Time
 	sessions *session.Manager
 	wheel    *session.Wheel
@@ -102,7 +105,7 @@ func New(opts Options) (*Server, error) {
 		router:   opts.Router,
 		m:        opts.Metrics,
 		log:      log,
-		pushes:   opts.Pushes,
+		downlink: opts.Downlink,
 		now:      now,
 		sessions: session.NewManager(),
 		wheel:    session.NewWheel(wheelTick, span, now()),
@@ -114,9 +117,9 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// SetPushHandler installs the receiver of PUSH_ACK and PUSH_REPLY frames. Call it before
-// Serve: the downlink consumer needs the server (for its sessions) before it can be passed in.
-func (s *Server) SetPushHandler(h PushHandler) { s.pushes = h }
+// SetDownlink installs the downlink. Call it before Serve: the downlink consumer needs the
+// server (for its sessions) before it can be passed in.
+func (s *Server) SetDownlink(d Downlink) { s.downlink = d }
 
 // Sessions is the registry of live sessions (the downlink delivers through it).
 func (s *Server) Sessions() *session.Manager { return s.sessions }

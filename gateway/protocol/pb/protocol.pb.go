@@ -745,7 +745,12 @@ type HandshakeAck struct {
 	// server_time_ms: the gateway's clock, for the client to estimate skew.
 	ServerTimeMs int64 `protobuf:"varint,8,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
 	// resume: outcome of Handshake.resume, when it was set.
-	Resume        *ResumeResult `protobuf:"bytes,9,opt,name=resume,proto3" json:"resume,omitempty"`
+	Resume *ResumeResult `protobuf:"bytes,9,opt,name=resume,proto3" json:"resume,omitempty"`
+	// positions: per downlink partition, the position of the last record the gateway had
+	// handled when the session started. The client starts its per-partition positions from
+	// these, so that when it resumes it can name a position for every partition, including
+	// those from which it never received a push.
+	Positions     []*Position `protobuf:"bytes,10,rep,name=positions,proto3" json:"positions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -839,6 +844,13 @@ func (x *HandshakeAck) GetServerTimeMs() int64 {
 func (x *HandshakeAck) GetResume() *ResumeResult {
 	if x != nil {
 		return x.Resume
+	}
+	return nil
+}
+
+func (x *HandshakeAck) GetPositions() []*Position {
+	if x != nil {
+		return x.Positions
 	}
 	return nil
 }
@@ -1546,7 +1558,7 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\tpositions\x18\x02 \x03(\v2\x17.tcpgateway.v1.PositionR\tpositions\"@\n" +
 	"\bPosition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\xed\x02\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\xa4\x03\n" +
 	"\fHandshakeAck\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1d\n" +
 	"\n" +
@@ -1557,7 +1569,9 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\x0fmax_frame_bytes\x18\x06 \x01(\rR\rmaxFrameBytes\x12\x1b\n" +
 	"\tserver_id\x18\a \x01(\tR\bserverId\x12$\n" +
 	"\x0eserver_time_ms\x18\b \x01(\x03R\fserverTimeMs\x123\n" +
-	"\x06resume\x18\t \x01(\v2\x1b.tcpgateway.v1.ResumeResultR\x06resume\"\xd9\x01\n" +
+	"\x06resume\x18\t \x01(\v2\x1b.tcpgateway.v1.ResumeResultR\x06resume\x125\n" +
+	"\tpositions\x18\n" +
+	" \x03(\v2\x17.tcpgateway.v1.PositionR\tpositions\"\xd9\x01\n" +
 	"\fResumeResult\x12:\n" +
 	"\x06status\x18\x01 \x01(\x0e2\".tcpgateway.v1.ResumeResult.StatusR\x06status\x12<\n" +
 	"\rnot_recovered\x18\x02 \x03(\v2\x17.tcpgateway.v1.PositionR\fnotRecovered\"O\n" +
@@ -1692,21 +1706,22 @@ var file_tcpgateway_v1_protocol_proto_depIdxs = []int32{
 	5,  // 11: tcpgateway.v1.Handshake.resume:type_name -> tcpgateway.v1.Resume
 	6,  // 12: tcpgateway.v1.Resume.positions:type_name -> tcpgateway.v1.Position
 	8,  // 13: tcpgateway.v1.HandshakeAck.resume:type_name -> tcpgateway.v1.ResumeResult
-	1,  // 14: tcpgateway.v1.ResumeResult.status:type_name -> tcpgateway.v1.ResumeResult.Status
-	6,  // 15: tcpgateway.v1.ResumeResult.not_recovered:type_name -> tcpgateway.v1.Position
-	18, // 16: tcpgateway.v1.Request.headers:type_name -> tcpgateway.v1.Request.HeadersEntry
-	0,  // 17: tcpgateway.v1.Response.code:type_name -> tcpgateway.v1.ErrorCode
-	19, // 18: tcpgateway.v1.Response.headers:type_name -> tcpgateway.v1.Response.HeadersEntry
-	6,  // 19: tcpgateway.v1.Push.position:type_name -> tcpgateway.v1.Position
-	6,  // 20: tcpgateway.v1.PushAck.position:type_name -> tcpgateway.v1.Position
-	6,  // 21: tcpgateway.v1.PushReply.position:type_name -> tcpgateway.v1.Position
-	2,  // 22: tcpgateway.v1.GoAway.reason:type_name -> tcpgateway.v1.GoAway.Reason
-	0,  // 23: tcpgateway.v1.Error.code:type_name -> tcpgateway.v1.ErrorCode
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	6,  // 14: tcpgateway.v1.HandshakeAck.positions:type_name -> tcpgateway.v1.Position
+	1,  // 15: tcpgateway.v1.ResumeResult.status:type_name -> tcpgateway.v1.ResumeResult.Status
+	6,  // 16: tcpgateway.v1.ResumeResult.not_recovered:type_name -> tcpgateway.v1.Position
+	18, // 17: tcpgateway.v1.Request.headers:type_name -> tcpgateway.v1.Request.HeadersEntry
+	0,  // 18: tcpgateway.v1.Response.code:type_name -> tcpgateway.v1.ErrorCode
+	19, // 19: tcpgateway.v1.Response.headers:type_name -> tcpgateway.v1.Response.HeadersEntry
+	6,  // 20: tcpgateway.v1.Push.position:type_name -> tcpgateway.v1.Position
+	6,  // 21: tcpgateway.v1.PushAck.position:type_name -> tcpgateway.v1.Position
+	6,  // 22: tcpgateway.v1.PushReply.position:type_name -> tcpgateway.v1.Position
+	2,  // 23: tcpgateway.v1.GoAway.reason:type_name -> tcpgateway.v1.GoAway.Reason
+	0,  // 24: tcpgateway.v1.Error.code:type_name -> tcpgateway.v1.ErrorCode
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_tcpgateway_v1_protocol_proto_init() }

@@ -1,0 +1,133 @@
+package downlink
+
+import (
+	"slices"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+// window keeps the recent records of every partition, so that a session resuming on this pod
+// (after a drain or a crash of another) gets what it missed. Every pod reads every record, so
+// every pod can replay for any session. Bounded by a record count per partition and an age.
+// Guarded by Consumer.mu: appending a record and resolving its targets happen under the same
+// lock as a resume's snapshot and registration, which is what makes replay + live delivery
+// gapless and duplicate-free.
+type window struct {
+	maxAge time.Duration
+	parts  map[int]*ring
+}
+
+type record struct {
+	partition int
+	offset    int64
+	at        time.Time
+	d         *pb.Downlink
+}
+
+// ring is one partition's records in offset order, oldest first, at most len(buf).
+type ring struct {
+	buf        []record
+	head, size int
+	// next is the offset after the last record handled (window or not), the partition's
+	// watermark; deliverFrom is where live delivery starts (earlier records only fill the
+	// window after a restart).
+	next, deliverFrom int64
+}
+
+func newRing(capacity int, next, deliverFrom int64) *ring {
+	return &ring{buf: make([]record, max(capacity, 1)), next: next, deliverFrom: deliverFrom}
+}
+
+func (r *ring) push(rec record) {
+	i := (r.head + r.size) % len(r.buf)
+	if r.size == len(r.buf) {
+		r.buf[r.head] = record{}
+		r.head = (r.head + 1) % len(r.buf)
+		r.size--
+	}
+	r.buf[i] = rec
+	r.size++
+}
+
+func (r *ring) at(i int) *record { return &r.buf[(r.head+i)%len(r.buf)] }
+
+// expire drops records older than maxAge.
+func (r *ring) expire(cutoff time.Time) {
+	for r.size > 0 && r.at(0).at.Before(cutoff) {
+		r.buf[r.head] = record{}
+		r.head = (r.head + 1) % len(r.buf)
+		r.size--
+	}
+}
+
+// first is the oldest offset still held (next when empty).
+func (r *ring) first() int64 {
+	if r.size == 0 {
+		return r.next
+	}
+	return r.at(0).offset
+}
+
+// watermarksLocked is the position of the last handled record per partition.
+func (w *window) watermarksLocked() []*pb.Position {
+	out := make([]*pb.Position, 0, len(w.parts))
+	for p, r := range w.parts {
+		out = append(out, &pb.Position{Partition: int32(p), Offset: r.next - 1})
+	}
+	slices.SortFunc(out, func(a, b *pb.Position) int { return int(a.Partition - b.Partition) })
+	return out
+}
+
+// replayLocked returns, in partition then offset order, the unexpired records after the
+// client's positions that target s, and the partitions where records it may have needed are
+// no longer held.
+func (w *window) replayLocked(s *session.Session, positions []*pb.Position, now time.Time) ([]*record, *pb.ResumeResult) {
+	from := map[int]int64{}
+	for _, p := range positions {
+		from[int(p.Partition)] = p.Offset
+	}
+	result := &pb.ResumeResult{Status: pb.ResumeResult_STATUS_COMPLETE}
+	var out []*record
+	parts := make([]int, 0, len(w.parts))
+	for p := range w.parts {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		r := w.parts[p]
+		last, known := from[p]
+		if !known {
+			last = -1 // a partition the client never heard of: everything in it is new to it
+		}
+		r.expire(now.Add(-w.maxAge))
+		if last+1 < r.first() && last+1 < r.next {
+			result.Status = pb.ResumeResult_STATUS_NOT_RECOVERED
+			result.NotRecovered = append(result.NotRecovered, &pb.Position{Partition: int32(p), Offset: r.first()})
+		}
+		for i := 0; i < r.size; i++ {
+			rec := r.at(i)
+			if rec.offset > last && targetsSession(rec.d.Target, s) &&
+				(rec.d.ExpiresAtMs == 0 || now.UnixMilli() < rec.d.ExpiresAtMs) {
+				out = append(out, rec)
+			}
+		}
+	}
+	return out, result
+}
+
+// targetsSession reports whether a target selects s.
+func targetsSession(t *pb.Target, s *session.Session) bool {
+	switch k := t.GetKind().(type) {
+	case *pb.Target_UserId:
+		return k.UserId == s.UserID
+	case *pb.Target_SessionId:
+		return k.SessionId == s.SessionID
+	case *pb.Target_Group:
+		return slices.Contains(s.Groups, k.Group)
+	case *pb.Target_All:
+		return k.All
+	}
+	return false
+}
