@@ -56,29 +56,36 @@ type Reader interface {
 // holds less than a whole frame: call again once more bytes have arrived. The length prefix is
 // checked against maxBody before anything is read or allocated.
 func Decode(r Reader, maxBody int) (*pb.Frame, error) {
+	f, _, err := DecodeSize(r, maxBody)
+	return f, err
+}
+
+// DecodeSize is Decode that also returns the frame's size on the wire, prefix included.
+func DecodeSize(r Reader, maxBody int) (*pb.Frame, int, error) {
 	if r.Len() < HeaderLen {
-		return nil, nil
+		return nil, 0, nil
 	}
 	head, err := r.Peek(HeaderLen)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n, err := bodyLen(head, maxBody)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if r.Len() < HeaderLen+n {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err := r.Skip(HeaderLen); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	body, err := r.Next(n)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	// Unmarshal copies bytes fields, so the frame stays valid after the reader releases body.
-	return unmarshal(body)
+	f, err := unmarshal(body)
+	return f, HeaderLen + n, err
 }
 
 // Read reads one frame from a blocking reader, for clients on net.Conn. buf is reused when it

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -120,7 +121,7 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("panic while handling a frame", "panic", p, "remote", c.sess.Remote)
+			s.log.Error("panic while handling a frame", "panic", p, "remote", c.sess.Remote, "stack", string(debug.Stack()))
 			c.fail(pb.ErrorCode_ERROR_CODE_INTERNAL, "internal error")
 		}
 	}()
@@ -131,8 +132,7 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 			// Nothing more is read from a closing connection.
 			return r.Skip(r.Len())
 		}
-		before := r.Len()
-		f, err := protocol.Decode(r, s.limits.MaxFrameBytes)
+		f, size, err := protocol.DecodeSize(r, s.limits.MaxFrameBytes)
 		if err != nil {
 			if fe, ok := protocol.IsFrameError(err); ok {
 				c.fail(fe.Code, fe.Detail)
@@ -144,7 +144,7 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 		if f == nil {
 			return nil
 		}
-		s.frames.in(protocol.Kind(f), before-r.Len())
+		s.frames.in(protocol.Kind(f), size)
 		c.sess.Touch(s.now())
 		c.handle(f)
 	}

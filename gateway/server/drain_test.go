@@ -145,9 +145,8 @@ func TestDrainPacesGoAwaysAndAnswersInFlightRequests(t *testing.T) {
 			t.Errorf("%d GOAWAYs in the 100ms slice %d: a burst", count, b)
 		}
 	}
-	if h.srv.Connections() != 0 {
-		t.Errorf("%d connections left after the drain", h.srv.Connections())
-	}
+	// Closes complete asynchronously (a late accept is refused by its own flusher).
+	eventually(t, "every connection closed", func() bool { return h.srv.Connections() == 0 })
 }
 
 func readFrame(r *raw) (*pb.Frame, []byte, error) { return readRaw(r) }
