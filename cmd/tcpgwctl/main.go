@@ -16,6 +16,11 @@ const usage = `tcpgwctl — talk to a tcpgateway
   tcpgwctl request -addr HOST:PORT -token T SERVICE METHOD [PAYLOAD]
   tcpgwctl watch   -addr HOST:PORT -token T     print pushes as JSON lines (acks them)
   tcpgwctl token   -secret-file F -user U [-groups a,b] [-ttl 24h]   mint an HS256 token for development
+  tcpgwctl push    -brokers B -topic T (-user U | -session S | -group G | -all) [-ack | -reply] [-receipts T] PAYLOAD
+                   publish a downlink message through Kafka, optionally waiting for the app's ack or reply
+  tcpgwctl bench   -addr HOST:PORT (-token T | -secret-file F) [-conns N] [-sources IP,IP] [-ramp R]
+                   [-rate R] [-payload B] [-duration D] [-procs P] [-json]   open N connections, drive
+                   load, print throughput and latency percentiles (tcpgwctl bench -h for all flags)
 
 The token may also come from $TCPGW_TOKEN.
 `
@@ -37,6 +42,10 @@ func main() {
 		err = runWatch(ctx, args)
 	case "token":
 		err = runToken(args)
+	case "push":
+		err = runPush(ctx, args)
+	case "bench":
+		err = runBench(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
