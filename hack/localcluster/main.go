@@ -19,7 +19,7 @@ import (
 
 func main() {
 	assets := flag.String("assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory holding etcd and kube-apiserver (hack/k8s.sh prints it)")
-	kubeconfig := flag.String("kubeconfig", "bin/demo.kubeconfig", "where to write the admin kubeconfig")
+	kubeconfig := flag.String("write-kubeconfig", "bin/demo.kubeconfig", "where to write the admin kubeconfig")
 	flag.Parse()
 	if err := run(*assets, *kubeconfig); err != nil {
 		slog.Error("localcluster failed", "err", err)
