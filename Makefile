@@ -49,7 +49,7 @@ manifests: ## Generate the CRD and RBAC manifests from the API types and RBAC ma
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when committed generated files differ from a fresh generation.
-	@changed=$$(git status --porcelain -- $(GENERATED)); \
+	@changed=$$(git diff --name-only -- $(GENERATED); git ls-files --others --exclude-standard -- $(GENERATED)); \
 	if [ -n "$$changed" ]; then echo "generated files are stale; run 'make generate manifests':"; echo "$$changed"; exit 1; fi
 
 ##@ Quality

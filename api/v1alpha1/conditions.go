@@ -1,0 +1,54 @@
+package v1alpha1
+
+// Condition types of TCPGateway.status.conditions.
+const (
+	// ConditionReady is True when every desired pod is ready and clients have an address to
+	// connect to.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while the StatefulSet rolls out a change or scales.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when the operator cannot apply the spec: an invalid gateway
+	// configuration or a failing API call.
+	ConditionDegraded = "Degraded"
+	// ConditionKafkaReady is True when both topics exist with at least the requested
+	// partitions.
+	ConditionKafkaReady = "KafkaReady"
+)
+
+// Condition reasons. Each is CamelCase as metav1.Condition requires, and the same string is
+// used for the Event reason when there is an Event.
+const (
+	// ReasonReplicasReady (Ready=True): every desired pod is ready and the address is known.
+	ReasonReplicasReady = "ReplicasReady"
+	// ReasonReplicasNotReady (Ready=False): fewer ready pods than desired.
+	ReasonReplicasNotReady = "ReplicasNotReady"
+	// ReasonAddressPending (Ready=False): the pods are ready but the load balancer has no
+	// address yet.
+	ReasonAddressPending = "AddressPending"
+	// ReasonScaledToZero (Ready=False): spec.replicas is 0.
+	ReasonScaledToZero = "ScaledToZero"
+	// ReasonStatefulSetMissing (Ready=False, Progressing=False): no StatefulSet exists yet,
+	// typically because the first configuration was invalid.
+	ReasonStatefulSetMissing = "StatefulSetMissing"
+
+	// ReasonRollingOut (Progressing=True): pods are being updated, created or removed.
+	ReasonRollingOut = "RollingOut"
+	// ReasonRolloutComplete (Progressing=False): every pod runs the current revision.
+	ReasonRolloutComplete = "RolloutComplete"
+
+	// ReasonInvalidConfig (Degraded=True): the spec passed admission but the gateway would
+	// reject the rendered configuration. The previous configuration stays in place.
+	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonReconcileError (Degraded=True): an API call failed; the message says which.
+	ReasonReconcileError = "ReconcileError"
+	// ReasonAsExpected (Degraded=False).
+	ReasonAsExpected = "AsExpected"
+
+	// ReasonTopicsReady (KafkaReady=True): both topics exist with enough partitions.
+	ReasonTopicsReady = "TopicsReady"
+	// ReasonKafkaUnreachable (KafkaReady=False): no bootstrap broker answered.
+	ReasonKafkaUnreachable = "KafkaUnreachable"
+	// ReasonTopicError (KafkaReady=False): Kafka answered but refused to create, grow or
+	// configure a topic.
+	ReasonTopicError = "TopicError"
+)

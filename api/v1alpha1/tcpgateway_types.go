@@ -1,0 +1,544 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Schema defaults that are not also gateway configuration defaults. The ones that are (limits,
+// auth, routes, drain, ports) equal the Default* constants of gateway/config; a test in
+// controllers compares the generated CRD with them.
+const (
+	DefaultReplicas          = 2
+	DefaultPartitions        = 12
+	DefaultReplicationFactor = 3
+	DefaultRetention         = "24h"
+)
+
+// TCPGateway runs a fleet of tcpgateway pods: a StatefulSet behind a LoadBalancer Service,
+// its configuration, a PodDisruptionBudget and its Kafka topics.
+//
+// The name is limited to 52 characters because it names the StatefulSet, whose pods carry a
+// controller-revision-hash label of name + 11 characters (labels hold at most 63), and it must
+// be a DNS-1035 label because it also names Services.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=tcpgw,categories=all
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyText`,description="Ready pods / desired pods"
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.address`,description="Load balancer address clients connect to"
+// +kubebuilder:printcolumn:name="Kafka",type=string,JSONPath=`.status.conditions[?(@.type=="KafkaReady")].status`,description="Kafka topics exist with enough partitions"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`,priority=1
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 52",message="metadata.name must be at most 52 characters: it names the StatefulSet, whose pods get a controller-revision-hash label of name + 11 characters"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lower-case letters, digits and '-': it also names Services, which must be DNS-1035 labels"
+type TCPGateway struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec TCPGatewaySpec `json:"spec"`
+	// +optional
+	Status TCPGatewayStatus `json:"status,omitempty"`
+}
+
+// TCPGatewayList is a list of TCPGateway.
+//
+// +kubebuilder:object:root=true
+type TCPGatewayList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []TCPGateway `json:"items"`
+}
+
+// TCPGatewaySpec is the desired state of a gateway fleet.
+//
+// +kubebuilder:validation:XValidation:rule="self.port != self.adminPort",message="port and adminPort must differ"
+type TCPGatewaySpec struct {
+	// Replicas is the number of gateway pods. Default 2.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Image of the gateway, e.g. ghcr.io/tcpgateway/tcpgateway:v0.1.0. The pod runs
+	// /usr/local/bin/gateway from it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +required
+	Image string `json:"image"`
+
+	// Port clients connect to, on the pods and on the client Service. Default 7000.
+	// +kubebuilder:default=7000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// AdminPort serves /healthz, /readyz, /metrics, /status and /drain. Default 9090.
+	// +kubebuilder:default=9090
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	AdminPort int32 `json:"adminPort,omitempty"`
+
+	// Limits bound what each client can make a gateway pod spend.
+	// +kubebuilder:default={}
+	// +optional
+	Limits Limits `json:"limits,omitempty"`
+
+	// Auth selects how handshake tokens are verified: exactly one of jwt or webhook.
+	// +required
+	Auth Auth `json:"auth"`
+
+	// Routes send client requests for a service to an HTTP backend. Service names are unique.
+	// +listType=map
+	// +listMapKey=service
+	// +kubebuilder:validation:MaxItems=128
+	// +optional
+	Routes []Route `json:"routes,omitempty"`
+
+	// Kafka is where downlink records and receipts flow. The operator creates the topics.
+	// +required
+	Kafka Kafka `json:"kafka"`
+
+	// Drain paces a pod's graceful shutdown; it also sets the pods'
+	// terminationGracePeriodSeconds (hardDeadline + 10s).
+	// +kubebuilder:default={}
+	// +optional
+	Drain Drain `json:"drain,omitempty"`
+
+	// Service is the client-facing Service.
+	// +kubebuilder:default={}
+	// +optional
+	Service ServiceSpec `json:"service,omitempty"`
+
+	// Resources of the gateway container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// NodeSelector of the gateway pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of the gateway pods.
+	// +listType=atomic
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Affinity of the gateway pods.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// TopologySpreadConstraints of the gateway pods. When empty, the operator spreads the pods
+	// across nodes (kubernetes.io/hostname, maxSkew 1, ScheduleAnyway).
+	// +listType=atomic
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+
+	// PodAnnotations are added to the gateway pods (tcpgateway.io/config-hash is the
+	// operator's and wins).
+	// +optional
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+}
+
+// Duration is a Go duration string: decimal numbers, each with a unit, such as "500ms", "5s"
+// or "1m30s". Units: ns, us, ms, s, m, h. Every duration of this API is positive (the gateway
+// reads zero as "use the default", so zero is refused rather than silently replaced).
+//
+// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$`
+// +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) > duration('0s') && duration(self) <= duration('87600h'))",message="must be a positive duration of at most 87600h, such as 500ms, 5s or 1m30s"
+type Duration string
+
+// Parse returns the duration. The schema only admits values that parse; the error is for
+// objects built in Go.
+func (d Duration) Parse() (time.Duration, error) {
+	v, err := time.ParseDuration(string(d))
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: %w", string(d), err)
+	}
+	return v, nil
+}
+
+// Limits bound every resource a client can make the gateway spend. Defaults equal the
+// gateway's own (gateway/config).
+//
+// The cross-field rules here and on Drain start with has() guards only because the API server
+// checks the schema default {} against them before the nested defaults exist; on a stored
+// object every field is defaulted.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.idleTimeout) || !has(self.heartbeatInterval) || duration(self.idleTimeout) > duration(self.heartbeatInterval)",message="idleTimeout must be longer than heartbeatInterval, or healthy clients are closed between two heartbeats"
+// +kubebuilder:validation:XValidation:rule="!has(self.outboundQueueBytes) || !has(self.maxFrameBytes) || self.outboundQueueBytes >= self.maxFrameBytes",message="outboundQueueBytes must be at least maxFrameBytes, or a single full-size frame closes the client as a slow consumer"
+type Limits struct {
+	// MaxConnections a pod accepts at once; more are refused with ERROR SERVER_FULL.
+	// +kubebuilder:default=100000
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxConnections int32 `json:"maxConnections,omitempty"`
+
+	// MaxFrameBytes is the largest frame body accepted or sent, 64 to 16777216 (16 MiB).
+	// +kubebuilder:default=65536
+	// +kubebuilder:validation:Minimum=64
+	// +kubebuilder:validation:Maximum=16777216
+	// +optional
+	MaxFrameBytes int32 `json:"maxFrameBytes,omitempty"`
+
+	// HandshakeTimeout: a connection must complete its handshake within it.
+	// +kubebuilder:default="5s"
+	// +optional
+	HandshakeTimeout Duration `json:"handshakeTimeout,omitempty"`
+
+	// HeartbeatInterval advertised to clients in the handshake answer.
+	// +kubebuilder:default="30s"
+	// +optional
+	HeartbeatInterval Duration `json:"heartbeatInterval,omitempty"`
+
+	// IdleTimeout: a session silent this long is closed. Must exceed heartbeatInterval.
+	// +kubebuilder:default="90s"
+	// +optional
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+
+	// RequestsPerSecond is each session's sustained uplink request rate (a token bucket),
+	// as a quantity: "50", or "500m" for one request every two seconds.
+	// +kubebuilder:default="50"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="must be a positive quantity such as 50 or 500m"
+	// +optional
+	RequestsPerSecond *resource.Quantity `json:"requestsPerSecond,omitempty"`
+
+	// RequestBurst is the size of each session's token bucket.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	RequestBurst int32 `json:"requestBurst,omitempty"`
+
+	// OutboundQueueFrames bounds each session's queue of frames not yet written; a client
+	// whose queue fills up is closed as a slow consumer.
+	// +kubebuilder:default=1024
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	OutboundQueueFrames int32 `json:"outboundQueueFrames,omitempty"`
+
+	// OutboundQueueBytes bounds the same queue in bytes; at least maxFrameBytes.
+	// +kubebuilder:default=1048576
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	OutboundQueueBytes int32 `json:"outboundQueueBytes,omitempty"`
+
+	// UplinkWorkers bounds the goroutines calling backends, shared by all sessions of a pod.
+	// +kubebuilder:default=256
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	UplinkWorkers int32 `json:"uplinkWorkers,omitempty"`
+}
+
+// Auth selects how handshake tokens are verified.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.jwt) != has(self.webhook)",message="set exactly one of auth.jwt or auth.webhook"
+type Auth struct {
+	// JWT verifies tokens in the gateway with keys from a Secret.
+	// +optional
+	JWT *JWTAuth `json:"jwt,omitempty"`
+	// Webhook asks an HTTP endpoint to verify each token.
+	// +optional
+	Webhook *WebhookAuth `json:"webhook,omitempty"`
+}
+
+// SecretKeyName is the name of a key in a Secret; it becomes a file name.
+//
+// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+// +kubebuilder:validation:MaxLength=253
+type SecretKeyName string
+
+// LocalSecretReference names a Secret in the TCPGateway's namespace.
+type LocalSecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// JWTAuth verifies HS256 and/or RS256 tokens. The referenced keys of the Secret are mounted
+// at /etc/tcpgateway/keys/<key>; the gateway re-reads them when the Secret changes, so a key
+// rotation needs no restart.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.hs256Key) || has(self.rs256PublicKey)",message="set hs256Key, rs256PublicKey or both: the Secret keys holding the verification keys"
+// +kubebuilder:validation:XValidation:rule="!has(self.hs256Key) || !has(self.rs256PublicKey) || self.hs256Key != self.rs256PublicKey",message="hs256Key and rs256PublicKey must name different Secret keys"
+type JWTAuth struct {
+	// SecretRef names the Secret holding the keys.
+	// +required
+	SecretRef LocalSecretReference `json:"secretRef"`
+
+	// HS256Key is the Secret key holding the shared HMAC secret (raw bytes, at least 32).
+	// +optional
+	HS256Key SecretKeyName `json:"hs256Key,omitempty"`
+
+	// RS256PublicKey is the Secret key holding a PEM RSA public key (PKIX, PKCS#1 or a
+	// certificate).
+	// +optional
+	RS256PublicKey SecretKeyName `json:"rs256PublicKey,omitempty"`
+
+	// Issuer, when set, must equal the token's "iss".
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience, when set, must be in the token's "aud".
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// UserClaim names the claim holding the user id.
+	// +kubebuilder:default=sub
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	UserClaim string `json:"userClaim,omitempty"`
+
+	// GroupsClaim names the claim holding the group tags (an array of strings).
+	// +kubebuilder:default=groups
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	GroupsClaim string `json:"groupsClaim,omitempty"`
+
+	// Leeway is the clock skew tolerated on exp, nbf and iat.
+	// +kubebuilder:default="30s"
+	// +optional
+	Leeway Duration `json:"leeway,omitempty"`
+}
+
+// WebhookAuth delegates token verification to an HTTP endpoint.
+type WebhookAuth struct {
+	// URL receives POST {"token","deviceID","clientAddress"} and answers
+	// {"allowed":bool,"userID":string,"groups":[string],"reason":string}.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="must be an absolute http:// or https:// URL"
+	// +required
+	URL string `json:"url"`
+
+	// Timeout of one call.
+	// +kubebuilder:default="2s"
+	// +optional
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Route sends the REQUESTs for one service to one HTTP backend, at url + "/" + method.
+type Route struct {
+	// Service is matched against the client request's service name.
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Service string `json:"service"`
+
+	// URL of the backend, without query or fragment.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="must be an absolute http:// or https:// URL"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="must not have a query or fragment: the method name is appended to the path"
+	// +required
+	URL string `json:"url"`
+
+	// Timeout of one call, from dispatch to the backend's last byte.
+	// +kubebuilder:default="5s"
+	// +optional
+	Timeout Duration `json:"timeout,omitempty"`
+
+	// MaxInFlight bounds concurrent calls on this route per pod; more get TOO_MANY_IN_FLIGHT.
+	// +kubebuilder:default=1024
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxInFlight int32 `json:"maxInFlight,omitempty"`
+
+	// H2C speaks HTTP/2 over cleartext to the backend (one multiplexed connection).
+	// +kubebuilder:default=false
+	// +optional
+	H2C bool `json:"h2c,omitempty"`
+}
+
+// HostPort is a host:port address; an IPv6 host is written in brackets.
+//
+// +kubebuilder:validation:Pattern=`^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]/]+):[1-9][0-9]{0,4}$`
+// +kubebuilder:validation:MaxLength=261
+// +kubebuilder:validation:XValidation:rule="int(self.substring(self.lastIndexOf(':') + 1)) <= 65535",message="port must be at most 65535"
+type HostPort string
+
+// TopicDeletionPolicy says what happens to the Kafka topics when the TCPGateway is deleted.
+//
+// +kubebuilder:validation:Enum=Retain;Delete
+type TopicDeletionPolicy string
+
+const (
+	// TopicDeletionRetain leaves the topics (and their records) in Kafka.
+	TopicDeletionRetain TopicDeletionPolicy = "Retain"
+	// TopicDeletionDelete deletes the topics before the TCPGateway goes away (a finalizer
+	// holds the deletion until Kafka confirms).
+	TopicDeletionDelete TopicDeletionPolicy = "Delete"
+)
+
+// Kafka configures downlink delivery, receipts and the topics the operator manages.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.downlinkTopic) || !has(self.receiptsTopic) || self.downlinkTopic != self.receiptsTopic",message="downlinkTopic and receiptsTopic must differ"
+type Kafka struct {
+	// BootstrapServers lists host:port addresses of Kafka brokers.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +required
+	BootstrapServers []HostPort `json:"bootstrapServers"`
+
+	// DownlinkTopic carries records for clients. Default "<namespace>.<name>.downlink".
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]+$`
+	// +kubebuilder:validation:MaxLength=249
+	// +optional
+	DownlinkTopic string `json:"downlinkTopic,omitempty"`
+
+	// ReceiptsTopic carries acks, replies and expiries back to publishers.
+	// Default "<namespace>.<name>.receipts".
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]+$`
+	// +kubebuilder:validation:MaxLength=249
+	// +optional
+	ReceiptsTopic string `json:"receiptsTopic,omitempty"`
+
+	// Partitions of each topic. Growing it adds partitions; shrinking it leaves the topics
+	// as they are (Kafka cannot remove partitions).
+	// +kubebuilder:default=12
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	Partitions int32 `json:"partitions,omitempty"`
+
+	// ReplicationFactor of new topics, capped to the number of brokers the cluster reports.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=32767
+	// +optional
+	ReplicationFactor int32 `json:"replicationFactor,omitempty"`
+
+	// Retention of records (the topics' retention.ms).
+	// +kubebuilder:default="24h"
+	// +optional
+	Retention Duration `json:"retention,omitempty"`
+
+	// TLSSecretRef names a Secret with the client TLS material for the brokers. Stored only:
+	// neither the gateway nor the operator uses it yet.
+	// +optional
+	TLSSecretRef *LocalSecretReference `json:"tlsSecretRef,omitempty"`
+
+	// SASLSecretRef names a Secret with SASL credentials for the brokers. Stored only:
+	// neither the gateway nor the operator uses it yet.
+	// +optional
+	SASLSecretRef *LocalSecretReference `json:"saslSecretRef,omitempty"`
+
+	// DeletionPolicy of the topics when the TCPGateway is deleted: Retain (default) or Delete.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy TopicDeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// Drain paces a graceful shutdown: readiness fails and the listener keeps accepting for
+// deregistrationDelay, then GOAWAYs are spread over spreadWindow, then in-flight work gets
+// flushTimeout, and hardDeadline (counted from the start) closes what remains.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.hardDeadline) || !has(self.deregistrationDelay) || !has(self.spreadWindow) || !has(self.flushTimeout) || duration(self.hardDeadline) > duration(self.deregistrationDelay) + duration(self.spreadWindow) + duration(self.flushTimeout)",message="hardDeadline must be longer than deregistrationDelay + spreadWindow + flushTimeout, or the deadline force-closes clients still due a paced GOAWAY (a reconnect storm)"
+type Drain struct {
+	// DeregistrationDelay: keep accepting while the load balancer notices readiness failed.
+	// +kubebuilder:default="5s"
+	// +optional
+	DeregistrationDelay Duration `json:"deregistrationDelay,omitempty"`
+
+	// SpreadWindow: GOAWAYs are spread over this window in paced batches.
+	// +kubebuilder:default="20s"
+	// +optional
+	SpreadWindow Duration `json:"spreadWindow,omitempty"`
+
+	// FlushTimeout: how long in-flight requests and outbound queues get to finish.
+	// +kubebuilder:default="5s"
+	// +optional
+	FlushTimeout Duration `json:"flushTimeout,omitempty"`
+
+	// HardDeadline, from the start of the drain, force-closes whatever remains.
+	// +kubebuilder:default="45s"
+	// +optional
+	HardDeadline Duration `json:"hardDeadline,omitempty"`
+}
+
+// ServiceSpec shapes the client-facing Service.
+//
+// +kubebuilder:validation:XValidation:rule="self.type == 'LoadBalancer' || !has(self.loadBalancerSourceRanges) || size(self.loadBalancerSourceRanges) == 0",message="loadBalancerSourceRanges only applies to type LoadBalancer"
+type ServiceSpec struct {
+	// Type of the Service: LoadBalancer (default), NodePort or ClusterIP.
+	// +kubebuilder:default=LoadBalancer
+	// +kubebuilder:validation:Enum=LoadBalancer;NodePort;ClusterIP
+	// +optional
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// Annotations of the Service, e.g. for the cloud load balancer.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// ExternalTrafficPolicy: Local (default) keeps the client address and skips a second
+	// hop; Cluster spreads evenly. Ignored for ClusterIP.
+	// +kubebuilder:default=Local
+	// +kubebuilder:validation:Enum=Local;Cluster
+	// +optional
+	ExternalTrafficPolicy corev1.ServiceExternalTrafficPolicy `json:"externalTrafficPolicy,omitempty"`
+
+	// LoadBalancerSourceRanges restricts the client addresses (CIDRs) a LoadBalancer accepts.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(r, isCIDR(r))",message="must be CIDRs such as 203.0.113.0/24"
+	// +listType=atomic
+	// +optional
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
+}
+
+// TCPGatewayStatus is the observed state of a gateway fleet.
+type TCPGatewayStatus struct {
+	// ObservedGeneration is the generation the operator last reconciled without error.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Replicas is the number of pods the StatefulSet runs (the scale subresource reads it).
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// ReadyReplicas is the number of ready pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// ReadyText is "readyReplicas/desired replicas", for the READY column.
+	// +optional
+	ReadyText string `json:"readyText,omitempty"`
+
+	// Selector is the pods' label selector (the scale subresource reads it).
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
+	// Address clients connect to: the load balancer's IP or host name for type LoadBalancer,
+	// otherwise the Service's cluster IP.
+	// +optional
+	Address string `json:"address,omitempty"`
+
+	// Kafka reports the topics in use.
+	// +optional
+	Kafka *KafkaStatus `json:"kafka,omitempty"`
+
+	// Conditions: Ready, Progressing, Degraded and KafkaReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// KafkaStatus reports the topics the gateway uses.
+type KafkaStatus struct {
+	// DownlinkTopic in use.
+	DownlinkTopic string `json:"downlinkTopic,omitempty"`
+	// ReceiptsTopic in use.
+	ReceiptsTopic string `json:"receiptsTopic,omitempty"`
+	// Partitions of the topics (the smaller count if they differ); it can exceed
+	// spec.kafka.partitions, since partitions are never removed.
+	Partitions int32 `json:"partitions,omitempty"`
+}

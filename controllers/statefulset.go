@@ -1,0 +1,195 @@
+package controllers
+
+import (
+	"maps"
+	"math"
+	"path"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+)
+
+const (
+	// ContainerName of the gateway container.
+	ContainerName = "gateway"
+	// GatewayBinary is the gateway's path in the image (see the Dockerfile).
+	GatewayBinary = "/usr/local/bin/gateway"
+	// DrainPath is the gateway's drain endpoint on the admin port; with wait=true it answers
+	// only when the drain is over, which is what keeps preStop (and the pod) alive meanwhile.
+	DrainPath = "/drain?wait=true"
+
+	// nonRootID is the distroless "nonroot" user and group the image runs as.
+	nonRootID = 65532
+
+	portNameClient = "client"
+	portNameAdmin  = "admin"
+
+	volumeConfig = "config"
+	volumeTmp    = "tmp"
+)
+
+// StatefulSet builds the gateway StatefulSet from the TCPGateway and its rendered
+// configuration (the grace period and the config-hash annotation come from it).
+//
+// Pods are a StatefulSet rather than a Deployment because each pod keeps its Kafka consumer
+// offsets under a stable identity, its pod name (POD_NAME becomes the gateway's serverID).
+func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSet {
+	podAnnotations := maps.Clone(gw.Spec.PodAnnotations)
+	if podAnnotations == nil {
+		podAnnotations = map[string]string{}
+	}
+	podAnnotations[AnnotationConfigHash] = rc.Hash
+	podAnnotations["kubectl.kubernetes.io/default-container"] = ContainerName
+
+	spread := gw.Spec.TopologySpreadConstraints
+	if len(spread) == 0 {
+		// Best effort: a node failure should not take most of the fleet, but a small cluster
+		// must still be able to schedule every replica.
+		spread = []corev1.TopologySpreadConstraint{{
+			MaxSkew:           1,
+			TopologyKey:       corev1.LabelHostname,
+			WhenUnsatisfiable: corev1.ScheduleAnyway,
+			LabelSelector:     &metav1.LabelSelector{MatchLabels: selectorLabels(gw)},
+		}}
+	}
+
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      statefulSetName(gw),
+			Namespace: gw.Namespace,
+			Labels:    objectLabels(gw),
+		},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    ptr.To(replicas(gw)),
+			ServiceName: headlessServiceName(gw),
+			Selector:    &metav1.LabelSelector{MatchLabels: selectorLabels(gw)},
+			// Pods do not depend on each other: start and stop them all at once. Rolling
+			// updates still replace one pod at a time.
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: objectLabels(gw), Annotations: podAnnotations},
+				Spec: corev1.PodSpec{
+					// terminationGracePeriodSeconds = Drain.HardDeadline + config.TerminationGraceMargin
+					// (gateway/config Drain.TerminationGracePeriod), rounded up. preStop runs the
+					// whole drain (it blocks on /drain?wait=true) and preStop time counts against
+					// this period, so it must outlast the hard deadline by the time the process
+					// needs to exit; otherwise the kubelet SIGKILLs a pod that was draining fine.
+					TerminationGracePeriodSeconds: ptr.To(int64(math.Ceil(rc.Config.Drain.TerminationGracePeriod().Seconds()))),
+					// The gateway never calls the Kubernetes API.
+					AutomountServiceAccountToken: ptr.To(false),
+					// Service environment variables are useless to the gateway and grow with the
+					// namespace.
+					EnableServiceLinks: ptr.To(false),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](nonRootID),
+						RunAsGroup:     ptr.To[int64](nonRootID),
+						FSGroup:        ptr.To[int64](nonRootID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers:                []corev1.Container{gatewayContainer(gw)},
+					Volumes:                   volumes(gw),
+					NodeSelector:              gw.Spec.NodeSelector,
+					Tolerations:               gw.Spec.Tolerations,
+					Affinity:                  gw.Spec.Affinity,
+					TopologySpreadConstraints: spread,
+				},
+			},
+		},
+	}
+	sts.Annotations = map[string]string{AnnotationSpecHash: specHash(sts.Labels, nil, sts.Spec)}
+	return sts
+}
+
+func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
+	admin := intstr.FromString(portNameAdmin)
+	return corev1.Container{
+		Name:    ContainerName,
+		Image:   gw.Spec.Image,
+		Command: []string{GatewayBinary, "-config", path.Join(ConfigDir, ConfigFile)},
+		Ports: []corev1.ContainerPort{
+			{Name: portNameClient, ContainerPort: clientPort(gw), Protocol: corev1.ProtocolTCP},
+			{Name: portNameAdmin, ContainerPort: adminPort(gw), Protocol: corev1.ProtocolTCP},
+		},
+		Env: []corev1.EnvVar{
+			// POD_NAME becomes the gateway's serverID (see gateway/config Load).
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		},
+		Resources: gw.Spec.Resources,
+		// Readiness fails at once when a drain starts, so the endpoints drop the pod within
+		// one period (2 s) of preStop; the gateway keeps accepting meanwhile
+		// (drain.deregistrationDelay).
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: admin}},
+			PeriodSeconds:    2,
+			TimeoutSeconds:   1,
+			SuccessThreshold: 1,
+			FailureThreshold: 1,
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: admin}},
+			PeriodSeconds:    10,
+			TimeoutSeconds:   2,
+			SuccessThreshold: 1,
+			FailureThreshold: 3,
+		},
+		Lifecycle: &corev1.Lifecycle{
+			PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: DrainPath, Port: admin}},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: volumeConfig, MountPath: ConfigDir, ReadOnly: true},
+			{Name: volumeTmp, MountPath: "/tmp"},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To[int64](nonRootID),
+			RunAsGroup:               ptr.To[int64](nonRootID),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+}
+
+// volumes: one projected volume at ConfigDir holding gateway.yaml from the ConfigMap and, for
+// JWT auth, the referenced Secret keys under keys/ (KeysDir). One volume rather than a Secret
+// mounted inside a ConfigMap mount: nested mounts need a mount point inside a read-only
+// volume. Projected volumes are updated in place (no subPath), so a rotated key reaches the
+// running gateway, which re-reads its key files.
+func volumes(gw *v1alpha1.TCPGateway) []corev1.Volume {
+	sources := []corev1.VolumeProjection{{
+		ConfigMap: &corev1.ConfigMapProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: configMapName(gw)},
+			Items:                []corev1.KeyToPath{{Key: ConfigFile, Path: ConfigFile}},
+		},
+	}}
+	if j := gw.Spec.Auth.JWT; j != nil {
+		var items []corev1.KeyToPath
+		for _, key := range []v1alpha1.SecretKeyName{j.HS256Key, j.RS256PublicKey} {
+			if key != "" {
+				items = append(items, corev1.KeyToPath{Key: string(key), Path: path.Join("keys", string(key))})
+			}
+		}
+		sources = append(sources, corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: j.SecretRef.Name},
+			Items:                items,
+		}})
+	}
+	return []corev1.Volume{
+		{Name: volumeConfig, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: sources,
+			// Readable by the nonroot group (fsGroup), by nobody else.
+			DefaultMode: ptr.To[int32](0o440),
+		}}},
+		{Name: volumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+}

@@ -1,0 +1,195 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+)
+
+// DefaultKafkaTimeout bounds one reconcile's Kafka calls.
+const DefaultKafkaTimeout = 15 * time.Second
+
+// TCPGatewayReconciler reconciles TCPGateway objects.
+type TCPGatewayReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// Topics creates, grows and deletes the Kafka topics.
+	Topics TopicManager
+	// KafkaTimeout bounds the Kafka calls of one reconcile. Default DefaultKafkaTimeout.
+	KafkaTimeout time.Duration
+	// Now is the clock, for the Kafka retry delay. Default time.Now.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=tcpgateway.io,resources=tcpgateways,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tcpgateway.io,resources=tcpgateways/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tcpgateway.io,resources=tcpgateways/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile: get → finalizer → ordered object phases → Kafka topics → status.
+//
+// The object phases run in dependency order (the StatefulSet mounts the ConfigMap and names
+// the headless Service) and stop at the first API error. The Kafka phase runs whatever
+// happened before it and never fails the reconcile: its outcome is the KafkaReady condition,
+// and while Kafka fails the reconcile is retried with a growing delay.
+func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	gw := &v1alpha1.TCPGateway{}
+	if err := r.Get(ctx, req.NamespacedName, gw); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !gw.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, gw)
+	}
+	if err := r.reconcileFinalizer(ctx, gw); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	before := gw.DeepCopy()
+	o := &observed{}
+	o.reconcileErr = r.reconcileObjects(ctx, gw, o)
+	r.reconcileKafka(ctx, gw, o)
+
+	computeStatus(gw, o)
+	r.recordTransitions(before, gw)
+	if err := r.patchStatus(ctx, before, gw); err != nil {
+		return ctrl.Result{}, errors.Join(o.reconcileErr, err)
+	}
+	if o.reconcileErr != nil {
+		return ctrl.Result{}, o.reconcileErr
+	}
+	if o.kafka.err != nil {
+		return ctrl.Result{RequeueAfter: r.kafkaRetryAfter(gw)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileObjects runs the object phases in order and returns the first error.
+func (r *TCPGatewayReconciler) reconcileObjects(ctx context.Context, gw *v1alpha1.TCPGateway, o *observed) error {
+	var rc *RenderedConfig
+	phases := []func() error{
+		func() (err error) { rc, err = r.reconcileConfigMap(ctx, gw, o); return err },
+		func() error { return r.reconcileHeadlessService(ctx, gw) },
+		func() error { return r.reconcileClientService(ctx, gw, o) },
+		func() error { return r.reconcileStatefulSet(ctx, gw, rc, o) },
+		func() error { return r.reconcilePDB(ctx, gw) },
+	}
+	for _, phase := range phases {
+		if err := phase(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconcileConfigMap renders and writes the gateway configuration. An invalid configuration
+// is recorded in o (Degraded=InvalidConfig) and leaves the ConfigMap as it was, so the running
+// pods and any pod that restarts keep the last good configuration.
+func (r *TCPGatewayReconciler) reconcileConfigMap(ctx context.Context, gw *v1alpha1.TCPGateway, o *observed) (*RenderedConfig, error) {
+	rc, err := RenderConfig(gw)
+	var invalid *InvalidConfigError
+	if errors.As(err, &invalid) {
+		o.configErr = err
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, err = ensureOwned(ctx, r, gw, configMapFrom(gw, rc), &corev1.ConfigMap{}, copyConfigMap)
+	return rc, err
+}
+
+func (r *TCPGatewayReconciler) reconcileHeadlessService(ctx context.Context, gw *v1alpha1.TCPGateway) error {
+	_, err := ensureOwned(ctx, r, gw, HeadlessService(gw), &corev1.Service{}, copyService)
+	return err
+}
+
+func (r *TCPGatewayReconciler) reconcileClientService(ctx context.Context, gw *v1alpha1.TCPGateway, o *observed) error {
+	svc, err := ensureOwned(ctx, r, gw, ClientService(gw), &corev1.Service{}, copyService)
+	if err == nil {
+		o.clientService = svc
+	}
+	return err
+}
+
+// reconcileStatefulSet writes the StatefulSet, or with an invalid configuration (rc nil) only
+// reads it for the status: rolling pods onto a configuration they would refuse is the crash
+// loop InvalidConfig exists to avoid.
+func (r *TCPGatewayReconciler) reconcileStatefulSet(ctx context.Context, gw *v1alpha1.TCPGateway, rc *RenderedConfig, o *observed) error {
+	if rc == nil {
+		sts := &appsv1.StatefulSet{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: gw.Namespace, Name: statefulSetName(gw)}, sts)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("while getting StatefulSet %s: %w", statefulSetName(gw), err)
+		}
+		o.statefulSet = sts
+		return nil
+	}
+	sts, err := ensureOwned(ctx, r, gw, StatefulSet(gw, rc), &appsv1.StatefulSet{}, copyStatefulSet)
+	if err == nil {
+		o.statefulSet = sts
+	}
+	return err
+}
+
+func (r *TCPGatewayReconciler) reconcilePDB(ctx context.Context, gw *v1alpha1.TCPGateway) error {
+	_, err := ensureOwned(ctx, r, gw, PodDisruptionBudget(gw), &policyv1.PodDisruptionBudget{}, copyPDB)
+	return err
+}
+
+func (r *TCPGatewayReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// OwnedCacheOptions restricts the manager's cache of the owned kinds to the objects the
+// operator labelled: caching every ConfigMap and Service of the cluster would cost memory for
+// nothing. An object of ours that lost its label is invisible to the reconciler, which then
+// fails to create it (AlreadyExists) and says so in the Degraded condition.
+func OwnedCacheOptions() map[client.Object]cache.ByObject {
+	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})}
+	return map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}:             owned,
+		&corev1.Service{}:               owned,
+		&appsv1.StatefulSet{}:           owned,
+		&policyv1.PodDisruptionBudget{}: owned,
+	}
+}
+
+// SetupWithManager registers the reconciler: it watches TCPGateways and the objects they own.
+// maxConcurrent bounds parallel reconciles (each may wait up to KafkaTimeout on Kafka).
+func (r *TCPGatewayReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.TCPGateway{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Service{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
+		Named("tcpgateway").
+		Complete(r)
+}

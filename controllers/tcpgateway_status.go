@@ -1,0 +1,96 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+)
+
+// computeStatus fills gw.Status from what the reconcile observed. observedGeneration moves
+// only when no API call failed: an InvalidConfig or a Kafka failure is a result for this
+// generation (reported in conditions), an API error is not.
+func computeStatus(gw *v1alpha1.TCPGateway, o *observed) {
+	s := &gw.Status
+	s.Replicas, s.ReadyReplicas = 0, 0
+	if sts := o.statefulSet; sts != nil {
+		s.Replicas, s.ReadyReplicas = sts.Status.Replicas, sts.Status.ReadyReplicas
+	}
+	s.ReadyText = fmt.Sprintf("%d/%d", s.ReadyReplicas, replicas(gw))
+	s.Selector = labels.SelectorFromSet(selectorLabels(gw)).String()
+	s.Address = serviceAddress(o.clientService)
+
+	k := &v1alpha1.KafkaStatus{DownlinkTopic: o.kafka.downlink, ReceiptsTopic: o.kafka.receipts}
+	switch prev := s.Kafka; {
+	case o.kafka.err == nil:
+		k.Partitions = int32(minPartitions(o.kafka.result))
+	case prev != nil && prev.DownlinkTopic == k.DownlinkTopic && prev.ReceiptsTopic == k.ReceiptsTopic:
+		// Kafka did not answer this time: the last known count still describes the topics.
+		k.Partitions = prev.Partitions
+	}
+	s.Kafka = k
+
+	setReadyCondition(gw, o)
+	setProgressingCondition(gw, o)
+	setDegradedCondition(gw, o)
+	setKafkaCondition(gw, o)
+	if o.reconcileErr == nil {
+		s.ObservedGeneration = gw.Generation
+	}
+}
+
+// patchStatus writes gw.Status when it differs from before's, and only then.
+func (r *TCPGatewayReconciler) patchStatus(ctx context.Context, before, gw *v1alpha1.TCPGateway) error {
+	if equality.Semantic.DeepEqual(before.Status, gw.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, gw, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("while patching the status: %w", err)
+	}
+	return nil
+}
+
+// recordTransitions emits a Warning Event when a problem appears or changes (so a user sees
+// it in `kubectl describe` and `kubectl events`), and nothing while it merely persists: a
+// reconcile that changes nothing writes nothing, Events included.
+func (r *TCPGatewayReconciler) recordTransitions(before, gw *v1alpha1.TCPGateway) {
+	for _, typ := range []string{v1alpha1.ConditionDegraded, v1alpha1.ConditionKafkaReady} {
+		now := meta.FindStatusCondition(gw.Status.Conditions, typ)
+		if now == nil {
+			continue
+		}
+		bad := (typ == v1alpha1.ConditionDegraded) == (now.Status == "True")
+		if !bad {
+			continue
+		}
+		if old := meta.FindStatusCondition(before.Status.Conditions, typ); old != nil &&
+			old.Status == now.Status && old.Reason == now.Reason && old.Message == now.Message {
+			continue
+		}
+		r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
+	}
+}
+
+// recordTopicChanges emits a Normal Event for each change Ensure made to the topics.
+func (r *TCPGatewayReconciler) recordTopicChanges(gw *v1alpha1.TCPGateway, res TopicResult) {
+	for _, t := range res.Topics {
+		switch {
+		case t.Created:
+			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TopicCreated", "EnsureTopics",
+				"created Kafka topic %s with %d partitions", t.Name, t.Partitions)
+		case t.GrownFrom > 0:
+			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "PartitionsAdded", "EnsureTopics",
+				"Kafka topic %s grown from %d to %d partitions", t.Name, t.GrownFrom, t.Partitions)
+		}
+		if t.RetentionUpdated {
+			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "RetentionUpdated", "EnsureTopics",
+				"Kafka topic %s retention set to %s", t.Name, gw.Spec.Kafka.Retention)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+)
+
+func TestComputeStatus(t *testing.T) {
+	okKafka := kafkaOutcome{downlink: "prod.chat.downlink", receipts: "prod.chat.receipts",
+		result: TopicResult{Topics: []TopicState{{Partitions: 12}, {Partitions: 12}}}}
+	tests := []struct {
+		name      string
+		prev      v1alpha1.TCPGatewayStatus
+		o         observed
+		want      v1alpha1.TCPGatewayStatus // conditions not compared (see the condition tests)
+		wantObsGn int64
+	}{
+		{
+			name: "healthy",
+			o:    observed{statefulSet: sts(2, rolledOut(2, 1)), clientService: lb(corev1.LoadBalancerIngress{IP: "203.0.113.7"}), kafka: okKafka},
+			want: v1alpha1.TCPGatewayStatus{
+				Replicas: 2, ReadyReplicas: 1, ReadyText: "1/2", Address: "203.0.113.7",
+				Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
+				Kafka:    &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 12},
+			},
+			wantObsGn: 3,
+		},
+		{
+			name: "an API error keeps observedGeneration",
+			prev: v1alpha1.TCPGatewayStatus{ObservedGeneration: 2},
+			o:    observed{reconcileErr: errors.New("boom"), kafka: okKafka},
+			want: v1alpha1.TCPGatewayStatus{
+				ReadyText: "0/2", Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
+				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 12},
+			},
+			wantObsGn: 2,
+		},
+		{
+			name: "a Kafka failure keeps the last known partitions of the same topics",
+			prev: v1alpha1.TCPGatewayStatus{Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 24}},
+			o: observed{kafka: kafkaOutcome{downlink: "prod.chat.downlink", receipts: "prod.chat.receipts",
+				err: fmt.Errorf("%w: x", ErrKafkaUnreachable)}},
+			want: v1alpha1.TCPGatewayStatus{
+				ReadyText: "0/2", Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
+				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 24},
+			},
+			wantObsGn: 3,
+		},
+		{
+			name: "a Kafka failure on renamed topics knows no partitions",
+			prev: v1alpha1.TCPGatewayStatus{Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "old", ReceiptsTopic: "old2", Partitions: 24}},
+			o:    observed{kafka: kafkaOutcome{downlink: "new", receipts: "new2", err: &TopicError{Topic: "new", Op: "create", Err: errors.New("no")}}},
+			want: v1alpha1.TCPGatewayStatus{
+				ReadyText: "0/2", Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
+				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "new", ReceiptsTopic: "new2"},
+			},
+			wantObsGn: 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gw := newGateway()
+			gw.Status = tt.prev
+			computeStatus(gw, &tt.o)
+			got := gw.Status
+			eq(t, "observedGeneration", got.ObservedGeneration, tt.wantObsGn)
+			eq(t, "conditions", len(got.Conditions), 4)
+			got.Conditions, got.ObservedGeneration = nil, 0
+			eq(t, "status", got, tt.want)
+		})
+	}
+}
