@@ -36,6 +36,9 @@ func run(assets, kubeconfig string) error {
 		return err
 	}
 	if _, err := env.Start(); err != nil {
+		// A start that failed part-way (e.g. installing CRDs) may leave etcd and the API
+		// server running.
+		_ = env.Stop()
 		return fmt.Errorf("while starting etcd and kube-apiserver: %w", err)
 	}
 	defer func() {
