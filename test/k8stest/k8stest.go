@@ -57,6 +57,7 @@ func Start(t testing.TB) *rest.Config {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // a start that failed part-way may leave processes running
 		t.Fatalf("starting kube-apiserver and etcd: %v", err)
 	}
 	t.Cleanup(func() {
