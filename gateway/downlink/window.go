@@ -2,6 +2,7 @@ package downlink
 
 import (
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
@@ -106,9 +107,12 @@ func (w *window) replayLocked(s *session.Session, positions []*pb.Position, now 
 			result.Status = pb.ResumeResult_STATUS_NOT_RECOVERED
 			result.NotRecovered = append(result.NotRecovered, &pb.Position{Partition: int32(p), Offset: r.first()})
 		}
-		for i := 0; i < r.size; i++ {
+		// Offsets are sorted: start at the first record after the client's position, so a
+		// resume costs the size of its gap, not of the window.
+		start := sort.Search(r.size, func(i int) bool { return r.at(i).offset > last })
+		for i := start; i < r.size; i++ {
 			rec := r.at(i)
-			if rec.offset > last && targetsSession(rec.d.Target, s) &&
+			if targetsSession(rec.d.Target, s) &&
 				(rec.d.ExpiresAtMs == 0 || now.UnixMilli() < rec.d.ExpiresAtMs) {
 				out = append(out, rec)
 			}

@@ -1,0 +1,84 @@
+package downlink
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+func rec(p int, off int64, at time.Time, t *pb.Target) record {
+	return record{partition: p, offset: off, at: at, d: &pb.Downlink{MessageId: "m", Target: t}}
+}
+
+func TestWindowReplaysTheGapForTheSessionOnly(t *testing.T) {
+	now := time.Unix(1000, 0)
+	alice := &pb.Target{Kind: &pb.Target_UserId{UserId: "alice"}}
+	bob := &pb.Target{Kind: &pb.Target_UserId{UserId: "bob"}}
+	all := &pb.Target{Kind: &pb.Target_All{All: true}}
+	beta := &pb.Target{Kind: &pb.Target_Group{Group: "beta"}}
+
+	w := window{maxAge: time.Minute, parts: map[int]*ring{0: newRing(4, 10, 10), 1: newRing(10, 0, 0)}}
+	for off := int64(10); off < 16; off++ { // partition 0 holds 12..15 (capacity 4)
+		target := alice
+		if off%2 == 1 {
+			target = bob
+		}
+		w.parts[0].push(rec(0, off, now, target))
+		w.parts[0].next = off + 1
+	}
+	for off, target := range []*pb.Target{all, beta, bob} {
+		w.parts[1].push(rec(1, int64(off), now, target))
+		w.parts[1].next = int64(off) + 1
+	}
+	s := &session.Session{}
+	s.Identity = session.Identity{SessionID: "s", UserID: "alice", Groups: []string{"beta"}}
+
+	tests := []struct {
+		name      string
+		positions []*pb.Position
+		want      []int64 // offsets replayed, partition 0 then 1
+		status    pb.ResumeResult_Status
+	}{
+		{"caught up", []*pb.Position{{Partition: 0, Offset: 15}, {Partition: 1, Offset: 2}}, nil, pb.ResumeResult_STATUS_COMPLETE},
+		{"gap inside the window", []*pb.Position{{Partition: 0, Offset: 12}, {Partition: 1, Offset: 0}}, []int64{14, 1}, pb.ResumeResult_STATUS_COMPLETE},
+		{"gap older than the window", []*pb.Position{{Partition: 0, Offset: 9}, {Partition: 1, Offset: 2}}, []int64{12, 14}, pb.ResumeResult_STATUS_NOT_RECOVERED},
+		{"partition never seen", []*pb.Position{{Partition: 0, Offset: 15}}, []int64{0, 1}, pb.ResumeResult_STATUS_COMPLETE},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, res := w.replayLocked(s, tt.positions, now)
+			var offsets []int64
+			for _, r := range got {
+				offsets = append(offsets, r.offset)
+			}
+			if len(offsets) != len(tt.want) {
+				t.Fatalf("replayed %v, want %v", offsets, tt.want)
+			}
+			for i := range offsets {
+				if offsets[i] != tt.want[i] {
+					t.Fatalf("replayed %v, want %v", offsets, tt.want)
+				}
+			}
+			if res.Status != tt.status {
+				t.Errorf("status %v, want %v (%v)", res.Status, tt.status, res.NotRecovered)
+			}
+		})
+	}
+	if wm := w.watermarksLocked(); len(wm) != 2 || wm[0].Offset != 15 || wm[1].Offset != 2 {
+		t.Errorf("watermarks %v", wm)
+	}
+}
+
+func TestWindowForgetsRecordsOlderThanMaxAge(t *testing.T) {
+	now := time.Unix(1000, 0)
+	w := window{maxAge: time.Minute, parts: map[int]*ring{0: newRing(10, 0, 0)}}
+	w.parts[0].push(rec(0, 0, now.Add(-2*time.Minute), &pb.Target{Kind: &pb.Target_All{All: true}}))
+	w.parts[0].push(rec(0, 1, now, &pb.Target{Kind: &pb.Target_All{All: true}}))
+	w.parts[0].next = 2
+	got, res := w.replayLocked(&session.Session{}, []*pb.Position{{Partition: 0, Offset: -1}}, now)
+	if len(got) != 1 || got[0].offset != 1 || res.Status != pb.ResumeResult_STATUS_NOT_RECOVERED {
+		t.Fatalf("replayed %d records (%v), want only offset 1 and NOT_RECOVERED", len(got), res)
+	}
+}
