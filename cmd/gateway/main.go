@@ -39,11 +39,13 @@ func run(path string) error {
 		return err
 	}
 	// The drain starts from the preStop hook (/drain) or from SIGTERM, whichever comes first;
-	// both run the same sequence once. The process exits when it is done.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	// both run the same sequence once. The process exits when it is done. The handler stays
+	// registered to the end: the kubelet sends SIGTERM right after preStop returns, and with
+	// the default action restored that would end a finished drain with status 143.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	select {
-	case <-ctx.Done():
+	case <-sigs:
 		log.Info("signal received: draining", "hardDeadline", cfg.Drain.HardDeadline.String())
 		dctx, cancel := context.WithTimeout(context.Background(), cfg.Drain.HardDeadline.Duration)
 		defer cancel()

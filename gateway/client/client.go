@@ -307,6 +307,10 @@ func (c *Client) next(ctx context.Context, old *conn) (*conn, error) {
 	return cn, err
 }
 
+// maxResends bounds how often one request is resent after DRAINING answers (each resend goes
+// to a newer connection, so more than a couple means every gateway is draining).
+const maxResends = 3
+
 // RequestOption adjusts a request.
 type RequestOption func(*pb.Request)
 
@@ -331,10 +335,14 @@ func (c *Client) Request(ctx context.Context, service, method string, payload []
 	for _, o := range opts {
 		o(req)
 	}
-	for {
+	for resends := 0; ; resends++ {
 		f, err := cn.call(ctx, &pb.Frame{Body: &pb.Frame_Request{Request: req}})
+		if err == nil && f.GetResponse().GetCode() == pb.ErrorCode_ERROR_CODE_DRAINING && resends < maxResends {
+			// It crossed the GOAWAY: the gateway did not forward it. Same as not sent.
+			err = errLeaving
+		}
 		if errors.Is(err, errLeaving) {
-			// Not sent: the connection was told to go away. Send it on the next one.
+			// Not sent (or refused unforwarded): send it on the next connection.
 			if cn, err = c.next(ctx, cn); err != nil {
 				return nil, err
 			}

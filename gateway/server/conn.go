@@ -26,10 +26,9 @@ type conn struct {
 	handshaken bool
 	limiter    *rate.Limiter
 
-	// Drain: after GOAWAY the session takes no new requests; the connection closes once
-	// the requests already in flight have their responses queued.
+	// Drain: after GOAWAY the session takes no new requests (they get DRAINING); the requests
+	// already in flight still get their responses.
 	goingAway atomic.Bool
-	inFlight  atomic.Int32
 
 	timer session.Timer
 }

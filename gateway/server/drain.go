@@ -59,16 +59,11 @@ func (s *Server) Drain(ctx context.Context, d config.Drain, onPhase func(DrainPh
 	s.goAwayPaced(ctx, d.SpreadWindow.Duration)
 	report(PhaseGoAway)
 
-	// 4. Requests in flight finish and their responses are written; sessions close once
-	// answered. Wait at most FlushTimeout for that.
+	// 4. Requests in flight finish and their responses are written; clients close their old
+	// connections once they have nothing pending. Wait at most FlushTimeout for all of that.
 	flush, cancelFlush := context.WithTimeout(ctx, d.FlushTimeout.Duration)
 	waitGroup(flush, &s.inFlight)
-	for _, c := range s.liveConns() {
-		select {
-		case <-c.sess.Flushed():
-		case <-flush.Done():
-		}
-	}
+	s.waitClosed(flush)
 	cancelFlush()
 	report(PhaseFlushed)
 
@@ -77,27 +72,31 @@ func (s *Server) Drain(ctx context.Context, d config.Drain, onPhase func(DrainPh
 	report(PhaseClosed)
 }
 
-// goAwayPaced sends GOAWAY to every connection, spreading the batches evenly over window.
+// goAwayPaced sends GOAWAY to every connection, spreading them evenly over the whole window:
+// at tick k of K it sends floor((k+1)·n/K) − floor(k·n/K), so a pod with few connections
+// still takes the whole window instead of one per tick.
 func (s *Server) goAwayPaced(ctx context.Context, window time.Duration) {
 	conns := s.liveConns()
+	n := len(conns)
 	ticks := max(int(window/drainTick), 1)
-	per := (len(conns) + ticks - 1) / ticks
 	jitter := min(maxReconnectJitter, window/4)
 	t := time.NewTicker(drainTick)
 	defer t.Stop()
-	for i := 0; i < len(conns); i += per {
-		for _, c := range conns[i:min(i+per, len(conns))] {
-			c.goAway(rand.N(jitter + 1))
+	sent := 0
+	for k := 0; k < ticks && sent < n; k++ {
+		upTo := (k + 1) * n / ticks
+		for ; sent < upTo; sent++ {
+			conns[sent].goAway(rand.N(jitter + 1))
 		}
-		if i+per >= len(conns) {
+		if sent == n {
 			break
 		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			// Past the hard deadline: the rest go now.
-			for _, c := range conns[i+per:] {
-				c.goAway(0)
+			for ; sent < n; sent++ {
+				conns[sent].goAway(0)
 			}
 			return
 		}
@@ -106,8 +105,10 @@ func (s *Server) goAwayPaced(ctx context.Context, window time.Duration) {
 
 // goAway tells the client to reconnect elsewhere after delay, resuming its session. The
 // session leaves the registry first, so no push is queued behind the GOAWAY (the client
-// resumes from the positions it has; the new pod replays the rest). The connection stays
-// open until the requests already in flight have their responses queued.
+// resumes from the positions it has; the new pod replays the rest). The connection stays open
+// and readable: requests in flight get their responses, requests that crossed the GOAWAY get
+// DRAINING (the SDK resends them on its next connection); the client closes it once it has
+// nothing pending, and the flush phase bounds the wait.
 func (c *conn) goAway(delay time.Duration) {
 	s := c.srv
 	if !c.sess.Established() {
@@ -117,11 +118,10 @@ func (c *conn) goAway(delay time.Duration) {
 	if s.sessions.Unregister(c.sess) {
 		s.m.Sessions.Dec()
 	}
-	c.goingAway.Store(true)
+	// GOAWAY first: every DRAINING answer then follows it on the wire, so the client knows
+	// the connection is leaving when it reads one.
 	s.SendEncoded(c.sess, "goaway", s.goAwayFrame(pb.GoAway_REASON_DRAINING, delay, resumeToken(s.cfg.ServerID)))
-	if c.inFlight.Load() == 0 {
-		c.sess.CloseAfter(nil, session.ReasonDraining)
-	}
+	c.goingAway.Store(true)
 }
 
 // resumeToken is opaque to clients; it names the pod that sent it, for diagnostics.
@@ -129,6 +129,19 @@ func resumeToken(serverID string) string {
 	var b [9]byte
 	_, _ = crand.Read(b[:])
 	return serverID + "." + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// waitClosed waits until every connection closed, or ctx is done.
+func (s *Server) waitClosed(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond) // closes have no aggregate event; poll the count
+	defer t.Stop()
+	for s.conns.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (s *Server) liveConns() []*conn {

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
-	"github.com/tcpgateway/tcpgateway/gateway/session"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
 )
 
@@ -25,6 +24,7 @@ func (c *conn) request(seq uint64, req *pb.Request) {
 	s := c.srv
 	switch {
 	case c.goingAway.Load():
+		// Not forwarded: the client resends it on its next connection.
 		c.reject(seq, req.Service, uplink.CodeDraining, "the gateway is draining; retry on the new connection")
 		return
 	case !c.limiter.Allow():
@@ -79,18 +79,13 @@ func (c *conn) respond(seq uint64, res uplink.Result) {
 	}}})
 }
 
-// begin and end bracket an uplink request: the server waits for all of them when draining,
-// and a session told to go away closes when its last one has answered.
+// begin and end bracket an uplink request: the server waits for all of them when draining.
 func (c *conn) begin() {
 	c.srv.inFlight.Add(1)
 	c.srv.m.UplinkInFlight.Inc()
-	c.inFlight.Add(1)
 }
 
 func (c *conn) end() {
-	if c.inFlight.Add(-1) == 0 && c.goingAway.Load() {
-		c.sess.CloseAfter(nil, session.ReasonDraining)
-	}
 	c.srv.m.UplinkInFlight.Dec()
 	c.srv.inFlight.Done()
 }
