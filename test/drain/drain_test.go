@@ -2,17 +2,14 @@ package drain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
 
@@ -184,16 +181,12 @@ wait:
 			conns, discs := ft.ac.events()
 			detail := fmt.Sprintf("client %d: echo request sent at t0%+.4fs failed at t0%+.4fs: %v; %s", ft.ac.idx,
 				ft.sent.Sub(t0).Seconds(), ft.done.Sub(t0).Seconds(), ft.err, history(conns, discs, t0))
-			if crossedGoAway(ft) && !strict() {
-				t.Logf("KNOWN GATEWAY BUG (a request crossing the GOAWAY is dropped; %s=1 makes this fail): %s", envStrict, detail)
-				continue
-			}
 			t.Errorf("%s", detail)
 		}
 		for code, n := range tk.codes {
-			// DRAINING answers a request that reached the gateway after its GOAWAY went out
-			// (the client had not read it yet); it was not forwarded, so it is safe to retry.
-			if code != pb.ErrorCode_ERROR_CODE_OK && code != pb.ErrorCode_ERROR_CODE_DRAINING {
+			// A request that reached the gateway after its GOAWAY is answered DRAINING, which
+			// the SDK resends on its next connection: the app sees only answers from backends.
+			if code != pb.ErrorCode_ERROR_CODE_OK {
 				t.Errorf("%d echo requests answered %s", n, code)
 			}
 		}
@@ -259,26 +252,7 @@ wait:
 		doneAt.Sub(stopped).Seconds(), codes)
 }
 
-// crossedGoAway recognises the known gateway bug (docs/drain.md, "Known problems", 1): the
-// request was sent shortly before the client read its GOAWAY, and the connection ended right
-// at that GOAWAY (the gateway saw no request in flight and closed), so the request died
-// unanswered with ErrConnectionLost although the gateway never forwarded it. (An echo
-// request still unanswered a second after it was sent is something else.)
-func crossedGoAway(ft failedTalk) bool {
-	if !errors.Is(ft.err, client.ErrConnectionLost) {
-		return false
-	}
-	_, discs := ft.ac.events()
-	for _, d := range discs {
-		if d.goAway != nil && d.at.After(ft.sent) && d.at.Sub(ft.sent) < time.Second &&
-			ft.done.Sub(d.at).Abs() < 100*time.Millisecond {
-			return true
-		}
-	}
-	return false
-}
 
-func strict() bool { return os.Getenv(envStrict) == "1" }
 
 // pickTalkers spreads n talkers over the fleet (so about a third are on each gateway),
 // leaving out the clients with held requests.

@@ -33,9 +33,6 @@ const (
 	envRate    = "TCPGW_DRAIN_RATE"
 	// envRaceGateways builds the gateway processes with -race (heavier; off by default).
 	envRaceGateways = "TCPGW_DRAIN_RACE_GATEWAYS"
-	// envStrict makes the known gateway bugs (docs/drain.md, "Known problems") fail the
-	// tests instead of being logged.
-	envStrict = "TCPGW_DRAIN_STRICT"
 )
 
 // scale is the size and timing of one scenario.
