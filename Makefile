@@ -18,7 +18,7 @@ GO_PKGS   := ./...
 FUZZTIME  ?= 10s
 
 # Files written by `make generate manifests`; committed, and checked to be up to date.
-GENERATED := '*.pb.go' '*zz_generated*' config/crd config/rbac
+GENERATED := '*.pb.go' '*zz_generated*' config/crd config/rbac charts/tcpgateway/crds
 
 # Same flags as the Dockerfile's build stage (a test keeps them equal).
 BUILD_FLAGS := -trimpath -ldflags "-s -w"
@@ -46,6 +46,7 @@ manifests: ## Generate the CRD and RBAC manifests from the API types and RBAC ma
 	@if ls api/*/ >/dev/null 2>&1; then \
 		$$($(TOOL) controller-gen) rbac:roleName=manager-role crd webhook paths=./... \
 			output:crd:artifacts:config=config/crd/bases; fi
+	@if [ -d charts/tcpgateway/crds ]; then cp config/crd/bases/*.yaml charts/tcpgateway/crds/; fi
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when committed generated files differ from a fresh generation.

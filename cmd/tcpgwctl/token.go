@@ -20,6 +20,7 @@ func runToken(args []string) error {
 	groups := fs.String("groups", "", "comma-separated group tags")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	issuer := fs.String("issuer", "", "iss claim")
+	audience := fs.String("audience", "", "aud claim")
 	_ = fs.Parse(args)
 	if *secretFile == "" || *user == "" {
 		return errors.New("usage: tcpgwctl token -secret-file F -user U [-groups a,b] [-ttl 24h]")
@@ -34,6 +35,9 @@ func runToken(args []string) error {
 	}
 	if *issuer != "" {
 		claims["iss"] = *issuer
+	}
+	if *audience != "" {
+		claims["aud"] = *audience
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 	if err != nil {
