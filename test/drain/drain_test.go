@@ -252,8 +252,6 @@ wait:
 		doneAt.Sub(stopped).Seconds(), codes)
 }
 
-
-
 // pickTalkers spreads n talkers over the fleet (so about a third are on each gateway),
 // leaving out the clients with held requests.
 func pickTalkers(f *fleet, skip []*appClient, n int) []*appClient {
