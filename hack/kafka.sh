@@ -353,7 +353,15 @@ launch_once() {
 
   # Kafka's random-uuid format (16 random bytes, URL-safe base64 without padding), without
   # paying a JVM start for `StorageTool random-uuid`.
-  cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  # An id starting with "-" would be read as an option by the format tool's parser (1 in 64).
+  cluster_id="$(python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break
+')"
   log "formatting KRaft storage in $data (cluster $cluster_id)"
   if ! "${TOOL[@]}" -Dlog4j2.configurationFile="$LOG4J_FILE" kafka.tools.StorageTool format \
       -t "$cluster_id" -c "$PROPS_FILE" >>"$LOG_FILE" 2>&1 9>&-; then
