@@ -25,6 +25,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/receipts"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
 )
 
@@ -75,6 +77,9 @@ type Consumer struct {
 	log      *slog.Logger
 	bad      badRecords
 
+	pending *pendingAcks      // deliveries waiting for an answer, until they expire
+	watcher *receipts.Watcher // acks written by other pods; nil until Kafka first answered
+
 	started atomic.Bool // every partition known at start is positioned
 	up      atomic.Bool // the last metadata probe succeeded
 
@@ -112,6 +117,7 @@ func New(o Options) (*Consumer, error) {
 		readers: map[int]*kafka.Reader{},
 		win:     window{maxAge: o.ReplayMaxAge, parts: map[int]*ring{}},
 		dirty:   map[int]bool{},
+		pending: newPendingAcks(o.ReplayMaxRecords),
 	}
 	if o.ReceiptsTopic != "" {
 		c.receipts = newReceiptWriter(o.Brokers, o.ReceiptsTopic, o.ServerID, o.Metrics, c.log)
@@ -157,6 +163,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.poll(ctx)
 		case <-commit.C:
 			c.commit(ctx)
+			c.expire()
 		}
 	}
 }
@@ -179,6 +186,7 @@ func (c *Consumer) poll(ctx context.Context) {
 		c.log.Info("kafka reachable", "topic", c.o.Topic, "partitions", len(parts))
 	}
 	c.o.Metrics.KafkaUp.Set(1)
+	c.watchReceipts(ctx)
 	c.mu.Lock()
 	held := 0
 	for _, r := range c.win.parts {
@@ -447,7 +455,48 @@ func (c *Consumer) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	c.commit(ctx)
+	if c.watcher != nil {
+		c.watcher.Close()
+	}
 	if c.receipts != nil {
 		c.receipts.close()
 	}
+}
+
+// watchReceipts starts reading the receipts topic (once) so that acks written by other pods
+// clear this pod's pending deliveries.
+func (c *Consumer) watchReceipts(ctx context.Context) {
+	if c.watcher != nil || c.o.ReceiptsTopic == "" {
+		return
+	}
+	w, err := receipts.Watch(ctx, c.o.Brokers, c.o.ReceiptsTopic, func(rc *pb.Receipt) {
+		if rc.Kind == pb.Receipt_KIND_ACKED || rc.Kind == pb.Receipt_KIND_REPLIED {
+			c.pending.answered(rc.MessageId, rc.SessionId)
+		}
+	})
+	if err != nil {
+		c.log.Warn("cannot read the receipts topic yet", "err", err)
+		return
+	}
+	c.watcher = w
+}
+
+// expire writes EXPIRED receipts for deliveries whose expiry passed unanswered.
+func (c *Consumer) expire() {
+	if c.receipts == nil {
+		return
+	}
+	for _, pa := range c.pending.expired(c.now()) {
+		c.receipts.write(&pb.Receipt{
+			MessageId:     pa.key.message,
+			CorrelationId: pa.d.CorrelationId,
+			Kind:          pb.Receipt_KIND_EXPIRED,
+			SessionId:     pa.key.session,
+			UserId:        pa.user,
+			ServerId:      c.o.ServerID,
+			AtMs:          c.now().UnixMilli(),
+			Position:      pa.pos,
+		})
+	}
+	c.o.Metrics.PendingAcks.Set(float64(c.pending.len()))
 }

@@ -71,6 +71,7 @@ func (c *Consumer) handle(m kafka.Message) {
 		c.o.Sessions.SendEncoded(s, "push", frame)
 		if wantsReceipt {
 			c.receipt(pb.Receipt_KIND_DELIVERED, d, s, pos, nil)
+			c.track(d, s, pos)
 		}
 	}
 	c.o.Metrics.Records.WithLabelValues(metrics.RecordDelivered).Inc()
@@ -131,6 +132,9 @@ func (c *Consumer) Attach(s *session.Session, resume *pb.Resume, attach func(wat
 			continue
 		}
 		c.o.Sessions.SendEncoded(s, "push", frame)
+		if rec.d.AckRequired || rec.d.ReplyExpected {
+			c.track(rec.d, s, &pb.Position{Partition: int32(rec.partition), Offset: rec.offset})
+		}
 	}
 	c.o.Metrics.Replayed.Add(float64(len(replay)))
 }
@@ -163,5 +167,12 @@ func (b *badRecords) report(c *Consumer, kind string, m kafka.Message, detail st
 	if _, seen := b.logged.LoadOrStore(kind, true); !seen {
 		c.log.Warn("skipping bad downlink record (further ones of this kind are only counted)",
 			"kind", kind, "partition", m.Partition, "offset", m.Offset, "detail", detail)
+	}
+}
+
+// track remembers a delivery that waits for an answer (see pendingAcks).
+func (c *Consumer) track(d *pb.Downlink, s *session.Session, pos *pb.Position) {
+	if c.receipts != nil && !c.pending.add(d, s, pos) {
+		c.o.Metrics.Records.WithLabelValues("pending_acks_full").Inc()
 	}
 }

@@ -91,6 +91,7 @@ func (c *Consumer) PushAck(s *session.Session, ack *pb.PushAck) {
 	if ack.MessageId == "" {
 		return
 	}
+	c.pending.answered(ack.MessageId, s.SessionID)
 	c.receipt(pb.Receipt_KIND_ACKED, &pb.Downlink{MessageId: ack.MessageId}, s, ack.Position, nil)
 }
 
@@ -99,5 +100,6 @@ func (c *Consumer) PushReply(s *session.Session, reply *pb.PushReply) {
 	if reply.MessageId == "" {
 		return
 	}
+	c.pending.answered(reply.MessageId, s.SessionID)
 	c.receipt(pb.Receipt_KIND_REPLIED, &pb.Downlink{MessageId: reply.MessageId}, s, reply.Position, reply.Payload)
 }

@@ -4,15 +4,16 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Downlink holds the Kafka consumer's and receipt writer's collectors.
 type Downlink struct {
-	Records    *prometheus.CounterVec // result
-	Deliveries prometheus.Counter
-	Lag        *prometheus.GaugeVec // partition
-	Latency    prometheus.Histogram
-	Receipts   *prometheus.CounterVec // kind, result
-	KafkaUp    prometheus.Gauge
-	Replayed   prometheus.Counter
-	Resumes    *prometheus.CounterVec // status
-	Window     prometheus.Gauge
+	Records     *prometheus.CounterVec // result
+	Deliveries  prometheus.Counter
+	Lag         *prometheus.GaugeVec // partition
+	Latency     prometheus.Histogram
+	Receipts    *prometheus.CounterVec // kind, result
+	KafkaUp     prometheus.Gauge
+	Replayed    prometheus.Counter
+	Resumes     *prometheus.CounterVec // status
+	Window      prometheus.Gauge
+	PendingAcks prometheus.Gauge
 }
 
 // Record results.
@@ -59,6 +60,9 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 	m.Window = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tcpgw_downlink_window_records", Help: "Records held in the replay window, all partitions.",
 	})
-	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.Replayed, m.Resumes, m.Window)
+	m.PendingAcks = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tcpgw_pending_acks", Help: "Deliveries waiting for an ack or reply before their expiry (an EXPIRED receipt is written if none comes).",
+	})
+	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.Replayed, m.Resumes, m.Window, m.PendingAcks)
 	return m
 }
