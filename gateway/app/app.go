@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudwego/netpoll"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -43,8 +44,16 @@ type App struct {
 	adminLn   net.Listener
 }
 
+// tuneNetpoll sizes netpoll's buffers once per process: they are package-level settings,
+// read whenever a connection is created.
+var tuneNetpoll sync.Once
+
 // New builds a gateway from a validated configuration.
 func New(cfg *config.Config, log *slog.Logger) (*App, error) {
+	tuneNetpoll.Do(func() {
+		netpoll.LinkBufferCap = cfg.Limits.ConnectionBufferBytes
+		_ = netpoll.Configure(netpoll.Config{BufferSize: cfg.Limits.ConnectionBufferBytes})
+	})
 	if log == nil {
 		log = slog.Default()
 	}

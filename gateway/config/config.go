@@ -55,6 +55,12 @@ type Limits struct {
 	OutboundQueueFrames int `json:"outboundQueueFrames,omitempty"`
 	// OutboundQueueBytes bounds the same queue in bytes. Default 1048576 (1 MiB).
 	OutboundQueueBytes int `json:"outboundQueueBytes,omitempty"`
+	// ConnectionBufferBytes sizes each connection's first read buffer and netpoll's smallest
+	// buffer node: the bulk of an idle connection's memory (about 7 KiB per idle connection
+	// at 1024 against 14 KiB at netpoll's 8 KiB/4 KiB defaults; see docs/benchmarks.md).
+	// Larger frames still work: buffers grow by chaining nodes. Process-wide: the first
+	// gateway started in a process sets it. Default 1024.
+	ConnectionBufferBytes int `json:"connectionBufferBytes,omitempty"`
 	// UplinkWorkers bounds the goroutines calling backends, shared by all sessions.
 	// Default 256.
 	UplinkWorkers int `json:"uplinkWorkers,omitempty"`

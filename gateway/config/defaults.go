@@ -19,6 +19,7 @@ const (
 	DefaultRequestBurst        = 100
 	DefaultOutboundQueueFrames = 1024
 	DefaultOutboundQueueBytes  = 1 << 20
+	DefaultConnectionBuffer    = 1024
 	DefaultUplinkWorkers       = 256
 
 	DefaultUserClaim   = "sub"
@@ -91,6 +92,7 @@ func (l *Limits) Default() {
 	setInt(&l.RequestBurst, DefaultRequestBurst)
 	setInt(&l.OutboundQueueFrames, DefaultOutboundQueueFrames)
 	setInt(&l.OutboundQueueBytes, DefaultOutboundQueueBytes)
+	setInt(&l.ConnectionBufferBytes, DefaultConnectionBuffer)
 	setInt(&l.UplinkWorkers, DefaultUplinkWorkers)
 }
 

@@ -28,6 +28,7 @@ func TestDefaultValues(t *testing.T) {
 			HandshakeTimeout: d(5 * time.Second), HeartbeatInterval: d(30 * time.Second),
 			IdleTimeout: d(90 * time.Second), RequestsPerSecond: 50, RequestBurst: 100,
 			OutboundQueueFrames: 1024, OutboundQueueBytes: 1 << 20, UplinkWorkers: 256,
+			ConnectionBufferBytes: 1024,
 		},
 		Auth: Auth{
 			JWT: &JWTAuth{HS256SecretFile: "/k", UserClaim: "sub", GroupsClaim: "groups",

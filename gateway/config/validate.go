@@ -146,6 +146,9 @@ func (c *Config) validateLimits(v *validator) {
 			"full-size frame closes the client as a slow consumer", l.OutboundQueueBytes, l.MaxFrameBytes)
 	}
 	v.positiveInt("limits.uplinkWorkers", l.UplinkWorkers)
+	if l.ConnectionBufferBytes < 512 || l.ConnectionBufferBytes > 65536 {
+		v.addf("limits.connectionBufferBytes", "%d must be between 512 and 65536", l.ConnectionBufferBytes)
+	}
 }
 
 func (c *Config) validateAuth(v *validator) {
