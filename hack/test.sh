@@ -55,7 +55,7 @@ case "$mode" in
     ;;
   e2e)
     start_components
-    go test -count=1 -timeout "$GO_TEST_TIMEOUT" -tags e2e ./test/e2e/...
+    go test -count=1 -timeout "$GO_TEST_TIMEOUT" -tags e2e ./test/cluster/...
     ;;
   fuzz)
     run_fuzz

@@ -1,6 +1,8 @@
-// Command localcluster runs a real etcd and kube-apiserver on loopback (the binaries built by
-// hack/k8s.sh), installs the project's CRDs, writes an admin kubeconfig and runs until
-// interrupted. It is the control plane of `make demo`.
+// Command localcluster runs the whole local system of test/cluster on loopback: a real etcd
+// and kube-apiserver (with the project's CRDs), kube-controller-manager and kube-scheduler
+// (the binaries built by hack/k8s.sh), node agents that run pods as local processes on
+// 127.0.10.x, and the LoadBalancer simulator (127.0.20.x). It writes an admin kubeconfig and
+// runs until interrupted. It is the control plane of `make demo`.
 package main
 
 import (
@@ -10,59 +12,78 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"github.com/tcpgateway/tcpgateway/test/k8stest"
+	"github.com/tcpgateway/tcpgateway/test/cluster"
 )
 
 func main() {
-	assets := flag.String("assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory holding etcd and kube-apiserver (hack/k8s.sh prints it)")
+	assets := flag.String("assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory holding etcd, kube-apiserver, kube-controller-manager and kube-scheduler (hack/k8s.sh prints it)")
 	kubeconfig := flag.String("write-kubeconfig", "bin/demo.kubeconfig", "where to write the admin kubeconfig")
+	nodes := flag.Int("nodes", 2, "number of node agents")
+	binaries := flag.String("binaries", "", "image or command to local binary map: name=path,... (e.g. /usr/local/bin/gateway=bin/gateway)")
+	dir := flag.String("dir", "", "working directory for logs and pod folders (default: a temporary directory)")
+	dereg := flag.Duration("lb-deregistration-delay", 2*time.Second, "deregistration delay of simulated load balancers")
 	flag.Parse()
-	if err := run(*assets, *kubeconfig); err != nil {
+	if err := run(*assets, *kubeconfig, *nodes, *binaries, *dir, *dereg); err != nil {
 		slog.Error("localcluster failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(assets, kubeconfig string) error {
+func parseBinaries(s string) (map[string]string, error) {
+	m := map[string]string{}
+	for kv := range strings.SplitSeq(s, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("-binaries: %q is not name=path", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func run(assets, kubeconfig string, nodes int, binaries, dir string, dereg time.Duration) error {
 	if assets == "" {
 		return fmt.Errorf("no control plane binaries: pass -assets or set KUBEBUILDER_ASSETS")
 	}
-	env, err := k8stest.NewEnvironment(assets)
+	bins, err := parseBinaries(binaries)
 	if err != nil {
 		return err
 	}
-	if _, err := env.Start(); err != nil {
-		// A start that failed part-way (e.g. installing CRDs) may leave etcd and the API
-		// server running.
-		_ = env.Stop()
-		return fmt.Errorf("while starting etcd and kube-apiserver: %w", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	c, err := cluster.Start(ctx, cluster.Options{Assets: assets, Dir: dir, Nodes: nodes, Binaries: bins,
+		DeregistrationDelay: dereg, Logger: log})
+	if err != nil {
+		return err
 	}
 	defer func() {
-		if err := env.Stop(); err != nil {
-			slog.Error("while stopping the control plane", "err", err)
+		if err := c.Stop(); err != nil {
+			slog.Error("while stopping the cluster", "err", err)
 		}
 	}()
-
-	admin, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
+	data, err := os.ReadFile(c.Kubeconfig)
 	if err != nil {
-		return fmt.Errorf("while adding the admin user: %w", err)
-	}
-	data, err := admin.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("while rendering the kubeconfig: %w", err)
+		return err
 	}
 	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
 		return fmt.Errorf("while writing the kubeconfig: %w", err)
 	}
-	slog.Info("control plane ready", "apiserver", admin.Config().Host, "kubeconfig", kubeconfig)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	var names []string
+	for _, n := range c.Nodes {
+		names = append(names, n.Name())
+	}
+	slog.Info("cluster ready", "apiserver", c.Config.Host, "kubeconfig", kubeconfig, "dir", c.Dir,
+		"runs", "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, node agents, LoadBalancer simulator",
+		"nodes", strings.Join(names, ","), "pod_ips", "127.0.10.x", "lb_ips", "127.0.20.x", "binaries", bins)
 	<-ctx.Done()
-	slog.Info("stopping the control plane")
+	slog.Info("stopping the cluster")
 	return nil
 }
