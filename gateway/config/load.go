@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -27,6 +28,7 @@ type envOverride struct {
 //	TCPGW_LISTEN_CLIENTS  → listen.clients
 //	TCPGW_LISTEN_ADMIN    → listen.admin
 //	TCPGW_KAFKA_BROKERS   → kafka.brokers, comma-separated, blanks dropped
+//	TCPGW_BIND_HOST       → host of listen addresses that have none, after defaults (bindHost)
 var envOverrides = []envOverride{
 	{"POD_NAME", func(c *Config, v string) {
 		if c.ServerID == "" {
@@ -37,6 +39,22 @@ var envOverrides = []envOverride{
 	{"TCPGW_LISTEN_CLIENTS", func(c *Config, v string) { c.Listen.Clients = v }},
 	{"TCPGW_LISTEN_ADMIN", func(c *Config, v string) { c.Listen.Admin = v }},
 	{"TCPGW_KAFKA_BROKERS", func(c *Config, v string) { c.Kafka.Brokers = splitList(v) }},
+}
+
+// bindHost applies TCPGW_BIND_HOST: the host for listen addresses that name none (":7000").
+// The local node agent sets it to each pod's 127.0.x address, since its pods share one network
+// namespace. Real clusters leave it unset: binding only the pod IP would break kubectl
+// port-forward, which connects to localhost inside the pod.
+func (c *Config) bindHost(env lookupEnv) {
+	host, ok := env("TCPGW_BIND_HOST")
+	if !ok || host == "" {
+		return
+	}
+	for _, addr := range []*string{&c.Listen.Clients, &c.Listen.Admin} {
+		if h, port, err := net.SplitHostPort(*addr); err == nil && h == "" {
+			*addr = net.JoinHostPort(host, port)
+		}
+	}
 }
 
 // Load reads the YAML file at path and returns a defaulted, validated Config. Unknown fields
@@ -70,6 +88,7 @@ func parse(data []byte, env lookupEnv) (*Config, error) {
 	}
 	c.applyEnv(env)
 	c.Default()
+	c.bindHost(env)
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}

@@ -100,6 +100,11 @@ func TestLoadEnvOverrides(t *testing.T) {
 			wantBrokers: []string{"k0:9092", "k1:9092"},
 		},
 		{
+			name: "bind host fills only addresses without a host", yaml: minimalYAML,
+			env:    map[string]string{"TCPGW_BIND_HOST": "127.0.10.7", "TCPGW_LISTEN_ADMIN": "127.0.0.1:9999"},
+			wantID: "from-file", wantClients: "127.0.10.7:7000", wantAdmin: "127.0.0.1:9999",
+		},
+		{
 			name: "empty values count as unset", yaml: minimalYAML,
 			env:    map[string]string{"TCPGW_SERVER_ID": "", "TCPGW_LISTEN_CLIENTS": " "},
 			wantID: "from-file", wantClients: DefaultClientsAddress, wantAdmin: DefaultAdminAddress,

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,7 +98,11 @@ func StartForTest(t testing.TB, opts Options) *Cluster {
 		opts.Dir = t.TempDir()
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		w := &testWriter{t: t}
+		// Registered before the stop below, so it runs after it: lines logged by goroutines
+		// that outlive the test are dropped instead of panicking in t.Log.
+		t.Cleanup(func() { w.done.Store(true) })
+		opts.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	c, err := Start(context.Background(), opts)
 	if err != nil {
@@ -112,10 +117,15 @@ func StartForTest(t testing.TB, opts Options) *Cluster {
 }
 
 // testWriter sends log lines to t.Log until the test ends.
-type testWriter struct{ t testing.TB }
+type testWriter struct {
+	t    testing.TB
+	done atomic.Bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
+func (w *testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(string(p))
+	}
 	return len(p), nil
 }
 

@@ -205,6 +205,9 @@ func (a *NodeAgent) prepare(ctx context.Context, pod *corev1.Pod, ip netip.Addr,
 		"HOME=" + dir,
 		"HOSTNAME=" + pod.Name,
 		"POD_IP=" + ip.String(),
+		// The gateway binds listen addresses without a host to it (gateway/config): several
+		// pods share this machine's network namespace, so they must not all bind 0.0.0.0.
+		"TCPGW_BIND_HOST=" + ip.String(),
 	}
 	for _, e := range env {
 		rs.env = append(rs.env, e.Name+"="+rewrite(e.Value))
