@@ -3,6 +3,7 @@ package downlink_test
 import (
 	"context"
 	"fmt"
+	poll "github.com/tcpgateway/tcpgateway/test/wait"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -237,13 +238,7 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 // eventually polls a condition that has no event to wait on (metrics, registries).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.For(t, wait, what, cond)
 }
 
 func ctxT(t *testing.T) context.Context {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	poll "github.com/tcpgateway/tcpgateway/test/wait"
 	"log/slog"
 	"net"
 	"net/http"
@@ -218,16 +219,10 @@ func (r *raw) handshake(token string) *pb.HandshakeAck {
 
 func counter(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
-// eventually polls cond until it holds; for metrics and registries, which offer no event.
+// eventually polls a condition that has no event to wait on (metrics, registries).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.For(t, wait, what, cond)
 }
 
 func readRaw(r *raw) (*pb.Frame, []byte, error) { return protocol.Read(r.r, 1<<20, nil) }

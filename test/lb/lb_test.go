@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/tcpgateway/tcpgateway/test/wait"
 	"io"
 	"net"
 	"os"
@@ -169,20 +170,11 @@ func newLB(t *testing.T, opts Options, backends ...*echoServer) *LB {
 	return lb
 }
 
-// eventually polls cond, bounded in time and count. It is used only for the LB's
-// counters, which change asynchronously after a peer closes and offer no event to wait on.
+// eventually polls cond: the LB's counters change asynchronously after a peer closes and
+// offer no event to wait on.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	const interval = 5 * time.Millisecond
-	for range int(timeout/interval) + 1 {
-		if cond() {
-			return
-		}
-		time.Sleep(interval)
-	}
-	if !cond() {
-		t.Fatalf("timed out after %v waiting for %s", timeout, what)
-	}
+	wait.For(t, timeout, what, cond)
 }
 
 // expectClosed asserts that the peer closed c: a read ends with EOF or a reset, not
