@@ -78,11 +78,13 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 			GroupsClaim: j.GroupsClaim,
 			Leeway:      dur("spec.auth.jwt.leeway", j.Leeway),
 		}
+		// Relative to the config file's directory (ConfigDir in the pod): the rendered config
+		// then holds no absolute paths, so it works wherever the volume is mounted.
 		if j.HS256Key != "" {
-			c.Auth.JWT.HS256SecretFile = path.Join(KeysDir, string(j.HS256Key))
+			c.Auth.JWT.HS256SecretFile = path.Join("keys", string(j.HS256Key))
 		}
 		if j.RS256PublicKey != "" {
-			c.Auth.JWT.RS256PublicKeyFile = path.Join(KeysDir, string(j.RS256PublicKey))
+			c.Auth.JWT.RS256PublicKeyFile = path.Join("keys", string(j.RS256PublicKey))
 		}
 	}
 	if w := s.Auth.Webhook; w != nil {

@@ -57,7 +57,7 @@ func TestGatewayConfig(t *testing.T) {
 				j.RS256PublicKey, j.Issuer, j.Audience, j.UserClaim = "rs256.pub.pem", "https://auth.example.com", "chat", "uid"
 			},
 			want: func(c *config.Config) {
-				c.Auth.JWT.RS256PublicKeyFile = "/etc/tcpgateway/keys/rs256.pub.pem"
+				c.Auth.JWT.RS256PublicKeyFile = "keys/rs256.pub.pem"
 				c.Auth.JWT.Issuer, c.Auth.JWT.Audience, c.Auth.JWT.UserClaim = "https://auth.example.com", "chat", "uid"
 			},
 		},
@@ -127,7 +127,7 @@ func TestGatewayConfig(t *testing.T) {
 					OutboundQueueFrames: 1024, OutboundQueueBytes: 1 << 20, UplinkWorkers: 256,
 				},
 				Auth: config.Auth{JWT: &config.JWTAuth{
-					HS256SecretFile: "/etc/tcpgateway/keys/hs256.secret",
+					HS256SecretFile: "keys/hs256.secret",
 					UserClaim:       "sub", GroupsClaim: "groups", Leeway: d("30s"),
 				}},
 				Routes: []config.Route{{Service: "echo", URL: "http://echo.prod.svc:8080/rpc", Timeout: d("5s"), MaxInFlight: 1024}},
@@ -249,7 +249,7 @@ func TestConfigMap(t *testing.T) {
 	if cm.Annotations[AnnotationSpecHash] == "" {
 		t.Error("no spec-hash annotation")
 	}
-	if !strings.Contains(cm.Data[ConfigFile], "hs256SecretFile: /etc/tcpgateway/keys/hs256.secret") {
+	if !strings.Contains(cm.Data[ConfigFile], "hs256SecretFile: keys/hs256.secret") {
 		t.Errorf("gateway.yaml:\n%s", cm.Data[ConfigFile])
 	}
 

@@ -91,7 +91,7 @@ func TestStatefulSet(t *testing.T) {
 				})
 				eq(t, "tmp volume", p.Volumes[1].EmptyDir != nil, true)
 				// The gateway reads its key where the volume puts it.
-				eq(t, "key file", rc.Config.Auth.JWT.HS256SecretFile, "/etc/tcpgateway/keys/hs256.secret")
+				eq(t, "key file", rc.Config.Auth.JWT.HS256SecretFile, "keys/hs256.secret")
 			},
 		},
 		{

@@ -55,7 +55,7 @@ case "$mode" in
     ;;
   e2e)
     start_components
-    go test -count=1 -timeout "$GO_TEST_TIMEOUT" -tags e2e ./test/cluster/...
+    go test -count=1 -timeout "$GO_TEST_TIMEOUT" -tags e2e ./test/cluster/... ./test/e2e/...
     ;;
   fuzz)
     run_fuzz

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -77,6 +78,16 @@ func load(path string, env lookupEnv) (*Config, error) {
 	c, err := parse(data, env)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Key files named by a relative path are relative to the config file's directory, so a
+	// config and its keys mounted together (the operator renders "keys/<name>") work wherever
+	// the volume is mounted. Parse, having no file, leaves them relative to the working dir.
+	if j := c.Auth.JWT; j != nil {
+		for _, f := range []*string{&j.HS256SecretFile, &j.RS256PublicKeyFile} {
+			if *f != "" && !filepath.IsAbs(*f) {
+				*f = filepath.Join(filepath.Dir(path), *f)
+			}
+		}
 	}
 	return c, nil
 }

@@ -247,3 +247,18 @@ func TestRenderRoundTrip(t *testing.T) {
 		t.Errorf("round trip changed the config:\n got %+v\nwant %+v", back, c)
 	}
 }
+
+func TestLoadResolvesKeyFilesAgainstTheConfigDirectory(t *testing.T) {
+	yaml := strings.Replace(minimalYAML, "hs256SecretFile: /keys/hs", "hs256SecretFile: keys/hs", 1)
+	if yaml == minimalYAML {
+		t.Fatal("minimalYAML no longer names /keys/hs: update this test")
+	}
+	path := writeFile(t, yaml)
+	c, err := load(path, mapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(path), "keys", "hs"); c.Auth.JWT.HS256SecretFile != want {
+		t.Errorf("hs256SecretFile = %q, want %q", c.Auth.JWT.HS256SecretFile, want)
+	}
+}
