@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/util/retry"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -216,7 +217,7 @@ func (a *NodeAgent) register(ctx context.Context) error {
 	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, LastHeartbeatTime: now, LastTransitionTime: now}
 	}
-	created.Status = corev1.NodeStatus{
+	status := corev1.NodeStatus{
 		Capacity:    res,
 		Allocatable: res,
 		Phase:       corev1.NodeRunning,
@@ -237,7 +238,18 @@ func (a *NodeAgent) register(ctx context.Context) error {
 			ContainerRuntimeVersion: "process://tcpgateway-nodeagent",
 		},
 	}
-	if _, err := a.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	// The node controllers write to the Node right after it appears: on a conflict, re-read
+	// and write again, as a kubelet does.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := a.client.CoreV1().Nodes().Get(ctx, a.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status = status
+		created, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("setting node %s status: %w", a.name, err)
 	}
 	if err := a.renewLease(ctx, created); err != nil {
