@@ -233,6 +233,15 @@ func TestCluster(t *testing.T) {
 		if took < 2*time.Second {
 			t.Errorf("pod gone after %v, before its 2s grace period", took)
 		}
+		var recorded []cluster.Termination
+		for _, tm := range agent(t, c, old).Terminations() {
+			if tm.UID == old.UID {
+				recorded = append(recorded, tm)
+			}
+		}
+		if len(recorded) != 1 || !recorded[0].GraceKilled || recorded[0].ExitCode != 137 || recorded[0].Took < 2*time.Second {
+			t.Errorf("agent recorded %+v, want one termination, SIGKILLed at the end of its 2s grace period, exit 137", recorded)
+		}
 		logs, err := os.ReadFile(logPath)
 		if err != nil {
 			t.Fatal(err)

@@ -69,9 +69,22 @@ type NodeAgent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	workers map[types.UID]*podWorker
-	stopped bool
+	mu           sync.Mutex
+	workers      map[types.UID]*podWorker
+	stopped      bool
+	terminations []Termination
+}
+
+// Termination is how a deleted pod's container ended.
+type Termination struct {
+	Namespace, Name string
+	UID             types.UID
+	// ExitCode of the container (128+signal when killed by one); -1 if it never ran.
+	ExitCode int32
+	// GraceKilled: the container outlived its termination grace period and was SIGKILLed.
+	GraceKilled bool
+	// Took is from the start of the termination (preStop hook) to the container's end.
+	Took time.Duration
 }
 
 // StartNodeAgent registers the node and starts serving its pods until ctx ends or Stop.
@@ -148,6 +161,13 @@ func (a *NodeAgent) Running() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.workers)
+}
+
+// Terminations lists the pods deleted so far whose container this agent ended, in order.
+func (a *NodeAgent) Terminations() []Termination {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Termination(nil), a.terminations...)
 }
 
 // Stop kills every pod process at once (SIGKILL to their process groups, no preStop: the

@@ -51,6 +51,9 @@ type podWorker struct {
 	notify   chan struct{}
 	gone     chan struct{}
 	goneOnce sync.Once
+	// termination of a deleted pod: the SIGKILL at the end of its grace period, the start of it.
+	graceKilled bool
+	terminating time.Time
 }
 
 func newPodWorker(a *NodeAgent, pod *corev1.Pod) *podWorker {
@@ -312,6 +315,9 @@ func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, pod *cor
 	}
 	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30))) * time.Second
 	deadline := time.Now().Add(grace)
+	w.mu.Lock()
+	w.terminating = time.Now()
+	w.mu.Unlock()
 	w.log.Info("terminating", "grace", grace)
 	if h := c.Lifecycle; h != nil && h.PreStop != nil && grace > 0 {
 		hctx, cancel := context.WithDeadline(ctx, deadline)
@@ -340,6 +346,9 @@ func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, pod *cor
 		t.Stop()
 	case <-t.C:
 		w.log.Info("grace period over; SIGKILL")
+		w.mu.Lock()
+		w.graceKilled = true
+		w.mu.Unlock()
 		proc.signal(syscall.SIGKILL)
 		<-proc.done
 	case <-ctx.Done():
@@ -357,7 +366,25 @@ func (w *podWorker) finalize(ctx context.Context, c *corev1.Container, cs *conta
 		cs.phase = corev1.PodFailed
 	}
 	w.writeStatus(ctx, c, cs)
+	w.record(cs)
 	w.deleteObject(ctx)
+}
+
+// record adds the end of a deleted pod's container to the agent's terminations.
+func (w *podWorker) record(cs *containerState) {
+	t := Termination{Namespace: w.ns, Name: w.nm, UID: w.uid, ExitCode: -1}
+	if term := cs.state.Terminated; term != nil {
+		t.ExitCode = term.ExitCode
+	}
+	w.mu.Lock()
+	t.GraceKilled = w.graceKilled
+	if !w.terminating.IsZero() {
+		t.Took = time.Since(w.terminating)
+	}
+	w.mu.Unlock()
+	w.a.mu.Lock()
+	w.a.terminations = append(w.a.terminations, t)
+	w.a.mu.Unlock()
 }
 
 // refuse sets the pod to Failed with r and waits for its deletion.
