@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/golang-jwt/jwt/v5"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -28,6 +29,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
 	"github.com/tcpgateway/tcpgateway/test/cluster"
@@ -103,6 +105,9 @@ func startSystem(brokers, assets string) (_ *system, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The cluster's envtest control plane logs through controller-runtime; without a logger
+	// it prints a stack trace after 30 s. Its own output goes to the cluster's log files.
+	crlog.SetLogger(logr.Discard())
 	s := &system{brokers: brokers, assets: assets, operatorDone: make(chan error, 1)}
 	if s.dir, err = os.MkdirTemp("", "tcpgw-e2e-"); err != nil {
 		return nil, err
