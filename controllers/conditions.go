@@ -19,6 +19,8 @@ type observed struct {
 	// statefulSet and clientService as they are in the cluster; nil when absent.
 	statefulSet   *appsv1.StatefulSet
 	clientService *corev1.Service
+	// pods are the StatefulSet's gateway pods, from the cache (tcpgateway_pods.go).
+	pods []corev1.Pod
 	// configErr is an *InvalidConfigError: the spec renders a configuration the gateway
 	// refuses.
 	configErr error
@@ -112,8 +114,11 @@ func setProgressingCondition(gw *v1alpha1.TCPGateway, o *observed) {
 		fmt.Sprintf("%d pods at revision %s", want, st.UpdateRevision))
 }
 
-// setDegradedCondition: the operator cannot apply the spec.
+// setDegradedCondition: the operator cannot apply the spec, or the pods it runs fail to
+// start. The operator's own failures come first: with an invalid configuration or an API
+// error, what the pods do is not the current spec's doing.
 func setDegradedCondition(gw *v1alpha1.TCPGateway, o *observed) {
+	failures, total := failingPods(o.pods)
 	switch {
 	case o.configErr != nil:
 		setCondition(gw, v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonInvalidConfig,
@@ -121,6 +126,9 @@ func setDegradedCondition(gw *v1alpha1.TCPGateway, o *observed) {
 	case o.reconcileErr != nil:
 		setCondition(gw, v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonReconcileError,
 			o.reconcileErr.Error())
+	case len(failures) > 0:
+		setCondition(gw, v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonPodsFailing,
+			podsFailingMessage(failures, total))
 	default:
 		setCondition(gw, v1alpha1.ConditionDegraded, metav1.ConditionFalse, v1alpha1.ReasonAsExpected,
 			"the spec is applied")

@@ -121,6 +121,10 @@ func TestSetProgressingCondition(t *testing.T) {
 }
 
 func TestSetDegradedCondition(t *testing.T) {
+	crashLooping := []corev1.Pod{
+		gatewayPod("chat-0", running(true, 0, nil)),
+		gatewayPod("chat-1", waiting("CrashLoopBackOff", "back-off 40s", 4, exited(1, "Error", shortKeyError))),
+	}
 	tests := []struct {
 		name string
 		o    observed
@@ -135,6 +139,15 @@ func TestSetDegradedCondition(t *testing.T) {
 			wantCondition{"True", "InvalidConfig", "x"}},
 		{"long messages are cut", observed{reconcileErr: errors.New(strings.Repeat("e", 5000))},
 			wantCondition{"True", "ReconcileError", "eee..."}},
+		{"healthy pods", observed{pods: []corev1.Pod{gatewayPod("chat-0", running(true, 0, nil)), gatewayPod("chat-1", running(false, 0, nil))}},
+			wantCondition{"False", "AsExpected", "applied"}},
+		{"crash-looping pods", observed{pods: crashLooping},
+			wantCondition{"True", "PodsFailing", "1 of 2 pods failing: chat-1 CrashLoopBackOff (exit 1, 4 restarts): gateway: while setting up auth: " +
+				"auth: hs256SecretFile: while parsing key file /etc/tcpgateway/keys/hs256.secret: HS256 secret is 5 bytes, need at least 32 (RFC 7518 §3.2)"}},
+		{"invalid config wins over failing pods", observed{configErr: &InvalidConfigError{Err: errors.New("x")}, pods: crashLooping},
+			wantCondition{"True", "InvalidConfig", "x"}},
+		{"an API error wins over failing pods", observed{reconcileErr: errors.New("y"), pods: crashLooping},
+			wantCondition{"True", "ReconcileError", "y"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,9 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
 )
@@ -46,7 +48,8 @@ type TCPGatewayReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile: get → finalizer → ordered object phases → Kafka topics → status.
+// Reconcile: get → finalizer → ordered object phases (the pods last, read only) → Kafka
+// topics → status.
 //
 // The object phases run in dependency order (the StatefulSet mounts the ConfigMap and names
 // the headless Service) and stop at the first API error. The Kafka phase runs whatever
@@ -92,6 +95,7 @@ func (r *TCPGatewayReconciler) reconcileObjects(ctx context.Context, gw *v1alpha
 		func() error { return r.reconcileClientService(ctx, gw, o) },
 		func() error { return r.reconcileStatefulSet(ctx, gw, rc, o) },
 		func() error { return r.reconcilePDB(ctx, gw) },
+		func() error { return r.observePods(ctx, gw, o) },
 	}
 	for _, phase := range phases {
 		if err := phase(); err != nil {
@@ -166,10 +170,11 @@ func (r *TCPGatewayReconciler) now() time.Time {
 	return time.Now()
 }
 
-// OwnedCacheOptions restricts the manager's cache of the owned kinds to the objects the
-// operator labelled: caching every ConfigMap and Service of the cluster would cost memory for
-// nothing. An object of ours that lost its label is invisible to the reconciler, which then
-// fails to create it (AlreadyExists) and says so in the Degraded condition.
+// OwnedCacheOptions restricts the manager's cache of the owned kinds, and of the gateway pods
+// (whose template carries the same labels), to the objects the operator labelled: caching
+// every ConfigMap, Service and Pod of the cluster would cost memory for nothing. An object of
+// ours that lost its label is invisible to the reconciler, which then fails to create it
+// (AlreadyExists) and says so in the Degraded condition.
 func OwnedCacheOptions() map[client.Object]cache.ByObject {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})}
 	return map[client.Object]cache.ByObject{
@@ -177,11 +182,14 @@ func OwnedCacheOptions() map[client.Object]cache.ByObject {
 		&corev1.Service{}:               owned,
 		&appsv1.StatefulSet{}:           owned,
 		&policyv1.PodDisruptionBudget{}: owned,
+		&corev1.Pod{}:                   owned,
 	}
 }
 
-// SetupWithManager registers the reconciler: it watches TCPGateways and the objects they own.
-// maxConcurrent bounds parallel reconciles (each may wait up to KafkaTimeout on Kafka).
+// SetupWithManager registers the reconciler: it watches TCPGateways, the objects they own,
+// and the gateway pods (owned by the StatefulSet, mapped to their TCPGateway by label) when
+// their failure changes. maxConcurrent bounds parallel reconciles (each may wait up to
+// KafkaTimeout on Kafka).
 func (r *TCPGatewayReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.TCPGateway{}).
@@ -189,6 +197,8 @@ func (r *TCPGatewayReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent 
 		Owns(&corev1.Service{}).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(gatewayOfPod),
+			builder.WithPredicates(podFailureChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
 		Named("tcpgateway").
 		Complete(r)

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -70,11 +71,20 @@ func (r *TCPGatewayReconciler) recordTransitions(before, gw *v1alpha1.TCPGateway
 			continue
 		}
 		if old := meta.FindStatusCondition(before.Status.Conditions, typ); old != nil &&
-			old.Status == now.Status && old.Reason == now.Reason && old.Message == now.Message {
+			old.Status == now.Status && old.Reason == now.Reason && eventKey(old) == eventKey(now) {
 			continue
 		}
 		r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, now.Reason, "Reconcile", "%s", now.Message)
 	}
+}
+
+// eventKey is what of a condition's message must change for a new Event: all of it, except
+// the restart counts of PodsFailing, which grow at every restart of a crash-looping pod.
+func eventKey(c *metav1.Condition) string {
+	if c.Reason == v1alpha1.ReasonPodsFailing {
+		return withoutRestartCounts(c.Message)
+	}
+	return c.Message
 }
 
 // recordTopicChanges emits a Normal Event for each change Ensure made to the topics.

@@ -3,9 +3,12 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
 )
@@ -74,4 +77,48 @@ func TestComputeStatus(t *testing.T) {
 			eq(t, "status", got, tt.want)
 		})
 	}
+}
+
+// A Warning Event when pods start failing and when the failure changes, not at every restart
+// of a crash-looping pod; and none once they recover.
+func TestRecordTransitionsPodsFailing(t *testing.T) {
+	rec := events.NewFakeRecorder(10)
+	r := &TCPGatewayReconciler{Recorder: rec}
+	gw := newGateway()
+	step := func(pods ...corev1.Pod) {
+		t.Helper()
+		before := gw.DeepCopy()
+		setDegradedCondition(gw, &observed{pods: pods})
+		r.recordTransitions(before, gw)
+	}
+	crash := func(restarts, code int32) corev1.Pod {
+		return gatewayPod("chat-0", waiting("CrashLoopBackOff", "", restarts, exited(code, "Error", "auth: key too short")))
+	}
+	wantEvents := func(want ...string) {
+		t.Helper()
+		var got []string
+		for len(rec.Events) > 0 {
+			got = append(got, <-rec.Events)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("events %q, want %d", got, len(want))
+		}
+		for i := range want {
+			if !strings.HasPrefix(got[i], want[i]) {
+				t.Errorf("event %q, want %q...", got[i], want[i])
+			}
+		}
+	}
+	step(gatewayPod("chat-0", running(true, 0, nil)))
+	wantEvents()
+	step(crash(1, 1))
+	wantEvents("Warning PodsFailing 1 of 1 pod failing: chat-0 CrashLoopBackOff (exit 1, 1 restart): auth: key too short")
+	step(crash(2, 1))
+	step(crash(3, 1))
+	wantEvents()
+	step(crash(4, 2))
+	wantEvents("Warning PodsFailing 1 of 1 pod failing: chat-0 CrashLoopBackOff (exit 2, 4 restarts)")
+	step(gatewayPod("chat-0", running(true, 4, exited(2, "Error", ""))))
+	wantEvents()
+	eq(t, "Degraded", meta.FindStatusCondition(gw.Status.Conditions, v1alpha1.ConditionDegraded).Reason, v1alpha1.ReasonAsExpected)
 }

@@ -7,8 +7,8 @@ const (
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while the StatefulSet rolls out a change or scales.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True when the operator cannot apply the spec: an invalid gateway
-	// configuration or a failing API call.
+	// ConditionDegraded is True when the spec cannot be applied or does not run: an invalid
+	// gateway configuration, a failing API call, or gateway pods that fail to start.
 	ConditionDegraded = "Degraded"
 	// ConditionKafkaReady is True when both topics exist with at least the requested
 	// partitions.
@@ -41,6 +41,12 @@ const (
 	ReasonInvalidConfig = "InvalidConfig"
 	// ReasonReconcileError (Degraded=True): an API call failed; the message says which.
 	ReasonReconcileError = "ReconcileError"
+	// ReasonPodsFailing (Degraded=True): gateway pods crash-loop or cannot start their
+	// container (CrashLoopBackOff, CreateContainerConfigError, ImagePullBackOff, ...); the
+	// message names the pods with the kubelet's reason, the last exit code, the restart count
+	// and the end of the last termination message (the gateway's own error). It comes after
+	// ReasonInvalidConfig and ReasonReconcileError: those are the operator's own failures.
+	ReasonPodsFailing = "PodsFailing"
 	// ReasonAsExpected (Degraded=False).
 	ReasonAsExpected = "AsExpected"
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,12 +30,22 @@ import (
 // that used up the whole grace period.
 const minGraceAfterPreStop = 2 * time.Second
 
+// The kubelet's bounds (kubecontainer.MaxContainerTerminationMessageLogLines and
+// ...LogLength) on the log tail that terminationMessagePolicy FallbackToLogsOnError makes the
+// termination message of a container that failed: the last 80 lines, at most 2048 bytes.
+const (
+	terminationLogLines = 80
+	terminationLogBytes = 2048
+)
+
 // podWorker runs one pod for its whole life:
 //
 //  1. admission: pods the agent cannot run faithfully are set to Failed with a reason;
 //  2. an address from the IPAllocator, reported as status.podIP; volumes written;
 //  3. the container runs as a process; exits are restarted per restartPolicy with a
-//     doubling backoff (restartCount, lastState.terminated.exitCode, CrashLoopBackOff);
+//     doubling backoff (restartCount, lastState.terminated.exitCode, CrashLoopBackOff); with
+//     terminationMessagePolicy FallbackToLogsOnError, a non-zero exit's terminated.message
+//     is the tail of that run's log (the termination message file is not supported);
 //  4. the readiness probe drives the ContainersReady and Ready conditions; a failing
 //     liveness probe restarts the container;
 //  5. on deletion: preStop hook, SIGTERM, SIGKILL when the grace period (counted from the
@@ -171,12 +183,18 @@ func (w *podWorker) run() {
 		backoff  = w.a.opts.RestartBackoff
 		restartC <-chan time.Time
 		termDone chan struct{}
+		logPath  = w.a.LogPath(pod, c.Name)
+		logStart int64 // size of the log when the current process started: its output follows
 	)
 	start := func() {
 		gen++
 		cmd := exec.Command(spec.bin, spec.args...)
 		cmd.Env, cmd.Dir = spec.env, spec.dir
-		p, err := startCmd(c.Name, cmd, w.a.LogPath(pod, c.Name))
+		logStart = 0
+		if fi, err := os.Stat(logPath); err == nil {
+			logStart = fi.Size()
+		}
+		p, err := startCmd(c.Name, cmd, logPath)
 		if err != nil {
 			w.refuse(ctx, refuse(ReasonUnsupportedPod, "starting %s: %v", spec.bin, err))
 			return
@@ -239,6 +257,7 @@ func (w *podWorker) run() {
 				StartedAt: cs.state.Running.StartedAt, ContainerID: "process://" + strconv.Itoa(cs.pid)}
 			if code != 0 {
 				term.Reason = "Error"
+				term.Message = terminationMessage(c, logPath, logStart)
 			}
 			w.log.Info("container exited", "exit_code", code)
 			proc, cs.ready = nil, false
@@ -295,15 +314,68 @@ func (w *podWorker) run() {
 			go w.terminate(ctx, c, p, proc, ip, termDone)
 		case <-termDone:
 			if proc != nil { // exited, but exitCh not read yet
-				cs.state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				term := &corev1.ContainerStateTerminated{
 					ExitCode: proc.exitCode(), Reason: "Error", FinishedAt: metav1.Now(),
-					ContainerID: "process://" + strconv.Itoa(cs.pid)}}
+					ContainerID: "process://" + strconv.Itoa(cs.pid)}
+				if term.ExitCode != 0 {
+					term.Message = terminationMessage(c, logPath, logStart)
+				}
+				cs.state = corev1.ContainerState{Terminated: term}
 				proc = nil
 			}
 			w.finalize(ctx, c, cs)
 			return
 		}
 	}
+}
+
+// terminationMessage is the termination message of a container that exited non-zero: with
+// terminationMessagePolicy FallbackToLogsOnError, what the kubelet puts there, the tail of
+// the log the process wrote from offset from on (its own run, not the earlier ones);
+// otherwise nothing.
+func terminationMessage(c *corev1.Container, logPath string, from int64) string {
+	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+		return ""
+	}
+	s, err := logTail(logPath, from, terminationLogLines, terminationLogBytes)
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// logTail returns the last lines lines of the file at path after offset from, at most
+// maxBytes of them (the kubelet keeps the last 2048 bytes of the last 80 lines; both are
+// suffixes of the log, so this is the shorter of the two).
+func logTail(path string, from int64, lines, maxBytes int) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	start := max(from, fi.Size()-int64(maxBytes), 0)
+	buf := make([]byte, fi.Size()-start)
+	if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	// Count lines from the end; a final newline ends the last line rather than starting one.
+	n, end := 0, len(buf)
+	if end > 0 && buf[end-1] == '\n' {
+		end--
+	}
+	for i := end - 1; i >= 0; i-- {
+		if buf[i] == '\n' {
+			if n++; n == lines {
+				buf = buf[i+1:]
+				break
+			}
+		}
+	}
+	return strings.ToValidUTF8(string(buf), ""), nil
 }
 
 // terminate runs the deletion sequence of a running container and closes done once the
