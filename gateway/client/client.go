@@ -128,7 +128,9 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		hs.Resume = &pb.Resume{ResumeToken: c.resumeToken}
 		from := maps.Clone(c.floor)
 		for p, o := range c.positions {
-			from[p] = max(from[p], o)
+			if cur, ok := from[p]; !ok || o > cur {
+				from[p] = o
+			}
 		}
 		for p, o := range from {
 			hs.Resume.Positions = append(hs.Resume.Positions, &pb.Position{Partition: p, Offset: o})
@@ -165,7 +167,11 @@ func (c *Client) confirmWatermarks(cn *conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, w := range cn.ack.Positions {
-		c.floor[w.Partition] = max(c.floor[w.Partition], w.Offset)
+		// An empty partition's watermark is -1: the floor must keep it, or a record later
+		// written at offset 0 would count as delivered and never be replayed.
+		if cur, ok := c.floor[w.Partition]; !ok || w.Offset > cur {
+			c.floor[w.Partition] = w.Offset
+		}
 	}
 }
 

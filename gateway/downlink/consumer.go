@@ -1,5 +1,6 @@
-// Package downlink delivers Kafka downlink records to the sessions this gateway holds and
-// writes receipts for acks and replies.
+// Package downlink delivers Kafka downlink records to the sessions this gateway holds, writes
+// receipts for deliveries, acks and replies, and, for the receipts partitions this pod owns,
+// EXPIRED receipts for deliveries that went unanswered (expiry.go, expiry_tracker.go).
 //
 // Every pod reads every partition of the downlink topic. It does so without a consumer-group
 // membership: one reader per partition, positioned explicitly, with progress committed to the
@@ -25,8 +26,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
-	"github.com/tcpgateway/tcpgateway/gateway/receipts"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
 )
 
@@ -61,10 +60,12 @@ type Options struct {
 	// ReplayMaxRecords (per partition) and ReplayMaxAge bound the replay window.
 	ReplayMaxRecords int
 	ReplayMaxAge     time.Duration
-	Sessions         Sessions
-	Metrics          *metrics.Downlink
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// Expiry tunes the tracker of unanswered deliveries (only with a ReceiptsTopic).
+	Expiry   ExpiryOptions
+	Sessions Sessions
+	Metrics  *metrics.Downlink
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Consumer reads the downlink topic and delivers records.
@@ -77,8 +78,7 @@ type Consumer struct {
 	log      *slog.Logger
 	bad      badRecords
 
-	pending *pendingAcks      // deliveries waiting for an answer, until they expire
-	watcher *receipts.Watcher // acks written by other pods; nil until Kafka first answered
+	expiry *expiryTracker // owns receipts partitions, writes EXPIRED; nil without receipts
 
 	started atomic.Bool // every partition known at start is positioned
 	up      atomic.Bool // the last metadata probe succeeded
@@ -117,10 +117,11 @@ func New(o Options) (*Consumer, error) {
 		readers: map[int]*kafka.Reader{},
 		win:     window{maxAge: o.ReplayMaxAge, parts: map[int]*ring{}},
 		dirty:   map[int]bool{},
-		pending: newPendingAcks(o.ReplayMaxRecords),
 	}
 	if o.ReceiptsTopic != "" {
 		c.receipts = newReceiptWriter(o.Brokers, o.ReceiptsTopic, o.ServerID, o.Metrics, c.log)
+		o.Expiry.defaults(o.ReplayMaxRecords)
+		c.expiry = newExpiryTracker(o.Expiry, o.Brokers, o.ReceiptsTopic, o.ServerID, c.receipts, o.Metrics, o.Logger, o.Now)
 	}
 	return c, nil
 }
@@ -153,6 +154,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	commit := time.NewTicker(commitInterval)
 	defer commit.Stop()
 
+	if c.expiry != nil {
+		if err := c.expiry.start(); err != nil {
+			c.log.Error("cannot start the expiry tracker: unanswered pushes will not get EXPIRED receipts", "err", err)
+		}
+	}
 	c.poll(ctx)
 	for {
 		select {
@@ -163,7 +169,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.poll(ctx)
 		case <-commit.C:
 			c.commit(ctx)
-			c.expire()
 		}
 	}
 }
@@ -186,7 +191,6 @@ func (c *Consumer) poll(ctx context.Context) {
 		c.log.Info("kafka reachable", "topic", c.o.Topic, "partitions", len(parts))
 	}
 	c.o.Metrics.KafkaUp.Set(1)
-	c.watchReceipts(ctx)
 	c.mu.Lock()
 	held := 0
 	for _, r := range c.win.parts {
@@ -440,7 +444,8 @@ func (c *Consumer) commit(ctx context.Context) {
 	}
 }
 
-// shutdown stops the readers, then commits what they handled.
+// shutdown stops the readers, commits what they handled, stops the expiry tracker and
+// flushes the receipts.
 func (c *Consumer) shutdown() {
 	c.mu.Lock()
 	readers := make([]*kafka.Reader, 0, len(c.readers))
@@ -455,48 +460,12 @@ func (c *Consumer) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	c.commit(ctx)
-	if c.watcher != nil {
-		c.watcher.Close()
+	// The tracker writes through the receipt writer: it stops first, leaving the expiry group
+	// so that the other pods take its receipts partitions over at once.
+	if c.expiry != nil {
+		c.expiry.close()
 	}
 	if c.receipts != nil {
 		c.receipts.close()
 	}
-}
-
-// watchReceipts starts reading the receipts topic (once) so that acks written by other pods
-// clear this pod's pending deliveries.
-func (c *Consumer) watchReceipts(ctx context.Context) {
-	if c.watcher != nil || c.o.ReceiptsTopic == "" {
-		return
-	}
-	w, err := receipts.Watch(ctx, c.o.Brokers, c.o.ReceiptsTopic, func(rc *pb.Receipt) {
-		if rc.Kind == pb.Receipt_KIND_ACKED || rc.Kind == pb.Receipt_KIND_REPLIED {
-			c.pending.answered(rc.MessageId, rc.SessionId)
-		}
-	})
-	if err != nil {
-		c.log.Warn("cannot read the receipts topic yet", "err", err)
-		return
-	}
-	c.watcher = w
-}
-
-// expire writes EXPIRED receipts for deliveries whose expiry passed unanswered.
-func (c *Consumer) expire() {
-	if c.receipts == nil {
-		return
-	}
-	for _, pa := range c.pending.expired(c.now()) {
-		c.receipts.write(&pb.Receipt{
-			MessageId:     pa.key.message,
-			CorrelationId: pa.d.CorrelationId,
-			Kind:          pb.Receipt_KIND_EXPIRED,
-			SessionId:     pa.key.session,
-			UserId:        pa.user,
-			ServerId:      c.o.ServerID,
-			AtMs:          c.now().UnixMilli(),
-			Position:      pa.pos,
-		})
-	}
-	c.o.Metrics.PendingAcks.Set(float64(c.pending.len()))
 }

@@ -70,8 +70,9 @@ func (c *Consumer) handle(m kafka.Message) {
 	for _, s := range targets {
 		c.o.Sessions.SendEncoded(s, "push", frame)
 		if wantsReceipt {
+			// Carries the expiry: the owner of its receipts partition writes EXPIRED if no
+			// answer follows in time, whatever becomes of this pod.
 			c.receipt(pb.Receipt_KIND_DELIVERED, d, s, pos, nil)
-			c.track(d, s, pos)
 		}
 	}
 	c.o.Metrics.Records.WithLabelValues(metrics.RecordDelivered).Inc()
@@ -116,6 +117,15 @@ func (c *Consumer) pushFrame(d *pb.Downlink, pos *pb.Position) ([]byte, error) {
 // complete and in order.
 func (c *Consumer) Attach(s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult)) {
 	now := c.now()
+	// A replayed push that waits for an answer gets its DELIVERED receipt like a live one
+	// (written after the lock is released: deferred calls run last-in first-out). Copies: the
+	// window's slots are reused once the lock is released.
+	var delivered []record
+	defer func() {
+		for _, rec := range delivered {
+			c.receipt(pb.Receipt_KIND_DELIVERED, rec.d, s, &pb.Position{Partition: int32(rec.partition), Offset: rec.offset}, nil)
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	watermarks := c.win.watermarksLocked()
@@ -133,7 +143,7 @@ func (c *Consumer) Attach(s *session.Session, resume *pb.Resume, attach func(wat
 		}
 		c.o.Sessions.SendEncoded(s, "push", frame)
 		if rec.d.AckRequired || rec.d.ReplyExpected {
-			c.track(rec.d, s, &pb.Position{Partition: int32(rec.partition), Offset: rec.offset})
+			delivered = append(delivered, *rec)
 		}
 	}
 	c.o.Metrics.Replayed.Add(float64(len(replay)))
@@ -167,12 +177,5 @@ func (b *badRecords) report(c *Consumer, kind string, m kafka.Message, detail st
 	if _, seen := b.logged.LoadOrStore(kind, true); !seen {
 		c.log.Warn("skipping bad downlink record (further ones of this kind are only counted)",
 			"kind", kind, "partition", m.Partition, "offset", m.Offset, "detail", detail)
-	}
-}
-
-// track remembers a delivery that waits for an answer (see pendingAcks).
-func (c *Consumer) track(d *pb.Downlink, s *session.Session, pos *pb.Position) {
-	if c.receipts != nil && !c.pending.add(d, s, pos) {
-		c.o.Metrics.Records.WithLabelValues("pending_acks_full").Inc()
 	}
 }

@@ -40,6 +40,9 @@ func newReceiptWriter(brokers []string, topic, serverID string, m *metrics.Downl
 			}
 			for _, msg := range msgs {
 				m.Receipts.WithLabelValues(receiptKind(msg), result).Inc()
+				if done, ok := msg.WriterData.(func(error)); ok {
+					done(err)
+				}
 			}
 		},
 	}}
@@ -54,20 +57,32 @@ func receiptKind(m kafka.Message) string {
 	return "unknown"
 }
 
-func (r *receiptWriter) write(rc *pb.Receipt) {
+// write queues a receipt; done (optional) gets the outcome once Kafka stored it or the
+// writer gave up.
+func (r *receiptWriter) write(rc *pb.Receipt, done func(error)) {
 	value, err := proto.Marshal(rc)
-	if err != nil {
-		return
+	if err == nil {
+		msg := kafka.Message{
+			Key: []byte(rc.MessageId), Value: value,
+			Headers: []kafka.Header{{Key: "kind", Value: []byte(rc.Kind.String())}},
+		}
+		if done != nil {
+			msg.WriterData = done
+		}
+		// Asynchronous: an error here means the message was not queued (writer closed), and
+		// Completion will not see it.
+		err = r.w.WriteMessages(context.Background(), msg)
 	}
-	kind := rc.Kind.String()
-	_ = r.w.WriteMessages(context.Background(), kafka.Message{
-		Key: []byte(rc.MessageId), Value: value,
-		Headers: []kafka.Header{{Key: "kind", Value: []byte(kind)}},
-	})
+	if err != nil && done != nil {
+		done(err)
+	}
 }
 
 func (r *receiptWriter) close() { _ = r.w.Close() }
 
+// receipt writes a receipt about d for session s, carrying d's expiry: the expiry tracker
+// (expiry.go) keeps a DELIVERED open until then, and the tombstone of an answer until then
+// plus a margin.
 func (c *Consumer) receipt(kind pb.Receipt_Kind, d *pb.Downlink, s *session.Session, pos *pb.Position, payload []byte) {
 	if c.receipts == nil {
 		return
@@ -82,17 +97,18 @@ func (c *Consumer) receipt(kind pb.Receipt_Kind, d *pb.Downlink, s *session.Sess
 		ServerId:      c.o.ServerID,
 		AtMs:          c.now().UnixMilli(),
 		Position:      pos,
-	})
+		ExpiresAtMs:   d.GetExpiresAtMs(),
+	}, nil)
 }
 
 // PushAck turns a client's PUSH_ACK into an ACKED receipt. Whichever pod holds the session
-// writes it, so an ack sent after a reconnect to another pod still reaches the publisher.
+// writes it, so an ack sent after a reconnect to another pod still reaches the publisher (and
+// the owner of the receipts partition, which then writes no EXPIRED).
 func (c *Consumer) PushAck(s *session.Session, ack *pb.PushAck) {
 	if ack.MessageId == "" {
 		return
 	}
-	c.pending.answered(ack.MessageId, s.SessionID)
-	c.receipt(pb.Receipt_KIND_ACKED, &pb.Downlink{MessageId: ack.MessageId}, s, ack.Position, nil)
+	c.receipt(pb.Receipt_KIND_ACKED, c.answered(ack.MessageId, ack.Position), s, ack.Position, nil)
 }
 
 // PushReply turns a client's PUSH_REPLY into a REPLIED receipt carrying the reply.
@@ -100,6 +116,17 @@ func (c *Consumer) PushReply(s *session.Session, reply *pb.PushReply) {
 	if reply.MessageId == "" {
 		return
 	}
-	c.pending.answered(reply.MessageId, s.SessionID)
-	c.receipt(pb.Receipt_KIND_REPLIED, &pb.Downlink{MessageId: reply.MessageId}, s, reply.Position, reply.Payload)
+	c.receipt(pb.Receipt_KIND_REPLIED, c.answered(reply.MessageId, reply.Position), s, reply.Position, reply.Payload)
+}
+
+// answered is what an answer's receipt says about the push: its id and, when the window still
+// holds it, its expiry.
+func (c *Consumer) answered(messageID string, pos *pb.Position) *pb.Downlink {
+	d := &pb.Downlink{MessageId: messageID}
+	if pos != nil {
+		c.mu.Lock()
+		d.ExpiresAtMs = c.win.expiryLocked(pos, messageID)
+		c.mu.Unlock()
+	}
+	return d
 }

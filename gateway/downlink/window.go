@@ -135,3 +135,17 @@ func targetsSession(t *pb.Target, s *session.Session) bool {
 	}
 	return false
 }
+
+// expiryLocked is the expires_at_ms of the record at pos if the window still holds it and it
+// is message messageID (a client's PUSH_ACK names both), else 0.
+func (w *window) expiryLocked(pos *pb.Position, messageID string) int64 {
+	r, ok := w.parts[int(pos.GetPartition())]
+	if !ok {
+		return 0
+	}
+	i := sort.Search(r.size, func(i int) bool { return r.at(i).offset >= pos.GetOffset() })
+	if i == r.size || r.at(i).offset != pos.GetOffset() || r.at(i).d.GetMessageId() != messageID {
+		return 0
+	}
+	return r.at(i).d.GetExpiresAtMs()
+}

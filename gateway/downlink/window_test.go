@@ -82,3 +82,27 @@ func TestWindowForgetsRecordsOlderThanMaxAge(t *testing.T) {
 		t.Fatalf("replayed %d records (%v), want only offset 1 and NOT_RECOVERED", len(got), res)
 	}
 }
+
+func TestWindowExpiryOfAnAnsweredPush(t *testing.T) {
+	w := window{maxAge: time.Hour, parts: map[int]*ring{2: newRing(4, 10, 10)}}
+	for off := int64(10); off < 16; off++ { // 10 and 11 fall out of the ring
+		w.parts[2].push(record{partition: 2, offset: off, d: &pb.Downlink{MessageId: "m" + string(rune('0'+off-10)), ExpiresAtMs: 1000 + off}})
+	}
+	for _, tt := range []struct {
+		partition int32
+		offset    int64
+		id        string
+		want      int64
+	}{
+		{2, 13, "m3", 1013},
+		{2, 15, "m5", 1015},
+		{2, 13, "m4", 0}, // another message at that position: a client's mistake
+		{2, 11, "m1", 0}, // no longer held
+		{2, 16, "m6", 0}, // not read yet
+		{3, 13, "m3", 0}, // unknown partition
+	} {
+		if got := w.expiryLocked(&pb.Position{Partition: tt.partition, Offset: tt.offset}, tt.id); got != tt.want {
+			t.Errorf("expiry of %s at %d/%d = %d, want %d", tt.id, tt.partition, tt.offset, got, tt.want)
+		}
+	}
+}

@@ -4,16 +4,24 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Downlink holds the Kafka consumer's and receipt writer's collectors.
 type Downlink struct {
-	Records     *prometheus.CounterVec // result
-	Deliveries  prometheus.Counter
-	Lag         *prometheus.GaugeVec // partition
-	Latency     prometheus.Histogram
-	Receipts    *prometheus.CounterVec // kind, result
-	KafkaUp     prometheus.Gauge
-	Replayed    prometheus.Counter
-	Resumes     *prometheus.CounterVec // status
-	Window      prometheus.Gauge
-	PendingAcks prometheus.Gauge
+	Records    *prometheus.CounterVec // result
+	Deliveries prometheus.Counter
+	Lag        *prometheus.GaugeVec // partition
+	Latency    prometheus.Histogram
+	Receipts   *prometheus.CounterVec // kind, result
+	KafkaUp    prometheus.Gauge
+	Replayed   prometheus.Counter
+	Resumes    *prometheus.CounterVec // status
+	Window     prometheus.Gauge
+
+	// The expiry tracker (gateway/downlink/expiry_tracker.go), over the receipts partitions
+	// this pod owns in the expiry group.
+	PendingAcks      prometheus.Gauge
+	ExpiryEntries    prometheus.Gauge
+	ExpiryPartitions prometheus.Gauge
+	ExpiryWritten    prometheus.Counter
+	ExpiryDropped    *prometheus.CounterVec // receipt
+	ExpiryRebalances prometheus.Counter
 }
 
 // Record results.
@@ -61,8 +69,28 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 		Name: "tcpgw_downlink_window_records", Help: "Records held in the replay window, all partitions.",
 	})
 	m.PendingAcks = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "tcpgw_pending_acks", Help: "Deliveries waiting for an ack or reply before their expiry (an EXPIRED receipt is written if none comes).",
+		Name: "tcpgw_pending_acks",
+		Help: "Delivered pushes waiting for an ack or reply before their expiry, tracked on the receipts partitions this pod owns (an EXPIRED receipt is written if none comes).",
 	})
-	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.Replayed, m.Resumes, m.Window, m.PendingAcks)
+	m.ExpiryEntries = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tcpgw_expiry_entries",
+		Help: "Entries the expiry tracker holds on the receipts partitions this pod owns: pending deliveries and tombstones of answered ones (bounded by the tracker's maxEntries).",
+	})
+	m.ExpiryPartitions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tcpgw_expiry_partitions_owned", Help: "Receipts partitions this pod owns in the expiry consumer group.",
+	})
+	m.ExpiryWritten = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tcpgw_expiry_receipts_written_total",
+		Help: "EXPIRED receipts the expiry tracker wrote for delivered pushes unanswered at their expiry (a write that failed and is retried counts again).",
+	})
+	m.ExpiryDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tcpgw_expiry_dropped_total",
+		Help: "Receipts the expiry tracker could not hold because it held its maximum of entries: delivered (that push will get no EXPIRED) or answer (an answer read before its DELIVERED).",
+	}, []string{"receipt"})
+	m.ExpiryRebalances = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tcpgw_expiry_generations_total", Help: "Expiry group generations this pod joined (each one a rebalance).",
+	})
+	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.Replayed, m.Resumes, m.Window,
+		m.PendingAcks, m.ExpiryEntries, m.ExpiryPartitions, m.ExpiryWritten, m.ExpiryDropped, m.ExpiryRebalances)
 	return m
 }

@@ -23,8 +23,10 @@ var (
 	// ErrTimeout: no ack or reply arrived before the context's deadline. The message may still
 	// be delivered later (until it expires).
 	ErrTimeout = errors.New("push: no answer before the deadline")
-	// ErrExpired: the message expired before a gateway holding the target could deliver it.
-	ErrExpired = errors.New("push: the message expired before delivery")
+	// ErrExpired: the message expired unanswered — before a gateway holding the target could
+	// deliver it, or delivered but not acked or replied to by its expiry (the client never
+	// came back, or never answered).
+	ErrExpired = errors.New("push: the message expired unanswered")
 )
 
 // Target selects the sessions of a message.
@@ -64,7 +66,8 @@ type Publisher struct {
 }
 
 // New makes a publisher. With a receipts topic it first positions its receipt readers at the
-// end of every partition, so that no receipt of a later push can be missed.
+// end of every partition, so that no receipt of a later push can be missed; while the topic
+// is too new for every partition to have a known leader, it retries until ctx ends.
 func New(ctx context.Context, o Options) (*Publisher, error) {
 	if len(o.Brokers) == 0 || o.Topic == "" {
 		return nil, errors.New("push: Brokers and Topic are required")

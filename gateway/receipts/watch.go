@@ -1,5 +1,6 @@
-// Package receipts reads a TCPGateway's receipts topic: the push SDK waits on it for acks and
-// replies, and gateways use it to learn about acks written by other pods.
+// Package receipts reads a TCPGateway's receipts topic from its end: the push SDK waits on it
+// for acks, replies and expiries. (The gateways read the topic differently, as the members of a
+// consumer group that share its partitions: gateway/downlink's expiry tracker.)
 package receipts
 
 import (
@@ -26,32 +27,12 @@ type Watcher struct {
 
 // Watch starts reading; handle is called for every receipt, from the readers' goroutines.
 func Watch(ctx context.Context, brokers []string, topic string, handle func(*pb.Receipt)) (*Watcher, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	ends, err := endOffsets(ctx, &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, topic)
 	if err != nil {
-		return nil, fmt.Errorf("receipts: while reading topic metadata: %w", err)
-	}
-	var parts []kafka.OffsetRequest
-	for _, t := range md.Topics {
-		if t.Name == topic && t.Error == nil {
-			for _, p := range t.Partitions {
-				parts = append(parts, kafka.LastOffsetOf(p.ID))
-			}
-		}
-	}
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("receipts: topic %s has no partitions (does it exist?)", topic)
-	}
-	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: parts}})
-	if err != nil {
-		return nil, fmt.Errorf("receipts: while listing offsets: %w", err)
+		return nil, err
 	}
 	w := &Watcher{}
-	for _, po := range offs.Topics[topic] {
-		if po.Error != nil {
-			w.Close()
-			return nil, fmt.Errorf("receipts: partition %d: %w", po.Partition, po.Error)
-		}
+	for _, po := range ends {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers: brokers, Topic: topic, Partition: po.Partition,
 			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond,
@@ -67,6 +48,59 @@ func Watch(ctx context.Context, brokers []string, topic string, handle func(*pb.
 		go w.run(r, handle)
 	}
 	return w, nil
+}
+
+// endOffsets returns where every partition of topic ends. Errors Kafka calls temporary — a
+// topic created a moment ago whose leaders are not elected or known everywhere yet ("Not
+// Leader For Partition", "Leader Not Available", "Unknown Topic Or Partition") — are retried
+// until ctx ends.
+func endOffsets(ctx context.Context, client *kafka.Client, topic string) ([]kafka.PartitionOffsets, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		ends, err := endOffsetsOnce(ctx, client, topic)
+		var kerr kafka.Error
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() {
+			return ends, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (still failing when %w)", err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func endOffsetsOnce(ctx context.Context, client *kafka.Client, topic string) ([]kafka.PartitionOffsets, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("receipts: while reading topic metadata: %w", err)
+	}
+	var parts []kafka.OffsetRequest
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("receipts: topic %s: %w", topic, t.Error)
+		}
+		for _, p := range t.Partitions {
+			parts = append(parts, kafka.LastOffsetOf(p.ID))
+		}
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("receipts: topic %s has no partitions (does it exist?)", topic)
+	}
+	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: parts}})
+	if err != nil {
+		return nil, fmt.Errorf("receipts: while listing offsets: %w", err)
+	}
+	for _, po := range offs.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("receipts: partition %d: %w", po.Partition, po.Error)
+		}
+	}
+	return offs.Topics[topic], nil
 }
 
 func (w *Watcher) run(r *kafka.Reader, handle func(*pb.Receipt)) {
