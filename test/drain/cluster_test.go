@@ -26,6 +26,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 	"github.com/tcpgateway/tcpgateway/test/lb"
+	"github.com/tcpgateway/tcpgateway/test/traffic"
 )
 
 // Bounds of the harness's own waits.
@@ -105,6 +106,18 @@ func (c *cluster) token(user string, groups []string) string {
 		c.t.Fatal(err)
 	}
 	return s
+}
+
+// connectFleet connects n clients through the LB (test/traffic).
+func (c *cluster) connectFleet(n int) *traffic.Fleet {
+	c.t.Helper()
+	return traffic.Connect(c.t, traffic.FleetOptions{Addr: c.lb.Addr(), Clients: n, Token: c.token, Tag: "drain-test"})
+}
+
+// startProducer pushes to the downlink topic at the scale's rate, to n users (test/traffic).
+func (c *cluster) startProducer(n int) *traffic.Producer {
+	c.t.Helper()
+	return traffic.StartProducer(c.t, traffic.ProducerOptions{Brokers: []string{c.brokers}, Topic: c.topic, Rate: c.sc.rate, Users: n})
 }
 
 // freeAddrs returns n loopback addresses whose ports were free a moment ago: all n are

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/test/traffic"
 )
 
 // maxReconnectJitter is the largest reconnect delay a GOAWAY carries (gateway/server:
@@ -37,18 +38,18 @@ func TestPreStopDrain(t *testing.T) {
 
 	victim := c.gws[0]
 	d := victim.cfg.Drain
-	moved := f.on(victim.id)
+	moved := f.On(victim.id)
 	if len(moved) < 2 {
 		t.Fatalf("%d clients on %s (sessions per gateway %v): need at least 2", len(moved), victim.id, perGateway)
 	}
 	held := moved[:min(sc.held, len(moved)/2)]
-	tk := startTalkers(t, pickTalkers(f, held, sc.talkers), 100*time.Millisecond)
+	tk := traffic.StartTalkers(t, pickTalkers(f, held, sc.talkers), 100*time.Millisecond)
 	run(sc.warmup)
 
 	// Requests in flight on the drained gateway, held by the backend until every client of
 	// that gateway was told to go away.
 	type heldResult struct {
-		ac      *appClient
+		ac      *traffic.App
 		payload string
 		resp    *pb.Response
 		err     error
@@ -58,8 +59,8 @@ func TestPreStopDrain(t *testing.T) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			payload := "held by " + ac.user
-			resp, err := ac.client().Request(ctx, "hold", "wait", []byte(payload))
+			payload := "held by " + ac.User
+			resp, err := ac.Client().Request(ctx, "hold", "wait", []byte(payload))
 			heldDone <- heldResult{ac, payload, resp, err}
 		}()
 	}
@@ -80,7 +81,7 @@ func TestPreStopDrain(t *testing.T) {
 wait:
 	for _, ac := range moved {
 		select {
-		case <-ac.goAwayed:
+		case <-ac.GoAwayed():
 			goAways++
 		case <-timeout:
 			break wait
@@ -113,11 +114,11 @@ wait:
 	}
 
 	run(sc.after)
-	p.halt()
-	tk.halt()
+	p.Halt()
+	tk.Halt()
 	stopped := time.Now()
-	doneAt, complete := waitComplete(f, p, sc.settle)
-	ps := p.stats()
+	doneAt, complete := traffic.WaitComplete(f, p, sc.settle)
+	ps := p.Stats()
 
 	t.Run("process exits 0 before its deadline", func(t *testing.T) {
 		if dr.err != nil || dr.status != 200 || dr.body != "drained" {
@@ -162,34 +163,17 @@ wait:
 		for _, r := range heldResults {
 			switch {
 			case r.err != nil:
-				t.Errorf("client %d: held request failed: %v", r.ac.idx, r.err)
+				t.Errorf("client %d: held request failed: %v", r.ac.Index, r.err)
 			case r.resp.GetCode() != pb.ErrorCode_ERROR_CODE_OK || r.resp.GetStatus() != 200:
-				t.Errorf("client %d: held request answered %s %d %q", r.ac.idx, r.resp.GetCode(), r.resp.GetStatus(), r.resp.GetMessage())
+				t.Errorf("client %d: held request answered %s %d %q", r.ac.Index, r.resp.GetCode(), r.resp.GetStatus(), r.resp.GetMessage())
 			case string(r.resp.GetPayload()) != "released "+r.payload:
-				t.Errorf("client %d: held request answered %q", r.ac.idx, r.resp.GetPayload())
+				t.Errorf("client %d: held request answered %q", r.ac.Index, r.resp.GetPayload())
 			}
 		}
 		if n := c.hold.count.Load(); n != int64(len(held)) {
 			t.Errorf("the backend saw %d held requests, want %d (none retried)", n, len(held))
 		}
-		tk.mu.Lock()
-		defer tk.mu.Unlock()
-		if len(tk.wrong) > 0 {
-			t.Errorf("wrong echo responses: %s", strings.Join(tk.wrong, "; "))
-		}
-		for _, ft := range tk.failed {
-			conns, discs := ft.ac.events()
-			detail := fmt.Sprintf("client %d: echo request sent at t0%+.4fs failed at t0%+.4fs: %v; %s", ft.ac.idx,
-				ft.sent.Sub(t0).Seconds(), ft.done.Sub(t0).Seconds(), ft.err, history(conns, discs, t0))
-			t.Errorf("%s", detail)
-		}
-		for code, n := range tk.codes {
-			// A request that reached the gateway after its GOAWAY is answered DRAINING, which
-			// the SDK resends on its next connection: the app sees only answers from backends.
-			if code != pb.ErrorCode_ERROR_CODE_OK {
-				t.Errorf("%d echo requests answered %s", n, code)
-			}
-		}
+		tk.Check(t, t0)
 	})
 
 	var deliveries int
@@ -197,13 +181,13 @@ wait:
 		if !complete {
 			t.Errorf("records still missing %s after the producer stopped", sc.settle)
 		}
-		if ps.accepted == 0 {
+		if ps.Accepted == 0 {
 			t.Fatal("Kafka accepted no record")
 		}
-		deliveries = checkRecords(t, f, p, t0)
+		deliveries = traffic.CheckRecords(t, f, p, t0)
 	})
 
-	mv := checkMoves(moved, victim.id, t0)
+	mv := traffic.CheckMoves(moved, victim.id, t0)
 	reconnectBound := d.DeregistrationDelay.Duration + d.SpreadWindow.Duration + maxReconnectJitter + reconnectSlack
 	// The bound is 2 × clients / window per second. Counts are integers, so the
 	// bound is rounded down and one more is allowed for where the one-second interval cuts
@@ -211,27 +195,27 @@ wait:
 	rateLimit := 2 * float64(len(moved)) / d.SpreadWindow.Seconds()
 	allowed := int(math.Floor(rateLimit)) + 1
 	t.Run("clients reconnect within the window, without a storm", func(t *testing.T) {
-		if len(mv.notBack) > 0 {
-			t.Errorf("%d clients of %s never came back elsewhere:\n  %s", len(mv.notBack), victim.id, strings.Join(mv.notBack[:min(5, len(mv.notBack))], "\n  "))
+		if len(mv.NotBack) > 0 {
+			t.Errorf("%d clients of %s never came back elsewhere:\n  %s", len(mv.NotBack), victim.id, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
 		}
-		if mv.last() > reconnectBound {
-			t.Errorf("the last client came back %s after the drain began, past %s (deregistrationDelay + spreadWindow + max jitter + %s)", mv.last(), reconnectBound, reconnectSlack)
+		if mv.Last() > reconnectBound {
+			t.Errorf("the last client came back %s after the drain began, past %s (deregistrationDelay + spreadWindow + max jitter + %s)", mv.Last(), reconnectBound, reconnectSlack)
 		}
-		if mv.maxPerSecond > allowed {
-			t.Errorf("%d reconnects within one second, above 2 × %d clients / %s = %.1f/s", mv.maxPerSecond, len(moved), d.SpreadWindow, rateLimit)
+		if mv.MaxPerSecond > allowed {
+			t.Errorf("%d reconnects within one second, above 2 × %d clients / %s = %.1f/s", mv.MaxPerSecond, len(moved), d.SpreadWindow, rateLimit)
 		}
-		if len(mv.resumeBad) > 0 {
-			t.Errorf("%d handshakes after the drain did not resume COMPLETE, e.g. %s", len(mv.resumeBad), mv.resumeBad[0])
+		if len(mv.ResumeBad) > 0 {
+			t.Errorf("%d handshakes after the drain did not resume COMPLETE, e.g. %s", len(mv.ResumeBad), mv.ResumeBad[0])
 		}
 		for _, ac := range moved {
-			_, discs := ac.events()
-			if len(discs) == 0 || discs[0].goAway == nil || discs[0].goAway.Reason != pb.GoAway_REASON_DRAINING {
-				conns, _ := ac.events()
-				t.Errorf("client %d did not leave %s on a DRAINING GOAWAY: %s", ac.idx, victim.id, history(conns, discs, t0))
+			_, discs := ac.Events()
+			if len(discs) == 0 || discs[0].GoAway == nil || discs[0].GoAway.Reason != pb.GoAway_REASON_DRAINING {
+				conns, _ := ac.Events()
+				t.Errorf("client %d did not leave %s on a DRAINING GOAWAY: %s", ac.Index, victim.id, traffic.History(conns, discs, t0))
 				break
 			}
 		}
-		checkUndisturbed(t, f, moved, t0)
+		traffic.CheckUndisturbed(t, f, moved, t0)
 	})
 
 	phases := victim.log.drainPhases()
@@ -239,26 +223,24 @@ wait:
 	for _, ph := range phases {
 		phaseText = append(phaseText, fmt.Sprintf("%s@%.2fs", ph.phase, ph.since.Seconds()))
 	}
-	tk.mu.Lock()
-	codes := fmt.Sprintf("%v, %d without response", tk.codes, len(tk.failed))
-	tk.mu.Unlock()
+	codes := tk.Summary()
 	t.Logf("FIGURES drain %s: %d clients %v, %d moved from %s; producer %d accepted of %d at %.0f/s (%d failed, %d broadcasts, backlog %.2fs), %d deliveries to apps; "+
 		"held requests released at t0+%.2fs; /drain answered at t0+%.2fs, exit 0 at t0+%.2fs (grace %s); phases %s; "+
 		"reconnects p50 %.2fs p99 %.2fs max %.2fs (bound %s); max %d reconnects/s (limit %.1f, allowed %d); "+
 		"all records in %.2fs after the producer stopped; echo responses %s",
-		sc.name, sc.clients, perGateway, len(moved), victim.id, ps.accepted, ps.scheduled, ps.rate, ps.failed, ps.broadcasts, ps.backlog.Seconds(), deliveries,
+		sc.name, sc.clients, perGateway, len(moved), victim.id, ps.Accepted, ps.Scheduled, ps.Rate, ps.Failed, ps.Broadcasts, ps.Backlog.Seconds(), deliveries,
 		released.Seconds(), drainTook.Seconds(), victim.exitedAt.Sub(t0).Seconds(), d.TerminationGracePeriod(), strings.Join(phaseText, " "),
-		mv.percentile(0.5).Seconds(), mv.percentile(0.99).Seconds(), mv.last().Seconds(), reconnectBound, mv.maxPerSecond, rateLimit, allowed,
+		mv.Percentile(0.5).Seconds(), mv.Percentile(0.99).Seconds(), mv.Last().Seconds(), reconnectBound, mv.MaxPerSecond, rateLimit, allowed,
 		doneAt.Sub(stopped).Seconds(), codes)
 }
 
 // pickTalkers spreads n talkers over the fleet (so about a third are on each gateway),
 // leaving out the clients with held requests.
-func pickTalkers(f *fleet, skip []*appClient, n int) []*appClient {
-	var out []*appClient
-	step := max(len(f.clients)/max(n, 1), 1)
-	for i := 1; i < len(f.clients) && len(out) < n; i += step {
-		if ac := f.clients[i]; !slices.Contains(skip, ac) {
+func pickTalkers(f *traffic.Fleet, skip []*traffic.App, n int) []*traffic.App {
+	var out []*traffic.App
+	step := max(len(f.Clients)/max(n, 1), 1)
+	for i := 1; i < len(f.Clients) && len(out) < n; i += step {
+		if ac := f.Clients[i]; !slices.Contains(skip, ac) {
 			out = append(out, ac)
 		}
 	}
@@ -274,7 +256,7 @@ func TestSIGKILL(t *testing.T) {
 	perGateway := c.waitSessions(sc.clients)
 	p := c.startProducer(sc.clients)
 	victim := c.gws[0]
-	moved := f.on(victim.id)
+	moved := f.On(victim.id)
 	run(sc.warmup)
 
 	t0 := time.Now()
@@ -288,18 +270,18 @@ func TestSIGKILL(t *testing.T) {
 	// Every client of the killed gateway is back elsewhere.
 	back := func() bool {
 		for _, ac := range moved {
-			if ac.server() == victim.id {
+			if ac.Server() == victim.id {
 				return false
 			}
 		}
 		return true
 	}
-	allBack := f.waitUntil(sc.killRecovery, back)
+	allBack := f.WaitUntil(sc.killRecovery, back)
 	backAt := time.Since(t0)
 	// ... and has every record Kafka accepted before the kill (replayed by its new gateway).
-	recovered := f.waitUntil(max(time.Until(t0.Add(sc.killRecovery)), 0), func() bool {
+	recovered := f.WaitUntil(max(time.Until(t0.Add(sc.killRecovery)), 0), func() bool {
 		for _, ac := range moved {
-			if n, _ := ac.missing(p, t0, 0, t0); n > 0 {
+			if n, _ := ac.Missing(p, t0, 0, t0); n > 0 {
 				return false
 			}
 		}
@@ -308,42 +290,42 @@ func TestSIGKILL(t *testing.T) {
 	recoveredAt := time.Since(t0)
 
 	run(time.Until(t0.Add(sc.after)))
-	p.halt()
+	p.Halt()
 	stopped := time.Now()
-	doneAt, complete := waitComplete(f, p, sc.settle)
-	ps := p.stats()
+	doneAt, complete := traffic.WaitComplete(f, p, sc.settle)
+	ps := p.Stats()
 
 	t.Run("the process died of SIGKILL", func(t *testing.T) {
 		if ws, ok := victim.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Errorf("process state %v, want killed by SIGKILL", victim.cmd.ProcessState)
 		}
 	})
-	mv := checkMoves(moved, victim.id, t0)
+	mv := traffic.CheckMoves(moved, victim.id, t0)
 	t.Run("clients come back on the other gateways", func(t *testing.T) {
 		if !recovered {
 			t.Errorf("the clients of %s had not recovered the records accepted before the kill within %s", victim.id, sc.killRecovery)
 		}
-		if !allBack || len(mv.notBack) > 0 {
-			t.Errorf("%d clients of %s not back within %s:\n  %s", len(mv.notBack), victim.id, sc.killRecovery, strings.Join(mv.notBack[:min(5, len(mv.notBack))], "\n  "))
+		if !allBack || len(mv.NotBack) > 0 {
+			t.Errorf("%d clients of %s not back within %s:\n  %s", len(mv.NotBack), victim.id, sc.killRecovery, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
 		}
-		if len(mv.resumeBad) > 0 {
-			t.Errorf("%d handshakes after the kill did not resume COMPLETE, e.g. %s", len(mv.resumeBad), mv.resumeBad[0])
+		if len(mv.ResumeBad) > 0 {
+			t.Errorf("%d handshakes after the kill did not resume COMPLETE, e.g. %s", len(mv.ResumeBad), mv.ResumeBad[0])
 		}
-		checkUndisturbed(t, f, moved, t0)
+		traffic.CheckUndisturbed(t, f, moved, t0)
 	})
 	var deliveries int
 	t.Run("every accepted record arrives once, in order", func(t *testing.T) {
 		if !complete {
 			t.Errorf("records still missing %s after the producer stopped", sc.settle)
 		}
-		if ps.accepted == 0 {
+		if ps.Accepted == 0 {
 			t.Fatal("Kafka accepted no record")
 		}
-		deliveries = checkRecords(t, f, p, t0)
+		deliveries = traffic.CheckRecords(t, f, p, t0)
 	})
 	t.Logf("FIGURES kill %s: %d clients %v, %d on %s when killed; producer %d accepted of %d at %.0f/s (%d failed, backlog %.2fs), %d deliveries to apps; "+
 		"all back %.2fs after the kill (p50 %.2fs, max %.2fs, max %d reconnects/s), with every record accepted before the kill %.2fs after it; "+
 		"all records %.2fs after the kill (producer stopped at %.2fs)",
-		sc.name, sc.clients, perGateway, len(moved), victim.id, ps.accepted, ps.scheduled, ps.rate, ps.failed, ps.backlog.Seconds(), deliveries,
-		backAt.Seconds(), mv.percentile(0.5).Seconds(), mv.last().Seconds(), mv.maxPerSecond, recoveredAt.Seconds(), doneAt.Sub(t0).Seconds(), stopped.Sub(t0).Seconds())
+		sc.name, sc.clients, perGateway, len(moved), victim.id, ps.Accepted, ps.Scheduled, ps.Rate, ps.Failed, ps.Backlog.Seconds(), deliveries,
+		backAt.Seconds(), mv.Percentile(0.5).Seconds(), mv.Last().Seconds(), mv.MaxPerSecond, recoveredAt.Seconds(), doneAt.Sub(t0).Seconds(), stopped.Sub(t0).Seconds())
 }

@@ -147,6 +147,10 @@ func Connect(t testing.TB, o FleetOptions) *Fleet {
 	return f
 }
 
+// GoAwayed is closed at the client's first GOAWAY.
+func (ac *App) GoAwayed() <-chan struct{} { return ac.goAwayed }
+
+// Client is the SDK client (nil until connected).
 func (ac *App) Client() *client.Client {
 	ac.mu.Lock()
 	defer ac.mu.Unlock()

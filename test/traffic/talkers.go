@@ -105,3 +105,10 @@ func (tk *Talkers) Check(t testing.TB, t0 time.Time) (answered int) {
 	}
 	return answered
 }
+
+// Summary counts the responses by code and the requests without one.
+func (tk *Talkers) Summary() string {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return fmt.Sprintf("%v, %d without response", tk.codes, len(tk.failed))
+}
