@@ -23,6 +23,23 @@ import (
 type Backoff struct {
 	Initial time.Duration // default 250ms
 	Max     time.Duration // default 30s
+	// LostSpread: the first reconnect after a connection is lost without a GOAWAY (its pod
+	// crashed, the network dropped) waits a uniform random duration in [0, LostSpread], so
+	// the clients of a crashed pod reach the survivors spread over that window instead of
+	// within Initial. Default 3s; negative: no spread (the first retry waits as after a
+	// failure). A GOAWAY carries its own delay, spread by the gateway.
+	LostSpread time.Duration
+}
+
+// DefaultLostSpread is Backoff.LostSpread's default.
+const DefaultLostSpread = 3 * time.Second
+
+// afterLoss is the wait before the first reconnect after an unexpected loss.
+func (b Backoff) afterLoss() time.Duration {
+	if b.LostSpread <= 0 {
+		return b.delay(0)
+	}
+	return rand.N(b.LostSpread + 1)
 }
 
 func (b Backoff) delay(attempt int) time.Duration {
@@ -76,6 +93,9 @@ func (o *Options) defaults() {
 	}
 	if o.Reconnect.Max == 0 {
 		o.Reconnect.Max = 30 * time.Second
+	}
+	if o.Reconnect.LostSpread == 0 {
+		o.Reconnect.LostSpread = DefaultLostSpread
 	}
 }
 
@@ -269,7 +289,7 @@ func (c *Client) afterDisconnect(cause error) (time.Duration, bool) {
 	if errors.As(cause, &se) && fatalCode(se.Code) {
 		return 0, true
 	}
-	return c.opts.Reconnect.delay(0), false
+	return c.opts.Reconnect.afterLoss(), false
 }
 
 // fatalCode: errors that the same handshake would hit again.

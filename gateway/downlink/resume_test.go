@@ -30,7 +30,7 @@ func (c *cluster) movingClient(user string, to *atomic.Value, box *inbox, acks c
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, to.Load().(string))
 		},
-		Reconnect: client.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		Reconnect: client.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, LostSpread: 200 * time.Millisecond},
 		OnPush:    box.add,
 		OnConnect: func(a *pb.HandshakeAck) { acks <- a },
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpgateway/tcpgateway/gateway/client"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/test/traffic"
 )
@@ -310,6 +311,13 @@ func TestSIGKILL(t *testing.T) {
 		}
 		if len(mv.ResumeBad) > 0 {
 			t.Errorf("%d handshakes after the kill did not resume COMPLETE, e.g. %s", len(mv.ResumeBad), mv.ResumeBad[0])
+		}
+		// The SDK spreads the first reconnect after a loss over client.DefaultLostSpread: at
+		// most twice the even rate in any one second, as for a drain's spread window.
+		spreadLimit := 2 * float64(len(moved)) / client.DefaultLostSpread.Seconds()
+		if float64(mv.MaxPerSecond) > max(spreadLimit, 10) {
+			t.Errorf("%d reconnects within one second after the kill, above 2 × %d clients / %s = %.1f/s",
+				mv.MaxPerSecond, len(moved), client.DefaultLostSpread, spreadLimit)
 		}
 		traffic.CheckUndisturbed(t, f, moved, t0)
 	})
