@@ -166,11 +166,19 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	c.sessionID = cn.ack.SessionId
 	c.cur = cn
 	close(c.up)
+	if hs.Resume == nil {
+		// A new session is owed nothing from before its watermarks: they are its floor at
+		// once. Waiting for a PONG as after a resume would leave a session cut in between
+		// with no position, and its next handshake would not resume at all.
+		c.raiseFloorLocked(cn.ack.Positions)
+	}
 	c.mu.Unlock()
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect(cn.ack)
 	}
-	go c.confirmWatermarks(cn)
+	if hs.Resume != nil {
+		go c.confirmWatermarks(cn)
+	}
 	return cn, nil
 }
 
@@ -186,7 +194,12 @@ func (c *Client) confirmWatermarks(cn *conn) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, w := range cn.ack.Positions {
+	c.raiseFloorLocked(cn.ack.Positions)
+}
+
+// raiseFloorLocked raises the resume floor to watermarks.
+func (c *Client) raiseFloorLocked(watermarks []*pb.Position) {
+	for _, w := range watermarks {
 		// An empty partition's watermark is -1: the floor must keep it, or a record later
 		// written at offset 0 would count as delivered and never be replayed.
 		if cur, ok := c.floor[w.Partition]; !ok || w.Offset > cur {

@@ -225,6 +225,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			IPs:            c.IPs,
 			RestartBackoff: opts.RestartBackoff,
 			Logger:         opts.Logger.With("node", name),
+			APIServer:      &APIServerAccess{Host: c.Config.Host, CAData: c.Config.CAData},
 		})
 		if err != nil {
 			return c, err

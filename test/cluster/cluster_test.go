@@ -20,7 +20,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
@@ -178,6 +181,34 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("PodsGetTheirServiceAccountCredentials", func(t *testing.T) {
+		pods := waitPods(ctx, t, cs, "app=echo", func(ps map[string]*corev1.Pod) bool { return len(ps) == 2 && all(ps, isReady) })
+		p := pods["echo-0"]
+		// The kubeconfig the agent gave the process (its KUBECONFIG): the pod's own token.
+		cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(agent(t, c, p).PodDir(p), "serviceaccount", "kubeconfig"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		review, err := as.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := review.Status.UserInfo.Username, "system:serviceaccount:"+ns+":default"; got != want {
+			t.Errorf("the pod's credentials authenticate as %q, want %q", got, want)
+		}
+		if extra := review.Status.UserInfo.Extra["authentication.kubernetes.io/pod-name"]; len(extra) != 1 || extra[0] != p.Name {
+			t.Errorf("token bound to pod %v, want %s", extra, p.Name)
+		}
+		// RBAC applies: the default ServiceAccount may not read Secrets.
+		if _, err := as.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("listing Secrets with the pod's credentials: %v, want Forbidden", err)
+		}
+	})
+
 	t.Run("DeletionRunsPreStopThenSIGTERMThenSIGKILL", func(t *testing.T) {
 		sts := statefulSet("term", 1, nil, corev1.Container{
 			Name:    "server",
@@ -320,7 +351,8 @@ func statefulSet(name string, replicas int32, owners []metav1.OwnerReference, c 
 				Spec: corev1.PodSpec{
 					Containers:                    []corev1.Container{c},
 					TerminationGracePeriodSeconds: ptr.To[int64](5),
-					AutomountServiceAccountToken:  ptr.To(false),
+					// What the ServiceAccount admission plugin, off in envtest, would set.
+					ServiceAccountName: "default",
 				},
 			},
 		},

@@ -53,6 +53,9 @@ type NodeOptions struct {
 	RestartBackoff time.Duration
 	// Logger receives pod lifecycle events; nil discards them.
 	Logger *slog.Logger
+	// APIServer: pods get their service account's credentials (see mountServiceAccount);
+	// nil: pods get none, whatever automountServiceAccountToken says.
+	APIServer *APIServerAccess
 }
 
 // MaxRestartBackoff caps the restart delay of a crash-looping container.

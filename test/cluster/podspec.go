@@ -160,7 +160,15 @@ func (a *NodeAgent) prepare(ctx context.Context, pod *corev1.Pod, ip netip.Addr,
 		}
 		volDirs[v.Name] = vd
 	}
+	saDir := filepath.Join(dir, "serviceaccount")
+	saEnv, err := a.mountServiceAccount(ctx, pod, saDir)
+	if err != nil {
+		return nil, err
+	}
 	var mounts []mount
+	if saEnv != nil {
+		mounts = append(mounts, mount{container: ServiceAccountMountPath, host: saDir})
+	}
 	for _, m := range c.VolumeMounts {
 		host := volDirs[m.Name]
 		if m.SubPath != "" {
@@ -209,6 +217,7 @@ func (a *NodeAgent) prepare(ctx context.Context, pod *corev1.Pod, ip netip.Addr,
 		// pods share this machine's network namespace, so they must not all bind 0.0.0.0.
 		"TCPGW_BIND_HOST=" + ip.String(),
 	}
+	rs.env = append(rs.env, saEnv...)
 	for _, e := range env {
 		rs.env = append(rs.env, e.Name+"="+rewrite(e.Value))
 	}

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
 	"github.com/tcpgateway/tcpgateway/test/cluster"
+	"github.com/tcpgateway/tcpgateway/test/helmtest"
 	"github.com/tcpgateway/tcpgateway/test/k8stest"
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 	"github.com/tcpgateway/tcpgateway/test/repo"
@@ -61,12 +61,18 @@ type system struct {
 	brokers string
 	assets  string // hack/k8s.sh's binaries, kubectl among them
 	echoURL string
-	dir     string // binaries and the operator's log
+	dir     string // binaries
+	root    string // the repository (charts/)
+	helm    string
 
-	operator     *exec.Cmd
-	operatorDone chan error
-	echo         *httptest.Server
+	echo *httptest.Server
 }
+
+// The operator, installed with the project's Helm chart and run by the node agents as a pod.
+const (
+	operatorNamespace = "tcpgateway-system"
+	operatorRelease   = "tcpgateway"
+)
 
 var (
 	sysOnce sync.Once
@@ -80,12 +86,12 @@ func shared(t *testing.T) *system {
 	if testing.Short() {
 		t.Skip("whole system; skipped under -short")
 	}
-	brokers, assets := kafkatest.Bootstrap(t), k8stest.Assets(t)
+	brokers, assets, helm := kafkatest.Bootstrap(t), k8stest.Assets(t), helmtest.Binary(t)
 	sysOnce.Do(func() {
 		start := time.Now()
-		sys, sysErr = startSystem(brokers, assets)
+		sys, sysErr = startSystem(brokers, assets, helm)
 		if sysErr == nil {
-			t.Logf("system started in %v (binaries, control plane, node agents, LB simulator, operator) in %s",
+			t.Logf("system started in %v (binaries, control plane, node agents, LB simulator, operator installed with helm) in %s",
 				time.Since(start).Round(time.Millisecond), sys.dir)
 		}
 	})
@@ -94,13 +100,13 @@ func shared(t *testing.T) *system {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("operator log (tail):\n%s", tail(filepath.Join(sys.dir, "operator.log"), 60))
+			sys.dumpPods(t, operatorNamespace)
 		}
 	})
 	return sys
 }
 
-func startSystem(brokers, assets string) (_ *system, err error) {
+func startSystem(brokers, assets, helm string) (_ *system, err error) {
 	root, err := repo.Root()
 	if err != nil {
 		return nil, err
@@ -108,7 +114,7 @@ func startSystem(brokers, assets string) (_ *system, err error) {
 	// The cluster's envtest control plane logs through controller-runtime; without a logger
 	// it prints a stack trace after 30 s. Its own output goes to the cluster's log files.
 	crlog.SetLogger(logr.Discard())
-	s := &system{brokers: brokers, assets: assets, operatorDone: make(chan error, 1)}
+	s := &system{brokers: brokers, assets: assets, root: root, helm: helm}
 	if s.dir, err = os.MkdirTemp("", "tcpgw-e2e-"); err != nil {
 		return nil, err
 	}
@@ -131,9 +137,12 @@ func startSystem(brokers, assets string) (_ *system, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s.cluster, err = cluster.Start(ctx, cluster.Options{
-		Assets:              assets,
-		Nodes:               2,
-		Binaries:            map[string]string{"/usr/local/bin/gateway": filepath.Join(s.dir, "gateway")},
+		Assets: assets,
+		Nodes:  2,
+		Binaries: map[string]string{
+			"/usr/local/bin/gateway": filepath.Join(s.dir, "gateway"),
+			"/usr/local/bin/manager": filepath.Join(s.dir, "manager"),
+		},
 		DeregistrationDelay: lbDeregistration,
 		Dir:                 os.Getenv("E2E_CLUSTER_DIR"),
 	})
@@ -150,31 +159,26 @@ func startSystem(brokers, assets string) (_ *system, err error) {
 	if s.k, err = crclient.New(s.cluster.Config, crclient.Options{Scheme: scheme}); err != nil {
 		return nil, err
 	}
-	return s, s.startOperator()
+	return s, s.installOperator(ctx)
 }
 
-// startOperator runs cmd/manager as a process against the cluster, as it runs in one.
-func (s *system) startOperator() error {
-	logf, err := os.Create(filepath.Join(s.dir, "operator.log"))
-	if err != nil {
-		return err
+// installOperator installs the chart as a user would and waits for the operator's
+// Deployment to be available: its pod runs cmd/manager as a process with the chart's
+// arguments, probes and ServiceAccount (so the chart's RBAC is what it gets). One replica:
+// pods share this machine's network, and the chart's probe and metrics ports are fixed.
+func (s *system) installOperator(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, s.helm, "install", operatorRelease, filepath.Join(s.root, "charts", "tcpgateway"),
+		"--kubeconfig", s.cluster.Kubeconfig, "--namespace", operatorNamespace, "--create-namespace",
+		"--set", "replicaCount=1", "--set", "image.repository=example.test/tcpgateway", "--set", "image.tag=e2e",
+		"--wait", "--timeout", "3m")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("helm install: %v\n%s", err, out)
 	}
-	s.operator = exec.Command(filepath.Join(s.dir, "manager"), "--kubeconfig", s.cluster.Kubeconfig,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-devel")
-	s.operator.Stdout, s.operator.Stderr = logf, logf
-	if err := s.operator.Start(); err != nil {
-		_ = logf.Close()
-		return err
-	}
-	go func() {
-		s.operatorDone <- s.operator.Wait()
-		_ = logf.Close()
-	}()
 	return nil
 }
 
-// stop ends the operator, the cluster (its node agents kill what pods remain) and the echo
-// backend.
+// stop ends the cluster (its node agents kill what pods remain, the operator's among them)
+// and the echo backend.
 func stopSystem() error {
 	if sys == nil {
 		return nil
@@ -184,18 +188,6 @@ func stopSystem() error {
 
 func (s *system) stop() error {
 	var errs []error
-	if s.operator != nil && s.operator.Process != nil {
-		_ = s.operator.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-s.operatorDone:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("operator: %w", err))
-			}
-		case <-time.After(30 * time.Second):
-			_ = s.operator.Process.Kill()
-			errs = append(errs, errors.New("the operator did not stop within 30s of SIGTERM"))
-		}
-	}
 	if s.cluster != nil {
 		errs = append(errs, s.cluster.Stop())
 	}
