@@ -4,8 +4,9 @@
 #
 # Runs: Kafka (hack/kafka.sh), a local cluster (hack/localcluster: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, two node agents running pods as processes on
-# 127.0.10.x, the LoadBalancer simulator on 127.0.20.x), the operator (cmd/manager) as a process,
-# and an example backend. The TCPGateway is config/samples' with the addresses of this machine.
+# 127.0.10.x, the LoadBalancer simulator on 127.0.20.x) and an example backend; installs the
+# operator with the Helm chart (the node agents run its pod, cmd/manager, as a process) and
+# applies config/samples' TCPGateway with the addresses of this machine.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -13,14 +14,15 @@ cd "$REPO_ROOT"
 mkdir -p bin
 KUBEBUILDER_ASSETS=$(hack/k8s.sh)
 export KUBEBUILDER_ASSETS
+HELM=$(hack/helm.sh)
 KAFKA_STATE_DIR="$REPO_ROOT/bin/demo-kafka"
 export KAFKA_STATE_DIR
 kubectl() { "$KUBEBUILDER_ASSETS/kubectl" --kubeconfig "$REPO_ROOT/bin/demo.kubeconfig" "$@"; }
 
 cleanup() {
   log "tearing down"
-  # The cluster first: its node agents drain and stop the gateway pods.
-  for pid in ${cluster_pid:-} ${operator_pid:-} ${backend_pid:-}; do
+  # The cluster first: its node agents drain and stop the gateway and operator pods.
+  for pid in ${cluster_pid:-} ${backend_pid:-}; do
     kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   done
   hack/kafka.sh stop >/dev/null 2>&1 || true
@@ -38,9 +40,10 @@ backend_pid=$!
 log "starting the local cluster (log: bin/demo-cluster.log)"
 rm -rf bin/demo.kubeconfig bin/demo-cluster
 mkdir -p bin/demo-cluster
-# The operator's pods run /usr/local/bin/gateway; the node agents run this build of it.
+# The pods run /usr/local/bin/{manager,gateway} (the image's); the node agents run these builds.
 bin/localcluster -write-kubeconfig bin/demo.kubeconfig -dir "$REPO_ROOT/bin/demo-cluster" \
-  -binaries "/usr/local/bin/gateway=$REPO_ROOT/bin/gateway" 2>bin/demo-cluster.log &
+  -binaries "/usr/local/bin/gateway=$REPO_ROOT/bin/gateway,/usr/local/bin/manager=$REPO_ROOT/bin/manager" \
+  2>bin/demo-cluster.log &
 cluster_pid=$!
 for _ in $(seq 1 240); do
   [ -s bin/demo.kubeconfig ] && break
@@ -49,10 +52,12 @@ for _ in $(seq 1 240); do
 done
 [ -s bin/demo.kubeconfig ] || die "the local cluster did not come up within 120s; see bin/demo-cluster.log"
 
-log "starting the operator (log: bin/demo-operator.log)"
-bin/manager --kubeconfig bin/demo.kubeconfig --metrics-bind-address 127.0.0.1:18082 \
-  --health-probe-bind-address 127.0.0.1:18081 2>bin/demo-operator.log &
-operator_pid=$!
+log "installing the operator with helm"
+# One replica: the pods share this machine's network and the chart's probe port is fixed.
+"$HELM" install tcpgateway charts/tcpgateway --kubeconfig bin/demo.kubeconfig \
+  --namespace tcpgateway-system --create-namespace --set replicaCount=1 \
+  --set image.repository=example.test/tcpgateway --set image.tag=demo --wait --timeout 3m >/dev/null \
+  || die "helm install failed; see bin/demo-cluster.log"
 
 log "applying the sample TCPGateway"
 head -c 32 /dev/urandom > bin/demo-hs256
@@ -70,7 +75,7 @@ kubectl apply -f bin/demo-tcpgateway.yaml
 log "waiting for the TCPGateway to be Ready"
 if ! kubectl wait tcpgateway/chat --for=condition=Ready --timeout=180s >/dev/null; then
   kubectl get tcpgateway,statefulset,pods,svc -o wide || true
-  die "the TCPGateway is not Ready after 180s; see bin/demo-operator.log and bin/demo-cluster.log"
+  die "the TCPGateway is not Ready after 180s; see bin/demo-cluster.log and the pod logs in bin/demo-cluster/"
 fi
 for _ in $(seq 1 60); do
   address=$(kubectl get tcpgateway chat -o jsonpath='{.status.address}')
@@ -87,12 +92,14 @@ token=$(bin/tcpgwctl token -secret-file bin/demo-hs256 -user alice -groups beta 
 cat <<MSG
 
 tcpgateway demo — running on loopback:
+  operator         helm release tcpgateway in namespace tcpgateway-system
   TCPGateway       default/chat, Ready; load balancer $address:$port
   Kubernetes API   kubectl: $KUBEBUILDER_ASSETS/kubectl --kubeconfig bin/demo.kubeconfig
   Kafka            bootstrap $bootstrap, topics $downlink / $receipts
   example backend  http://127.0.0.1:18080 (route "echo")
 
 $(kubectl get tcpgateway,pods -o wide)
+$(kubectl get pods -n tcpgateway-system)
 
 In another terminal:
   export TCPGW_TOKEN=$token
@@ -104,7 +111,8 @@ In another terminal:
   kubectl delete pod chat-0                                 # drain one pod: clients resume elsewhere
   kubectl patch tcpgateway chat --type merge -p '{"spec":{"replicas":5}}'
 
-Logs: bin/demo-operator.log, bin/demo-cluster.log (pods: bin/demo-cluster/), bin/demo-echobackend.log.
+Logs: bin/demo-cluster.log, pods' logs under bin/demo-cluster/nodes/*/pods/ (the operator's
+in tcpgateway-system_*), bin/demo-echobackend.log.
 Press Ctrl-C to stop everything.
 MSG
-wait "$cluster_pid" "$operator_pid"
+wait "$cluster_pid"
