@@ -6,10 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,7 +62,7 @@ type system struct {
 	root    string // the repository (charts/)
 	helm    string
 
-	echo *httptest.Server
+	echo *exec.Cmd // test/echobackend, the uplink target
 }
 
 // The operator, installed with the project's Helm chart and run by the node agents as a pod.
@@ -123,17 +120,16 @@ func startSystem(brokers, assets, helm string) (_ *system, err error) {
 			_ = s.stop()
 		}
 	}()
-	build := exec.Command("go", "build", "-o", s.dir+"/", "./cmd/gateway", "./cmd/manager")
+	build := exec.Command("go", "build", "-o", s.dir+"/", "./cmd/gateway", "./cmd/manager", "./test/echobackend")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	s.echo = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		fmt.Fprintf(w, "echo %s: %s", r.URL.Path, body)
-	}))
-	s.echoURL = s.echo.URL
+	if err := s.startEcho(); err != nil {
+		return nil, err
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s.cluster, err = cluster.Start(ctx, cluster.Options{
@@ -160,6 +156,37 @@ func startSystem(brokers, assets, helm string) (_ *system, err error) {
 		return nil, err
 	}
 	return s, s.installOperator(ctx)
+}
+
+// startEcho runs the example backend as a process on a free loopback port and waits until it
+// accepts connections.
+func (s *system) startEcho() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	s.echo = exec.Command(filepath.Join(s.dir, "echobackend"), "-listen", addr)
+	if s.echo.Stderr, err = os.Create(filepath.Join(s.dir, "echobackend.log")); err != nil {
+		return err
+	}
+	if err := s.echo.Start(); err != nil {
+		return err
+	}
+	s.echoURL = "http://" + addr
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, ok := poll(ctx, 10*time.Second, func(ctx context.Context) bool {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}); !ok {
+		return fmt.Errorf("the echo backend does not accept connections on %s", addr)
+	}
+	return nil
 }
 
 // installOperator installs the chart as a user would and waits for the operator's
@@ -192,7 +219,8 @@ func (s *system) stop() error {
 		errs = append(errs, s.cluster.Stop())
 	}
 	if s.echo != nil {
-		s.echo.Close()
+		_ = s.echo.Process.Kill()
+		_ = s.echo.Wait()
 	}
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)
