@@ -16,6 +16,7 @@ import (
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+	"github.com/tcpgateway/tcpgateway/controllers"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
 	"github.com/tcpgateway/tcpgateway/test/cluster"
 	"github.com/tcpgateway/tcpgateway/test/traffic"
@@ -35,35 +36,54 @@ const (
 	scaleInReplica  = 2
 )
 
-// Issue item 2: a rolling update (new image tag) under continuous traffic replaces every pod
-// through its preStop drain: no SIGKILL, every push arrives once, every request is answered.
+// Issue item 2: rolling updates under continuous traffic — a new image tag, then a
+// configuration change (which rolls the pods through the config hash on their template) —
+// replace every pod through its preStop drain, twice: no SIGKILL, every push arrives once,
+// every request is answered.
 func TestRollingUpdateUnderTrafficLosesNothing(t *testing.T) {
 	s := shared(t)
 	const ns, name = "e2e-rollout", "chat"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	gw, addr := s.apply(ctx, t, ns, name, s.gatewaySpec(3))
-	before := s.waitPods(ctx, t, ns, "3 ready pods", func(pods map[string]*corev1.Pod) bool { return countReady(pods) == 3 })
+	pods := s.waitPods(ctx, t, ns, "3 ready pods", func(pods map[string]*corev1.Pod) bool { return countReady(pods) == 3 })
 	run := startTraffic(t, s, gw, addr, ns)
 
 	t0 := time.Now()
-	s.patchGateway(ctx, t, ns, name, func(spec *v1alpha1.TCPGatewaySpec) { spec.Image = image + "-v2" })
-	old := uids(before)
-	after := s.waitPods(ctx, t, ns, "every pod replaced and ready", func(pods map[string]*corev1.Pod) bool {
-		for _, p := range pods {
-			if old[p.UID] || !isReady(p) || p.Spec.Containers[0].Image != image+"-v2" {
-				return false
+	replaced := map[types.UID]bool{}
+	for _, step := range []struct {
+		what   string
+		change func(*v1alpha1.TCPGatewaySpec)
+		rolled func(old, new *corev1.Pod) bool
+	}{
+		{"image tag", func(spec *v1alpha1.TCPGatewaySpec) { spec.Image = image + "-v2" },
+			func(_, p *corev1.Pod) bool { return p.Spec.Containers[0].Image == image+"-v2" }},
+		{"configuration (route timeout)", func(spec *v1alpha1.TCPGatewaySpec) { spec.Routes[0].Timeout = "6s" },
+			func(old, p *corev1.Pod) bool {
+				return p.Annotations[controllers.AnnotationConfigHash] != old.Annotations[controllers.AnnotationConfigHash]
+			}},
+	} {
+		start := time.Now()
+		old := uids(pods)
+		sample := pods["chat-0"]
+		s.patchGateway(ctx, t, ns, name, step.change)
+		pods = s.waitPods(ctx, t, ns, "every pod replaced and ready after the "+step.what+" change", func(pods map[string]*corev1.Pod) bool {
+			for _, p := range pods {
+				if old[p.UID] || !isReady(p) || !step.rolled(sample, p) {
+					return false
+				}
 			}
-		}
-		return len(pods) == 3
-	})
-	s.waitStatefulSetSettled(ctx, t, ns, name, 3)
-	t.Logf("rolling update done in %v: %s", time.Since(t0).Round(time.Millisecond), podList(after))
+			return len(pods) == 3
+		})
+		s.waitStatefulSetSettled(ctx, t, ns, name, 3)
+		maps.Copy(replaced, old)
+		t.Logf("rolling update (%s) done in %v: %s", step.what, time.Since(start).Round(time.Millisecond), podList(pods))
+	}
 
 	run.finish(t, t0)
 	terms := s.terminations(ns)
-	if ended := termUIDs(terms); !maps.Equal(ended, old) {
-		t.Errorf("terminated pods %v, want exactly the three old ones %v", ended, old)
+	if ended := termUIDs(terms); !maps.Equal(ended, replaced) {
+		t.Errorf("terminated pods %v, want exactly the six replaced ones %v", ended, replaced)
 	}
 	checkGraceful(t, terms)
 	mv := traffic.CheckMoves(run.fleet.Clients, "", t0)
@@ -73,7 +93,7 @@ func TestRollingUpdateUnderTrafficLosesNothing(t *testing.T) {
 	if len(mv.ResumeBad) > 0 {
 		t.Errorf("%d reconnects did not resume completely, e.g. %s", len(mv.ResumeBad), strings.Join(mv.ResumeBad[:min(3, len(mv.ResumeBad))], "; "))
 	}
-	t.Logf("clients moved: %d, last back %v after the update began, at most %d handshakes in one second",
+	t.Logf("clients moved: %d, last back %v after the first update began, at most %d handshakes in one second",
 		mv.Moved, mv.Last().Round(time.Millisecond), mv.MaxPerSecond)
 }
 
