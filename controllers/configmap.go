@@ -103,6 +103,13 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 		c.Kafka.Brokers = append(c.Kafka.Brokers, string(b))
 	}
 	c.Kafka.DownlinkTopic, c.Kafka.ReceiptsTopic = topicNames(gw)
+	e := s.Kafka.Expiry
+	c.Kafka.Expiry = config.KafkaExpiry{
+		SessionTimeout:    dur("spec.kafka.expiry.sessionTimeout", e.SessionTimeout),
+		HeartbeatInterval: dur("spec.kafka.expiry.heartbeatInterval", e.HeartbeatInterval),
+		RebalanceTimeout:  dur("spec.kafka.expiry.rebalanceTimeout", e.RebalanceTimeout),
+		MaxEntries:        int(e.MaxEntries),
+	}
 	return c, errors.Join(errs...)
 }
 

@@ -86,7 +86,17 @@ func TestGatewayConfig(t *testing.T) {
 				gw.Spec.Kafka.DownlinkTopic, gw.Spec.Kafka.ReceiptsTopic = "down", "rcpt"
 			},
 			want: func(c *config.Config) {
-				c.Kafka = config.Kafka{Brokers: []string{"k0:9092", "[fd00::1]:9092"}, DownlinkTopic: "down", ReceiptsTopic: "rcpt"}
+				c.Kafka.Brokers = []string{"k0:9092", "[fd00::1]:9092"}
+				c.Kafka.DownlinkTopic, c.Kafka.ReceiptsTopic = "down", "rcpt"
+			},
+		},
+		{
+			name: "expiry group",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.Kafka.Expiry = v1alpha1.KafkaExpiry{SessionTimeout: "45s", HeartbeatInterval: "3s", RebalanceTimeout: "1m", MaxEntries: 5000}
+			},
+			want: func(c *config.Config) {
+				c.Kafka.Expiry = config.KafkaExpiry{SessionTimeout: d("45s"), HeartbeatInterval: d("3s"), RebalanceTimeout: d("1m"), MaxEntries: 5000}
 			},
 		},
 		{
@@ -134,6 +144,7 @@ func TestGatewayConfig(t *testing.T) {
 				Kafka: config.Kafka{
 					Brokers:       []string{"kafka.kafka.svc:9092"},
 					DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
+					Expiry: config.KafkaExpiry{SessionTimeout: d("6s"), HeartbeatInterval: d("500ms"), RebalanceTimeout: d("10s")},
 				},
 				Drain: config.Drain{DeregistrationDelay: d("5s"), SpreadWindow: d("20s"), FlushTimeout: d("5s"), HardDeadline: d("45s")},
 			}
@@ -174,6 +185,17 @@ func TestRenderConfigInvalid(t *testing.T) {
 			name:   "duration that does not parse (only possible in Go)",
 			mutate: func(gw *v1alpha1.TCPGateway) { gw.Spec.Drain.SpreadWindow = "soon" },
 			want:   `spec.drain.spreadWindow: invalid duration "soon"`,
+		},
+		{
+			// The schema admits up to 87600h; Kafka takes int32 milliseconds.
+			name:   "expiry session timeout Kafka cannot carry",
+			mutate: func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.Expiry.SessionTimeout = "1000h" },
+			want:   "kafka.expiry.sessionTimeout: 1000h0m0s must be at most 596h31m23.646s",
+		},
+		{
+			name:   "expiry duration that does not parse (only possible in Go)",
+			mutate: func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.Expiry.HeartbeatInterval = "often" },
+			want:   `spec.kafka.expiry.heartbeatInterval: invalid duration "often"`,
 		},
 		{
 			name: "several problems are all reported",
@@ -262,6 +284,8 @@ func TestConfigMap(t *testing.T) {
 		func(gw *v1alpha1.TCPGateway) { gw.Spec.Routes[0].URL = "http://echo2:8080" },
 		func(gw *v1alpha1.TCPGateway) { gw.Spec.Drain.SpreadWindow = "30s" },
 		func(gw *v1alpha1.TCPGateway) { gw.Spec.Limits.MaxConnections = 10 },
+		func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.Expiry.SessionTimeout = "45s" },
+		func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.Expiry.MaxEntries = 10 },
 	}
 	for i, m := range changed {
 		_, h, err := ConfigMap(newGateway(m))
@@ -319,6 +343,7 @@ func TestCRDDefaultsMatchGatewayDefaults(t *testing.T) {
 		return q.AsApproximateFloat64()
 	}
 	limits := func(f string) []any { return []any{"limits", "properties", f} }
+	expiry := func(f string) []any { return []any{"kafka", "properties", "expiry", "properties", f} }
 	checks := []struct {
 		name      string
 		crd, want any
@@ -343,6 +368,11 @@ func TestCRDDefaultsMatchGatewayDefaults(t *testing.T) {
 		{"auth.webhook.timeout", dur("auth", "properties", "webhook", "properties", "timeout"), config.DefaultWebhookTimeout},
 		{"routes.timeout", dur("routes", "items", "properties", "timeout"), config.DefaultRouteTimeout},
 		{"routes.maxInFlight", num("routes", "items", "properties", "maxInFlight"), float64(config.DefaultRouteMaxInFlight)},
+		{"kafka.expiry.sessionTimeout", dur(expiry("sessionTimeout")...), config.DefaultExpirySessionTimeout},
+		{"kafka.expiry.heartbeatInterval", dur(expiry("heartbeatInterval")...), config.DefaultExpiryHeartbeatInterval},
+		{"kafka.expiry.rebalanceTimeout", dur(expiry("rebalanceTimeout")...), config.DefaultExpiryRebalanceTimeout},
+		// No schema default: the gateway's is replay.maxRecords, which the CRD does not set.
+		{"kafka.expiry.maxEntries", field(expiry("maxEntries")...)["default"], nil},
 		{"drain.deregistrationDelay", dur("drain", "properties", "deregistrationDelay"), config.DefaultDeregistrationDelay},
 		{"drain.spreadWindow", dur("drain", "properties", "spreadWindow"), config.DefaultSpreadWindow},
 		{"drain.flushTimeout", dur("drain", "properties", "flushTimeout"), config.DefaultFlushTimeout},

@@ -51,6 +51,7 @@ func newGateway(mutate ...func(*v1alpha1.TCPGateway)) *v1alpha1.TCPGateway {
 				ReplicationFactor: 3,
 				Retention:         "24h",
 				DeletionPolicy:    v1alpha1.TopicDeletionRetain,
+				Expiry:            v1alpha1.KafkaExpiry{SessionTimeout: "6s", HeartbeatInterval: "500ms", RebalanceTimeout: "10s"},
 			},
 			Drain: v1alpha1.Drain{DeregistrationDelay: "5s", SpreadWindow: "20s", FlushTimeout: "5s", HardDeadline: "45s"},
 			Service: v1alpha1.ServiceSpec{

@@ -219,6 +219,13 @@ func (e *env) testValidation(t *testing.T) {
 		}, "port must be at most 65535"},
 		{"same topic twice", func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.DownlinkTopic, gw.Spec.Kafka.ReceiptsTopic = "t", "t" },
 			"downlinkTopic and receiptsTopic must differ"},
+		{"expiry heartbeat not shorter than the session timeout", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Kafka.Expiry = v1alpha1.KafkaExpiry{SessionTimeout: "10s", HeartbeatInterval: "10s"}
+		}, "spec.kafka.expiry: Invalid value: heartbeatInterval must be shorter than sessionTimeout"},
+		{"expiry session timeout below the default heartbeat", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Kafka.Expiry = v1alpha1.KafkaExpiry{SessionTimeout: "400ms"}
+		}, "heartbeatInterval must be shorter than sessionTimeout"},
+		{"expiry maxEntries 0", nil, "spec.kafka.expiry.maxEntries in body should be greater than or equal to 1"},
 		{"port equals adminPort", func(gw *v1alpha1.TCPGateway) { gw.Spec.Port, gw.Spec.AdminPort = 9000, 9000 },
 			"port and adminPort must differ"},
 		{"source ranges on a ClusterIP Service", func(gw *v1alpha1.TCPGateway) {
@@ -235,6 +242,9 @@ func (e *env) testValidation(t *testing.T) {
 	raw := map[string]func(*unstructured.Unstructured) error{
 		"partitions 0": func(u *unstructured.Unstructured) error {
 			return unstructured.SetNestedField(u.Object, int64(0), "spec", "kafka", "partitions")
+		},
+		"expiry maxEntries 0": func(u *unstructured.Unstructured) error {
+			return unstructured.SetNestedField(u.Object, int64(0), "spec", "kafka", "expiry", "maxEntries")
 		},
 		"replicas -1": func(u *unstructured.Unstructured) error {
 			return unstructured.SetNestedField(u.Object, int64(-1), "spec", "replicas")
@@ -292,6 +302,7 @@ func (e *env) testDefaults(t *testing.T) {
 	eq(t, "drain", s.Drain, v1alpha1.Drain{DeregistrationDelay: "5s", SpreadWindow: "20s", FlushTimeout: "5s", HardDeadline: "45s"})
 	eq(t, "kafka", []any{s.Kafka.ReplicationFactor, s.Kafka.Retention, s.Kafka.DeletionPolicy},
 		[]any{int32(3), v1alpha1.Duration("24h"), v1alpha1.TopicDeletionRetain})
+	eq(t, "kafka.expiry", s.Kafka.Expiry, v1alpha1.KafkaExpiry{SessionTimeout: "6s", HeartbeatInterval: "500ms", RebalanceTimeout: "10s"})
 	eq(t, "service", s.Service, v1alpha1.ServiceSpec{Type: "LoadBalancer", ExternalTrafficPolicy: "Local"})
 }
 

@@ -10,8 +10,8 @@ import (
 )
 
 // Schema defaults that are not also gateway configuration defaults. The ones that are (limits,
-// auth, routes, drain, ports) equal the Default* constants of gateway/config; a test in
-// controllers compares the generated CRD with them.
+// auth, routes, drain, kafka.expiry, ports) equal the Default* constants of gateway/config; a
+// test in controllers compares the generated CRD with them.
 const (
 	DefaultReplicas          = 2
 	DefaultPartitions        = 12
@@ -435,6 +435,47 @@ type Kafka struct {
 	// +kubebuilder:default=Retain
 	// +optional
 	DeletionPolicy TopicDeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// Expiry tunes the expiry group: the consumer group over the receipts topic through which
+	// the pods write EXPIRED receipts for unanswered pushes.
+	// +kubebuilder:default={}
+	// +optional
+	Expiry KafkaExpiry `json:"expiry,omitempty"`
+}
+
+// KafkaExpiry tunes the expiry group "<receiptsTopic>.expiry". Defaults equal the gateway's
+// own (gateway/config). The broker refuses a sessionTimeout outside its
+// group.min.session.timeout.ms..group.max.session.timeout.ms (6s..30m by default): the group
+// then never forms and no EXPIRED receipt is written.
+//
+// The rule starts with has() guards for the same reason as those on Limits.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.heartbeatInterval) || !has(self.sessionTimeout) || duration(self.heartbeatInterval) < duration(self.sessionTimeout)",message="heartbeatInterval must be shorter than sessionTimeout, or the coordinator declares live members dead between two heartbeats"
+type KafkaExpiry struct {
+	// SessionTimeout: the coordinator declares a silent member dead after this, and only then
+	// moves a killed pod's receipts partitions. The smallest a broker accepts by default.
+	// +kubebuilder:default="6s"
+	// +optional
+	SessionTimeout Duration `json:"sessionTimeout,omitempty"`
+
+	// HeartbeatInterval: how often a member heartbeats, and so how soon it notices a
+	// rebalance (a drained pod leaving). Shorter than sessionTimeout.
+	// +kubebuilder:default="500ms"
+	// +optional
+	HeartbeatInterval Duration `json:"heartbeatInterval,omitempty"`
+
+	// RebalanceTimeout: how long the coordinator waits for every member to rejoin during a
+	// rebalance.
+	// +kubebuilder:default="10s"
+	// +optional
+	RebalanceTimeout Duration `json:"rebalanceTimeout,omitempty"`
+
+	// MaxEntries bounds the entries (open deliveries and tombstones) a pod holds over the
+	// receipts partitions it owns; beyond it receipts are dropped and counted
+	// (tcpgw_expiry_dropped_total). Default: the gateway's replay window size (100000).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxEntries int32 `json:"maxEntries,omitempty"`
 }
 
 // Drain paces a graceful shutdown: readiness fails and the listener keeps accepting for

@@ -91,6 +91,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			MaxFrameBytes:    cfg.Limits.MaxFrameBytes,
 			ReplayMaxRecords: cfg.Replay.MaxRecords,
 			ReplayMaxAge:     cfg.Replay.MaxAge.Duration,
+			Expiry:           expiryOptions(cfg.Kafka.Expiry),
 			Sessions:         srv,
 			Metrics:          metrics.NewDownlink(reg),
 			Logger:           log,
@@ -101,6 +102,17 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		srv.SetDownlink(a.downlink)
 	}
 	return a, nil
+}
+
+// expiryOptions maps kafka.expiry onto the expiry tracker's options; the rest of them
+// (join backoff, commit interval, margin, rewrite) keep downlink's defaults.
+func expiryOptions(e config.KafkaExpiry) downlink.ExpiryOptions {
+	return downlink.ExpiryOptions{
+		SessionTimeout:    e.SessionTimeout.Duration,
+		HeartbeatInterval: e.HeartbeatInterval.Duration,
+		RebalanceTimeout:  e.RebalanceTimeout.Duration,
+		MaxEntries:        e.MaxEntries,
+	}
 }
 
 // Start binds both listeners and serves in the background.

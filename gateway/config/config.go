@@ -122,6 +122,29 @@ type Kafka struct {
 	DownlinkTopic string `json:"downlinkTopic,omitempty"`
 	// ReceiptsTopic carries acks, replies and expiries back to publishers.
 	ReceiptsTopic string `json:"receiptsTopic,omitempty"`
+	// Expiry tunes the expiry group: the consumer group over the receipts topic through which
+	// the pods write EXPIRED receipts for unanswered pushes.
+	Expiry KafkaExpiry `json:"expiry"`
+}
+
+// KafkaExpiry tunes the expiry group ("<receiptsTopic>.expiry"). The broker bounds the session
+// timeout with group.min.session.timeout.ms and group.max.session.timeout.ms (6s and 30m by
+// default) and refuses a member outside them: the group never forms and no EXPIRED receipt is
+// written. Ignored without kafka.brokers.
+type KafkaExpiry struct {
+	// SessionTimeout: the coordinator declares a silent member dead after this, and only then
+	// moves a killed pod's partitions. Default 6s, the smallest a broker accepts by default.
+	SessionTimeout Duration `json:"sessionTimeout,omitempty"`
+	// HeartbeatInterval: how often a member heartbeats, which is also how soon it notices a
+	// rebalance (a drained pod leaving). Shorter than sessionTimeout. Default 500ms.
+	HeartbeatInterval Duration `json:"heartbeatInterval,omitempty"`
+	// RebalanceTimeout: how long the coordinator waits for every member to rejoin during a
+	// rebalance. Default 10s.
+	RebalanceTimeout Duration `json:"rebalanceTimeout,omitempty"`
+	// MaxEntries bounds the entries (open deliveries and tombstones) a pod holds over the
+	// receipts partitions it owns; beyond it receipts are dropped and counted
+	// (tcpgw_expiry_dropped_total). Default replay.maxRecords.
+	MaxEntries int `json:"maxEntries,omitempty"`
 }
 
 // Drain paces a graceful shutdown (preStop /drain or SIGTERM).

@@ -31,6 +31,12 @@ const (
 	DefaultRouteTimeout     = 5 * time.Second
 	DefaultRouteMaxInFlight = 1024
 
+	// The expiry group's timings; gateway/app checks that they equal gateway/downlink's.
+	// kafka.expiry.maxEntries defaults to replay.maxRecords.
+	DefaultExpirySessionTimeout    = 6 * time.Second
+	DefaultExpiryHeartbeatInterval = 500 * time.Millisecond
+	DefaultExpiryRebalanceTimeout  = 10 * time.Second
+
 	DefaultDeregistrationDelay = 5 * time.Second
 	DefaultSpreadWindow        = 20 * time.Second
 	DefaultFlushTimeout        = 5 * time.Second
@@ -70,6 +76,7 @@ func (c *Config) defaults(hostname func() (string, error)) {
 	}
 	c.Drain.Default()
 	c.Replay.Default()
+	c.Kafka.Expiry.Default(c.Replay.MaxRecords)
 	c.Logging.Default()
 }
 
@@ -113,6 +120,15 @@ func (w *WebhookAuth) Default() {
 func (r *Route) Default() {
 	setDuration(&r.Timeout, DefaultRouteTimeout)
 	setInt(&r.MaxInFlight, DefaultRouteMaxInFlight)
+}
+
+// Default fills the expiry group's timings, and MaxEntries with replayMaxRecords (the
+// caller's replay.maxRecords, defaulted first).
+func (e *KafkaExpiry) Default(replayMaxRecords int) {
+	setDuration(&e.SessionTimeout, DefaultExpirySessionTimeout)
+	setDuration(&e.HeartbeatInterval, DefaultExpiryHeartbeatInterval)
+	setDuration(&e.RebalanceTimeout, DefaultExpiryRebalanceTimeout)
+	setInt(&e.MaxEntries, replayMaxRecords)
 }
 
 // Default fills the drain pacing.

@@ -39,6 +39,9 @@ func TestDefaultValues(t *testing.T) {
 			{Service: "a", URL: "http://a", Timeout: d(5 * time.Second), MaxInFlight: 1024},
 			{Service: "b", URL: "http://b", Timeout: d(5 * time.Second), MaxInFlight: 1024},
 		},
+		Kafka: Kafka{Expiry: KafkaExpiry{SessionTimeout: d(6 * time.Second),
+			HeartbeatInterval: d(500 * time.Millisecond), RebalanceTimeout: d(10 * time.Second),
+			MaxEntries: 100000}},
 		Drain: Drain{DeregistrationDelay: d(5 * time.Second), SpreadWindow: d(20 * time.Second),
 			FlushTimeout: d(5 * time.Second), HardDeadline: d(45 * time.Second)},
 		Replay:  Replay{MaxRecords: 100000, MaxAge: d(10 * time.Minute)},
@@ -57,6 +60,7 @@ func TestDefaultIsIdempotent(t *testing.T) {
 			ServerID: "pod-3",
 			Limits:   Limits{MaxFrameBytes: 1024, IdleTimeout: Duration{time.Minute}},
 			Auth:     Auth{Webhook: &WebhookAuth{URL: "http://x", Timeout: Duration{time.Second}}},
+			Kafka:    Kafka{Expiry: KafkaExpiry{SessionTimeout: Duration{45 * time.Second}}},
 		},
 	}
 	for name, c := range inputs {
@@ -81,6 +85,26 @@ func TestDefaultKeepsSetValues(t *testing.T) {
 	if c.ServerID != "mine" || c.Limits.MaxFrameBytes != -1 || c.Limits.RequestsPerSecond != 0.5 ||
 		c.Logging.Level != "debug" {
 		t.Errorf("Default overwrote set values: %+v", c)
+	}
+}
+
+// kafka.expiry.maxEntries follows replay.maxRecords, whether that is set or defaulted.
+func TestDefaultExpiryMaxEntriesFollowsReplay(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Config
+		want int
+	}{
+		{"both defaulted", Config{}, DefaultReplayMaxRecords},
+		{"replay set", Config{Replay: Replay{MaxRecords: 5000}}, 5000},
+		{"both set", Config{Replay: Replay{MaxRecords: 5000}, Kafka: Kafka{Expiry: KafkaExpiry{MaxEntries: 700}}}, 700},
+	}
+	for _, tt := range tests {
+		c := tt.in
+		c.defaults(fixedHostname("h"))
+		if c.Kafka.Expiry.MaxEntries != tt.want {
+			t.Errorf("%s: kafka.expiry.maxEntries = %d, want %d", tt.name, c.Kafka.Expiry.MaxEntries, tt.want)
+		}
 	}
 }
 

@@ -125,6 +125,26 @@ func TestLoadEnvOverrides(t *testing.T) {
 	}
 }
 
+func TestLoadKafkaExpiry(t *testing.T) {
+	const kafka = "kafka:\n  brokers: [\"k:9092\"]\n  downlinkTopic: d\n  receiptsTopic: r\n"
+	c, err := load(writeFile(t, minimalYAML+kafka+
+		"  expiry:\n    sessionTimeout: 45s\n    heartbeatInterval: 3s\n    maxEntries: 2000\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := KafkaExpiry{SessionTimeout: Duration{45 * time.Second}, HeartbeatInterval: Duration{3 * time.Second},
+		RebalanceTimeout: Duration{DefaultExpiryRebalanceTimeout}, MaxEntries: 2000}
+	if c.Kafka.Expiry != want {
+		t.Errorf("kafka.expiry = %+v, want %+v", c.Kafka.Expiry, want)
+	}
+
+	_, err = load(writeFile(t, minimalYAML+kafka+"  expiry:\n    sessionTimeout: 45s\n    heartbeatInterval: 1m\n"), noEnv)
+	if want := "kafka.expiry.heartbeatInterval: 1m0s must be shorter than kafka.expiry.sessionTimeout 45s"; err == nil ||
+		!strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want containing %q", err, want)
+	}
+}
+
 // TestLoadReadsProcessEnv covers the exported wiring to os.LookupEnv.
 func TestLoadReadsProcessEnv(t *testing.T) {
 	t.Setenv("TCPGW_SERVER_ID", "from-env")
@@ -153,6 +173,7 @@ func TestLoadRejects(t *testing.T) {
 	}{
 		{"unknown top-level field", minimalYAML + "listne:\n  clients: \":1\"\n", `unknown field "listne"`},
 		{"unknown nested field", minimalYAML + "limits:\n  maxFrameByte: 10\n", `unknown field "maxFrameByte"`},
+		{"unknown expiry field", minimalYAML + "kafka:\n  expiry:\n    commitInterval: 1s\n", `unknown field "commitInterval"`},
 		{"duplicate key", minimalYAML + "serverID: again\n", `"serverID" already set`},
 		{"bad duration", minimalYAML + "limits:\n  idleTimeout: 90\n", "duration must be a string"},
 		{"negative duration", minimalYAML + "drain:\n  spreadWindow: -1s\n", "must not be negative"},

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"time"
 )
 
 // Bounds checked by Validate.
@@ -19,6 +20,9 @@ const (
 	MaxMaxFrameBytes = 16 << 20
 	// maxTopicLength is Kafka's limit on topic names.
 	maxTopicLength = 249
+	// maxKafkaGroupDuration (596h31m23.646s) bounds the expiry group's timings: Kafka carries
+	// them as int32 milliseconds, and the client refuses to start the group beyond.
+	maxKafkaGroupDuration = (math.MaxInt32 - 1) * time.Millisecond
 )
 
 var (
@@ -227,6 +231,32 @@ func (c *Config) validateKafka(v *validator) {
 	if k.DownlinkTopic != "" && k.DownlinkTopic == k.ReceiptsTopic {
 		v.addf("kafka.receiptsTopic", "must differ from kafka.downlinkTopic %q", k.DownlinkTopic)
 	}
+	validateExpiry(v, k.Expiry)
+}
+
+// validateExpiry checks what the client can; whether the broker accepts the session timeout
+// (group.min/max.session.timeout.ms) only the broker knows.
+func validateExpiry(v *validator, e KafkaExpiry) {
+	for _, f := range []struct {
+		path string
+		d    Duration
+	}{
+		{"kafka.expiry.sessionTimeout", e.SessionTimeout},
+		{"kafka.expiry.heartbeatInterval", e.HeartbeatInterval},
+		{"kafka.expiry.rebalanceTimeout", e.RebalanceTimeout},
+	} {
+		v.positiveDuration(f.path, f.d)
+		if f.d.Duration > maxKafkaGroupDuration {
+			v.addf(f.path, "%s must be at most %s: Kafka carries it as int32 milliseconds",
+				f.d.Duration, maxKafkaGroupDuration)
+		}
+	}
+	if e.HeartbeatInterval.Duration >= e.SessionTimeout.Duration {
+		v.addf("kafka.expiry.heartbeatInterval", "%s must be shorter than kafka.expiry.sessionTimeout %s, "+
+			"or the coordinator declares live members dead between two heartbeats and the group never settles",
+			e.HeartbeatInterval.Duration, e.SessionTimeout.Duration)
+	}
+	v.positiveInt("kafka.expiry.maxEntries", e.MaxEntries)
 }
 
 func (c *Config) validateDrain(v *validator) {

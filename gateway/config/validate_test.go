@@ -27,7 +27,7 @@ func TestValidateAcceptsValidConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
-	c.Kafka = Kafka{} // downlink disabled
+	c.Kafka = Kafka{} // downlink disabled: the expiry block is ignored too
 	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}}}
 	c.Routes = nil
 	c.Listen = Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0"}
@@ -93,6 +93,19 @@ func TestValidateRules(t *testing.T) {
 		{"kafka same topics", func(c *Config) { c.Kafka.ReceiptsTopic = c.Kafka.DownlinkTopic }, "kafka.receiptsTopic: must differ from kafka.downlinkTopic"},
 		{"kafka broker", func(c *Config) { c.Kafka.Brokers = append(c.Kafka.Brokers, "kafka") }, `kafka.brokers[1]: "kafka" is not host:port`},
 		{"kafka broker without host", func(c *Config) { c.Kafka.Brokers = []string{":9092"} }, `kafka.brokers[0]: ":9092" needs both a host and a non-zero port`},
+		{"expiry session timeout", func(c *Config) { c.Kafka.Expiry.SessionTimeout = d(0) },
+			"kafka.expiry.sessionTimeout: must be positive, got 0s"},
+		{"expiry heartbeat interval", func(c *Config) { c.Kafka.Expiry.HeartbeatInterval = d(0) },
+			"kafka.expiry.heartbeatInterval: must be positive, got 0s"},
+		{"expiry rebalance timeout", func(c *Config) { c.Kafka.Expiry.RebalanceTimeout = d(-time.Second) },
+			"kafka.expiry.rebalanceTimeout: must be positive, got -1s"},
+		{"expiry heartbeat not below session timeout", func(c *Config) { c.Kafka.Expiry.HeartbeatInterval = d(6 * time.Second) },
+			"kafka.expiry.heartbeatInterval: 6s must be shorter than kafka.expiry.sessionTimeout 6s"},
+		{"expiry session timeout below the default heartbeat", func(c *Config) { c.Kafka.Expiry.SessionTimeout = d(400 * time.Millisecond) },
+			"kafka.expiry.heartbeatInterval: 500ms must be shorter than kafka.expiry.sessionTimeout 400ms"},
+		{"expiry session timeout beyond int32 milliseconds", func(c *Config) { c.Kafka.Expiry.SessionTimeout = d(600 * time.Hour) },
+			"kafka.expiry.sessionTimeout: 600h0m0s must be at most 596h31m23.646s: Kafka carries it as int32 milliseconds"},
+		{"expiry max entries", func(c *Config) { c.Kafka.Expiry.MaxEntries = -1 }, "kafka.expiry.maxEntries: must be positive, got -1"},
 		{"drain negative", func(c *Config) { c.Drain.FlushTimeout = d(-time.Second) }, "drain.flushTimeout: must not be negative"},
 		{"drain hard deadline", func(c *Config) { c.Drain.HardDeadline = d(30 * time.Second) },
 			"drain.hardDeadline: 30s must be longer than deregistrationDelay + spreadWindow + flushTimeout = 5s + 20s + 5s = 30s"},

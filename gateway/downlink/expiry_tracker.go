@@ -18,6 +18,8 @@ import (
 // ExpiryOptions tune the expiry tracker: the consumer group over the receipts topic through
 // which each receipts partition is owned by one live pod, which writes the EXPIRED receipts
 // of the deliveries in it that went unanswered (see expiry.go). Zero fields get the defaults.
+// The gateway configuration's kafka.expiry sets SessionTimeout, HeartbeatInterval,
+// RebalanceTimeout and MaxEntries; the others are internal.
 //
 // The group timings decide how long a partition has no owner when its pod goes away, and so
 // how late an EXPIRED can be beyond the push's expiry:
@@ -56,7 +58,8 @@ type ExpiryOptions struct {
 	Rewrite time.Duration
 }
 
-// Defaults of ExpiryOptions.
+// Defaults of ExpiryOptions. gateway/config repeats the ones it exposes (it imports nothing
+// of the gateway); a test in gateway/app keeps them equal.
 const (
 	DefaultExpirySessionTimeout    = 6 * time.Second
 	DefaultExpiryHeartbeatInterval = 500 * time.Millisecond
