@@ -261,22 +261,22 @@ func (g *expiryGeneration) setOffset(partition int, offset int64) {
 
 func (g *expiryGeneration) commit() {
 	g.mu.Lock()
-	todo := map[int]int64{}
+	changed := map[int]int64{}
 	for p, off := range g.offsets {
 		if off != g.committed[p] {
-			todo[p] = off
+			changed[p] = off
 		}
 	}
 	g.mu.Unlock()
-	if len(todo) == 0 {
+	if len(changed) == 0 {
 		return
 	}
-	if err := g.gen.CommitOffsets(map[string]map[int]int64{g.t.topic: todo}); err != nil {
+	if err := g.gen.CommitOffsets(map[string]map[int]int64{g.t.topic: changed}); err != nil {
 		g.t.log.Warn("expiry commit failed; the next owner re-reads more", "generation", g.gen.ID, "err", err)
 		return
 	}
 	g.mu.Lock()
-	for p, off := range todo {
+	for p, off := range changed {
 		g.committed[p] = off
 	}
 	g.mu.Unlock()
