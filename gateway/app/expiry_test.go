@@ -8,8 +8,8 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/downlink"
 )
 
-// A gateway.yaml without kafka.expiry runs the expiry group with downlink's own defaults
-// (MaxEntries: the replay window's size), and each field that is set reaches the tracker.
+// A gateway.yaml without kafka.expiry runs the expiry group with the defaults (MaxEntries:
+// the replay window's size), and each field that is set reaches the tracker.
 func TestExpiryOptions(t *testing.T) {
 	var c config.Config
 	c.Default()

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
@@ -58,12 +59,12 @@ type ExpiryOptions struct {
 	Rewrite time.Duration
 }
 
-// Defaults of ExpiryOptions. gateway/config repeats the ones it exposes (it imports nothing
-// of the gateway); a test in gateway/app keeps them equal.
+// Defaults of ExpiryOptions. Those a gateway.yaml can set (kafka.expiry) are gateway/config's,
+// so the configuration and the tracker cannot disagree.
 const (
-	DefaultExpirySessionTimeout    = 6 * time.Second
-	DefaultExpiryHeartbeatInterval = 500 * time.Millisecond
-	DefaultExpiryRebalanceTimeout  = 10 * time.Second
+	DefaultExpirySessionTimeout    = config.DefaultExpirySessionTimeout
+	DefaultExpiryHeartbeatInterval = config.DefaultExpiryHeartbeatInterval
+	DefaultExpiryRebalanceTimeout  = config.DefaultExpiryRebalanceTimeout
 	DefaultExpiryJoinGroupBackoff  = time.Second
 	DefaultExpiryCommitInterval    = time.Second
 	DefaultExpiryMargin            = 30 * time.Second
