@@ -31,7 +31,7 @@ const (
 	DefaultRouteTimeout     = 5 * time.Second
 	DefaultRouteMaxInFlight = 1024
 
-	// The expiry group's timings; gateway/app checks that they equal gateway/downlink's.
+	// The expiry group's timings (gateway/downlink uses these as its defaults).
 	// kafka.expiry.maxEntries defaults to replay.maxRecords.
 	DefaultExpirySessionTimeout    = 6 * time.Second
 	DefaultExpiryHeartbeatInterval = 500 * time.Millisecond
