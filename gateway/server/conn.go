@@ -192,6 +192,9 @@ func (c *conn) due(now time.Time) time.Time {
 		if now.Sub(c.sess.Connected) < s.limits.HandshakeTimeout.Duration {
 			return c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
 		}
+		// Counted here, the only place a handshake times out: a silent client never reaches
+		// handshake(), and one whose verifier outlives the deadline is not counted again there.
+		s.m.Handshakes.WithLabelValues("handshake_timeout").Inc()
 		c.fail(pb.ErrorCode_ERROR_CODE_HANDSHAKE_TIMEOUT, "no handshake within "+s.limits.HandshakeTimeout.String())
 		return time.Time{}
 	}

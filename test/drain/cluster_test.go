@@ -1,38 +1,31 @@
 package drain
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/test/gwproc"
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 	"github.com/tcpgateway/tcpgateway/test/lb"
 	"github.com/tcpgateway/tcpgateway/test/traffic"
 )
 
-// Bounds of the harness's own waits.
 const (
-	startTimeout  = 60 * time.Second // a gateway process until /readyz answers 200
-	startAttempts = 3                // a port picked free may be taken before the child binds it
+	startAttempts = 3 // a port picked free may be taken before the echo backend binds it
 	pollEvery     = 50 * time.Millisecond
 	partitions    = 6
 )
@@ -41,7 +34,7 @@ const (
 type cluster struct {
 	t        *testing.T
 	sc       scale
-	bins     binaries
+	bins     gwproc.Binaries
 	dir      string
 	secret   []byte
 	keyFile  string
@@ -90,7 +83,7 @@ func newCluster(t *testing.T, sc scale, gateways int) *cluster {
 	}
 	t.Cleanup(func() { _ = c.lb.Close() })
 	for _, g := range c.gws {
-		c.lb.Add(g.clientAddr)
+		c.lb.Add(g.ClientAddr)
 	}
 	return c
 }
@@ -120,124 +113,20 @@ func (c *cluster) startProducer(n int) *traffic.Producer {
 	return traffic.StartProducer(c.t, traffic.ProducerOptions{Brokers: []string{c.brokers}, Topic: c.topic, Rate: c.sc.rate, Users: n})
 }
 
-// freeAddrs returns n loopback addresses whose ports were free a moment ago: all n are
-// bound at once (so they differ), then released for the child to bind.
-func freeAddrs(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	return out, nil
-}
-
-// childEnv is the test's environment without the variables that would override the
-// generated configuration (gateway/config's environment overrides).
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case "POD_NAME", "TCPGW_SERVER_ID", "TCPGW_LISTEN_CLIENTS", "TCPGW_LISTEN_ADMIN", "TCPGW_KAFKA_BROKERS":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// proc is a child process with its output kept for reports.
-type proc struct {
-	name     string
-	cmd      *exec.Cmd
-	log      *procLog
-	done     chan struct{} // closed when the process exited and was reaped
-	waitErr  error         // valid after done
-	exitedAt time.Time     // valid after done
-}
-
-// startProc runs bin; the process is SIGKILLed when the test ends (cleanup) or dies.
-func startProc(t *testing.T, name, bin string, args ...string) (*proc, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = childEnv()
-	dieWithParent(cmd)
-	p := &proc{name: name, cmd: cmd, log: newProcLog(), done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		cancel()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	go func() {
-		p.waitErr = cmd.Wait()
-		p.exitedAt = time.Now()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done // bounded: SIGKILL, then WaitDelay
-		if p.log.races() > 0 {
-			t.Errorf("%s reported a data race:\n%s", name, p.log.tail(200))
-		}
-	})
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// signal sends sig; a process that already exited is not an error.
-func (p *proc) signal(sig os.Signal) error {
-	err := p.cmd.Process.Signal(sig)
-	if errors.Is(err, os.ErrProcessDone) {
-		return nil
-	}
-	return err
-}
-
-// waitExit waits at most limit for the process to end and returns its exit code (-1 when
-// killed by a signal).
-func (p *proc) waitExit(limit time.Duration) (int, error) {
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode(), nil
-	case <-time.After(limit):
-		return 0, fmt.Errorf("%s still running after %s", p.name, limit)
-	}
-}
-
 // startEcho runs test/echobackend on a free port and returns its URL.
 func (c *cluster) startEcho() string {
 	c.t.Helper()
 	var last error
 	for range startAttempts {
-		addrs, err := freeAddrs(1)
+		addrs, err := gwproc.FreeAddrs(1)
 		if err != nil {
 			c.t.Fatal(err)
 		}
-		p, err := startProc(c.t, "echobackend", c.bins.echo, "-listen", addrs[0])
+		p, err := gwproc.Start(c.t, "echobackend", c.bins.Echo, "-listen", addrs[0])
 		if err != nil {
 			c.t.Fatal(err)
 		}
-		if last = waitDial(p, addrs[0]); last == nil {
+		if last = gwproc.WaitDial(p, addrs[0]); last == nil {
 			return "http://" + addrs[0]
 		}
 	}
@@ -245,29 +134,10 @@ func (c *cluster) startEcho() string {
 	return ""
 }
 
-// waitDial waits until addr accepts TCP connections, or p exits.
-func waitDial(p *proc, addr string) error {
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		if p.exited() {
-			return fmt.Errorf("%s exited (%v):\n%s", p.name, p.waitErr, p.log.tail(20))
-		}
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = conn.Close()
-			return nil
-		}
-		time.Sleep(pollEvery) // nothing to wait on: the child tells us nothing when it listens
-	}
-	return fmt.Errorf("%s not listening on %s after %s", p.name, addr, startTimeout)
-}
-
-// gatewayProc is one gateway process.
+// gatewayProc is one gateway process, with the drain phases it logs.
 type gatewayProc struct {
-	*proc
-	id         string
-	clientAddr string
-	adminAddr  string
-	cfg        config.Config
+	*gwproc.Gateway
+	phases *gwproc.Tap
 }
 
 // config is the YAML the process reads: generous limits, the drain knobs of the scale, the
@@ -292,83 +162,14 @@ func (c *cluster) config(id, clients, admin string) config.Config {
 	}
 }
 
-// startGateway writes a configuration with free ports, starts the process and waits for
-// /readyz. A port taken between picking and binding makes the child exit at once; it is
-// retried with other ports.
+// startGateway starts a gateway process with the cluster's configuration and waits for /readyz.
 func (c *cluster) startGateway(id string) (*gatewayProc, error) {
-	var last error
-	for attempt := range startAttempts {
-		addrs, err := freeAddrs(2)
-		if err != nil {
-			return nil, err
-		}
-		g := &gatewayProc{id: id, clientAddr: addrs[0], adminAddr: addrs[1], cfg: c.config(id, addrs[0], addrs[1])}
-		data, err := yaml.Marshal(g.cfg)
-		if err != nil {
-			return nil, err
-		}
-		path := filepath.Join(c.dir, fmt.Sprintf("%s.%d.yaml", id, attempt))
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return nil, err
-		}
-		if g.proc, err = startProc(c.t, id, c.bins.gateway, "-config", path); err != nil {
-			return nil, err
-		}
-		if last = g.waitReady(); last == nil {
-			return g, nil
-		}
-		if !g.exited() || !strings.Contains(g.log.String(), "address already in use") {
-			return nil, last
-		}
-	}
-	return nil, last
-}
-
-// waitReady polls /readyz until 200 (every Kafka partition positioned).
-func (g *gatewayProc) waitReady() error {
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(startTimeout)
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		if g.exited() {
-			return fmt.Errorf("%s exited before ready (%v):\n%s", g.id, g.waitErr, g.log.tail(30))
-		}
-		resp, err := hc.Get("http://" + g.adminAddr + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = strings.TrimSpace(string(body))
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(pollEvery) // readiness has no push notification
-	}
-	return fmt.Errorf("%s not ready after %s (%s):\n%s", g.id, startTimeout, last, g.log.tail(30))
-}
-
-// gatewayStatus is the part of /status (app.Status) the tests read.
-type gatewayStatus struct {
-	ServerID    string `json:"serverID"`
-	Draining    bool   `json:"draining"`
-	Connections int64  `json:"connections"`
-	Sessions    int    `json:"sessions"`
-}
-
-func (g *gatewayProc) status() (gatewayStatus, error) {
-	var st gatewayStatus
-	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get("http://" + g.adminAddr + "/status")
+	g, err := gwproc.StartGateway(c.t, gwproc.GatewayOptions{Bin: c.bins.Gateway, Dir: c.dir, ID: id,
+		Config: func(clients, admin string) config.Config { return c.config(id, clients, admin) }})
 	if err != nil {
-		return st, err
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("%s /status: %s", g.id, resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return &gatewayProc{Gateway: g, phases: g.Log.Tap(isDrainPhase)}, nil
 }
 
 // drainResult is the answer of /drain?wait=true.
@@ -382,8 +183,8 @@ type drainResult struct {
 // preStop does what the kubelet's preStop httpGet does: GET /drain?wait=true, which answers
 // once the drain finished. The kubelet bounds the hook by terminationGracePeriodSeconds.
 func (g *gatewayProc) preStop() drainResult {
-	hc := &http.Client{Timeout: g.cfg.Drain.TerminationGracePeriod()}
-	resp, err := hc.Get("http://" + g.adminAddr + "/drain?wait=true")
+	hc := &http.Client{Timeout: g.Config.Drain.TerminationGracePeriod()}
+	resp, err := hc.Get("http://" + g.AdminAddr + "/drain?wait=true")
 	if err != nil {
 		return drainResult{err: err, at: time.Now()}
 	}
@@ -402,11 +203,11 @@ func (c *cluster) waitSessions(n int) map[string]int {
 		total := 0
 		var err error
 		for _, g := range c.gws {
-			var st gatewayStatus
-			if st, err = g.status(); err != nil {
+			var st gwproc.Status
+			if st, err = g.Status(); err != nil {
 				break
 			}
-			per[g.id] = st.Sessions
+			per[g.ID] = st.Sessions
 			total += st.Sessions
 		}
 		if err == nil && total == n {
@@ -419,98 +220,41 @@ func (c *cluster) waitSessions(n int) map[string]int {
 	}
 }
 
-// procLog keeps a child's output: the last lines for reports, the drain phases the gateway
-// logs, and data race reports.
-type procLog struct {
-	mu      sync.Mutex
-	partial []byte
-	lines   []string // ring of the last maxLines
-	next    int
-	phases  []drainPhase
-	raceN   atomic.Int64
-	full    bytes.Buffer // bounded copy for String
-}
-
-const maxLines = 400
-
 type drainPhase struct {
 	phase string
 	since time.Duration
 }
 
-func newProcLog() *procLog { return &procLog{} }
-
-func (l *procLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.full.Len() < 1<<20 {
-		l.full.Write(b)
-	}
-	l.partial = append(l.partial, b...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.line(string(l.partial[:i]))
-		l.partial = l.partial[i+1:]
-	}
-	return len(b), nil
+// drainLogLine is the part of the gateway's JSON log lines about the drain.
+type drainLogLine struct {
+	Msg        string `json:"msg"`
+	Phase      string `json:"phase"`
+	SinceStart string `json:"sinceStart"`
+	Took       string `json:"took"`
 }
 
-func (l *procLog) line(s string) {
-	if len(l.lines) < maxLines {
-		l.lines = append(l.lines, s)
-	} else {
-		l.lines[l.next] = s
-		l.next = (l.next + 1) % maxLines
-	}
-	if strings.Contains(s, "WARNING: DATA RACE") {
-		l.raceN.Add(1)
-	}
-	var rec struct {
-		Msg        string `json:"msg"`
-		Phase      string `json:"phase"`
-		SinceStart string `json:"sinceStart"`
-		Took       string `json:"took"`
-	}
-	if json.Unmarshal([]byte(s), &rec) != nil {
-		return
-	}
-	switch rec.Msg {
-	case "drain phase done":
-		d, _ := time.ParseDuration(rec.SinceStart)
-		l.phases = append(l.phases, drainPhase{rec.Phase, d})
-	case "drain finished":
-		d, _ := time.ParseDuration(rec.Took)
-		l.phases = append(l.phases, drainPhase{"finished", d})
-	}
+func isDrainPhase(line string) bool {
+	return strings.Contains(line, `"drain phase done"`) || strings.Contains(line, `"drain finished"`)
 }
-
-func (l *procLog) races() int64 { return l.raceN.Load() }
 
 // drainPhases are the phases the gateway logged, in order, with their end since the start.
-func (l *procLog) drainPhases() []drainPhase {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]drainPhase(nil), l.phases...)
-}
-
-// tail is the last n lines.
-func (l *procLog) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ordered := append(append([]string(nil), l.lines[l.next:]...), l.lines[:l.next]...)
-	if len(ordered) > n {
-		ordered = ordered[len(ordered)-n:]
+func (g *gatewayProc) drainPhases() []drainPhase {
+	var out []drainPhase
+	for _, s := range g.phases.Lines() {
+		var rec drainLogLine
+		if json.Unmarshal([]byte(s), &rec) != nil {
+			continue
+		}
+		switch rec.Msg {
+		case "drain phase done":
+			d, _ := time.ParseDuration(rec.SinceStart)
+			out = append(out, drainPhase{rec.Phase, d})
+		case "drain finished":
+			d, _ := time.ParseDuration(rec.Took)
+			out = append(out, drainPhase{"finished", d})
+		}
 	}
-	return strings.Join(ordered, "\n")
-}
-
-func (l *procLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.full.String()
+	return out
 }
 
 // holdBackend is an uplink backend that holds every request until released: requests in

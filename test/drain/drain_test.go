@@ -38,10 +38,10 @@ func TestPreStopDrain(t *testing.T) {
 	p := c.startProducer(sc.clients)
 
 	victim := c.gws[0]
-	d := victim.cfg.Drain
-	moved := f.On(victim.id)
+	d := victim.Config.Drain
+	moved := f.On(victim.ID)
 	if len(moved) < 2 {
-		t.Fatalf("%d clients on %s (sessions per gateway %v): need at least 2", len(moved), victim.id, perGateway)
+		t.Fatalf("%d clients on %s (sessions per gateway %v): need at least 2", len(moved), victim.ID, perGateway)
 	}
 	held := moved[:min(sc.held, len(moved)/2)]
 	tk := traffic.StartTalkers(t, pickTalkers(f, held, sc.talkers), 100*time.Millisecond)
@@ -72,7 +72,7 @@ func TestPreStopDrain(t *testing.T) {
 	// preStop: the LB deregisters the pod (readiness fails) while the kubelet calls the
 	// hook, which answers when the drain is over.
 	t0 := time.Now()
-	c.lb.Remove(victim.clientAddr)
+	c.lb.Remove(victim.ClientAddr)
 	drained := make(chan drainResult, 1)
 	go func() { drained <- victim.preStop() }()
 
@@ -99,10 +99,10 @@ wait:
 	}
 	drainTook := dr.at.Sub(t0)
 	// Then the kubelet sends SIGTERM (the process may already be on its way out).
-	if err := victim.signal(syscall.SIGTERM); err != nil {
+	if err := victim.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
-	exitCode, exitErr := victim.waitExit(time.Until(t0.Add(d.TerminationGracePeriod())))
+	exitCode, exitErr := victim.WaitExit(time.Until(t0.Add(d.TerminationGracePeriod())))
 
 	heldResults := make([]heldResult, 0, len(held))
 	heldTimeout := time.After(10 * time.Second)
@@ -129,15 +129,15 @@ wait:
 			t.Errorf("the drain took %s, past hardDeadline %s", drainTook, d.HardDeadline)
 		}
 		if exitErr != nil {
-			t.Fatalf("%v\n%s", exitErr, victim.log.tail(20))
+			t.Fatalf("%v\n%s", exitErr, victim.Log.Tail(20))
 		}
 		if exitCode != 0 {
-			t.Errorf("exit status %d (%v), want 0\n%s", exitCode, victim.waitErr, victim.log.tail(30))
+			t.Errorf("exit status %d (%v), want 0\n%s", exitCode, victim.WaitErr, victim.Log.Tail(30))
 		}
-		if took := victim.exitedAt.Sub(t0); took > d.TerminationGracePeriod() {
+		if took := victim.ExitedAt.Sub(t0); took > d.TerminationGracePeriod() {
 			t.Errorf("exited %s after preStop began, past terminationGracePeriod %s", took, d.TerminationGracePeriod())
 		}
-		phases := victim.log.drainPhases()
+		phases := victim.drainPhases()
 		names := make([]string, 0, len(phases))
 		for _, ph := range phases {
 			names = append(names, ph.phase)
@@ -156,7 +156,7 @@ wait:
 
 	t.Run("in-flight requests get their responses", func(t *testing.T) {
 		if goAways != len(moved) {
-			t.Errorf("only %d of %d clients of %s got a GOAWAY within %s", goAways, len(moved), victim.id, goAwayBound)
+			t.Errorf("only %d of %d clients of %s got a GOAWAY within %s", goAways, len(moved), victim.ID, goAwayBound)
 		}
 		if len(heldResults) != len(held) {
 			t.Fatalf("%d of %d held requests returned", len(heldResults), len(held))
@@ -188,7 +188,7 @@ wait:
 		deliveries = traffic.CheckRecords(t, f, p, t0)
 	})
 
-	mv := traffic.CheckMoves(moved, victim.id, t0)
+	mv := traffic.CheckMoves(moved, victim.ID, t0)
 	reconnectBound := d.DeregistrationDelay.Duration + d.SpreadWindow.Duration + maxReconnectJitter + reconnectSlack
 	// The bound is 2 × clients / window per second. Counts are integers, so the
 	// bound is rounded down and one more is allowed for where the one-second interval cuts
@@ -197,7 +197,7 @@ wait:
 	allowed := int(math.Floor(rateLimit)) + 1
 	t.Run("clients reconnect within the window, without a storm", func(t *testing.T) {
 		if len(mv.NotBack) > 0 {
-			t.Errorf("%d clients of %s never came back elsewhere:\n  %s", len(mv.NotBack), victim.id, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
+			t.Errorf("%d clients of %s never came back elsewhere:\n  %s", len(mv.NotBack), victim.ID, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
 		}
 		if mv.Last() > reconnectBound {
 			t.Errorf("the last client came back %s after the drain began, past %s (deregistrationDelay + spreadWindow + max jitter + %s)", mv.Last(), reconnectBound, reconnectSlack)
@@ -212,14 +212,14 @@ wait:
 			_, discs := ac.Events()
 			if len(discs) == 0 || discs[0].GoAway == nil || discs[0].GoAway.Reason != pb.GoAway_REASON_DRAINING {
 				conns, _ := ac.Events()
-				t.Errorf("client %d did not leave %s on a DRAINING GOAWAY: %s", ac.Index, victim.id, traffic.History(conns, discs, t0))
+				t.Errorf("client %d did not leave %s on a DRAINING GOAWAY: %s", ac.Index, victim.ID, traffic.History(conns, discs, t0))
 				break
 			}
 		}
 		traffic.CheckUndisturbed(t, f, moved, t0)
 	})
 
-	phases := victim.log.drainPhases()
+	phases := victim.drainPhases()
 	var phaseText []string
 	for _, ph := range phases {
 		phaseText = append(phaseText, fmt.Sprintf("%s@%.2fs", ph.phase, ph.since.Seconds()))
@@ -229,8 +229,8 @@ wait:
 		"held requests released at t0+%.2fs; /drain answered at t0+%.2fs, exit 0 at t0+%.2fs (grace %s); phases %s; "+
 		"reconnects p50 %.2fs p99 %.2fs max %.2fs (bound %s); max %d reconnects/s (limit %.1f, allowed %d); "+
 		"all records in %.2fs after the producer stopped; echo responses %s",
-		sc.name, sc.clients, perGateway, len(moved), victim.id, ps.Accepted, ps.Scheduled, ps.Rate, ps.Failed, ps.Broadcasts, ps.Backlog.Seconds(), deliveries,
-		released.Seconds(), drainTook.Seconds(), victim.exitedAt.Sub(t0).Seconds(), d.TerminationGracePeriod(), strings.Join(phaseText, " "),
+		sc.name, sc.clients, perGateway, len(moved), victim.ID, ps.Accepted, ps.Scheduled, ps.Rate, ps.Failed, ps.Broadcasts, ps.Backlog.Seconds(), deliveries,
+		released.Seconds(), drainTook.Seconds(), victim.ExitedAt.Sub(t0).Seconds(), d.TerminationGracePeriod(), strings.Join(phaseText, " "),
 		mv.Percentile(0.5).Seconds(), mv.Percentile(0.99).Seconds(), mv.Last().Seconds(), reconnectBound, mv.MaxPerSecond, rateLimit, allowed,
 		doneAt.Sub(stopped).Seconds(), codes)
 }
@@ -257,21 +257,21 @@ func TestSIGKILL(t *testing.T) {
 	perGateway := c.waitSessions(sc.clients)
 	p := c.startProducer(sc.clients)
 	victim := c.gws[0]
-	moved := f.On(victim.id)
+	moved := f.On(victim.ID)
 	run(sc.warmup)
 
 	t0 := time.Now()
-	if err := victim.signal(syscall.SIGKILL); err != nil {
+	if err := victim.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	c.lb.Remove(victim.clientAddr)
-	if _, err := victim.waitExit(5 * time.Second); err != nil {
+	c.lb.Remove(victim.ClientAddr)
+	if _, err := victim.WaitExit(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Every client of the killed gateway is back elsewhere.
 	back := func() bool {
 		for _, ac := range moved {
-			if ac.Server() == victim.id {
+			if ac.Server() == victim.ID {
 				return false
 			}
 		}
@@ -297,17 +297,17 @@ func TestSIGKILL(t *testing.T) {
 	ps := p.Stats()
 
 	t.Run("the process died of SIGKILL", func(t *testing.T) {
-		if ws, ok := victim.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Errorf("process state %v, want killed by SIGKILL", victim.cmd.ProcessState)
+		if ws, ok := victim.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("process state %v, want killed by SIGKILL", victim.Cmd.ProcessState)
 		}
 	})
-	mv := traffic.CheckMoves(moved, victim.id, t0)
+	mv := traffic.CheckMoves(moved, victim.ID, t0)
 	t.Run("clients come back on the other gateways", func(t *testing.T) {
 		if !recovered {
-			t.Errorf("the clients of %s had not recovered the records accepted before the kill within %s", victim.id, sc.killRecovery)
+			t.Errorf("the clients of %s had not recovered the records accepted before the kill within %s", victim.ID, sc.killRecovery)
 		}
 		if !allBack || len(mv.NotBack) > 0 {
-			t.Errorf("%d clients of %s not back within %s:\n  %s", len(mv.NotBack), victim.id, sc.killRecovery, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
+			t.Errorf("%d clients of %s not back within %s:\n  %s", len(mv.NotBack), victim.ID, sc.killRecovery, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
 		}
 		if len(mv.ResumeBad) > 0 {
 			t.Errorf("%d handshakes after the kill did not resume COMPLETE, e.g. %s", len(mv.ResumeBad), mv.ResumeBad[0])
@@ -334,6 +334,6 @@ func TestSIGKILL(t *testing.T) {
 	t.Logf("FIGURES kill %s: %d clients %v, %d on %s when killed; producer %d accepted of %d at %.0f/s (%d failed, backlog %.2fs), %d deliveries to apps; "+
 		"all back %.2fs after the kill (p50 %.2fs, max %.2fs, max %d reconnects/s), with every record accepted before the kill %.2fs after it; "+
 		"all records %.2fs after the kill (producer stopped at %.2fs)",
-		sc.name, sc.clients, perGateway, len(moved), victim.id, ps.Accepted, ps.Scheduled, ps.Rate, ps.Failed, ps.Backlog.Seconds(), deliveries,
+		sc.name, sc.clients, perGateway, len(moved), victim.ID, ps.Accepted, ps.Scheduled, ps.Rate, ps.Failed, ps.Backlog.Seconds(), deliveries,
 		backAt.Seconds(), mv.Percentile(0.5).Seconds(), mv.Last().Seconds(), mv.MaxPerSecond, recoveredAt.Seconds(), doneAt.Sub(t0).Seconds(), stopped.Sub(t0).Seconds())
 }

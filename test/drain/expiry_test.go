@@ -1,14 +1,12 @@
 package drain
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,11 +55,11 @@ func TestNeverReconnectingClientGetsExpiredReceipts(t *testing.T) {
 		ec := c.startExpiryCase(t, pub, victim, survivors, 5*time.Second)
 		t0 := time.Now()
 		dr := victim.preStop()
-		if err := victim.signal(syscall.SIGTERM); err != nil {
+		if err := victim.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		if code, err := victim.waitExit(victim.cfg.Drain.TerminationGracePeriod()); err != nil || code != 0 {
-			t.Fatalf("drained gateway: exit %d, %v\n%s", code, err, victim.log.tail(20))
+		if code, err := victim.WaitExit(victim.Config.Drain.TerminationGracePeriod()); err != nil || code != 0 {
+			t.Fatalf("drained gateway: exit %d, %v\n%s", code, err, victim.Log.Tail(20))
 		}
 		if dr.status != http.StatusOK {
 			t.Errorf("/drain?wait=true answered %d %q (%v)", dr.status, dr.body, dr.err)
@@ -77,15 +75,15 @@ func TestNeverReconnectingClientGetsExpiredReceipts(t *testing.T) {
 
 	t.Run("SIGKILLed", func(t *testing.T) {
 		victim, survivors := c.gws[1], c.gws[2:]
-		if victim.exited() {
+		if victim.Exited() {
 			t.Fatal("the second gateway is gone already")
 		}
 		ec := c.startExpiryCase(t, pub, victim, survivors, 3*time.Second)
 		killed := time.Now()
-		if err := victim.signal(syscall.SIGKILL); err != nil {
+		if err := victim.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := victim.waitExit(5 * time.Second); err != nil {
+		if _, err := victim.WaitExit(5 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if killed.After(ec.expires) {
@@ -122,14 +120,14 @@ type expiryResult struct {
 func (c *cluster) startExpiryCase(t *testing.T, pub *push.Publisher, victim *gatewayProc, survivors []*gatewayProc, ttl time.Duration) *expiryCase {
 	t.Helper()
 	owned := c.expiryPartitions(t, victim, 1+len(survivors))
-	id := messageIn(victim.id+"-push", owned)
-	user := "silent-on-" + victim.id
+	id := messageIn(victim.ID+"-push", owned)
+	user := "silent-on-" + victim.ID
 
 	got := make(chan *pb.Push, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := client.Connect(ctx, client.Options{
-		Addr: victim.clientAddr, Token: c.token(user, nil), ClientVersion: "drain-test",
+		Addr: victim.ClientAddr, Token: c.token(user, nil), ClientVersion: "drain-test",
 		NoReconnect: true, // never comes back
 		OnPush: func(p *pb.Push) {
 			select {
@@ -142,8 +140,8 @@ func (c *cluster) startExpiryCase(t *testing.T, pub *push.Publisher, victim *gat
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cl.Close() })
-	wait.For(t, 10*time.Second, "the session to register on "+victim.id, func() bool {
-		st, err := victim.status()
+	wait.For(t, 10*time.Second, "the session to register on "+victim.ID, func() bool {
+		st, err := victim.Status()
 		return err == nil && st.Sessions >= 1
 	})
 
@@ -158,10 +156,10 @@ func (c *cluster) startExpiryCase(t *testing.T, pub *push.Publisher, victim *gat
 	case p := <-got:
 		ec.expires = time.UnixMilli(p.ExpiresAtMs)
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the push did not reach the client on %s", victim.id)
+		t.Fatalf("the push did not reach the client on %s", victim.ID)
 	}
-	wait.For(t, time.Until(ec.expires), victim.id+" to track the delivery", func() bool {
-		n, err := scrape(victim, "tcpgw_pending_acks", "")
+	wait.For(t, time.Until(ec.expires), victim.ID+" to track the delivery", func() bool {
+		n, err := victim.Metric("tcpgw_pending_acks")
 		return err == nil && n == 1
 	})
 	return ec
@@ -189,7 +187,7 @@ func (ec *expiryCase) check(t *testing.T, r *pb.Receipt) {
 	t.Helper()
 	var writer *gatewayProc
 	for _, g := range ec.survivors {
-		if g.id == r.ServerId {
+		if g.ID == r.ServerId {
 			writer = g
 		}
 	}
@@ -200,7 +198,7 @@ func (ec *expiryCase) check(t *testing.T, r *pb.Receipt) {
 		t.Errorf("EXPIRED receipt %v: want the session, the push's expiry and its position", r)
 	}
 	wait.For(t, 10*time.Second, r.ServerId+" to read its EXPIRED back", func() bool {
-		n, err := scrape(writer, "tcpgw_pending_acks", "")
+		n, err := writer.Metric("tcpgw_pending_acks")
 		return err == nil && n == 0
 	})
 	kinds := receiptKinds(t, ec.c.brokers, ec.c.receipts, ec.id)
@@ -225,7 +223,7 @@ func (c *cluster) expiryPartitions(t *testing.T, g *gatewayProc, members int) []
 		owned = nil
 		for _, m := range res.Groups[0].Members {
 			for _, tp := range m.MemberAssignments.Topics {
-				if m.ClientID == g.id && tp.Topic == c.receipts {
+				if m.ClientID == g.ID && tp.Topic == c.receipts {
 					owned = append(owned, tp.Partitions...)
 				}
 			}
@@ -233,7 +231,7 @@ func (c *cluster) expiryPartitions(t *testing.T, g *gatewayProc, members int) []
 		if len(owned) == 0 {
 			return false
 		}
-		n, err := scrape(g, "tcpgw_expiry_partitions_owned", "")
+		n, err := g.Metric("tcpgw_expiry_partitions_owned")
 		return err == nil && int(n) == len(owned)
 	})
 	return owned
@@ -283,43 +281,4 @@ func receiptKinds(t *testing.T, brokers, topic, messageID string) []pb.Receipt_K
 		_ = r.Close()
 	}
 	return kinds
-}
-
-// scrape reads a gauge or counter from a gateway's /metrics (summed over the series whose
-// labels contain labels).
-func scrape(g *gatewayProc, name, labels string) (float64, error) {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get("http://" + g.adminAddr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var sum float64
-	found := false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		series, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
-			continue
-		}
-		metric, lbls, _ := strings.Cut(series, "{")
-		if metric != name || !strings.Contains(lbls, labels) {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %q: %w", g.id, line, err)
-		}
-		sum += v
-		found = true
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	if !found {
-		return 0, fmt.Errorf("%s: no metric %s{%s}", g.id, name, labels)
-	}
-	return sum, nil
 }

@@ -1,26 +1,19 @@
 package drain
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/test/gwproc"
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
-	"github.com/tcpgateway/tcpgateway/test/repo"
 )
 
 func TestMain(m *testing.M) {
 	code := kafkatest.Main(m)
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	gwproc.Cleanup()
 	os.Exit(code)
 }
 
@@ -117,49 +110,9 @@ func currentScale(t *testing.T) scale {
 	return s
 }
 
-// binaries are the programs the tests run, built once per test binary.
-type binaries struct{ gateway, echo string }
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	bins      binaries
-	buildErr  error
-)
-
-// buildBinaries compiles cmd/gateway and test/echobackend into a temporary directory shared
-// by the tests of this run (removed by TestMain).
-func buildBinaries(t *testing.T) binaries {
+// buildBinaries compiles cmd/gateway and test/echobackend once per test binary (removed by
+// TestMain).
+func buildBinaries(t *testing.T) gwproc.Binaries {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := repo.Root()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if binDir, err = os.MkdirTemp("", "tcpgw-drain-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		args := []string{"build", "-o", binDir + string(filepath.Separator)}
-		env := append(os.Environ(), "CGO_ENABLED=0")
-		if os.Getenv(envRaceGateways) == "1" {
-			args = append(args, "-race")
-			env = append(os.Environ(), "CGO_ENABLED=1")
-		}
-		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/gateway", "./test/echobackend")...)
-		cmd.Dir = root
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-			return
-		}
-		bins = binaries{gateway: filepath.Join(binDir, "gateway"), echo: filepath.Join(binDir, "echobackend")}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bins
+	return gwproc.Build(t, os.Getenv(envRaceGateways) == "1")
 }

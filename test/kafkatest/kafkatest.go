@@ -103,10 +103,19 @@ func Bootstrap(t testing.TB) string {
 // repeated runs (-count=N). The topic is deleted when the test ends.
 func CreateTopic(t testing.TB, bootstrap string, partitions int) string {
 	t.Helper()
+	return CreateNamedTopic(t, bootstrap, TopicName(t), partitions)
+}
+
+// TopicName is a unique topic name for the test, as CreateTopic chooses, for a topic that a
+// test creates later (CreateNamedTopic) or never.
+func TopicName(t testing.TB) string { return topicName(t.Name()) }
+
+// CreateNamedTopic is CreateTopic with the name chosen by the caller (see TopicName).
+func CreateNamedTopic(t testing.TB, bootstrap, name string, partitions int) string {
+	t.Helper()
 	if partitions < 1 {
 		t.Fatalf("kafkatest.CreateTopic: partitions must be >= 1, got %d", partitions)
 	}
-	name := topicName(t.Name())
 	client := &kafka.Client{Addr: kafka.TCP(bootstrap), Timeout: 10 * time.Second}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,4 +1,4 @@
-package drain
+package gwproc
 
 import (
 	"os/exec"
