@@ -14,7 +14,7 @@ import (
 )
 
 // Check is one readiness condition: it returns "" when satisfied, otherwise a short
-// lower_snake reason ("draining", "kafka_unreachable") shown by /readyz.
+// lower_snake reason ("draining", "kafka_unreachable", "topics_missing") shown by /readyz.
 type Check func() string
 
 // Options are what the endpoints report.

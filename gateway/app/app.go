@@ -180,7 +180,9 @@ func (a *App) Ready() string {
 
 // Status is the /status document.
 type Status struct {
-	ServerID    string         `json:"serverID"`
+	ServerID string `json:"serverID"`
+	// NotReady is the first failing readiness reason (as /readyz says it), empty when ready.
+	NotReady    string         `json:"notReady,omitempty"`
 	Draining    bool           `json:"draining"`
 	Connections int64          `json:"connections"`
 	Sessions    int            `json:"sessions"`
@@ -190,6 +192,7 @@ type Status struct {
 func (a *App) status() any {
 	st := Status{
 		ServerID:    a.cfg.ServerID,
+		NotReady:    a.Ready(),
 		Draining:    a.server.Draining(),
 		Connections: a.server.Connections(),
 		Sessions:    a.server.Sessions().Len(),

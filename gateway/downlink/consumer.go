@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/time/rate"
 
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
@@ -82,6 +83,9 @@ type Consumer struct {
 
 	started atomic.Bool // every partition known at start is positioned
 	up      atomic.Bool // the last metadata probe succeeded
+	missing atomic.Bool // the last probe found the downlink or receipts topic missing
+
+	missingLog rate.Sometimes // owned by Run's goroutine (poll)
 
 	mu      sync.Mutex // guards readers, win, dirty
 	readers map[int]*kafka.Reader
@@ -109,14 +113,15 @@ func New(o Options) (*Consumer, error) {
 		o.ReplayMaxAge = 10 * time.Minute
 	}
 	c := &Consumer{
-		o:       o,
-		group:   o.Topic + "." + o.ServerID,
-		client:  &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: requestTimeout},
-		now:     o.Now,
-		log:     o.Logger.With("component", "downlink"),
-		readers: map[int]*kafka.Reader{},
-		win:     window{maxAge: o.ReplayMaxAge, parts: map[int]*ring{}},
-		dirty:   map[int]bool{},
+		o:          o,
+		group:      o.Topic + "." + o.ServerID,
+		client:     &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: requestTimeout},
+		now:        o.Now,
+		log:        o.Logger.With("component", "downlink"),
+		readers:    map[int]*kafka.Reader{},
+		win:        window{maxAge: o.ReplayMaxAge, parts: map[int]*ring{}},
+		dirty:      map[int]bool{},
+		missingLog: rate.Sometimes{Interval: topicsMissingLogInterval},
 	}
 	if o.ReceiptsTopic != "" {
 		c.receipts = newReceiptWriter(o.Brokers, o.ReceiptsTopic, o.ServerID, o.Metrics, c.log)
@@ -132,6 +137,8 @@ func (c *Consumer) Ready() string {
 	switch {
 	case !c.up.Load():
 		return "kafka_unreachable"
+	case c.missing.Load():
+		return "topics_missing"
 	case !c.started.Load():
 		return "downlink_starting"
 	}
@@ -176,6 +183,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 // poll probes the topic's metadata and starts readers for partitions not read yet: all of
 // them the first time, then any the operator added.
 func (c *Consumer) poll(ctx context.Context) {
+	if c.topicsMissing(ctx) {
+		return
+	}
 	parts, err := c.partitions(ctx)
 	if err == nil {
 		err = c.measureLag(ctx, parts)
@@ -233,6 +243,39 @@ func (c *Consumer) poll(ctx context.Context) {
 		c.startReader(ctx, p, fill, starts[p], perPartition)
 	}
 	c.started.Store(true)
+}
+
+// topicsMissing probes whether the downlink and receipts topics exist; Kafka answering but
+// not knowing one (a gateway started before the operator created its topics, or a topic
+// deleted) is topics_missing, not kafka_unreachable. It reports true when poll has nothing
+// more to do: the topics are missing, or Kafka did not answer.
+func (c *Consumer) topicsMissing(ctx context.Context) bool {
+	topics := []string{c.o.Topic}
+	if c.o.ReceiptsTopic != "" {
+		topics = append(topics, c.o.ReceiptsTopic)
+	}
+	missing, err := missingTopics(ctx, c.client, topics...)
+	if err != nil {
+		if c.up.Swap(false) {
+			c.log.Warn("kafka unreachable", "err", err)
+		}
+		c.o.Metrics.KafkaUp.Set(0)
+		return true
+	}
+	c.o.Metrics.TopicsMissing.Set(float64(len(missing)))
+	if len(missing) == 0 {
+		if c.missing.Swap(false) {
+			c.log.Info("kafka topics found", "topics", topics)
+		}
+		return false
+	}
+	c.up.Store(true)
+	c.o.Metrics.KafkaUp.Set(1)
+	c.missing.Store(true)
+	c.missingLog.Do(func() {
+		c.log.Warn("kafka topics missing; not ready until they exist", "reason", "topics_missing", "topics", missing)
+	})
+	return true
 }
 
 // measureLag asks the partition leaders for their end offsets: the liveness probe (kafka-go

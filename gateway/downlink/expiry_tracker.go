@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
@@ -117,7 +118,10 @@ type expiryTracker struct {
 	budget   entryBudget
 
 	cg   *kafka.ConsumerGroup // set by start
+	stop chan struct{}        // closed by close: ends a backoff wait
 	done chan struct{}        // closed when run returned
+
+	missingLog rate.Sometimes // owned by run
 }
 
 func newExpiryTracker(o ExpiryOptions, brokers []string, topic, serverID string, w *receiptWriter, m *metrics.Downlink, log *slog.Logger, now func() time.Time) *expiryTracker {
@@ -125,7 +129,10 @@ func newExpiryTracker(o ExpiryOptions, brokers []string, topic, serverID string,
 		o: o, brokers: brokers, topic: topic, serverID: serverID, writer: w, m: m, now: now,
 		client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: requestTimeout},
 		log:    log.With("component", "expiry", "group", ExpiryGroup(topic)),
+		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
+
+		missingLog: rate.Sometimes{Interval: topicsMissingLogInterval},
 	}
 	t.budget.max = int64(o.MaxEntries)
 	return t
@@ -166,6 +173,7 @@ func (t *expiryTracker) close() {
 	if t.cg == nil {
 		return
 	}
+	close(t.stop)
 	closed := make(chan struct{})
 	go func() {
 		_ = t.cg.Close()
@@ -181,9 +189,12 @@ func (t *expiryTracker) close() {
 	}
 }
 
+// run takes the group's generations one after the other. kafka-go joins the next generation
+// only once this loop took the previous one (Next), so waiting here paces the joins.
 func (t *expiryTracker) run() {
 	defer close(t.done)
 	failing := false
+	var backoff time.Duration // while the receipts topic is missing
 	for {
 		gen, err := t.cg.Next(context.Background())
 		switch {
@@ -197,12 +208,34 @@ func (t *expiryTracker) run() {
 			failing = true
 			continue
 		}
+		t.m.ExpiryRebalances.Inc()
 		if failing {
 			t.log.Info("joined the expiry group")
 		}
 		failing = false
+		if len(gen.Assignments[t.topic]) == 0 && t.topicMissing() {
+			// kafka-go's partition watcher ends a generation at once when the topic is
+			// missing, and without a wait here the group would rejoin hundreds of times a
+			// second.
+			backoff = nextBackoff(backoff, t.o.JoinGroupBackoff, expiryTopicBackoffMax)
+			t.missingLog.Do(func() {
+				t.log.Warn("receipts topic missing; the expiry group waits for it", "reason", "topics_missing", "topic", t.topic, "retryIn", backoff.String())
+			})
+			select {
+			case <-t.stop:
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
 		t.startGeneration(gen)
 	}
+}
+
+// topicMissing reports whether Kafka answers that the receipts topic does not exist.
+func (t *expiryTracker) topicMissing() bool {
+	missing, err := missingTopics(context.Background(), t.client, t.topic)
+	return err == nil && len(missing) > 0
 }
 
 // expiryGeneration is one generation of the group as seen by this member: the partitions it
@@ -219,7 +252,6 @@ type expiryGeneration struct {
 }
 
 func (t *expiryTracker) startGeneration(gen *kafka.Generation) {
-	t.m.ExpiryRebalances.Inc()
 	g := &expiryGeneration{t: t, gen: gen, offsets: map[int]int64{}, committed: map[int]int64{}}
 	assigned := gen.Assignments[t.topic]
 	parts := make([]int, 0, len(assigned))

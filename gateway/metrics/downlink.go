@@ -10,9 +10,11 @@ type Downlink struct {
 	Latency    prometheus.Histogram
 	Receipts   *prometheus.CounterVec // kind, result
 	KafkaUp    prometheus.Gauge
-	Replayed   prometheus.Counter
-	Resumes    *prometheus.CounterVec // status
-	Window     prometheus.Gauge
+	// TopicsMissing counts the configured topics Kafka does not know.
+	TopicsMissing prometheus.Gauge
+	Replayed      prometheus.Counter
+	Resumes       *prometheus.CounterVec // status
+	Window        prometheus.Gauge
 
 	// The expiry tracker (gateway/downlink/expiry_tracker.go), over the receipts partitions
 	// this pod owns in the expiry group.
@@ -55,6 +57,9 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 		Receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcpgw_receipts_total", Help: "Receipts written to the receipts topic, by kind and result (ok, error).",
 		}, []string{"kind", "result"}),
+		TopicsMissing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_kafka_topics_missing", Help: "Configured topics (downlink, receipts) that Kafka does not know, at the last probe.",
+		}),
 		KafkaUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_kafka_up", Help: "1 when the last metadata probe of the downlink topic succeeded.",
 		}),
@@ -90,7 +95,7 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 	m.ExpiryRebalances = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tcpgw_expiry_generations_total", Help: "Expiry group generations this pod joined (each one a rebalance).",
 	})
-	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.Replayed, m.Resumes, m.Window,
+	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.TopicsMissing, m.Replayed, m.Resumes, m.Window,
 		m.PendingAcks, m.ExpiryEntries, m.ExpiryPartitions, m.ExpiryWritten, m.ExpiryDropped, m.ExpiryRebalances)
 	return m
 }
