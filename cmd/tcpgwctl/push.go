@@ -18,7 +18,7 @@ func runPush(ctx context.Context, args []string) error {
 	topic := fs.String("topic", "", "downlink topic (<namespace>.<name>.downlink)")
 	receipts := fs.String("receipts", "", "receipts topic (needed with -ack or -reply)")
 	user := fs.String("user", "", "target: every session of this user")
-	sessionID := fs.String("session", "", "target: this session")
+	sessionID := fs.String("session", "", "target: this session of -user (session ids are per user)")
 	group := fs.String("group", "", "target: every session with this group tag")
 	all := fs.Bool("all", false, "target: every session")
 	ack := fs.Bool("ack", false, "wait for the app's ack")
@@ -32,13 +32,13 @@ func runPush(ctx context.Context, args []string) error {
 	for _, t := range []struct {
 		set bool
 		t   push.Target
-	}{{*user != "", push.User(*user)}, {*sessionID != "", push.Session(*sessionID)}, {*group != "", push.Group(*group)}, {*all, push.All()}} {
+	}{{*user != "" && *sessionID == "", push.User(*user)}, {*sessionID != "", push.Session(*user, *sessionID)}, {*group != "", push.Group(*group)}, {*all, push.All()}} {
 		if t.set {
 			target, targets = t.t, targets+1
 		}
 	}
 	if *topic == "" || targets != 1 || fs.NArg() != 1 {
-		return errors.New("usage: tcpgwctl push -brokers B -topic T (-user U | -session S | -group G | -all) [-ack | -reply -receipts T] PAYLOAD")
+		return errors.New("usage: tcpgwctl push -brokers B -topic T (-user U [-session S] | -group G | -all) [-ack | -reply -receipts T] PAYLOAD")
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -73,6 +73,10 @@ type Options struct {
 	OnConnect func(*pb.HandshakeAck)
 	// OnDisconnect is called when a connection ends, with the reason.
 	OnDisconnect func(error)
+	// OnRefused receives the gateway's non-fatal ERRORs: a frame of this client was refused
+	// (e.g. UNKNOWN_PUSH for an answer to a push this session was not sent) and the session
+	// goes on. It runs on the reader goroutine.
+	OnRefused func(*pb.Error)
 	// Reconnect delays; NoReconnect disables reconnecting.
 	Reconnect   Backoff
 	NoReconnect bool

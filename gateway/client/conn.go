@@ -41,6 +41,8 @@ type conn struct {
 	max     int
 	onPush  func(*pb.Push)
 	onLeave func(*conn) // called on GOAWAY, before calls can see errLeaving
+	// onRefused gets non-fatal ERRORs (Options.OnRefused; may be nil).
+	onRefused func(*pb.Error)
 
 	wmu sync.Mutex
 	w   *bufio.Writer
@@ -72,7 +74,7 @@ func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Pus
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, w: bufio.NewWriter(nc),
+	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, w: bufio.NewWriter(nc),
 		pending: map[uint64]chan *pb.Frame{}, leaving: make(chan struct{}), done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
@@ -203,6 +205,12 @@ func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
 				return
 			}
 		case *pb.Frame_Error:
+			if !b.Error.Fatal {
+				if c.onRefused != nil {
+					c.onRefused(b.Error)
+				}
+				continue
+			}
 			c.close(&ServerError{Code: b.Error.Code, Message: b.Error.Message})
 			return
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 )
 
@@ -181,7 +182,7 @@ func (c *cluster) connect(gw int, user string, groups []string, onPush func(*cli
 	c.t.Cleanup(func() { _ = cl.Close() })
 	// The session is registered right after the ack is queued; wait for it on the gateway.
 	eventually(c.t, "session registration", func() bool {
-		_, ok := c.gws[gw].Server().Sessions().Get(cl.SessionID())
+		_, ok := c.gws[gw].Server().Sessions().Get(session.Key{UserID: user, SessionID: cl.SessionID()})
 		return ok
 	})
 	return cl, box

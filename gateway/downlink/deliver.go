@@ -154,8 +154,8 @@ func Targets(m *session.Manager, t *pb.Target) []*session.Session {
 	switch k := t.Kind.(type) {
 	case *pb.Target_UserId:
 		return m.User(nil, k.UserId)
-	case *pb.Target_SessionId:
-		if s, ok := m.Get(k.SessionId); ok {
+	case *pb.Target_Session:
+		if s, ok := m.Get(session.Key{UserID: k.Session.GetUserId(), SessionID: k.Session.GetSessionId()}); ok {
 			return []*session.Session{s}
 		}
 	case *pb.Target_Group:

@@ -27,7 +27,7 @@ const (
 	droppedAnswer    = "answer"    // an answer read before its DELIVERED, not remembered
 )
 
-type ackKey struct{ message, session string }
+type ackKey struct{ message, user, session string }
 
 type entryState uint8
 
@@ -37,7 +37,7 @@ const (
 	entryResolved                   // answered or expired: a tombstone until forgotten
 )
 
-// expiryEntry is one (message, session) pair the state holds.
+// expiryEntry is one (message, user, session) the state holds.
 type expiryEntry struct {
 	key   ackKey
 	state entryState
@@ -78,7 +78,7 @@ func (b *entryBudget) give(n int) { b.n.Add(-int64(n)) }
 // expiryState tracks the deliveries of one receipts partition, from the receipts read in
 // offset order:
 //
-//   - DELIVERED with expires_at_ms opens an entry per (message, session), unless one exists
+//   - DELIVERED with expires_at_ms opens an entry per (message, user, session), unless one exists
 //     (a second DELIVERED, e.g. a replay after a resume, changes nothing).
 //   - ACKED, REPLIED or EXPIRED resolves it into a tombstone, kept until the expiry + margin
 //     so that a later duplicate DELIVERED does not reopen it. An answer read before its
@@ -132,7 +132,7 @@ func (s *expiryState) apply(rc *pb.Receipt, offset int64, at time.Time) (dropped
 	if rc.GetMessageId() == "" || rc.GetSessionId() == "" {
 		return ""
 	}
-	k := ackKey{rc.MessageId, rc.SessionId}
+	k := ackKey{rc.MessageId, rc.UserId, rc.SessionId}
 	e := s.byKey[k]
 	switch rc.Kind {
 	case pb.Receipt_KIND_DELIVERED:

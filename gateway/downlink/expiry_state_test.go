@@ -28,7 +28,7 @@ func delivered(msg, session string, expires time.Duration) *pb.Receipt {
 }
 
 func answer(kind pb.Receipt_Kind, msg, session string) *pb.Receipt {
-	return &pb.Receipt{MessageId: msg, SessionId: session, Kind: kind, ServerId: "gw-b"}
+	return &pb.Receipt{MessageId: msg, SessionId: session, UserId: "u-" + session, Kind: kind, ServerId: "gw-b"}
 }
 
 func newTestState(next int64, max int) *expiryState {
@@ -103,7 +103,7 @@ func TestExpiryStateWritesAgainWhatIsNotReadBack(t *testing.T) {
 		t.Errorf("%d EXPIRED after rewrite without a read back, want 1", n)
 	}
 	// A failed write reopens the entry at once.
-	s.writeFailed(ackKey{"m1", "s1"})
+	s.writeFailed(ackKey{"m1", "u-s1", "s1"})
 	if n := len(s.expire(t0.Add(time.Second + testRewrite))); n != 1 {
 		t.Errorf("%d EXPIRED after a failed write, want 1", n)
 	}

@@ -450,7 +450,7 @@ func (t *expiryTracker) bounds(ctx context.Context, partition int) (first, end i
 }
 
 func (t *expiryTracker) writeExpired(rc *pb.Receipt, w *expiryWrites) {
-	k := ackKey{rc.MessageId, rc.SessionId}
+	k := ackKey{rc.MessageId, rc.UserId, rc.SessionId}
 	w.inflight.Add(1)
 	t.m.ExpiryWritten.Inc()
 	t.writer.write(rc, func(err error) {

@@ -126,8 +126,8 @@ func targetsSession(t *pb.Target, s *session.Session) bool {
 	switch k := t.GetKind().(type) {
 	case *pb.Target_UserId:
 		return k.UserId == s.UserID
-	case *pb.Target_SessionId:
-		return k.SessionId == s.SessionID
+	case *pb.Target_Session:
+		return k.Session.GetUserId() == s.UserID && k.Session.GetSessionId() == s.SessionID
 	case *pb.Target_Group:
 		return slices.Contains(s.Groups, k.Group)
 	case *pb.Target_All:

@@ -16,8 +16,9 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
 
-// Version is the protocol version this code speaks (Handshake.protocol_version).
-const Version = 1
+// Version is the protocol version this code speaks (Handshake.protocol_version). Version 1
+// (session ids not scoped by user, every ERROR fatal, no token refresh) is not spoken.
+const Version = 2
 
 // HeaderLen is the size of the big-endian length prefix.
 const HeaderLen = 4

@@ -14,8 +14,8 @@ import (
 // partial read), and checks both ways yield the same frames or the same error, that nothing
 // panics, and that every decoded frame re-encodes to a frame that decodes equal.
 func FuzzDecode(f *testing.F) {
-	for _, fr := range goldenFrames {
-		wire, err := protocol.Append(nil, fr, maxBody)
+	for _, g := range goldenFrames {
+		wire, err := protocol.Append(nil, g.frame, maxBody)
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -32,12 +32,29 @@ var (
 // Target selects the sessions of a message.
 type Target = *pb.Target
 
-// User targets every session of a user; Session one session; Group every session with the
-// tag; All every session.
-func User(id string) Target    { return &pb.Target{Kind: &pb.Target_UserId{UserId: id}} }
-func Session(id string) Target { return &pb.Target{Kind: &pb.Target_SessionId{SessionId: id}} }
+// User targets every session of a user; Session one session of a user (session ids are
+// chosen per user); Group every session with the tag; All every session.
+func User(id string) Target { return &pb.Target{Kind: &pb.Target_UserId{UserId: id}} }
+func Session(userID, sessionID string) Target {
+	return &pb.Target{Kind: &pb.Target_Session{Session: &pb.SessionTarget{UserId: userID, SessionId: sessionID}}}
+}
 func Group(name string) Target { return &pb.Target{Kind: &pb.Target_Group{Group: name}} }
 func All() Target              { return &pb.Target{Kind: &pb.Target_All{All: true}} }
+
+// FromTarget reports whether a receipt was written for a session the target selects, as far
+// as the receipt shows: the user of a user target, the (user, session) of a session target.
+// Receipts do not carry group tags, so for group and broadcast targets every receipt passes
+// here; what holds for them is the gateways' check that a session answers only pushes it was
+// sent (docs/downlink.md).
+func FromTarget(t Target, r *pb.Receipt) bool {
+	switch k := t.GetKind().(type) {
+	case *pb.Target_UserId:
+		return r.GetUserId() == k.UserId
+	case *pb.Target_Session:
+		return r.GetUserId() == k.Session.GetUserId() && r.GetSessionId() == k.Session.GetSessionId()
+	}
+	return true
+}
 
 // Message is one downlink message.
 type Message struct {
@@ -133,8 +150,8 @@ func key(t *pb.Target, messageID string) string {
 	switch k := t.Kind.(type) {
 	case *pb.Target_UserId:
 		return k.UserId
-	case *pb.Target_SessionId:
-		return k.SessionId
+	case *pb.Target_Session:
+		return k.Session.GetUserId()
 	case *pb.Target_Group:
 		return k.Group
 	}
@@ -164,7 +181,8 @@ func (p *Publisher) PushAsync(m Message, done func(id string, err error)) {
 }
 
 // PushAndWaitAck publishes a message that the app must acknowledge and waits for the first
-// ack (from any of the target's sessions) until ctx is done.
+// ack from one of the target's sessions (receipts naming another user or session are
+// ignored: FromTarget) until ctx is done.
 func (p *Publisher) PushAndWaitAck(ctx context.Context, m Message) (*pb.Receipt, error) {
 	return p.await(ctx, m, func(d *pb.Downlink) { d.AckRequired = true }, pb.Receipt_KIND_ACKED)
 }
@@ -199,6 +217,9 @@ func (p *Publisher) await(ctx context.Context, m Message, flag func(*pb.Downlink
 	for {
 		select {
 		case r := <-ch:
+			if !FromTarget(d.Target, r) {
+				continue
+			}
 			switch r.Kind {
 			case want:
 				return r, nil

@@ -206,9 +206,9 @@ func (c *conn) due(now time.Time) time.Time {
 	return time.Time{}
 }
 
-// fail tells the client why with an ERROR frame, then closes the connection.
+// fail tells the client why with a fatal ERROR frame, then closes the connection.
 func (c *conn) fail(code pb.ErrorCode, detail string) {
-	f := &pb.Frame{Body: &pb.Frame_Error{Error: &pb.Error{Code: code, Message: detail}}}
+	f := &pb.Frame{Body: &pb.Frame_Error{Error: &pb.Error{Code: code, Message: detail, Fatal: true}}}
 	b, err := protocol.Append(nil, f, c.srv.limits.MaxFrameBytes)
 	if err != nil {
 		b = nil

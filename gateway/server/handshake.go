@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 
 	"golang.org/x/time/rate"
 
@@ -20,9 +21,11 @@ const maxIDLen = 128
 // reader: a slow auth webhook delays this connection only.
 func (c *conn) handshake(hs *pb.Handshake) {
 	s := c.srv
-	if hs.ProtocolVersion < 1 {
+	if hs.ProtocolVersion < protocol.Version {
+		// A newer client is answered with our version (HandshakeAck.protocol_version); an
+		// older one cannot be: version 1 did not scope session ids by user.
 		s.m.Handshakes.WithLabelValues("unsupported_version").Inc()
-		c.fail(pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, "protocol_version must be >= 1")
+		c.fail(pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, fmt.Sprintf("this gateway speaks protocol_version %d", protocol.Version))
 		return
 	}
 	if !validID(hs.SessionId) || !validID(hs.DeviceId) || len(hs.ClientVersion) > maxIDLen {

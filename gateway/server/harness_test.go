@@ -209,7 +209,22 @@ func (r *raw) expectClosed() {
 
 func (r *raw) handshake(token string) *pb.HandshakeAck {
 	r.t.Helper()
-	r.send(&pb.Frame{Body: &pb.Frame_Handshake{Handshake: &pb.Handshake{ProtocolVersion: 1, Token: token}}})
+	return r.handshakeWith(&pb.Handshake{ProtocolVersion: protocol.Version, Token: token})
+}
+
+func (r *raw) handshakeSession(token, sessionID string) *pb.HandshakeAck {
+	r.t.Helper()
+	return r.handshakeWith(&pb.Handshake{ProtocolVersion: protocol.Version, Token: token, SessionId: sessionID})
+}
+
+func (r *raw) handshakeVersion(token string, version uint32) *pb.HandshakeAck {
+	r.t.Helper()
+	return r.handshakeWith(&pb.Handshake{ProtocolVersion: version, Token: token})
+}
+
+func (r *raw) handshakeWith(hs *pb.Handshake) *pb.HandshakeAck {
+	r.t.Helper()
+	r.send(&pb.Frame{Body: &pb.Frame_Handshake{Handshake: hs}})
 	f := r.read()
 	if f.GetHandshakeAck() == nil {
 		r.t.Fatalf("handshake answered with %v", f)

@@ -84,9 +84,38 @@ func TestFirstFrameMustBeHandshake(t *testing.T) {
 	r.send(&pb.Frame{Body: &pb.Frame_Ping{Ping: &pb.Ping{}}})
 	r.expectError(pb.ErrorCode_ERROR_CODE_HANDSHAKE_REQUIRED)
 
+	for _, v := range []uint32{0, 1} {
+		r = h.raw()
+		r.send(&pb.Frame{Body: &pb.Frame_Handshake{Handshake: &pb.Handshake{ProtocolVersion: v, Token: h.token("a")}}})
+		r.expectError(pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION)
+	}
+	// A newer client is answered with the version the gateway speaks.
 	r = h.raw()
-	r.send(&pb.Frame{Body: &pb.Frame_Handshake{Handshake: &pb.Handshake{ProtocolVersion: 0, Token: h.token("a")}}})
-	r.expectError(pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION)
+	if ack := r.handshakeVersion(h.token("a"), protocol.Version+1); ack.ProtocolVersion != protocol.Version {
+		t.Fatalf("HandshakeAck.protocol_version = %d, want %d", ack.ProtocolVersion, protocol.Version)
+	}
+}
+
+// An attacker who learnt (or guessed) another user's session id opens a session with it: that
+// must be a session of the attacker's own, and the victim's stays connected and registered.
+func TestSessionIDOfAnotherUserNeitherReplacesNorJoinsIt(t *testing.T) {
+	h := start(t, nil, nil)
+	victim := h.connect("alice", "s-1")
+	attacker := h.raw()
+	ack := attacker.handshakeSession(h.token("mallory"), "s-1")
+	if ack.UserId != "mallory" || ack.SessionId != "s-1" {
+		t.Fatalf("attacker's ack = %v", ack)
+	}
+	eventually(t, "both sessions registered", func() bool { return h.srv.Sessions().Len() == 2 })
+	if _, err := victim.Ping(ctx(t)); err != nil {
+		t.Fatalf("victim's session broken by another user's handshake: %v", err)
+	}
+	if s, ok := h.srv.Sessions().Get(session.Key{UserID: "alice", SessionID: "s-1"}); !ok || s.UserID != "alice" {
+		t.Fatal("victim's session no longer registered")
+	}
+	if got := counter(h.m.Closes.WithLabelValues(string(session.ReasonReplaced))); got != 0 {
+		t.Fatalf("%v sessions replaced", got)
+	}
 }
 
 func TestLateHandshakeTimesOut(t *testing.T) {
@@ -120,7 +149,7 @@ func TestSecondConnectionReplacesTheFirstWithoutTearingItDown(t *testing.T) {
 	if _, err := second.Ping(ctx(t)); err != nil {
 		t.Fatalf("replacement broken after the old close: %v", err)
 	}
-	if s, ok := h.srv.Sessions().Get("s-1"); !ok || s.UserID != "alice" || h.srv.Sessions().Len() != 1 {
+	if s, ok := h.srv.Sessions().Get(session.Key{UserID: "alice", SessionID: "s-1"}); !ok || s.UserID != "alice" || h.srv.Sessions().Len() != 1 {
 		t.Fatalf("session s-1 not registered after the replace (len %d)", h.srv.Sessions().Len())
 	}
 }
@@ -279,10 +308,10 @@ func TestSlowReaderIsClosedWhileOthersAreUnaffected(t *testing.T) {
 	ack := slow.handshake(h.token("ivy"))
 	// The ack is queued just before the registration: wait for the latter.
 	eventually(t, "the slow session's registration", func() bool {
-		_, ok := h.srv.Sessions().Get(ack.SessionId)
+		_, ok := h.srv.Sessions().Get(session.Key{UserID: "ivy", SessionID: ack.SessionId})
 		return ok
 	})
-	sess, _ := h.srv.Sessions().Get(ack.SessionId)
+	sess, _ := h.srv.Sessions().Get(session.Key{UserID: "ivy", SessionID: ack.SessionId})
 	frame, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Push{Push: &pb.Push{MessageId: "big", Payload: make([]byte, 32<<10)}}}, 1<<16)
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,18 @@ package session
 
 import "sync"
 
-// Manager indexes live, authenticated sessions by session id, user id and group. It is the
-// single owner of those indexes; every method is safe for concurrent use.
+// Key is a session's identity: session ids are chosen per user (by the client or the
+// gateway), so two users' sessions with the same id are different sessions.
+type Key struct{ UserID, SessionID string }
+
+// Key is the session's identity in the Manager.
+func (s *Session) Key() Key { return Key{UserID: s.UserID, SessionID: s.SessionID} }
+
+// Manager indexes live, authenticated sessions by key (user, session id), user id and group.
+// It is the single owner of those indexes; every method is safe for concurrent use.
 type Manager struct {
 	mu      sync.RWMutex
-	byID    map[string]*Session
+	byID    map[Key]*Session
 	byUser  map[string]map[*Session]struct{}
 	byGroup map[string]map[*Session]struct{}
 }
@@ -14,22 +21,22 @@ type Manager struct {
 // NewManager makes an empty manager.
 func NewManager() *Manager {
 	return &Manager{
-		byID:    make(map[string]*Session),
+		byID:    make(map[Key]*Session),
 		byUser:  make(map[string]map[*Session]struct{}),
 		byGroup: make(map[string]map[*Session]struct{}),
 	}
 }
 
-// Register adds s and returns the session it replaces (same session id), if any. The caller
-// tells the old one to go away; the old one's later Unregister leaves s in place.
+// Register adds s and returns the session it replaces (same user and session id), if any. The
+// caller tells the old one to go away; the old one's later Unregister leaves s in place.
 func (m *Manager) Register(s *Session) (replaced *Session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.byID[s.SessionID]; ok && old != s {
+	if old, ok := m.byID[s.Key()]; ok && old != s {
 		m.removeLocked(old)
 		replaced = old
 	}
-	m.byID[s.SessionID] = s
+	m.byID[s.Key()] = s
 	add(m.byUser, s.UserID, s)
 	for _, g := range s.Groups {
 		add(m.byGroup, g, s)
@@ -37,12 +44,12 @@ func (m *Manager) Register(s *Session) (replaced *Session) {
 	return replaced
 }
 
-// Unregister removes s if it is still the registered session for its id. Closing a replaced
+// Unregister removes s if it is still the registered session for its key. Closing a replaced
 // connection therefore never removes the connection that replaced it.
 func (m *Manager) Unregister(s *Session) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.byID[s.SessionID] != s {
+	if m.byID[s.Key()] != s {
 		return false
 	}
 	m.removeLocked(s)
@@ -50,18 +57,18 @@ func (m *Manager) Unregister(s *Session) bool {
 }
 
 func (m *Manager) removeLocked(s *Session) {
-	delete(m.byID, s.SessionID)
+	delete(m.byID, s.Key())
 	remove(m.byUser, s.UserID, s)
 	for _, g := range s.Groups {
 		remove(m.byGroup, g, s)
 	}
 }
 
-// Get returns the live session with this id.
-func (m *Manager) Get(sessionID string) (*Session, bool) {
+// Get returns the live session with this key.
+func (m *Manager) Get(k Key) (*Session, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	s, ok := m.byID[sessionID]
+	s, ok := m.byID[k]
 	return s, ok
 }
 

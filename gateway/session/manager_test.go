@@ -25,7 +25,7 @@ func TestReplacedSessionNeverUnregistersItsReplacement(t *testing.T) {
 	if m.Unregister(old) {
 		t.Fatal("Unregister(old) removed something")
 	}
-	if got, ok := m.Get("s1"); !ok || got != neu {
+	if got, ok := m.Get(Key{UserID: "alice", SessionID: "s1"}); !ok || got != neu {
 		t.Fatalf("Get(s1) = %v, %v; want the new session", got, ok)
 	}
 	if got := m.User(nil, "alice"); len(got) != 1 || got[0] != neu {

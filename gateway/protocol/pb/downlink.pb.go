@@ -6,9 +6,9 @@
 // (default "<namespace>.<name>.downlink"):
 //
 //   - value: a Downlink message, protobuf-encoded (binary wire format, no framing).
-//   - key:   the target user id for user targets, so that all records of one user land in one
-//            partition and are delivered in order; the session id for session targets; the
-//            group name for group targets; anything (e.g. the message id) for broadcasts.
+//   - key:   the target user id for user and session targets, so that all records of one user
+//            land in one partition and are delivered in order; the group name for group
+//            targets; anything (e.g. the message id) for broadcasts.
 //            Ordering is guaranteed only among records with the same key.
 //   - headers: none needed.
 //
@@ -111,7 +111,7 @@ func (x Receipt_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Receipt_Kind.Descriptor instead.
 func (Receipt_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{2, 0}
+	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{3, 0}
 }
 
 // Downlink is one message for one or more client sessions.
@@ -230,7 +230,7 @@ type Target struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Target_UserId
-	//	*Target_SessionId
+	//	*Target_Session
 	//	*Target_Group
 	//	*Target_All
 	Kind          isTarget_Kind `protobuf_oneof:"kind"`
@@ -284,13 +284,13 @@ func (x *Target) GetUserId() string {
 	return ""
 }
 
-func (x *Target) GetSessionId() string {
+func (x *Target) GetSession() *SessionTarget {
 	if x != nil {
-		if x, ok := x.Kind.(*Target_SessionId); ok {
-			return x.SessionId
+		if x, ok := x.Kind.(*Target_Session); ok {
+			return x.Session
 		}
 	}
-	return ""
+	return nil
 }
 
 func (x *Target) GetGroup() string {
@@ -320,9 +320,9 @@ type Target_UserId struct {
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3,oneof"`
 }
 
-type Target_SessionId struct {
-	// Exactly this session.
-	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3,oneof"`
+type Target_Session struct {
+	// Exactly this session of this user.
+	Session *SessionTarget `protobuf:"bytes,5,opt,name=session,proto3,oneof"`
 }
 
 type Target_Group struct {
@@ -337,11 +337,65 @@ type Target_All struct {
 
 func (*Target_UserId) isTarget_Kind() {}
 
-func (*Target_SessionId) isTarget_Kind() {}
+func (*Target_Session) isTarget_Kind() {}
 
 func (*Target_Group) isTarget_Kind() {}
 
 func (*Target_All) isTarget_Kind() {}
+
+// SessionTarget names one session: session ids are chosen per user, so the user is part of the
+// name (Receipt.user_id and Receipt.session_id of a receipt name a session the same way).
+type SessionTarget struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionTarget) Reset() {
+	*x = SessionTarget{}
+	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionTarget) ProtoMessage() {}
+
+func (x *SessionTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionTarget.ProtoReflect.Descriptor instead.
+func (*SessionTarget) Descriptor() ([]byte, []int) {
+	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SessionTarget) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SessionTarget) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
 
 // Receipt reports what happened to a Downlink that asked for an ack or a reply.
 type Receipt struct {
@@ -351,7 +405,9 @@ type Receipt struct {
 	Kind          Receipt_Kind           `protobuf:"varint,3,opt,name=kind,proto3,enum=tcpgateway.v1.Receipt_Kind" json:"kind,omitempty"`
 	// payload of a REPLIED receipt.
 	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
-	// Who: the session, its user, and the gateway pod that wrote the receipt.
+	// Who: the session, its user, and the gateway pod that wrote the receipt. On ACKED and
+	// REPLIED they name the session that answered, which is always a session the push was
+	// delivered to: gateways accept answers only for pushes the session was sent.
 	SessionId string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	UserId    string `protobuf:"bytes,6,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	ServerId  string `protobuf:"bytes,7,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -370,7 +426,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[2]
+	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +438,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[2]
+	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +451,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{2}
+	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Receipt) GetMessageId() string {
@@ -482,14 +538,18 @@ const file_tcpgateway_v1_downlink_proto_rawDesc = "" +
 	"\x0ereply_expected\x18\x05 \x01(\bR\rreplyExpected\x12\"\n" +
 	"\rexpires_at_ms\x18\x06 \x01(\x03R\vexpiresAtMs\x12\"\n" +
 	"\rcreated_at_ms\x18\a \x01(\x03R\vcreatedAtMs\x12%\n" +
-	"\x0ecorrelation_id\x18\b \x01(\tR\rcorrelationId\"x\n" +
+	"\x0ecorrelation_id\x18\b \x01(\tR\rcorrelationId\"\xa3\x01\n" +
 	"\x06Target\x12\x19\n" +
-	"\auser_id\x18\x01 \x01(\tH\x00R\x06userId\x12\x1f\n" +
-	"\n" +
-	"session_id\x18\x02 \x01(\tH\x00R\tsessionId\x12\x16\n" +
+	"\auser_id\x18\x01 \x01(\tH\x00R\x06userId\x128\n" +
+	"\asession\x18\x05 \x01(\v2\x1c.tcpgateway.v1.SessionTargetH\x00R\asession\x12\x16\n" +
 	"\x05group\x18\x03 \x01(\tH\x00R\x05group\x12\x12\n" +
 	"\x03all\x18\x04 \x01(\bH\x00R\x03allB\x06\n" +
-	"\x04kind\"\xc3\x03\n" +
+	"\x04kindJ\x04\b\x02\x10\x03R\n" +
+	"session_id\"G\n" +
+	"\rSessionTarget\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"\xc3\x03\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12%\n" +
@@ -525,23 +585,25 @@ func file_tcpgateway_v1_downlink_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpgateway_v1_downlink_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tcpgateway_v1_downlink_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tcpgateway_v1_downlink_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_tcpgateway_v1_downlink_proto_goTypes = []any{
-	(Receipt_Kind)(0), // 0: tcpgateway.v1.Receipt.Kind
-	(*Downlink)(nil),  // 1: tcpgateway.v1.Downlink
-	(*Target)(nil),    // 2: tcpgateway.v1.Target
-	(*Receipt)(nil),   // 3: tcpgateway.v1.Receipt
-	(*Position)(nil),  // 4: tcpgateway.v1.Position
+	(Receipt_Kind)(0),     // 0: tcpgateway.v1.Receipt.Kind
+	(*Downlink)(nil),      // 1: tcpgateway.v1.Downlink
+	(*Target)(nil),        // 2: tcpgateway.v1.Target
+	(*SessionTarget)(nil), // 3: tcpgateway.v1.SessionTarget
+	(*Receipt)(nil),       // 4: tcpgateway.v1.Receipt
+	(*Position)(nil),      // 5: tcpgateway.v1.Position
 }
 var file_tcpgateway_v1_downlink_proto_depIdxs = []int32{
 	2, // 0: tcpgateway.v1.Downlink.target:type_name -> tcpgateway.v1.Target
-	0, // 1: tcpgateway.v1.Receipt.kind:type_name -> tcpgateway.v1.Receipt.Kind
-	4, // 2: tcpgateway.v1.Receipt.position:type_name -> tcpgateway.v1.Position
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 1: tcpgateway.v1.Target.session:type_name -> tcpgateway.v1.SessionTarget
+	0, // 2: tcpgateway.v1.Receipt.kind:type_name -> tcpgateway.v1.Receipt.Kind
+	5, // 3: tcpgateway.v1.Receipt.position:type_name -> tcpgateway.v1.Position
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_tcpgateway_v1_downlink_proto_init() }
@@ -552,7 +614,7 @@ func file_tcpgateway_v1_downlink_proto_init() {
 	file_tcpgateway_v1_protocol_proto_init()
 	file_tcpgateway_v1_downlink_proto_msgTypes[1].OneofWrappers = []any{
 		(*Target_UserId)(nil),
-		(*Target_SessionId)(nil),
+		(*Target_Session)(nil),
 		(*Target_Group)(nil),
 		(*Target_All)(nil),
 	}
@@ -562,7 +624,7 @@ func file_tcpgateway_v1_downlink_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpgateway_v1_downlink_proto_rawDesc), len(file_tcpgateway_v1_downlink_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,15 +21,35 @@
 //  1. The client connects and sends HANDSHAKE as its first frame, within the handshake timeout
 //     (5 s by default). Anything else first closes the connection with ERROR HANDSHAKE_REQUIRED.
 //  2. The gateway answers HANDSHAKE_ACK, or ERROR (UNAUTHENTICATED, UNSUPPORTED_VERSION, ...)
-//     and closes.
+//     and closes. Until the handshake succeeds the gateway accepts frames of a few KiB only (a
+//     HANDSHAKE needs no more) and bounds connections per source address.
 //  3. Then, in any order and interleaved:
 //     - client PING -> gateway PONG (heartbeat; any frame from the client also counts as life).
 //       A session that sends nothing for idle_timeout_ms is closed with ERROR IDLE_TIMEOUT.
 //     - client REQUEST (seq chosen by the client) -> gateway RESPONSE with the same seq (uplink).
 //     - gateway PUSH -> client PUSH_ACK and/or PUSH_REPLY when the push asks for them (downlink).
+//       Only pushes sent on this session and not yet answered or expired may be answered; any
+//       other answer gets a non-fatal ERROR UNKNOWN_PUSH (repeated abuse closes the session).
+//     - gateway REFRESH_REQUEST ahead of the token's expiry -> client REFRESH with a new token ->
+//       gateway REFRESH_ACK (same seq). A session whose token expired and was not refreshed by
+//       the request's deadline is closed with ERROR TOKEN_EXPIRED.
 //     - gateway GOAWAY: the client should reconnect after reconnect_delay_ms, resuming with
 //       resume_token; the gateway closes the connection soon after.
-//     - gateway ERROR: the connection is closed right after it.
+//     - gateway ERROR: with `fatal` set the connection is closed right after it; otherwise it
+//       reports one refused frame and the session goes on.
+//
+// # Identities
+//
+// The token decides the user. Every id a client names (session_id, message ids it answers,
+// resume positions) is scoped by that user: no client can name, replace, resume or answer for
+// another user's session. A session's full identity is the pair (user_id, session_id).
+//
+// # Versions
+//
+// The client sends the highest protocol_version it speaks; the gateway answers the version it
+// chose in HANDSHAKE_ACK, or ERROR UNSUPPORTED_VERSION (fatal) naming the versions it speaks. This
+// gateway speaks version 2 only: version 1 (no REFRESH, ERROR always fatal, session ids not
+// scoped by user) is refused.
 //
 // All integers are in the units their names say; times are Unix milliseconds.
 
@@ -96,6 +116,14 @@ const (
 	ErrorCode_ERROR_CODE_DRAINING ErrorCode = 16
 	// The gateway failed unexpectedly.
 	ErrorCode_ERROR_CODE_INTERNAL ErrorCode = 17
+	// PUSH_ACK or PUSH_REPLY for a push this session was not sent, already answered, or expired
+	// (non-fatal; fatal when a session keeps sending them).
+	ErrorCode_ERROR_CODE_UNKNOWN_PUSH ErrorCode = 18
+	// The session's token expired and no REFRESH was accepted before the deadline.
+	ErrorCode_ERROR_CODE_TOKEN_EXPIRED ErrorCode = 19
+	// The client's source address holds its maximum of connections, or exceeded its handshake
+	// rate.
+	ErrorCode_ERROR_CODE_ADDRESS_LIMIT ErrorCode = 20
 )
 
 // Enum value maps for ErrorCode.
@@ -119,6 +147,9 @@ var (
 		15: "ERROR_CODE_TOO_MANY_IN_FLIGHT",
 		16: "ERROR_CODE_DRAINING",
 		17: "ERROR_CODE_INTERNAL",
+		18: "ERROR_CODE_UNKNOWN_PUSH",
+		19: "ERROR_CODE_TOKEN_EXPIRED",
+		20: "ERROR_CODE_ADDRESS_LIMIT",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":         0,
@@ -139,6 +170,9 @@ var (
 		"ERROR_CODE_TOO_MANY_IN_FLIGHT":  15,
 		"ERROR_CODE_DRAINING":            16,
 		"ERROR_CODE_INTERNAL":            17,
+		"ERROR_CODE_UNKNOWN_PUSH":        18,
+		"ERROR_CODE_TOKEN_EXPIRED":       19,
+		"ERROR_CODE_ADDRESS_LIMIT":       20,
 	}
 )
 
@@ -176,8 +210,9 @@ const (
 	// Every record after the client's positions that targets it is replayed (as PUSH frames
 	// after this ack) or there was none.
 	ResumeResult_STATUS_COMPLETE ResumeResult_Status = 1
-	// Some records are older than the gateway's replay window: the app should resync its state
-	// from its backend. not_recovered lists the partitions concerned.
+	// Some records are older than the gateway's replay window, or some positions were
+	// rejected: the app should resync its state from its backend. not_recovered and rejected
+	// list the partitions concerned.
 	ResumeResult_STATUS_NOT_RECOVERED ResumeResult_Status = 2
 )
 
@@ -229,7 +264,8 @@ const (
 	// The gateway is draining (shutting down or being replaced): reconnect after
 	// reconnect_delay_ms through the load balancer, resuming with resume_token.
 	GoAway_REASON_DRAINING GoAway_Reason = 1
-	// Another connection opened the same session id; do not reconnect automatically.
+	// Another connection of the same user opened the same session id; do not reconnect
+	// automatically.
 	GoAway_REASON_REPLACED GoAway_Reason = 2
 )
 
@@ -293,6 +329,9 @@ type Frame struct {
 	//	*Frame_PushReply
 	//	*Frame_Goaway
 	//	*Frame_Error
+	//	*Frame_RefreshRequest
+	//	*Frame_Refresh
+	//	*Frame_RefreshAck
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -441,6 +480,33 @@ func (x *Frame) GetError() *Error {
 	return nil
 }
 
+func (x *Frame) GetRefreshRequest() *RefreshRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_RefreshRequest); ok {
+			return x.RefreshRequest
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetRefresh() *Refresh {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetRefreshAck() *RefreshAck {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_RefreshAck); ok {
+			return x.RefreshAck
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -496,8 +562,23 @@ type Frame_Goaway struct {
 }
 
 type Frame_Error struct {
-	// Gateway -> client, a fatal error; the connection closes after it.
+	// Gateway -> client, an error; the connection closes after it when Error.fatal is set.
 	Error *Error `protobuf:"bytes,20,opt,name=error,proto3,oneof"`
+}
+
+type Frame_RefreshRequest struct {
+	// Gateway -> client, the session's token expires soon: send REFRESH.
+	RefreshRequest *RefreshRequest `protobuf:"bytes,21,opt,name=refresh_request,json=refreshRequest,proto3,oneof"`
+}
+
+type Frame_Refresh struct {
+	// Client -> gateway, a new token for this session (seq chosen by the client).
+	Refresh *Refresh `protobuf:"bytes,22,opt,name=refresh,proto3,oneof"`
+}
+
+type Frame_RefreshAck struct {
+	// Gateway -> client, the answer to the REFRESH with the same seq.
+	RefreshAck *RefreshAck `protobuf:"bytes,23,opt,name=refresh_ack,json=refreshAck,proto3,oneof"`
 }
 
 func (*Frame_Handshake) isFrame_Body() {}
@@ -522,17 +603,26 @@ func (*Frame_Goaway) isFrame_Body() {}
 
 func (*Frame_Error) isFrame_Body() {}
 
+func (*Frame_RefreshRequest) isFrame_Body() {}
+
+func (*Frame_Refresh) isFrame_Body() {}
+
+func (*Frame_RefreshAck) isFrame_Body() {}
+
 // Handshake opens a session.
 type Handshake struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol_version the client speaks. The current and only version is 1.
+	// protocol_version: the highest version the client speaks. The current version is 2.
 	ProtocolVersion uint32 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// token authenticates the client: a JWT (HS256 or RS256) or an opaque token checked by the
 	// deployment's auth webhook. The gateway derives user id and group tags from it.
 	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
-	// session_id names this session. A client that reconnects sends the same id to resume;
-	// empty asks the gateway to assign one (returned in HandshakeAck.session_id). A second
-	// connection with the id of a live session replaces it: the old one gets GOAWAY REPLACED.
+	// session_id names this session among the sessions of the token's user. A client that
+	// reconnects sends the same id to resume; empty asks the gateway to assign one (128 random
+	// bits, returned in HandshakeAck.session_id). A second connection of the same user with the
+	// id of a live session replaces it: the old one gets GOAWAY REPLACED. The same id sent by
+	// another user names a different session (the pair user_id, session_id is the identity), so
+	// it neither replaces nor resumes anything of this user's.
 	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// device_id identifies the device, for the backends (forwarded on uplink requests).
 	DeviceId string `protobuf:"bytes,4,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
@@ -622,7 +712,10 @@ type Resume struct {
 	// resume_token from the last GOAWAY, if any. Opaque to the client.
 	ResumeToken string `protobuf:"bytes,1,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// positions: the last downlink position the client received, per partition. The gateway
-	// replays the records after them that target this session.
+	// replays the records after them that target this session (its user, its session, its
+	// groups, everyone). Each partition at most once; offset -1 means "nothing received yet".
+	// Positions the gateway cannot use (an unknown partition, an offset below -1 or beyond the
+	// end of the partition) are listed in ResumeResult.rejected.
 	Positions     []*Position `protobuf:"bytes,2,rep,name=positions,proto3" json:"positions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -750,9 +843,12 @@ type HandshakeAck struct {
 	// handled when the session started. The client starts its per-partition positions from
 	// these, so that when it resumes it can name a position for every partition, including
 	// those from which it never received a push.
-	Positions     []*Position `protobuf:"bytes,10,rep,name=positions,proto3" json:"positions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Positions []*Position `protobuf:"bytes,10,rep,name=positions,proto3" json:"positions,omitempty"`
+	// token_expires_at_ms: when the token authenticating this session expires (0 = never). Ahead
+	// of it the gateway sends REFRESH_REQUEST; a client may also send REFRESH on its own.
+	TokenExpiresAtMs int64 `protobuf:"varint,11,opt,name=token_expires_at_ms,json=tokenExpiresAtMs,proto3" json:"token_expires_at_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *HandshakeAck) Reset() {
@@ -855,12 +951,24 @@ func (x *HandshakeAck) GetPositions() []*Position {
 	return nil
 }
 
+func (x *HandshakeAck) GetTokenExpiresAtMs() int64 {
+	if x != nil {
+		return x.TokenExpiresAtMs
+	}
+	return 0
+}
+
 // ResumeResult tells the client whether it missed anything it cannot get back.
 type ResumeResult struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Status ResumeResult_Status    `protobuf:"varint,1,opt,name=status,proto3,enum=tcpgateway.v1.ResumeResult_Status" json:"status,omitempty"`
 	// not_recovered: for each partition with a gap, the first offset the gateway still holds.
-	NotRecovered  []*Position `protobuf:"bytes,2,rep,name=not_recovered,json=notRecovered,proto3" json:"not_recovered,omitempty"`
+	NotRecovered []*Position `protobuf:"bytes,2,rep,name=not_recovered,json=notRecovered,proto3" json:"not_recovered,omitempty"`
+	// rejected: the client's positions that the gateway could not use, as sent: a partition the
+	// topic does not have, an offset below -1, an offset beyond the last record of the
+	// partition, or a partition named twice. Nothing is replayed for them; the client should
+	// take the partition's position from HandshakeAck.positions.
+	Rejected      []*Position `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -905,6 +1013,13 @@ func (x *ResumeResult) GetStatus() ResumeResult_Status {
 func (x *ResumeResult) GetNotRecovered() []*Position {
 	if x != nil {
 		return x.NotRecovered
+	}
+	return nil
+}
+
+func (x *ResumeResult) GetRejected() []*Position {
+	if x != nil {
+		return x.Rejected
 	}
 	return nil
 }
@@ -1285,7 +1400,10 @@ func (x *Push) GetCorrelationId() string {
 	return ""
 }
 
-// PushAck confirms receipt of a PUSH with ack_required.
+// PushAck confirms receipt of a PUSH with ack_required. message_id must name a push this
+// session was sent with ack_required, not yet acked and not expired; position, when set, must be
+// the push's. Anything else is answered with a non-fatal ERROR UNKNOWN_PUSH and writes no
+// receipt.
 type PushAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
@@ -1338,7 +1456,8 @@ func (x *PushAck) GetPosition() *Position {
 	return nil
 }
 
-// PushReply answers a PUSH with reply_expected.
+// PushReply answers a PUSH with reply_expected, under the same rules as PushAck (one reply per
+// push).
 type PushReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
@@ -1471,11 +1590,15 @@ func (x *GoAway) GetMessage() string {
 	return ""
 }
 
-// Error is fatal: the gateway closes the connection after sending it.
+// Error reports why the gateway refused something.
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=tcpgateway.v1.ErrorCode" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=tcpgateway.v1.ErrorCode" json:"code,omitempty"`
+	// message explains the code, for humans.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// fatal: the gateway closes the connection right after this frame. Without it the ERROR
+	// refused one frame (Frame.seq is that frame's seq, when it had one) and the session goes on.
+	Fatal         bool `protobuf:"varint,3,opt,name=fatal,proto3" json:"fatal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1524,11 +1647,183 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+func (x *Error) GetFatal() bool {
+	if x != nil {
+		return x.Fatal
+	}
+	return false
+}
+
+// RefreshRequest asks for a new token: the session's token expires at token_expires_at_ms.
+// Without a REFRESH accepted by deadline_ms the gateway closes the session with ERROR
+// TOKEN_EXPIRED (fatal).
+type RefreshRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	TokenExpiresAtMs int64                  `protobuf:"varint,1,opt,name=token_expires_at_ms,json=tokenExpiresAtMs,proto3" json:"token_expires_at_ms,omitempty"`
+	DeadlineMs       int64                  `protobuf:"varint,2,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RefreshRequest) Reset() {
+	*x = RefreshRequest{}
+	mi := &file_tcpgateway_v1_protocol_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshRequest) ProtoMessage() {}
+
+func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpgateway_v1_protocol_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshRequest.ProtoReflect.Descriptor instead.
+func (*RefreshRequest) Descriptor() ([]byte, []int) {
+	return file_tcpgateway_v1_protocol_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RefreshRequest) GetTokenExpiresAtMs() int64 {
+	if x != nil {
+		return x.TokenExpiresAtMs
+	}
+	return 0
+}
+
+func (x *RefreshRequest) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+// Refresh carries a new token for the session. It must authenticate the session's user.
+type Refresh struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refresh) Reset() {
+	*x = Refresh{}
+	mi := &file_tcpgateway_v1_protocol_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refresh) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refresh) ProtoMessage() {}
+
+func (x *Refresh) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpgateway_v1_protocol_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refresh.ProtoReflect.Descriptor instead.
+func (*Refresh) Descriptor() ([]byte, []int) {
+	return file_tcpgateway_v1_protocol_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Refresh) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// RefreshAck answers a Refresh (same Frame.seq).
+type RefreshAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is OK when the token was accepted; UNAUTHENTICATED when it was refused (invalid,
+	// expired, or for another user): the session keeps its old token and deadline.
+	Code ErrorCode `protobuf:"varint,1,opt,name=code,proto3,enum=tcpgateway.v1.ErrorCode" json:"code,omitempty"`
+	// message explains a refusal, for humans.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// token_expires_at_ms of the accepted token (0 = never).
+	TokenExpiresAtMs int64 `protobuf:"varint,3,opt,name=token_expires_at_ms,json=tokenExpiresAtMs,proto3" json:"token_expires_at_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RefreshAck) Reset() {
+	*x = RefreshAck{}
+	mi := &file_tcpgateway_v1_protocol_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshAck) ProtoMessage() {}
+
+func (x *RefreshAck) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpgateway_v1_protocol_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshAck.ProtoReflect.Descriptor instead.
+func (*RefreshAck) Descriptor() ([]byte, []int) {
+	return file_tcpgateway_v1_protocol_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RefreshAck) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *RefreshAck) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RefreshAck) GetTokenExpiresAtMs() int64 {
+	if x != nil {
+		return x.TokenExpiresAtMs
+	}
+	return 0
+}
+
 var File_tcpgateway_v1_protocol_proto protoreflect.FileDescriptor
 
 const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\n" +
-	"\x1ctcpgateway/v1/protocol.proto\x12\rtcpgateway.v1\"\xda\x04\n" +
+	"\x1ctcpgateway/v1/protocol.proto\x12\rtcpgateway.v1\"\x96\x06\n" +
 	"\x05Frame\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x128\n" +
 	"\thandshake\x18\n" +
@@ -1543,7 +1838,11 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\n" +
 	"push_reply\x18\x12 \x01(\v2\x18.tcpgateway.v1.PushReplyH\x00R\tpushReply\x12/\n" +
 	"\x06goaway\x18\x13 \x01(\v2\x15.tcpgateway.v1.GoAwayH\x00R\x06goaway\x12,\n" +
-	"\x05error\x18\x14 \x01(\v2\x14.tcpgateway.v1.ErrorH\x00R\x05errorB\x06\n" +
+	"\x05error\x18\x14 \x01(\v2\x14.tcpgateway.v1.ErrorH\x00R\x05error\x12H\n" +
+	"\x0frefresh_request\x18\x15 \x01(\v2\x1d.tcpgateway.v1.RefreshRequestH\x00R\x0erefreshRequest\x122\n" +
+	"\arefresh\x18\x16 \x01(\v2\x16.tcpgateway.v1.RefreshH\x00R\arefresh\x12<\n" +
+	"\vrefresh_ack\x18\x17 \x01(\v2\x19.tcpgateway.v1.RefreshAckH\x00R\n" +
+	"refreshAckB\x06\n" +
 	"\x04body\"\xde\x01\n" +
 	"\tHandshake\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x14\n" +
@@ -1558,7 +1857,7 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\tpositions\x18\x02 \x03(\v2\x17.tcpgateway.v1.PositionR\tpositions\"@\n" +
 	"\bPosition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\xa4\x03\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\xd3\x03\n" +
 	"\fHandshakeAck\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1d\n" +
 	"\n" +
@@ -1571,10 +1870,12 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\x0eserver_time_ms\x18\b \x01(\x03R\fserverTimeMs\x123\n" +
 	"\x06resume\x18\t \x01(\v2\x1b.tcpgateway.v1.ResumeResultR\x06resume\x125\n" +
 	"\tpositions\x18\n" +
-	" \x03(\v2\x17.tcpgateway.v1.PositionR\tpositions\"\xd9\x01\n" +
+	" \x03(\v2\x17.tcpgateway.v1.PositionR\tpositions\x12-\n" +
+	"\x13token_expires_at_ms\x18\v \x01(\x03R\x10tokenExpiresAtMs\"\x8e\x02\n" +
 	"\fResumeResult\x12:\n" +
 	"\x06status\x18\x01 \x01(\x0e2\".tcpgateway.v1.ResumeResult.StatusR\x06status\x12<\n" +
-	"\rnot_recovered\x18\x02 \x03(\v2\x17.tcpgateway.v1.PositionR\fnotRecovered\"O\n" +
+	"\rnot_recovered\x18\x02 \x03(\v2\x17.tcpgateway.v1.PositionR\fnotRecovered\x123\n" +
+	"\brejected\x18\x03 \x03(\v2\x17.tcpgateway.v1.PositionR\brejected\"O\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSTATUS_COMPLETE\x10\x01\x12\x18\n" +
@@ -1630,10 +1931,22 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fREASON_DRAINING\x10\x01\x12\x13\n" +
-	"\x0fREASON_REPLACED\x10\x02\"O\n" +
+	"\x0fREASON_REPLACED\x10\x02\"e\n" +
 	"\x05Error\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.tcpgateway.v1.ErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\x95\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05fatal\x18\x03 \x01(\bR\x05fatal\"`\n" +
+	"\x0eRefreshRequest\x12-\n" +
+	"\x13token_expires_at_ms\x18\x01 \x01(\x03R\x10tokenExpiresAtMs\x12\x1f\n" +
+	"\vdeadline_ms\x18\x02 \x01(\x03R\n" +
+	"deadlineMs\"\x1f\n" +
+	"\aRefresh\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x83\x01\n" +
+	"\n" +
+	"RefreshAck\x12,\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x18.tcpgateway.v1.ErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
+	"\x13token_expires_at_ms\x18\x03 \x01(\x03R\x10tokenExpiresAtMs*\xee\x04\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x01\x12\x18\n" +
@@ -1653,7 +1966,10 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\x17ERROR_CODE_RATE_LIMITED\x10\x0e\x12!\n" +
 	"\x1dERROR_CODE_TOO_MANY_IN_FLIGHT\x10\x0f\x12\x17\n" +
 	"\x13ERROR_CODE_DRAINING\x10\x10\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x11B9Z7github.com/tcpgateway/tcpgateway/gateway/protocol/pb;pbb\x06proto3"
+	"\x13ERROR_CODE_INTERNAL\x10\x11\x12\x1b\n" +
+	"\x17ERROR_CODE_UNKNOWN_PUSH\x10\x12\x12\x1c\n" +
+	"\x18ERROR_CODE_TOKEN_EXPIRED\x10\x13\x12\x1c\n" +
+	"\x18ERROR_CODE_ADDRESS_LIMIT\x10\x14B9Z7github.com/tcpgateway/tcpgateway/gateway/protocol/pb;pbb\x06proto3"
 
 var (
 	file_tcpgateway_v1_protocol_proto_rawDescOnce sync.Once
@@ -1668,7 +1984,7 @@ func file_tcpgateway_v1_protocol_proto_rawDescGZIP() []byte {
 }
 
 var file_tcpgateway_v1_protocol_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tcpgateway_v1_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_tcpgateway_v1_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_tcpgateway_v1_protocol_proto_goTypes = []any{
 	(ErrorCode)(0),           // 0: tcpgateway.v1.ErrorCode
 	(ResumeResult_Status)(0), // 1: tcpgateway.v1.ResumeResult.Status
@@ -1688,8 +2004,11 @@ var file_tcpgateway_v1_protocol_proto_goTypes = []any{
 	(*PushReply)(nil),        // 15: tcpgateway.v1.PushReply
 	(*GoAway)(nil),           // 16: tcpgateway.v1.GoAway
 	(*Error)(nil),            // 17: tcpgateway.v1.Error
-	nil,                      // 18: tcpgateway.v1.Request.HeadersEntry
-	nil,                      // 19: tcpgateway.v1.Response.HeadersEntry
+	(*RefreshRequest)(nil),   // 18: tcpgateway.v1.RefreshRequest
+	(*Refresh)(nil),          // 19: tcpgateway.v1.Refresh
+	(*RefreshAck)(nil),       // 20: tcpgateway.v1.RefreshAck
+	nil,                      // 21: tcpgateway.v1.Request.HeadersEntry
+	nil,                      // 22: tcpgateway.v1.Response.HeadersEntry
 }
 var file_tcpgateway_v1_protocol_proto_depIdxs = []int32{
 	4,  // 0: tcpgateway.v1.Frame.handshake:type_name -> tcpgateway.v1.Handshake
@@ -1703,25 +2022,30 @@ var file_tcpgateway_v1_protocol_proto_depIdxs = []int32{
 	15, // 8: tcpgateway.v1.Frame.push_reply:type_name -> tcpgateway.v1.PushReply
 	16, // 9: tcpgateway.v1.Frame.goaway:type_name -> tcpgateway.v1.GoAway
 	17, // 10: tcpgateway.v1.Frame.error:type_name -> tcpgateway.v1.Error
-	5,  // 11: tcpgateway.v1.Handshake.resume:type_name -> tcpgateway.v1.Resume
-	6,  // 12: tcpgateway.v1.Resume.positions:type_name -> tcpgateway.v1.Position
-	8,  // 13: tcpgateway.v1.HandshakeAck.resume:type_name -> tcpgateway.v1.ResumeResult
-	6,  // 14: tcpgateway.v1.HandshakeAck.positions:type_name -> tcpgateway.v1.Position
-	1,  // 15: tcpgateway.v1.ResumeResult.status:type_name -> tcpgateway.v1.ResumeResult.Status
-	6,  // 16: tcpgateway.v1.ResumeResult.not_recovered:type_name -> tcpgateway.v1.Position
-	18, // 17: tcpgateway.v1.Request.headers:type_name -> tcpgateway.v1.Request.HeadersEntry
-	0,  // 18: tcpgateway.v1.Response.code:type_name -> tcpgateway.v1.ErrorCode
-	19, // 19: tcpgateway.v1.Response.headers:type_name -> tcpgateway.v1.Response.HeadersEntry
-	6,  // 20: tcpgateway.v1.Push.position:type_name -> tcpgateway.v1.Position
-	6,  // 21: tcpgateway.v1.PushAck.position:type_name -> tcpgateway.v1.Position
-	6,  // 22: tcpgateway.v1.PushReply.position:type_name -> tcpgateway.v1.Position
-	2,  // 23: tcpgateway.v1.GoAway.reason:type_name -> tcpgateway.v1.GoAway.Reason
-	0,  // 24: tcpgateway.v1.Error.code:type_name -> tcpgateway.v1.ErrorCode
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	18, // 11: tcpgateway.v1.Frame.refresh_request:type_name -> tcpgateway.v1.RefreshRequest
+	19, // 12: tcpgateway.v1.Frame.refresh:type_name -> tcpgateway.v1.Refresh
+	20, // 13: tcpgateway.v1.Frame.refresh_ack:type_name -> tcpgateway.v1.RefreshAck
+	5,  // 14: tcpgateway.v1.Handshake.resume:type_name -> tcpgateway.v1.Resume
+	6,  // 15: tcpgateway.v1.Resume.positions:type_name -> tcpgateway.v1.Position
+	8,  // 16: tcpgateway.v1.HandshakeAck.resume:type_name -> tcpgateway.v1.ResumeResult
+	6,  // 17: tcpgateway.v1.HandshakeAck.positions:type_name -> tcpgateway.v1.Position
+	1,  // 18: tcpgateway.v1.ResumeResult.status:type_name -> tcpgateway.v1.ResumeResult.Status
+	6,  // 19: tcpgateway.v1.ResumeResult.not_recovered:type_name -> tcpgateway.v1.Position
+	6,  // 20: tcpgateway.v1.ResumeResult.rejected:type_name -> tcpgateway.v1.Position
+	21, // 21: tcpgateway.v1.Request.headers:type_name -> tcpgateway.v1.Request.HeadersEntry
+	0,  // 22: tcpgateway.v1.Response.code:type_name -> tcpgateway.v1.ErrorCode
+	22, // 23: tcpgateway.v1.Response.headers:type_name -> tcpgateway.v1.Response.HeadersEntry
+	6,  // 24: tcpgateway.v1.Push.position:type_name -> tcpgateway.v1.Position
+	6,  // 25: tcpgateway.v1.PushAck.position:type_name -> tcpgateway.v1.Position
+	6,  // 26: tcpgateway.v1.PushReply.position:type_name -> tcpgateway.v1.Position
+	2,  // 27: tcpgateway.v1.GoAway.reason:type_name -> tcpgateway.v1.GoAway.Reason
+	0,  // 28: tcpgateway.v1.Error.code:type_name -> tcpgateway.v1.ErrorCode
+	0,  // 29: tcpgateway.v1.RefreshAck.code:type_name -> tcpgateway.v1.ErrorCode
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_tcpgateway_v1_protocol_proto_init() }
@@ -1741,6 +2065,9 @@ func file_tcpgateway_v1_protocol_proto_init() {
 		(*Frame_PushReply)(nil),
 		(*Frame_Goaway)(nil),
 		(*Frame_Error)(nil),
+		(*Frame_RefreshRequest)(nil),
+		(*Frame_Refresh)(nil),
+		(*Frame_RefreshAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1748,7 +2075,7 @@ func file_tcpgateway_v1_protocol_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpgateway_v1_protocol_proto_rawDesc), len(file_tcpgateway_v1_protocol_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

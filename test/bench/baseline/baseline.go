@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -236,8 +237,8 @@ func (c *conn) readFailed(err error, onTimeout pb.ErrorCode, detail string) {
 
 func (c *conn) handshake(hs *pb.Handshake) bool {
 	s := c.srv
-	if hs.ProtocolVersion < 1 {
-		c.fail(pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, "protocol_version must be >= 1")
+	if hs.ProtocolVersion < protocol.Version {
+		c.fail(pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, fmt.Sprintf("this server speaks protocol_version %d", protocol.Version))
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.limits.HandshakeTimeout.Duration)
