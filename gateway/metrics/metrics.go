@@ -26,6 +26,8 @@ type Gateway struct {
 	UplinkLatency      *prometheus.HistogramVec
 	UplinkInFlight     prometheus.Gauge
 	Draining           prometheus.Gauge
+	Lingering          prometheus.Gauge
+	LingerTimeouts     prometheus.Counter
 }
 
 // New creates the collectors and registers them with reg.
@@ -72,8 +74,15 @@ func New(reg prometheus.Registerer) *Gateway {
 		Draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_draining", Help: "1 while the gateway drains.",
 		}),
+		Lingering: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_connections_lingering", Help: "Connections the gateway closed (FIN sent) waiting, at most 2s, for the peer's FIN.",
+		}),
+		LingerTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpgw_linger_timeouts_total", Help: "Closed connections whose peer did not close within 2s: closed then (with a reset if its last bytes were unread).",
+		}),
 	}
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
-		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining)
+		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining,
+		m.Lingering, m.LingerTimeouts)
 	return m
 }

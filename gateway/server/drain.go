@@ -24,7 +24,7 @@ type DrainPhase string
 
 const (
 	PhaseNotReady     DrainPhase = "not_ready"    // readiness fails; still accepting
-	PhaseDeregistered DrainPhase = "deregistered" // deregistration delay over; refusing new connections
+	PhaseDeregistered DrainPhase = "deregistered" // deregistration delay over; new connections get GOAWAY
 	PhaseGoAway       DrainPhase = "goaway"       // every session told to go away, paced over the window
 	PhaseFlushed      DrainPhase = "flushed"      // in-flight requests answered, queues written
 	PhaseClosed       DrainPhase = "closed"       // remaining connections closed
@@ -50,9 +50,10 @@ func (s *Server) Drain(ctx context.Context, d config.Drain, onPhase func(DrainPh
 	report(PhaseNotReady)
 	sleep(ctx, d.DeregistrationDelay.Duration)
 
-	// 2. Refuse new connections (a late one gets GOAWAY and is closed).
+	// 2. Turn new connections away: a late one gets GOAWAY and a FIN. The listener stays open
+	// until the last phase: closing it would reset the connections waiting in its accept
+	// queue and refuse the next ones, which clients cannot tell from a dead pod.
 	s.refusing.Store(true)
-	s.closeListener()
 	report(PhaseDeregistered)
 
 	// 3. GOAWAY in paced batches over the spread window: never all clients at once.
@@ -67,7 +68,7 @@ func (s *Server) Drain(ctx context.Context, d config.Drain, onPhase func(DrainPh
 	cancelFlush()
 	report(PhaseFlushed)
 
-	// 5. Whatever is left is closed.
+	// 5. Whatever is left is closed, then the listener.
 	s.stopLoops(ctx)
 	report(PhaseClosed)
 }
@@ -154,20 +155,14 @@ func (s *Server) liveConns() []*conn {
 	return out
 }
 
-func (s *Server) closeListener() {
-	s.mu.Lock()
-	ln := s.listener
-	s.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
-	}
-}
-
-// stopLoops closes every remaining connection and stops the event loop and workers.
+// stopLoops closes every remaining connection and stops the event loop and workers. The
+// closed connections linger until their peers close (closeLinger) before netpoll's shutdown,
+// which would close them at once, with a reset where the peer's last bytes are unread.
 func (s *Server) stopLoops(ctx context.Context) {
 	for _, c := range s.liveConns() {
 		c.sess.Abort(session.ReasonShutdown)
 	}
+	s.waitLingering(ctx)
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.mu.Lock()
 	loop := s.loop

@@ -69,9 +69,10 @@ type Server struct {
 	work     chan func() // uplink jobs, taken by the worker pool
 	inFlight sync.WaitGroup
 
-	conns    atomic.Int64
-	draining atomic.Bool // readiness fails: the first drain phase
-	refusing atomic.Bool // new connections get GOAWAY: after the deregistration delay
+	conns     atomic.Int64
+	lingering atomic.Int64 // closed connections waiting for the peer's FIN (close.go)
+	draining  atomic.Bool  // readiness fails: the first drain phase
+	refusing  atomic.Bool  // new connections get GOAWAY: after the deregistration delay
 
 	mu       sync.Mutex // guards loop, listener, live
 	loop     netpoll.EventLoop

@@ -39,6 +39,13 @@ func Dial(t testing.TB, addr string) *Conn {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { _ = nc.Close() })
+	return NewConn(t, nc)
+}
+
+// NewConn wraps a connection the test opened itself. t may be nil for a Conn used outside the
+// test's goroutine: only the methods that return their error (Write, WriteRaw, ReadFrame,
+// ReadClose) may be called then.
+func NewConn(t testing.TB, nc net.Conn) *Conn {
 	return &Conn{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
 
@@ -51,10 +58,7 @@ func (c *Conn) Close() { _ = c.nc.Close() }
 // SendRaw writes b as is.
 func (c *Conn) SendRaw(b []byte) {
 	c.t.Helper()
-	if err := c.nc.SetWriteDeadline(time.Now().Add(ReadTimeout)); err != nil {
-		c.t.Fatal(err)
-	}
-	if _, err := c.nc.Write(b); err != nil {
+	if err := c.WriteRaw(b); err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 }
@@ -62,15 +66,31 @@ func (c *Conn) SendRaw(b []byte) {
 // Send writes one length-prefixed frame (no size limit: the test may send oversized frames).
 func (c *Conn) Send(f *pb.Frame) {
 	c.t.Helper()
+	if err := c.Write(f); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// WriteRaw is SendRaw returning the error.
+func (c *Conn) WriteRaw(b []byte) error {
+	if err := c.nc.SetWriteDeadline(time.Now().Add(ReadTimeout)); err != nil {
+		return err
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// Write is Send returning the error.
+func (c *Conn) Write(f *pb.Frame) error {
 	b, err := protocol.Append(nil, f, 1<<30)
 	if err != nil {
-		c.t.Fatal(err)
+		return err
 	}
-	c.SendRaw(b)
+	return c.WriteRaw(b)
 }
 
 // ReadFrame reads the next frame within timeout; the error is the read's (io.EOF when the
-// gateway closed cleanly, ECONNRESET on a reset, a timeout...).
+// gateway closed cleanly (FIN), syscall.ECONNRESET on a reset (RST), a timeout...).
 func (c *Conn) ReadFrame(timeout time.Duration) (*pb.Frame, error) {
 	if err := c.nc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, err

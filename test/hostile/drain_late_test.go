@@ -1,0 +1,164 @@
+package hostile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/test/wait"
+)
+
+// Finding 6: during a drain, connections arriving in the deregistration delay sometimes got
+// connection refused instead of GOAWAY, and late arrivals that got GOAWAY were then reset
+// (RST) instead of closed: the gateway closed them with the client's HANDSHAKE unread, and
+// some mobile stacks drop what they read before a reset. Every connection arriving during
+// the deregistration delay (and after it, until the listener closes) must get GOAWAY, then a
+// clean FIN.
+func TestDrainLateArrivalsGetGoAwayAndFIN(t *testing.T) {
+	const (
+		clients  = 200
+		delay    = 3 * time.Second
+		arrivals = delay + time.Second // deregistration delay + spread window
+	)
+	d := func(v time.Duration) config.Duration { return config.Duration{Duration: v} }
+	g := Start(t, Options{Configure: func(c *config.Config) {
+		c.Drain = config.Drain{DeregistrationDelay: d(delay), SpreadWindow: d(time.Second), FlushTimeout: d(2 * time.Second), HardDeadline: d(20 * time.Second)}
+		c.Logging.Level = "info" // 200 sessions at debug would only add noise
+	}})
+	token := g.Token("late")
+
+	if err := g.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "readiness to fail (the drain started)", func() bool {
+		r, err := g.Readyz()
+		return err == nil && strings.Contains(r, "draining")
+	})
+
+	// The clients arrive evenly over the deregistration delay and the GOAWAY window after it
+	// (the listener still accepts then, and answers GOAWAY at once). Each sends its HANDSHAKE
+	// at once, then keeps sending PINGs until it reads the end of the connection.
+	results := make([]string, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range clients {
+		wg.Go(func() {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * arrivals / clients))) // arrival schedule
+			results[i] = lateClient(g.ClientAddr, token)
+		})
+	}
+	wg.Wait()
+
+	all := map[string]int{}
+	for _, r := range results {
+		all[r]++
+	}
+	t.Logf("outcomes: %v", all)
+	bad := map[string]int{}
+	for _, r := range results {
+		if r != "goaway+fin" {
+			bad[r]++
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d of %d clients arriving during the deregistration delay did not get GOAWAY then a clean FIN: %v", clients-countOK(results), clients, bad)
+	}
+	if code, err := g.WaitExit(30 * time.Second); err != nil || code != 0 {
+		t.Errorf("drained gateway: exit %d, %v\n%s", code, err, g.Log.Tail(20))
+	}
+}
+
+func countOK(results []string) int {
+	n := 0
+	for _, r := range results {
+		if r == "goaway+fin" {
+			n++
+		}
+	}
+	return n
+}
+
+// lateClient connects, sends a HANDSHAKE, then a PING every few milliseconds (a chatty
+// client: bytes keep arriving while the gateway closes), and reads until the connection ends.
+// It says what happened: "goaway+fin" when a GOAWAY DRAINING came and the close was a FIN.
+func lateClient(addr, token string) string {
+	nc, err := net.DialTimeout("tcp", addr, ReadTimeout)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return "refused"
+		}
+		return "dial: " + err.Error()
+	}
+	defer nc.Close()
+	c := NewConn(nil, nc)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		if c.Write(HandshakeFrame(token)) != nil {
+			return
+		}
+		tick := time.NewTicker(pingEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if c.Write(&pb.Frame{Body: &pb.Frame_Ping{Ping: &pb.Ping{}}}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	goAway := false
+	deadline := time.Now().Add(30 * time.Second)
+	for range 100000 {
+		f, err := c.ReadFrame(time.Until(deadline))
+		if err != nil {
+			switch {
+			case !goAway:
+				return "closed without GOAWAY: " + errClass(err)
+			case errors.Is(err, syscall.ECONNRESET):
+				return "goaway+rst"
+			case errors.Is(err, io.EOF):
+				return "goaway+fin"
+			default:
+				return "goaway+" + errClass(err)
+			}
+		}
+		if ga := f.GetGoaway(); ga != nil {
+			if ga.Reason != pb.GoAway_REASON_DRAINING {
+				return "goaway " + ga.Reason.String()
+			}
+			goAway = true
+		}
+	}
+	return "too many frames"
+}
+
+// pingEvery paces the late clients' PINGs.
+const pingEvery = 5 * time.Millisecond
+
+func errClass(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
+	case errors.Is(err, io.EOF):
+		return "eof"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return fmt.Sprint(err)
+}
