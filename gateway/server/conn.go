@@ -33,31 +33,11 @@ type conn struct {
 	timer session.Timer
 }
 
-// transport writes a session's frames to its netpoll connection: every queued frame is
-// appended to the connection's write buffer and one Flush sends them (one writev). Close
-// half-closes and lingers (close.go).
-type transport struct {
-	nc netpoll.Connection
-	cl *closer
-}
-
-func (t transport) Write(bufs [][]byte) error {
-	w := t.nc.Writer()
-	for _, b := range bufs {
-		if _, err := w.WriteBinary(b); err != nil {
-			return err
-		}
-	}
-	return w.Flush()
-}
-
-func (t transport) Close() error { return t.cl.close() }
-
 func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
 	now := s.now()
 	c := &conn{srv: s, nc: nc}
-	cl := &closer{srv: s, nc: nc}
-	c.sess = session.New(transport{nc: nc, cl: cl}, nc.RemoteAddr().String(), session.Limits{
+	sock := &socket{srv: s, nc: nc}
+	c.sess = session.New(sock, nc.RemoteAddr().String(), session.Limits{
 		QueueFrames: s.limits.OutboundQueueFrames,
 		QueueBytes:  s.limits.OutboundQueueBytes,
 	}, &session.Hooks{Closed: s.onSessionClosed, Flushed: s.onFlushed}, now)
@@ -68,7 +48,7 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	s.mu.Unlock()
 	// Any close, ours or the peer's, ends in the session's Closed hook exactly once.
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
-		cl.goneNow()
+		sock.goneNow()
 		c.sess.Abort(session.ReasonClientClosed)
 		return nil
 	})

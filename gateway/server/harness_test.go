@@ -33,7 +33,7 @@ const wait = 10 * time.Second
 // harness is a real gateway server on a loopback port, with a real HTTP backend and HS256
 // tokens signed by a secret written to a file, as a mounted Secret would be.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *server.Server
 	addr    string
 	m       *metrics.Gateway
@@ -41,7 +41,7 @@ type harness struct {
 	backend *httptest.Server
 }
 
-func start(t *testing.T, backend http.Handler, mutate func(*config.Config)) *harness {
+func start(t testing.TB, backend http.Handler, mutate func(*config.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, secret: []byte("test-secret-0123456789abcdef0123")}
 	if backend == nil {
@@ -140,7 +140,7 @@ func (h *harness) connect(user, sessionID string, mutate ...func(*client.Options
 
 // raw is a bare TCP connection for frames the SDK would never send.
 type raw struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	r  *bufio.Reader
 }

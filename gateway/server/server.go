@@ -70,7 +70,7 @@ type Server struct {
 	inFlight sync.WaitGroup
 
 	conns     atomic.Int64
-	lingering atomic.Int64 // closed connections waiting for the peer's FIN (close.go)
+	lingering atomic.Int64 // closed connections waiting for the peer's FIN (socket.go)
 	draining  atomic.Bool  // readiness fails: the first drain phase
 	refusing  atomic.Bool  // new connections get GOAWAY: after the deregistration delay
 

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+)
+
+// closeLinger bounds how long a connection the gateway closed stays half-open, waiting for the
+// peer's FIN. Closing a socket whose receive buffer holds unread bytes (a HANDSHAKE or PINGs
+// that crossed our GOAWAY or ERROR) makes the kernel send RST instead of FIN, and some client
+// stacks then drop the last frame we sent. So a close is a half-close: FIN after the last
+// frame (shutdown SHUT_WR), keep reading and discarding, and close when the peer closes too or
+// at this bound (counted in tcpgw_linger_timeouts_total).
+const closeLinger = 2 * time.Second
+
+// errGone is a write to a connection netpoll already closed.
+var errGone = errors.New("connection closed")
+
+// socket is a session's transport on its netpoll connection: it writes the session's frames
+// and closes the connection without a reset (see closeLinger), and it never touches the
+// connection once netpoll closed it. netpoll frees a closed connection's buffers and its fd
+// may then belong to another connection; a write racing with the peer's close would crash the
+// process (found by FuzzHandshake), a shutdown would hit another client.
+type socket struct {
+	srv *Server
+	nc  netpoll.Connection
+
+	mu    sync.Mutex  // guards gone, timer, and appending to the connection's write buffer
+	gone  bool        // netpoll closed the connection
+	timer *time.Timer // while lingering: closes the connection at the bound
+}
+
+// Write appends every frame to the connection's write buffer and sends them with one Flush
+// (one writev). Only the session's flusher calls it.
+func (k *socket) Write(bufs [][]byte) error {
+	k.mu.Lock()
+	if k.gone {
+		k.mu.Unlock()
+		return errGone
+	}
+	w := k.nc.Writer()
+	for _, b := range bufs {
+		if _, err := w.WriteBinary(b); err != nil {
+			k.mu.Unlock()
+			return err
+		}
+	}
+	k.mu.Unlock()
+	// Flush may block on a slow peer, so it runs unlocked: netpoll itself keeps a Flush and
+	// the freeing of the buffers apart (its close callback waits for the Flush to end and
+	// later Flushes fail).
+	return w.Flush()
+}
+
+// goneNow is called from the connection's close callback, before netpoll closes the fd and
+// frees the buffers (its own callback runs last): from then on the connection is not touched.
+func (k *socket) goneNow() {
+	k.mu.Lock()
+	k.gone = true
+	t := k.timer
+	k.timer = nil
+	k.mu.Unlock()
+	if t != nil {
+		t.Stop()
+		k.srv.lingering.Add(-1)
+		k.srv.m.Lingering.Dec()
+	}
+}
+
+// Close half-closes the connection and lets it linger; a connection that cannot be
+// half-closed is closed at once.
+func (k *socket) Close() error {
+	k.mu.Lock()
+	if k.gone || k.timer != nil {
+		k.mu.Unlock()
+		return nil // closed, or already lingering
+	}
+	fd, ok := k.nc.(interface{ Fd() int })
+	if !ok || syscall.Shutdown(fd.Fd(), syscall.SHUT_WR) != nil {
+		k.mu.Unlock()
+		return k.nc.Close()
+	}
+	k.srv.lingering.Add(1)
+	k.srv.m.Lingering.Inc()
+	k.timer = time.AfterFunc(closeLinger, func() {
+		k.srv.m.LingerTimeouts.Inc()
+		_ = k.nc.Close()
+	})
+	k.mu.Unlock()
+	return nil
+}
+
+// waitLingering waits until no closed connection lingers, at most closeLinger (each one ends
+// by then) or until ctx is done.
+func (s *Server) waitLingering(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, closeLinger+time.Second)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond) // lingering ends have no aggregate event; poll the count
+	defer t.Stop()
+	for s.lingering.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package hostile
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+)
+
+// Found by FuzzHandshake: a client that sends a HANDSHAKE (or anything the gateway answers)
+// and vanishes at once could crash the whole gateway. The session's writer appended the
+// answer to the connection's buffer while netpoll, seeing the peer gone, freed that buffer:
+// a nil dereference in netpoll, the process dies with every client on it. Here a few
+// thousand clients do exactly that, some closing with FIN, some with RST; the gateway must
+// still be alive and serving afterwards.
+func TestClientVanishingAfterHandshakeDoesNotCrashGateway(t *testing.T) {
+	g := Start(t, Options{})
+	// A HANDSHAKE and a PING (answered after the ACK), in one write.
+	wire, err := protocol.Append(nil, HandshakeFrame(g.Token("vanisher")), 1<<20)
+	if err == nil {
+		wire, err = protocol.Append(wire, &pb.Frame{Seq: 1, Body: &pb.Frame_Ping{Ping: &pb.Ping{}}}, 1<<20)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 8, 400
+	deadline := time.Now().Add(2 * time.Minute) // bounds the attack on a slow machine
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; i < each && time.Now().Before(deadline) && !g.Exited(); i++ {
+				nc, err := net.DialTimeout("tcp", g.ClientAddr, ReadTimeout)
+				if err != nil {
+					continue // counted below: the gateway must still be up
+				}
+				if (w+i)%2 == 0 {
+					_ = nc.(*net.TCPConn).SetLinger(0) // close with RST
+				}
+				_, _ = nc.Write(wire)
+				_ = nc.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if g.Exited() {
+		t.Fatalf("the gateway died (%v):\n%s", g.WaitErr, g.Log.Tail(40))
+	}
+	c := g.Dial()
+	if ack := c.Handshake(g.Token("survivor"), nil); ack.UserId != "survivor" {
+		t.Errorf("handshake after the attack: user %q", ack.UserId)
+	}
+}
