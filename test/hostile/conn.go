@@ -42,6 +42,20 @@ func Dial(t testing.TB, addr string) *Conn {
 	return NewConn(t, nc)
 }
 
+// SourceAddr is the i-th of 64,000 distinct loopback source addresses (127.1.0.1 on), for tests
+// whose many clients must not look like one address to the gateway's per-address limits.
+func SourceAddr(i int) string {
+	i %= 64000
+	return fmt.Sprintf("127.1.%d.%d", i/250, i%250+1)
+}
+
+// DialFrom connects to addr from the loopback source address src (SourceAddr); it returns
+// the error instead of failing the test, for use outside the test's goroutine.
+func DialFrom(addr, src string) (net.Conn, error) {
+	d := net.Dialer{Timeout: ReadTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	return d.Dial("tcp", addr)
+}
+
 // NewConn wraps a connection the test opened itself. t may be nil for a Conn used outside the
 // test's goroutine: only the methods that return their error (Write, WriteRaw, ReadFrame,
 // ReadClose) may be called then.

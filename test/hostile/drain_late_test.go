@@ -52,7 +52,7 @@ func TestDrainLateArrivalsGetGoAwayAndFIN(t *testing.T) {
 	for i := range clients {
 		wg.Go(func() {
 			time.Sleep(time.Until(start.Add(time.Duration(i) * arrivals / clients))) // arrival schedule
-			results[i] = lateClient(g.ClientAddr, token)
+			results[i] = lateClient(g.ClientAddr, SourceAddr(i), token)
 		})
 	}
 	wg.Wait()
@@ -86,11 +86,11 @@ func countOK(results []string) int {
 	return n
 }
 
-// lateClient connects, sends a HANDSHAKE, then a PING every few milliseconds (a chatty
+// lateClient connects from src, sends a HANDSHAKE, then a PING every few milliseconds (a chatty
 // client: bytes keep arriving while the gateway closes), and reads until the connection ends.
 // It says what happened: "goaway+fin" when a GOAWAY DRAINING came and the close was a FIN.
-func lateClient(addr, token string) string {
-	nc, err := net.DialTimeout("tcp", addr, ReadTimeout)
+func lateClient(addr, src, token string) string {
+	nc, err := DialFrom(addr, src)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return "refused"

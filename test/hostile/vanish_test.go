@@ -3,6 +3,7 @@ package hostile
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,28 +19,35 @@ import (
 // still be alive and serving afterwards.
 func TestClientVanishingAfterHandshakeDoesNotCrashGateway(t *testing.T) {
 	g := Start(t, Options{})
-	// A HANDSHAKE and a PING (answered after the ACK), in one write.
+	// A HANDSHAKE and PINGs (each answered, so the gateway is writing when the client
+	// vanishes), in one write.
 	wire, err := protocol.Append(nil, HandshakeFrame(g.Token("vanisher")), 1<<20)
-	if err == nil {
-		wire, err = protocol.Append(wire, &pb.Frame{Seq: 1, Body: &pb.Frame_Ping{Ping: &pb.Ping{}}}, 1<<20)
+	for i := range 20 {
+		if err == nil {
+			wire, err = protocol.Append(wire, &pb.Frame{Seq: uint64(i + 1), Body: &pb.Frame_Ping{Ping: &pb.Ping{}}}, 1<<20)
+		}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	const workers, each = 8, 400
+	const workers, each = 8, 800
 	deadline := time.Now().Add(2 * time.Minute) // bounds the attack on a slow machine
 	var wg sync.WaitGroup
+	var sent atomic.Int64
 	for w := range workers {
 		wg.Go(func() {
 			for i := 0; i < each && time.Now().Before(deadline) && !g.Exited(); i++ {
-				nc, err := net.DialTimeout("tcp", g.ClientAddr, ReadTimeout)
+				// Each from its own source address: this is not about per-address limits.
+				nc, err := DialFrom(g.ClientAddr, SourceAddr(w*each+i))
 				if err != nil {
 					continue // counted below: the gateway must still be up
 				}
 				if (w+i)%2 == 0 {
 					_ = nc.(*net.TCPConn).SetLinger(0) // close with RST
 				}
-				_, _ = nc.Write(wire)
+				if _, err := nc.Write(wire); err == nil {
+					sent.Add(1)
+				}
 				_ = nc.Close()
 			}
 		})
@@ -47,6 +55,9 @@ func TestClientVanishingAfterHandshakeDoesNotCrashGateway(t *testing.T) {
 	wg.Wait()
 	if g.Exited() {
 		t.Fatalf("the gateway died (%v):\n%s", g.WaitErr, g.Log.Tail(40))
+	}
+	if n := sent.Load(); n < workers*each/2 {
+		t.Fatalf("only %d of %d attack connections got their bytes out", n, workers*each)
 	}
 	c := g.Dial()
 	if ack := c.Handshake(g.Token("survivor"), nil); ack.UserId != "survivor" {
