@@ -53,6 +53,7 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 		Listen: config.Listen{
 			Clients: fmt.Sprintf(":%d", clientPort(gw)),
 			Admin:   fmt.Sprintf(":%d", adminPort(gw)),
+			Control: ControlSocket,
 		},
 		Limits: config.Limits{
 			MaxConnections:      int(s.Limits.MaxConnections),

@@ -43,7 +43,9 @@ func TestGatewayConfig(t *testing.T) {
 			mutate: func(gw *v1alpha1.TCPGateway) {
 				gw.Spec.Port, gw.Spec.AdminPort = 443, 8443
 			},
-			want: func(c *config.Config) { c.Listen = config.Listen{Clients: ":443", Admin: ":8443"} },
+			want: func(c *config.Config) {
+				c.Listen = config.Listen{Clients: ":443", Admin: ":8443", Control: "/var/run/tcpgateway/control.sock"}
+			},
 		},
 		{
 			name:   "fractional request rate",
@@ -119,7 +121,7 @@ func TestGatewayConfig(t *testing.T) {
 			},
 			want: func(c *config.Config) {
 				*c = config.Config{
-					Listen: config.Listen{Clients: ":7000", Admin: ":9090"},
+					Listen: config.Listen{Clients: ":7000", Admin: ":9090", Control: "/var/run/tcpgateway/control.sock"},
 					Auth:   config.Auth{Webhook: &config.WebhookAuth{URL: "http://a/b"}},
 					Kafka:  config.Kafka{Brokers: []string{"k:9092"}, DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts"},
 				}
@@ -129,7 +131,7 @@ func TestGatewayConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			want := &config.Config{
-				Listen: config.Listen{Clients: ":7000", Admin: ":9090"},
+				Listen: config.Listen{Clients: ":7000", Admin: ":9090", Control: "/var/run/tcpgateway/control.sock"},
 				Limits: config.Limits{
 					MaxConnections: 100000, MaxFrameBytes: 65536,
 					HandshakeTimeout: d("5s"), HeartbeatInterval: d("30s"), IdleTimeout: d("90s"),

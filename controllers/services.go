@@ -11,8 +11,11 @@ import (
 )
 
 // HeadlessService gives each gateway pod a stable DNS name (the StatefulSet's serviceName) and
-// exposes the admin port for scraping. It publishes pods before they are ready so that a
-// draining or starting pod can still be reached by name for /status and /metrics.
+// publishes the client port and the admin port for scraping. The admin port is read-only
+// (/healthz, /readyz, /metrics, /status; GET and HEAD): what changes a gateway (drain) is on
+// the pod-local control socket, and pprof, when enabled, on loopback, so neither is here. It
+// publishes pods before they are ready so that a draining or starting pod can still be
+// reached by name for /status and /metrics.
 func HeadlessService(gw *v1alpha1.TCPGateway) *corev1.Service {
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{

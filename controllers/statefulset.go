@@ -19,9 +19,11 @@ const (
 	ContainerName = "gateway"
 	// GatewayBinary is the gateway's path in the image (see the Dockerfile).
 	GatewayBinary = "/usr/local/bin/gateway"
-	// DrainPath is the gateway's drain endpoint on the admin port; with wait=true it answers
-	// only when the drain is over, which is what keeps preStop (and the pod) alive meanwhile.
-	DrainPath = "/drain?wait=true"
+	// ControlDir holds the gateway's control socket: an emptyDir, so the socket is reachable
+	// only from inside the pod (the preStop hook), never over the network.
+	ControlDir = "/var/run/tcpgateway"
+	// ControlSocket is the gateway's listen.control (gateway/config's default) in ControlDir.
+	ControlSocket = ControlDir + "/control.sock"
 
 	// nonRootID is the distroless "nonroot" user and group the image runs as.
 	nonRootID = 65532
@@ -29,8 +31,9 @@ const (
 	portNameClient = "client"
 	portNameAdmin  = "admin"
 
-	volumeConfig = "config"
-	volumeTmp    = "tmp"
+	volumeConfig  = "config"
+	volumeTmp     = "tmp"
+	volumeControl = "control"
 )
 
 // StatefulSet builds the gateway StatefulSet from the TCPGateway and its rendered
@@ -77,7 +80,7 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 				Spec: corev1.PodSpec{
 					// terminationGracePeriodSeconds = Drain.HardDeadline + config.TerminationGraceMargin
 					// (gateway/config Drain.TerminationGracePeriod), rounded up. preStop runs the
-					// whole drain (it blocks on /drain?wait=true) and preStop time counts against
+					// whole drain (`gateway drain -wait` returns when it is over) and preStop time counts against
 					// this period, so it must outlast the hard deadline by the time the process
 					// needs to exit; otherwise the kubelet SIGKILLs a pod that was draining fine.
 					TerminationGracePeriodSeconds: ptr.To(int64(math.Ceil(rc.Config.Drain.TerminationGracePeriod().Seconds()))),
@@ -121,6 +124,10 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 			// POD_NAME becomes the gateway's serverID (see gateway/config Load).
 			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			// The same path as gateway.yaml's listen.control. A node maps volume paths in
+			// the container's environment and command line, not inside files: the local
+			// node agent (test/cluster), whose pods are processes, needs this copy.
+			{Name: "TCPGW_LISTEN_CONTROL", Value: ControlSocket},
 		},
 		Resources: gw.Spec.Resources,
 		// Readiness fails at once when a drain starts, so the endpoints drop the pod within
@@ -140,12 +147,18 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 			SuccessThreshold: 1,
 			FailureThreshold: 3,
 		},
+		// The drain starts from inside the pod: the admin port is read-only, so no other pod
+		// can drain this one. `gateway drain -wait` returns once the drain is over, which is
+		// what keeps preStop (and the pod) alive meanwhile.
 		Lifecycle: &corev1.Lifecycle{
-			PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: DrainPath, Port: admin}},
+			PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+				Command: []string{GatewayBinary, "drain", "-socket", ControlSocket, "-wait"},
+			}},
 		},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: volumeConfig, MountPath: ConfigDir, ReadOnly: true},
 			{Name: volumeTmp, MountPath: "/tmp"},
+			{Name: volumeControl, MountPath: ControlDir},
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
@@ -191,5 +204,7 @@ func volumes(gw *v1alpha1.TCPGateway) []corev1.Volume {
 			DefaultMode: ptr.To[int32](0o440),
 		}}},
 		{Name: volumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		// The control socket's folder; in memory, it holds nothing else.
+		{Name: volumeControl, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+	"github.com/tcpgateway/tcpgateway/gateway/config"
 )
 
 func TestStatefulSet(t *testing.T) {
@@ -68,7 +69,12 @@ func TestStatefulSet(t *testing.T) {
 				eq(t, "readiness period", c.ReadinessProbe.PeriodSeconds, int32(2))
 				eq(t, "readiness failureThreshold", c.ReadinessProbe.FailureThreshold, int32(1))
 				eq(t, "liveness", c.LivenessProbe.HTTPGet, &corev1.HTTPGetAction{Path: "/healthz", Port: admin})
-				eq(t, "preStop", c.Lifecycle.PreStop.HTTPGet, &corev1.HTTPGetAction{Path: "/drain?wait=true", Port: admin})
+				// The drain starts from inside the pod, over the control socket in its emptyDir.
+				eq(t, "preStop", c.Lifecycle.PreStop, &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+					Command: []string{"/usr/local/bin/gateway", "drain", "-socket", "/var/run/tcpgateway/control.sock", "-wait"}}})
+				eq(t, "env TCPGW_LISTEN_CONTROL", c.Env[2], corev1.EnvVar{Name: "TCPGW_LISTEN_CONTROL", Value: "/var/run/tcpgateway/control.sock"})
+				eq(t, "listen.control", rc.Config.Listen.Control, "/var/run/tcpgateway/control.sock")
+				eq(t, "gateway's default control socket", ControlSocket, config.DefaultControlSocket)
 				eq(t, "container securityContext", c.SecurityContext, &corev1.SecurityContext{
 					RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
 					ReadOnlyRootFilesystem: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false),
@@ -78,6 +84,7 @@ func TestStatefulSet(t *testing.T) {
 				eq(t, "mounts", c.VolumeMounts, []corev1.VolumeMount{
 					{Name: "config", MountPath: "/etc/tcpgateway", ReadOnly: true},
 					{Name: "tmp", MountPath: "/tmp"},
+					{Name: "control", MountPath: "/var/run/tcpgateway"},
 				})
 				eq(t, "config volume sources", p.Volumes[0].Projected.Sources, []corev1.VolumeProjection{
 					{ConfigMap: &corev1.ConfigMapProjection{
@@ -90,6 +97,7 @@ func TestStatefulSet(t *testing.T) {
 					}},
 				})
 				eq(t, "tmp volume", p.Volumes[1].EmptyDir != nil, true)
+				eq(t, "control volume", p.Volumes[2].EmptyDir, &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory})
 				// The gateway reads its key where the volume puts it.
 				eq(t, "key file", rc.Config.Auth.JWT.HS256SecretFile, "keys/hs256.secret")
 			},

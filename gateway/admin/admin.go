@@ -1,6 +1,9 @@
 // Package admin serves the gateway's operational HTTP endpoints on their own port:
-// /healthz (the process is alive), /readyz (it should get new connections), /metrics,
-// /status (JSON), /debug/pprof, and any extra handlers the caller mounts (such as /drain).
+// /healthz (the process is alive), /readyz (it should get new connections), /metrics and
+// /status (JSON). The port is reachable from other pods (probes, scraping), so everything
+// on it is read-only: GET and HEAD only (405 otherwise), 404 for any other path. What
+// changes the gateway (drain) is on the pod-local control socket (gateway/control), and
+// pprof on its own loopback listener (Pprof).
 package admin
 
 import (
@@ -24,11 +27,10 @@ type Options struct {
 	Ready []Check
 	// Status returns the /status document.
 	Status func() any
-	// Extra handlers by path, e.g. "/drain".
-	Extra map[string]http.Handler
 }
 
-// Handler builds the admin mux.
+// Handler builds the admin mux. A "GET /path" pattern also answers HEAD; ServeMux answers
+// 405 with an Allow header for other methods on a known path, 404 for unknown paths.
 func Handler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -55,13 +57,17 @@ func Handler(o Options) http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(o.Status())
 	})
+	return mux
+}
+
+// Pprof is net/http/pprof's endpoints under /debug/pprof/, for the loopback-only listener
+// of listen.pprof (gateway/config refuses any other address).
+func Pprof() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	for path, h := range o.Extra {
-		mux.Handle(path, h)
-	}
 	return mux
 }

@@ -1,6 +1,7 @@
-// Package app assembles one gateway process from its configuration: auth, uplink router,
-// client server on netpoll, admin HTTP server and metrics. cmd/gateway is a thin main around
-// it, and tests start whole gateways in-process with the same code.
+// Package app assembles one gateway from its configuration: auth, uplink router, client
+// server on netpoll, the read-only admin HTTP server, metrics and, when configured, pprof on
+// loopback. gateway/process runs it as the gateway process (signals, control socket), and
+// tests start whole gateways in-process with the same code.
 package app
 
 import (
@@ -42,6 +43,8 @@ type App struct {
 	phase     *prometheus.GaugeVec
 	admin     *http.Server
 	adminLn   net.Listener
+	pprof     *http.Server // nil unless listen.pprof is set
+	pprofLn   net.Listener
 }
 
 // tuneNetpoll sizes netpoll's buffers once per process: they are package-level settings,
@@ -115,7 +118,8 @@ func expiryOptions(e config.KafkaExpiry) downlink.ExpiryOptions {
 	}
 }
 
-// Start binds both listeners and serves in the background.
+// Start binds the client and admin listeners (and pprof's, when configured) and serves in
+// the background.
 func (a *App) Start() error {
 	ln, err := net.Listen("tcp", a.cfg.Listen.Clients)
 	if err != nil {
@@ -142,17 +146,30 @@ func (a *App) Start() error {
 			Gatherer: a.registry,
 			Ready:    a.readyChecks(),
 			Status:   a.status,
-			Extra:    map[string]http.Handler{"/drain": http.HandlerFunc(a.serveDrain)},
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    16 << 10,
 	}
+	a.serveHTTP("admin", a.admin, a.adminLn)
+	if a.cfg.Listen.Pprof != "" {
+		// config.Validate admits only loopback addresses here.
+		if a.pprofLn, err = net.Listen("tcp", a.cfg.Listen.Pprof); err != nil {
+			return fmt.Errorf("while listening for pprof: %w", err)
+		}
+		a.pprof = &http.Server{Handler: admin.Pprof(), ReadHeaderTimeout: 5 * time.Second}
+		a.serveHTTP("pprof", a.pprof, a.pprofLn)
+	}
+	a.log.Info("gateway started", "server_id", a.cfg.ServerID, "clients", ln.Addr().String(), "admin", a.adminLn.Addr().String(),
+		"pprof", a.cfg.Listen.Pprof)
+	return nil
+}
+
+func (a *App) serveHTTP(name string, srv *http.Server, ln net.Listener) {
 	go func() {
-		if err := a.admin.Serve(a.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("admin server stopped", "err", err)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error(name+" server stopped", "err", err)
 		}
 	}()
-	a.log.Info("gateway started", "server_id", a.cfg.ServerID, "clients", ln.Addr().String(), "admin", a.adminLn.Addr().String())
-	return nil
 }
 
 func (a *App) readyChecks() []admin.Check {
@@ -208,6 +225,14 @@ func (a *App) status() any {
 func (a *App) ClientAddr() string { return a.server.Addr().String() }
 func (a *App) AdminAddr() string  { return a.adminLn.Addr().String() }
 
+// PprofAddr is pprof's bound address, "" when listen.pprof is not set.
+func (a *App) PprofAddr() string {
+	if a.pprofLn == nil {
+		return ""
+	}
+	return a.pprofLn.Addr().String()
+}
+
 // Registry is the gateway's metrics registry (what /metrics serves).
 func (a *App) Registry() *prometheus.Registry { return a.registry }
 
@@ -235,14 +260,17 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return errors.Join(err, a.Close(ctx))
 }
 
-// Close stops the admin server and the router's idle connections; call it after Drain.
+// Close stops the admin and pprof servers and the router's idle connections; call it after
+// Drain.
 func (a *App) Close(ctx context.Context) error {
-	var err error
-	if a.admin != nil {
-		err = a.admin.Shutdown(ctx)
+	var errs []error
+	for _, srv := range []*http.Server{a.admin, a.pprof} {
+		if srv != nil {
+			errs = append(errs, srv.Shutdown(ctx))
+		}
 	}
 	a.router.Close()
-	return err
+	return errors.Join(errs...)
 }
 
 func (a *App) drain(ctx context.Context, d config.Drain) error {
@@ -276,20 +304,4 @@ func (a *App) drain(ctx context.Context, d config.Drain) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// serveDrain is the preStop hook's endpoint: it starts the drain (idempotent) and, with
-// ?wait=true, answers only when the drain finished, so the kubelet sends SIGTERM after it.
-func (a *App) serveDrain(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("wait") != "true" {
-		go func() { _ = a.Drain(context.Background()) }()
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = w.Write([]byte("draining\n"))
-		return
-	}
-	if err := a.Drain(r.Context()); err != nil {
-		http.Error(w, "drain still running: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("drained\n"))
 }

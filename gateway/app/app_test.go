@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 )
 
-func startApp(t *testing.T) *app.App {
+func startApp(t *testing.T, mutate ...func(*config.Config)) *app.App {
 	t.Helper()
 	key := filepath.Join(t.TempDir(), "hs256")
 	if err := os.WriteFile(key, []byte("app-test-secret-0123456789abcdef0123"), 0o600); err != nil {
@@ -33,6 +34,9 @@ func startApp(t *testing.T) *app.App {
 			FlushTimeout:        config.Duration{Duration: time.Second},
 			HardDeadline:        config.Duration{Duration: 5 * time.Second},
 		},
+	}
+	for _, m := range mutate {
+		m(cfg)
 	}
 	cfg.Default()
 	if err := cfg.Validate(); err != nil {
@@ -83,54 +87,73 @@ func TestAdminEndpoints(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.ServerID != "gw-app" || st.Draining {
 		t.Errorf("/status = %d %s", code, body)
 	}
-	if code, _ := get(t, base+"/debug/pprof/"); code != 200 {
-		t.Errorf("/debug/pprof/ = %d", code)
+	if code, _ := get(t, base+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ = %d on the admin port, want 404 (pprof is on its own loopback listener)", code)
+	}
+	if a.PprofAddr() != "" {
+		t.Errorf("pprof listening on %s without listen.pprof", a.PprofAddr())
 	}
 }
 
-// The preStop hook's call starts the drain and answers when it is over; readiness fails from
-// the start; a second call (or SIGTERM) joins the same drain.
-func TestDrainEndpointIsIdempotentAndWaits(t *testing.T) {
+// The admin port is reachable from other pods: it answers GET and HEAD on its four paths
+// and nothing else, and nothing on it changes the gateway.
+func TestAdminPortIsReadOnly(t *testing.T) {
 	a := startApp(t)
 	base := "http://" + a.AdminAddr()
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/healthz", http.StatusOK},
+		{http.MethodHead, "/healthz", http.StatusOK},
+		{http.MethodHead, "/readyz", http.StatusOK},
+		{http.MethodHead, "/metrics", http.StatusOK},
+		{http.MethodHead, "/status", http.StatusOK},
+		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/readyz", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/metrics", http.StatusMethodNotAllowed},
+		{http.MethodPatch, "/status", http.StatusMethodNotAllowed},
+		{http.MethodOptions, "/status", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/drain", http.StatusNotFound},
+		{http.MethodPost, "/drain", http.StatusNotFound},
+		{http.MethodGet, "/drain?wait=true", http.StatusNotFound},
+		{http.MethodGet, "/debug/pprof/", http.StatusNotFound},
+		{http.MethodGet, "/debug/pprof/profile?seconds=1", http.StatusNotFound},
+		{http.MethodGet, "/", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(tt.method, base+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s = %d, want %d", tt.method, tt.path, resp.StatusCode, tt.want)
+		}
+		if tt.want == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s %s: Allow %q, want \"GET, HEAD\"", tt.method, tt.path, resp.Header.Get("Allow"))
+		}
+	}
+	if r := a.Ready(); r != "" {
+		t.Errorf("not ready after the requests: %s", r)
+	}
+}
 
-	done := make(chan string, 2)
-	for range 2 {
-		go func() {
-			resp, err := http.Get(base + "/drain?wait=true")
-			if err != nil {
-				done <- err.Error()
-				return
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			done <- strings.TrimSpace(string(body)) + " " + http.StatusText(resp.StatusCode)
-		}()
+// listen.pprof serves the profiles on its own (loopback) listener, not on the admin port.
+func TestPprofOnItsOwnListenerWhenSet(t *testing.T) {
+	a := startApp(t, func(c *config.Config) { c.Listen.Pprof = "127.0.0.1:0" })
+	host, _, err := net.SplitHostPort(a.PprofAddr())
+	if err != nil || !net.ParseIP(host).IsLoopback() {
+		t.Fatalf("pprof on %q, want a loopback address", a.PprofAddr())
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		code, body := get(t, base+"/readyz")
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "draining") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d %q after the drain started", code, body)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if code, body := get(t, "http://"+a.PprofAddr()+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof index = %d", code)
 	}
-	for range 2 {
-		select {
-		case got := <-done:
-			if got != "drained OK" {
-				t.Errorf("/drain?wait=true answered %q", got)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("/drain?wait=true did not return")
-		}
-	}
-	select {
-	case <-a.Drained():
-	default:
-		t.Error("Drained not closed after /drain returned")
+	if code, _ := get(t, "http://"+a.AdminAddr()+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("admin port /debug/pprof/ = %d, want 404", code)
 	}
 }

@@ -24,13 +24,23 @@ type Config struct {
 	Logging Logging `json:"logging"`
 }
 
-// Listen holds the addresses the gateway binds.
+// Listen holds the addresses the gateway binds. Only Clients and Admin are network
+// listeners other pods can reach; nothing served on either changes the gateway's state.
 type Listen struct {
 	// Clients is the TCP address for client connections. Default ":7000".
 	Clients string `json:"clients,omitempty"`
-	// Admin is the HTTP address for /healthz, /readyz, /metrics, /status, /drain, /debug/pprof.
-	// Default ":9090".
+	// Admin is the read-only HTTP address for /healthz, /readyz, /metrics and /status (GET
+	// and HEAD only). Default ":9090".
 	Admin string `json:"admin,omitempty"`
+	// Control is the path of the unix socket through which `gateway drain` (the pod's preStop
+	// hook) starts the drain: pod-local, file mode 0600. Absolute, at most MaxControlPathBytes.
+	// Default "/var/run/tcpgateway/control.sock".
+	Control string `json:"control,omitempty"`
+	// Pprof, when set, serves net/http/pprof on this address, which must be a loopback one
+	// (127.0.0.1:6060, [::1]:6060): profiles expose memory contents and cost CPU, so they are
+	// for whoever is inside the pod (kubectl port-forward), never for the network. Default
+	// "" (off).
+	Pprof string `json:"pprof,omitempty"`
 }
 
 // Limits bound every resource a client can make the gateway spend.

@@ -9,6 +9,7 @@ import (
 const (
 	DefaultClientsAddress = ":7000"
 	DefaultAdminAddress   = ":9090"
+	DefaultControlSocket  = "/var/run/tcpgateway/control.sock"
 
 	DefaultMaxConnections      = 100000
 	DefaultMaxFrameBytes       = 65536
@@ -80,10 +81,11 @@ func (c *Config) defaults(hostname func() (string, error)) {
 	c.Logging.Default()
 }
 
-// Default fills the listen addresses.
+// Default fills the listen addresses; pprof stays off.
 func (l *Listen) Default() {
 	setString(&l.Clients, DefaultClientsAddress)
 	setString(&l.Admin, DefaultAdminAddress)
+	setString(&l.Control, DefaultControlSocket)
 }
 
 // Default fills the resource limits.

@@ -22,7 +22,7 @@ func TestDefaultValues(t *testing.T) {
 	d := func(v time.Duration) Duration { return Duration{v} }
 	want := Config{
 		ServerID: "host-1",
-		Listen:   Listen{Clients: ":7000", Admin: ":9090"},
+		Listen:   Listen{Clients: ":7000", Admin: ":9090", Control: "/var/run/tcpgateway/control.sock"},
 		Limits: Limits{
 			MaxConnections: 100000, MaxFrameBytes: 65536,
 			HandshakeTimeout: d(5 * time.Second), HeartbeatInterval: d(30 * time.Second),

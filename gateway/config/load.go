@@ -28,6 +28,8 @@ type envOverride struct {
 //	TCPGW_SERVER_ID       → serverID, always
 //	TCPGW_LISTEN_CLIENTS  → listen.clients
 //	TCPGW_LISTEN_ADMIN    → listen.admin
+//	TCPGW_LISTEN_CONTROL  → listen.control (the operator sets it, so that the path follows the
+//	                        socket's volume mount wherever a node maps it)
 //	TCPGW_KAFKA_BROKERS   → kafka.brokers, comma-separated, blanks dropped
 //	TCPGW_BIND_HOST       → host of listen addresses that have none, after defaults (bindHost)
 var envOverrides = []envOverride{
@@ -39,6 +41,7 @@ var envOverrides = []envOverride{
 	{"TCPGW_SERVER_ID", func(c *Config, v string) { c.ServerID = v }},
 	{"TCPGW_LISTEN_CLIENTS", func(c *Config, v string) { c.Listen.Clients = v }},
 	{"TCPGW_LISTEN_ADMIN", func(c *Config, v string) { c.Listen.Admin = v }},
+	{"TCPGW_LISTEN_CONTROL", func(c *Config, v string) { c.Listen.Control = v }},
 	{"TCPGW_KAFKA_BROKERS", func(c *Config, v string) { c.Kafka.Brokers = splitList(v) }},
 }
 

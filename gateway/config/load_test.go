@@ -125,6 +125,26 @@ func TestLoadEnvOverrides(t *testing.T) {
 	}
 }
 
+// The operator passes the control socket's path in the environment, where a node agent
+// that maps volume paths rewrites it, and TCPGW_BIND_HOST leaves it alone (it is no address).
+func TestLoadControlSocketOverride(t *testing.T) {
+	c, err := load(writeFile(t, minimalYAML), mapEnv(map[string]string{"TCPGW_BIND_HOST": "127.0.10.7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Control != DefaultControlSocket || c.Listen.Pprof != "" {
+		t.Errorf("control %q pprof %q, want %q and off", c.Listen.Control, c.Listen.Pprof, DefaultControlSocket)
+	}
+	c, err = load(writeFile(t, minimalYAML+"listen:\n  control: /from/file.sock\n"),
+		mapEnv(map[string]string{"TCPGW_LISTEN_CONTROL": "/pod/run/control.sock", "TCPGW_BIND_HOST": "127.0.10.7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Control != "/pod/run/control.sock" {
+		t.Errorf("control %q, want the environment's", c.Listen.Control)
+	}
+}
+
 func TestLoadKafkaExpiry(t *testing.T) {
 	const kafka = "kafka:\n  brokers: [\"k:9092\"]\n  downlinkTopic: d\n  receiptsTopic: r\n"
 	c, err := load(writeFile(t, minimalYAML+kafka+

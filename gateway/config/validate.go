@@ -6,8 +6,10 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,10 @@ const (
 	// maxKafkaGroupDuration (596h31m23.646s) bounds the expiry group's timings: Kafka carries
 	// them as int32 milliseconds, and the client refuses to start the group beyond.
 	maxKafkaGroupDuration = (math.MaxInt32 - 1) * time.Millisecond
+	// MaxControlPathBytes bounds listen.control: a unix socket path holds at most 107 bytes,
+	// and the gateway first binds the socket in a private directory beside it
+	// (gateway/control), whose name adds up to 15 bytes.
+	MaxControlPathBytes = 90
 )
 
 var (
@@ -123,6 +129,22 @@ func (c *Config) validateListen(v *validator) {
 	ah, ap, aok := v.hostPort("listen.admin", c.Listen.Admin)
 	if cok && aok && cp != 0 && cp == ap && (ch == ah || ch == "" || ah == "") {
 		v.addf("listen.admin", "%q collides with listen.clients %q", c.Listen.Admin, c.Listen.Clients)
+	}
+	switch ctl := c.Listen.Control; {
+	case ctl == "":
+		v.addf("listen.control", "required")
+	case !filepath.IsAbs(ctl) || strings.HasSuffix(ctl, "/"):
+		v.addf("listen.control", "%q must be an absolute path to a socket file", ctl)
+	case len(ctl) > MaxControlPathBytes:
+		v.addf("listen.control", "%q is %d bytes, at most %d: unix socket paths are short", ctl, len(ctl), MaxControlPathBytes)
+	}
+	if p := c.Listen.Pprof; p != "" {
+		if h, _, ok := v.hostPort("listen.pprof", p); ok {
+			if ip := net.ParseIP(h); ip == nil || !ip.IsLoopback() {
+				v.addf("listen.pprof", "%q must be a loopback address such as 127.0.0.1:6060: profiles "+
+					"expose memory contents and cost CPU, so only someone inside the pod may fetch them", p)
+			}
+		}
 	}
 }
 

@@ -30,9 +30,19 @@ func TestValidateAcceptsValidConfig(t *testing.T) {
 	c.Kafka = Kafka{} // downlink disabled: the expiry block is ignored too
 	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}}}
 	c.Routes = nil
-	c.Listen = Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0"}
+	c.Listen = Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0", Control: "/tmp/c.sock", Pprof: "127.0.0.1:0"}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("valid webhook config rejected: %v", err)
+	}
+	for _, pprof := range []string{"127.0.0.1:6060", "127.9.8.7:6060", "[::1]:6060"} {
+		c.Listen.Pprof = pprof
+		if err := c.Validate(); err != nil {
+			t.Errorf("listen.pprof %q rejected: %v", pprof, err)
+		}
+	}
+	c.Listen.Control = "/" + strings.Repeat("d", MaxControlPathBytes-1)
+	if err := c.Validate(); err != nil {
+		t.Errorf("listen.control of %d bytes rejected: %v", MaxControlPathBytes, err)
 	}
 }
 
@@ -48,6 +58,15 @@ func TestValidateRules(t *testing.T) {
 		{"admin port not numeric", func(c *Config) { c.Listen.Admin = ":http" }, "listen.admin: \":http\": port must be a number"},
 		{"admin port out of range", func(c *Config) { c.Listen.Admin = ":70000" }, "listen.admin: \":70000\": port must be a number"},
 		{"admin collides with clients", func(c *Config) { c.Listen.Admin = "0.0.0.0:7000" }, "listen.admin: \"0.0.0.0:7000\" collides with listen.clients"},
+		{"control required", func(c *Config) { c.Listen.Control = "" }, "listen.control: required"},
+		{"control relative", func(c *Config) { c.Listen.Control = "run/control.sock" }, `listen.control: "run/control.sock" must be an absolute path`},
+		{"control a directory", func(c *Config) { c.Listen.Control = "/run/tcpgateway/" }, `listen.control: "/run/tcpgateway/" must be an absolute path to a socket file`},
+		{"control too long", func(c *Config) { c.Listen.Control = "/" + strings.Repeat("d", 90) }, "listen.control: \"/ddd"},
+		{"pprof on all interfaces", func(c *Config) { c.Listen.Pprof = ":6060" }, `listen.pprof: ":6060" must be a loopback address`},
+		{"pprof on a pod address", func(c *Config) { c.Listen.Pprof = "10.0.0.7:6060" }, `listen.pprof: "10.0.0.7:6060" must be a loopback address`},
+		{"pprof on any IPv6", func(c *Config) { c.Listen.Pprof = "[::]:6060" }, `listen.pprof: "[::]:6060" must be a loopback address`},
+		{"pprof by host name", func(c *Config) { c.Listen.Pprof = "localhost:6060" }, `listen.pprof: "localhost:6060" must be a loopback address`},
+		{"pprof not host:port", func(c *Config) { c.Listen.Pprof = "6060" }, `listen.pprof: "6060" is not host:port`},
 		{"max connections", func(c *Config) { c.Limits.MaxConnections = -1 }, "limits.maxConnections: must be positive"},
 		{"frame too small", func(c *Config) { c.Limits.MaxFrameBytes = 63 }, "limits.maxFrameBytes: must be between 64 and 16777216"},
 		{"frame too large", func(c *Config) { c.Limits.MaxFrameBytes = 16<<20 + 1 }, "limits.maxFrameBytes: must be between 64 and 16777216"},

@@ -412,6 +412,7 @@ const configYAML = `serverID: bench-%s
 listen:
   clients: %s
   admin: %s
+  control: %s
 limits:
   maxConnections: 50000
   handshakeTimeout: 10s
@@ -443,7 +444,7 @@ func (e *Env) StartServer(ctx context.Context, kind string) (*Proc, string, erro
 		return nil, "", err
 	}
 	cfg := filepath.Join(e.Dir, kind+".yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, configYAML, kind, addr, admin, e.SecretFile, e.EchoAddr), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, configYAML, kind, addr, admin, filepath.Join(e.Dir, kind+".sock"), e.SecretFile, e.EchoAddr), 0o600); err != nil {
 		return nil, "", err
 	}
 	bin := e.Bins.Gateway

@@ -36,7 +36,9 @@ type NodeOptions struct {
 	// Name of the Node object.
 	Name string
 	// Dir holds one folder per pod: <Dir>/pods/<namespace>_<name>_<uid>/ with the pod's
-	// volumes under volumes/<volume name>/ and each container's output in <container>.log.
+	// volumes under volumes/<volume name>/ (emptyDirs are links to short folders in the
+	// system's temporary folder, removed with the pod) and each container's output in
+	// <container>.log.
 	Dir string
 	// Binaries maps what a container runs to a local executable (images are not runnable
 	// here). A key starting with "/" matches the container's command[0] exactly; any other

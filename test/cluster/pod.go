@@ -48,9 +48,10 @@ const (
 //     is the tail of that run's log (the termination message file is not supported);
 //  4. the readiness probe drives the ContainersReady and Ready conditions; a failing
 //     liveness probe restarts the container;
-//  5. on deletion: preStop hook, SIGTERM, SIGKILL when the grace period (counted from the
-//     start of the deletion, preStop included) runs out, final status, then the pod object
-//     is deleted with grace 0 so that its controller can replace it.
+//  5. on deletion: preStop hook (httpGet, exec as a process of the pod, or sleep), SIGTERM,
+//     SIGKILL when the grace period (counted from the start of the deletion, preStop
+//     included) runs out, final status, then the pod object is deleted with grace 0 so that
+//     its controller can replace it.
 type podWorker struct {
 	a   *NodeAgent
 	uid types.UID
@@ -129,6 +130,7 @@ func (w *podWorker) run() {
 		return
 	}
 	defer w.a.opts.IPs.Release(ip)
+	defer removeEmptyDirs(pod)
 	dir := w.a.PodDir(pod)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		w.refuse(ctx, refuse(ReasonConfigError, "%v", err))
@@ -311,7 +313,7 @@ func (w *podWorker) run() {
 			}
 			restartC = nil
 			termDone = make(chan struct{})
-			go w.terminate(ctx, c, p, proc, ip, termDone)
+			go w.terminate(ctx, c, p, proc, spec, ip, logPath, termDone)
 		case <-termDone:
 			if proc != nil { // exited, but exitCh not read yet
 				term := &corev1.ContainerStateTerminated{
@@ -380,7 +382,8 @@ func logTail(path string, from int64, lines, maxBytes int) (string, error) {
 
 // terminate runs the deletion sequence of a running container and closes done once the
 // process is gone. proc may be nil (container in back-off).
-func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, pod *corev1.Pod, proc *process, ip netip.Addr, done chan struct{}) {
+func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, pod *corev1.Pod, proc *process, spec *runSpec,
+	ip netip.Addr, logPath string, done chan struct{}) {
 	defer close(done)
 	if proc == nil {
 		return
@@ -396,6 +399,9 @@ func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, pod *cor
 		switch {
 		case h.PreStop.HTTPGet != nil:
 			err := httpGet(hctx, c, h.PreStop.HTTPGet, ip, grace)
+			w.log.Info("preStop hook done", "err", err)
+		case h.PreStop.Exec != nil:
+			err := w.a.execHook(hctx, c, spec, h.PreStop.Exec, logPath)
 			w.log.Info("preStop hook done", "err", err)
 		case h.PreStop.Sleep != nil:
 			t := time.NewTimer(time.Duration(h.PreStop.Sleep.Seconds) * time.Second)
@@ -428,6 +434,39 @@ func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, pod *cor
 		proc.signal(syscall.SIGKILL)
 		<-proc.done
 	}
+}
+
+// execHook runs an exec hook as a process of the pod, as the kubelet runs it inside the
+// container: the container's environment and working directory, the command's executable
+// resolved by resolveHookBinary, its arguments rewritten by the mount rule (see prepare),
+// output appended to the container's log. It returns when the command exited (an error for a
+// non-zero status, which the kubelet reports as FailedPreStopHook) or ctx ended, in which
+// case the process is killed.
+func (a *NodeAgent) execHook(ctx context.Context, c *corev1.Container, spec *runSpec, e *corev1.ExecAction, logPath string) error {
+	bin, rawArgs, r := a.resolveHookBinary(c, e.Command)
+	if r != nil {
+		return r
+	}
+	args := make([]string, 0, len(rawArgs))
+	for _, arg := range rawArgs {
+		args = append(args, rewriteArg(arg, spec.mounts))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env, cmd.Dir = spec.env, spec.dir
+	p, err := startCmd(c.Name+" hook", cmd, logPath)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.stop(0)
+		return fmt.Errorf("exec hook %q: %w", e.Command, ctx.Err())
+	}
+	if code := p.exitCode(); code != 0 {
+		return fmt.Errorf("exec hook %q exited with status %d", e.Command, code)
+	}
+	return nil
 }
 
 // finalize reports the terminal status of a deleted pod and removes the object.

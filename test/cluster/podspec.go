@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -77,8 +79,16 @@ func (a *NodeAgent) admit(pod *corev1.Pod) *refusal {
 		if l.PostStart != nil {
 			return refuse(ReasonUnsupportedPod, "container %q: postStart hooks are not supported", c.Name)
 		}
-		if l.PreStop != nil && l.PreStop.HTTPGet == nil && l.PreStop.Sleep == nil {
-			return refuse(ReasonUnsupportedPod, "container %q: only httpGet and sleep preStop hooks are supported", c.Name)
+		if h := l.PreStop; h != nil {
+			switch {
+			case h.HTTPGet != nil, h.Sleep != nil:
+			case h.Exec != nil:
+				if _, _, r := a.resolveHookBinary(c, h.Exec.Command); r != nil {
+					return r
+				}
+			default:
+				return refuse(ReasonUnsupportedPod, "container %q: only httpGet, exec and sleep preStop hooks are supported", c.Name)
+			}
 		}
 	}
 	for _, m := range c.VolumeMounts {
@@ -124,12 +134,31 @@ func (a *NodeAgent) resolveBinary(c *corev1.Container) (string, []string, *refus
 	return "", nil, refuse(ReasonUnmappedBinary, "container %q: neither %s is in the node agent's binary map", c.Name, what)
 }
 
-// runSpec is everything needed to start the container process.
+// resolveHookBinary finds the local executable of an exec hook's command: command[0] is
+// looked up like a container's command (an exact "/..." key of NodeOptions.Binaries) or, when
+// it names the container's own command[0], is the container's executable (which may have
+// been mapped by image). It returns the executable and command[1:].
+func (a *NodeAgent) resolveHookBinary(c *corev1.Container, command []string) (string, []string, *refusal) {
+	if len(command) == 0 {
+		return "", nil, refuse(ReasonUnsupportedPod, "container %q: exec hook without a command", c.Name)
+	}
+	if bin, ok := a.opts.Binaries[command[0]]; ok {
+		return bin, command[1:], nil
+	}
+	if len(c.Command) > 0 && command[0] == c.Command[0] {
+		bin, _, r := a.resolveBinary(c)
+		return bin, command[1:], r
+	}
+	return "", nil, refuse(ReasonUnmappedBinary, "container %q: exec hook command %q is not in the node agent's binary map", c.Name, command[0])
+}
+
+// runSpec is everything needed to start the container process, and its hooks.
 type runSpec struct {
-	bin  string
-	args []string
-	env  []string
-	dir  string
+	bin    string
+	args   []string
+	env    []string
+	dir    string
+	mounts []mount // longest container path first
 }
 
 // mount maps a container path to a host folder.
@@ -143,7 +172,8 @@ type mount struct{ container, host string }
 // working directory that equals a volumeMount's mountPath or starts with mountPath+"/" has
 // that prefix replaced by the volume's folder on the host (longest mountPath first); for
 // arguments of the form -flag=VALUE or --flag=VALUE the VALUE part is rewritten the same
-// way. Nothing else (in particular file contents) is rewritten.
+// way. The arguments of exec hooks are rewritten the same way, without $(VAR) expansion
+// (the kubelet does none for hooks). Nothing else (in particular file contents) is rewritten.
 func (a *NodeAgent) prepare(ctx context.Context, pod *corev1.Pod, ip netip.Addr, dir string) (*runSpec, error) {
 	c := &pod.Spec.Containers[0]
 	volDirs := map[string]string{}
@@ -151,6 +181,25 @@ func (a *NodeAgent) prepare(ctx context.Context, pod *corev1.Pod, ip netip.Addr,
 		vd := filepath.Join(dir, "volumes", v.Name)
 		if err := os.RemoveAll(vd); err != nil {
 			return nil, err
+		}
+		if v.EmptyDir != nil {
+			// A short folder, linked from vd: unix sockets (the gateway's control socket) are
+			// created in emptyDirs, and their paths hold at most 107 bytes.
+			short := emptyDirPath(pod, v.Name)
+			if err := os.RemoveAll(short); err != nil {
+				return nil, err
+			}
+			if err := os.MkdirAll(short, 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.MkdirAll(filepath.Dir(vd), 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.Symlink(short, vd); err != nil {
+				return nil, err
+			}
+			volDirs[v.Name] = short
+			continue
 		}
 		if err := os.MkdirAll(vd, 0o755); err != nil {
 			return nil, err
@@ -193,15 +242,9 @@ func (a *NodeAgent) prepare(ctx context.Context, pod *corev1.Pod, ip netip.Addr,
 	if ref != nil {
 		return nil, ref
 	}
-	rs := &runSpec{bin: bin, dir: dir}
+	rs := &runSpec{bin: bin, dir: dir, mounts: mounts}
 	for _, arg := range rawArgs {
-		arg = expand(arg, lookup)
-		if i := strings.IndexByte(arg, '='); strings.HasPrefix(arg, "-") && i > 0 {
-			arg = arg[:i+1] + rewrite(arg[i+1:])
-		} else {
-			arg = rewrite(arg)
-		}
-		rs.args = append(rs.args, arg)
+		rs.args = append(rs.args, rewriteArg(expand(arg, lookup), mounts))
 	}
 	if c.WorkingDir != "" {
 		rs.dir = rewrite(c.WorkingDir)
@@ -222,6 +265,32 @@ func (a *NodeAgent) prepare(ctx context.Context, pod *corev1.Pod, ip netip.Addr,
 		rs.env = append(rs.env, e.Name+"="+rewrite(e.Value))
 	}
 	return rs, nil
+}
+
+// emptyDirPath is where an emptyDir volume of the pod lives: a short path under the system's
+// temporary folder, named by a hash of the pod's UID and the volume's name (so a retried
+// preparation reuses it), linked from the pod's folder. removeEmptyDirs deletes them.
+func emptyDirPath(pod *corev1.Pod, volume string) string {
+	sum := sha256.Sum256([]byte(string(pod.UID) + "/" + volume))
+	return filepath.Join(os.TempDir(), "tcpgw-ed-"+hex.EncodeToString(sum[:6]))
+}
+
+// removeEmptyDirs deletes the pod's emptyDir volumes, as the kubelet does when the pod goes.
+func removeEmptyDirs(pod *corev1.Pod) {
+	for _, v := range pod.Spec.Volumes {
+		if v.EmptyDir != nil {
+			_ = os.RemoveAll(emptyDirPath(pod, v.Name))
+		}
+	}
+}
+
+// rewriteArg applies the mount rewriting rule to one command argument: the whole argument,
+// or the VALUE of -flag=VALUE and --flag=VALUE.
+func rewriteArg(arg string, mounts []mount) string {
+	if i := strings.IndexByte(arg, '='); strings.HasPrefix(arg, "-") && i > 0 {
+		return arg[:i+1] + rewritePath(arg[i+1:], mounts)
+	}
+	return rewritePath(arg, mounts)
 }
 
 // rewritePath applies the mount rewriting rule to one value.

@@ -172,27 +172,6 @@ func (c *cluster) startGateway(id string) (*gatewayProc, error) {
 	return &gatewayProc{Gateway: g, phases: g.Log.Tap(isDrainPhase)}, nil
 }
 
-// drainResult is the answer of /drain?wait=true.
-type drainResult struct {
-	status int
-	body   string
-	at     time.Time
-	err    error
-}
-
-// preStop does what the kubelet's preStop httpGet does: GET /drain?wait=true, which answers
-// once the drain finished. The kubelet bounds the hook by terminationGracePeriodSeconds.
-func (g *gatewayProc) preStop() drainResult {
-	hc := &http.Client{Timeout: g.Config.Drain.TerminationGracePeriod()}
-	resp, err := hc.Get("http://" + g.AdminAddr + "/drain?wait=true")
-	if err != nil {
-		return drainResult{err: err, at: time.Now()}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return drainResult{status: resp.StatusCode, body: strings.TrimSpace(string(body)), at: time.Now()}
-}
-
 // waitSessions waits until the gateways together hold n sessions (each registered with its
 // gateway's downlink, so records pushed from now on reach it).
 func (c *cluster) waitSessions(n int) map[string]int {

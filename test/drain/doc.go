@@ -2,10 +2,11 @@
 // (cmd/gateway, built by the test) behind the in-process test load balancer (test/lb), a
 // real Kafka broker (test/kafkatest), hundreds of SDK clients and a producer pushing a
 // steady mix of user, group and broadcast records. The tests drain one gateway through its
-// preStop path (/drain?wait=true, then SIGTERM) or SIGKILL it, and check what the
-// applications see: every record Kafka accepted arrives once, in order per user, every
-// moved client reconnects within the window at a bounded rate, in-flight requests get their
-// responses and the drained process exits 0 before its deadline.
+// preStop path (`gateway drain -wait` run as a process against the gateway's control socket,
+// then SIGTERM) or SIGKILL it, and check what the applications see: every record Kafka
+// accepted arrives once, in order per user, every moved client reconnects within the window
+// at a bounded rate, in-flight requests get their responses and the drained process exits 0
+// before its deadline.
 //
 // `go test ./test/drain/` (and `make test`) runs a scaled version; TCPGW_DRAIN_LONG=1 runs
 // the figures of the issue (>= 1000 clients, >= 500 records/s). docs/drain.md has the

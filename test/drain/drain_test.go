@@ -12,6 +12,7 @@ import (
 
 	"github.com/tcpgateway/tcpgateway/gateway/client"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/test/gwproc"
 	"github.com/tcpgateway/tcpgateway/test/traffic"
 )
 
@@ -28,7 +29,7 @@ const reconnectSlack = 2 * time.Second
 func run(d time.Duration) { time.Sleep(d) }
 
 // Item 1 and 2 of the issue: three gateways behind the LB, a steady downlink, one gateway
-// drained through the preStop path (the LB deregisters it, GET /drain?wait=true, then
+// drained through the preStop path (the LB deregisters it, `gateway drain -wait`, then
 // SIGTERM) with requests in flight across the whole drain.
 func TestPreStopDrain(t *testing.T) {
 	sc := currentScale(t)
@@ -73,8 +74,8 @@ func TestPreStopDrain(t *testing.T) {
 	// hook, which answers when the drain is over.
 	t0 := time.Now()
 	c.lb.Remove(victim.ClientAddr)
-	drained := make(chan drainResult, 1)
-	go func() { drained <- victim.preStop() }()
+	drained := make(chan gwproc.DrainResult, 1)
+	go func() { drained <- victim.PreStop() }()
 
 	goAwayBound := d.DeregistrationDelay.Duration + d.SpreadWindow.Duration + reconnectSlack
 	timeout := time.After(goAwayBound)
@@ -91,13 +92,13 @@ wait:
 	c.hold.releaseAll()
 	released := time.Since(t0)
 
-	var dr drainResult
+	var dr gwproc.DrainResult
 	select {
 	case dr = <-drained:
 	case <-time.After(d.TerminationGracePeriod()):
-		t.Fatalf("/drain?wait=true did not answer within terminationGracePeriod %s", d.TerminationGracePeriod())
+		t.Fatalf("gateway drain -wait did not return within terminationGracePeriod %s", d.TerminationGracePeriod())
 	}
-	drainTook := dr.at.Sub(t0)
+	drainTook := dr.At.Sub(t0)
 	// Then the kubelet sends SIGTERM (the process may already be on its way out).
 	if err := victim.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
@@ -122,8 +123,8 @@ wait:
 	ps := p.Stats()
 
 	t.Run("process exits 0 before its deadline", func(t *testing.T) {
-		if dr.err != nil || dr.status != 200 || dr.body != "drained" {
-			t.Errorf("/drain?wait=true answered %d %q (err %v), want 200 drained", dr.status, dr.body, dr.err)
+		if !dr.OK() {
+			t.Errorf("gateway drain -wait exited %d saying %q (err %v), want 0 and drained", dr.ExitCode, dr.Output, dr.Err)
 		}
 		if drainTook > d.HardDeadline.Duration {
 			t.Errorf("the drain took %s, past hardDeadline %s", drainTook, d.HardDeadline)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"syscall"
@@ -54,15 +53,15 @@ func TestNeverReconnectingClientGetsExpiredReceipts(t *testing.T) {
 		victim, survivors := c.gws[0], c.gws[1:]
 		ec := c.startExpiryCase(t, pub, victim, survivors, 5*time.Second)
 		t0 := time.Now()
-		dr := victim.preStop()
+		dr := victim.PreStop()
 		if err := victim.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if code, err := victim.WaitExit(victim.Config.Drain.TerminationGracePeriod()); err != nil || code != 0 {
 			t.Fatalf("drained gateway: exit %d, %v\n%s", code, err, victim.Log.Tail(20))
 		}
-		if dr.status != http.StatusOK {
-			t.Errorf("/drain?wait=true answered %d %q (%v)", dr.status, dr.body, dr.err)
+		if !dr.OK() {
+			t.Errorf("gateway drain -wait exited %d saying %q (%v)", dr.ExitCode, dr.Output, dr.Err)
 		}
 		if gone := time.Now(); gone.After(ec.expires) {
 			t.Fatalf("the drain ended %v after the push expired: too slow to test the hand-over", gone.Sub(ec.expires))
@@ -70,7 +69,7 @@ func TestNeverReconnectingClientGetsExpiredReceipts(t *testing.T) {
 		r := ec.await(t, time.Until(ec.expires)+expirySlack)
 		ec.check(t, r)
 		t.Logf("FIGURES expiry after a drain: drain took %.2fs; EXPIRED written by %s %.2fs after the expiry",
-			dr.at.Sub(t0).Seconds(), r.ServerId, time.UnixMilli(r.AtMs).Sub(ec.expires).Seconds())
+			dr.At.Sub(t0).Seconds(), r.ServerId, time.UnixMilli(r.AtMs).Sub(ec.expires).Seconds())
 	})
 
 	t.Run("SIGKILLed", func(t *testing.T) {

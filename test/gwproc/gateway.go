@@ -1,12 +1,15 @@
 package gwproc
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,6 +30,7 @@ const (
 // Gateway is one gateway process.
 type Gateway struct {
 	*Proc
+	Bin        string
 	ID         string
 	ClientAddr string
 	AdminAddr  string
@@ -39,7 +43,9 @@ type GatewayOptions struct {
 	Bin string // the gateway binary (Build)
 	Dir string // where the configuration file is written
 	ID  string // process name and file name prefix
-	// Config returns the configuration for the given client and admin listen addresses.
+	// Config returns the configuration for the given client and admin listen addresses. A
+	// listen.control it leaves empty is a socket of the gateway's own in a short temporary
+	// folder (the default path would be shared by every gateway of the machine).
 	Config func(clients, admin string) config.Config
 	// NoWaitReady returns as soon as the admin port answers /healthz, for tests of a gateway
 	// that cannot become ready (WaitReady then waits for readiness).
@@ -50,13 +56,22 @@ type GatewayOptions struct {
 // /readyz (or /healthz with NoWaitReady). A port taken between picking and binding makes the
 // child exit at once; it is retried with other ports.
 func StartGateway(t testing.TB, o GatewayOptions) (*Gateway, error) {
+	// Unix socket paths are short (config.MaxControlPathBytes): not under t.TempDir().
+	ctlDir, err := os.MkdirTemp("", "gwctl")
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(ctlDir) })
 	var last error
 	for attempt := range startAttempts {
 		addrs, err := FreeAddrs(2)
 		if err != nil {
 			return nil, err
 		}
-		g := &Gateway{ID: o.ID, ClientAddr: addrs[0], AdminAddr: addrs[1], Config: o.Config(addrs[0], addrs[1])}
+		g := &Gateway{Bin: o.Bin, ID: o.ID, ClientAddr: addrs[0], AdminAddr: addrs[1], Config: o.Config(addrs[0], addrs[1])}
+		if g.Config.Listen.Control == "" {
+			g.Config.Listen.Control = filepath.Join(ctlDir, "control.sock")
+		}
 		data, err := yaml.Marshal(g.Config)
 		if err != nil {
 			return nil, err
@@ -81,6 +96,39 @@ func StartGateway(t testing.TB, o GatewayOptions) (*Gateway, error) {
 		}
 	}
 	return nil, last
+}
+
+// DrainResult is how `gateway drain` ended.
+type DrainResult struct {
+	ExitCode int
+	Output   string // stdout and stderr, trimmed
+	At       time.Time
+	Err      error // it could not run, or outlived its limit
+}
+
+// OK: the command exited 0 saying the drain finished.
+func (r DrainResult) OK() bool { return r.Err == nil && r.ExitCode == 0 && r.Output == "drained" }
+
+// PreStop does what the kubelet does with the operator's preStop exec hook: it runs `gateway
+// drain -socket <listen.control> -wait` as a process, which returns once the drain finished,
+// bounded by terminationGracePeriod as the kubelet bounds the hook.
+func (g *Gateway) PreStop() DrainResult {
+	d := g.Config.Drain
+	d.Default() // as the gateway reads it
+	ctx, cancel := context.WithTimeout(context.Background(), d.TerminationGracePeriod())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, g.Bin, "drain", "-socket", g.Config.Listen.Control, "-wait")
+	cmd.Env = childEnv()
+	out, err := cmd.CombinedOutput()
+	r := DrainResult{Output: strings.TrimSpace(string(out)), At: time.Now()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		r.ExitCode = exit.ExitCode()
+	case err != nil:
+		r.Err = err
+	}
+	return r
 }
 
 // WaitReady polls /readyz until 200 (every Kafka partition positioned) or limit.

@@ -59,7 +59,7 @@ func childEnv() []string {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "POD_NAME", "TCPGW_SERVER_ID", "TCPGW_LISTEN_CLIENTS", "TCPGW_LISTEN_ADMIN", "TCPGW_KAFKA_BROKERS":
+		case "POD_NAME", "TCPGW_SERVER_ID", "TCPGW_LISTEN_CLIENTS", "TCPGW_LISTEN_ADMIN", "TCPGW_LISTEN_CONTROL", "TCPGW_KAFKA_BROKERS":
 			continue
 		}
 		env = append(env, kv)

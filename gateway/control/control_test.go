@@ -1,0 +1,228 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// socketPath is a path in a fresh directory (short: t.TempDir's names can be long).
+func socketPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return filepath.Join(dir, "run", "control.sock")
+}
+
+func TestListenModeAndCleanup(t *testing.T) {
+	path := socketPath(t)
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != SocketMode {
+		t.Errorf("socket mode %s, want a socket with %s", fi.Mode(), SocketMode)
+	}
+	if di, err := os.Stat(filepath.Dir(path)); err != nil || di.Mode().Perm() != 0o700 {
+		t.Errorf("created directory: %v %v, want mode 0700", di.Mode(), err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only the socket (the private bind directory removed)", len(entries))
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket still there after Close: %v", err)
+	}
+}
+
+// A killed gateway leaves its socket behind; the next one replaces it.
+func TestListenReplacesStaleSocket(t *testing.T) {
+	path := socketPath(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	_ = stale.Close() // the file stays, nobody listens: what SIGKILL leaves
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("new socket does not answer: %v", err)
+	}
+	_ = conn.Close()
+}
+
+func TestListenRefusesLiveSocketAndOtherFiles(t *testing.T) {
+	path := socketPath(t)
+	first, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "another gateway serves it") {
+		t.Errorf("second Listen on a live socket: %v", err)
+	}
+
+	file := socketPath(t)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("not a socket"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(file); err == nil || !strings.Contains(err.Error(), "is in the way") {
+		t.Errorf("Listen over a regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "not a socket" {
+		t.Error("the regular file was replaced")
+	}
+}
+
+// Close leaves alone a socket another process put at the path since.
+func TestCloseKeepsReplacement(t *testing.T) {
+	path := socketPath(t)
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	other, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_ = ln.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Errorf("the other socket was removed: %v", err)
+	}
+}
+
+// fakeDrainer's drain runs once and finishes when release is closed.
+type fakeDrainer struct {
+	once    sync.Once
+	started chan struct{}
+	release chan struct{}
+}
+
+func newFakeDrainer() *fakeDrainer {
+	return &fakeDrainer{started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *fakeDrainer) Drain(ctx context.Context) error {
+	f.once.Do(func() { close(f.started) })
+	select {
+	case <-f.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func serve(t *testing.T, d Drainer) string {
+	t.Helper()
+	path := socketPath(t)
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(d)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return path
+}
+
+func TestDrainStartsAndWaits(t *testing.T) {
+	d := newFakeDrainer()
+	path := serve(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Without -wait: answered at once, the drain runs on.
+	if got, err := Drain(ctx, path, false); err != nil || got != "draining" {
+		t.Fatalf("Drain(wait=false) = %q, %v", got, err)
+	}
+	select {
+	case <-d.started:
+	case <-ctx.Done():
+		t.Fatal("drain not started")
+	}
+	// With -wait: answered only once the drain finished.
+	answered := make(chan string, 1)
+	go func() {
+		got, err := Drain(ctx, path, true)
+		if err != nil {
+			got = err.Error()
+		}
+		answered <- got
+	}()
+	select {
+	case got := <-answered:
+		t.Fatalf("Drain(wait=true) answered %q before the drain finished", got)
+	case <-time.After(200 * time.Millisecond): // a wrong early answer would come at once
+	}
+	close(d.release)
+	select {
+	case got := <-answered:
+		if got != "drained" {
+			t.Errorf("Drain(wait=true) = %q", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("Drain(wait=true) did not return after the drain finished")
+	}
+}
+
+func TestDrainOnlyByPost(t *testing.T) {
+	d := newFakeDrainer()
+	path := serve(t, d)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
+	resp, err := hc.Get("http://control" + DrainPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET %s = %d, want 405", DrainPath, resp.StatusCode)
+	}
+	select {
+	case <-d.started:
+		t.Error("GET started the drain")
+	default:
+	}
+}
+
+func TestDrainWithoutGateway(t *testing.T) {
+	path := socketPath(t)
+	_, err := Drain(context.Background(), path, true)
+	if err == nil || !strings.Contains(err.Error(), "no gateway answers on the control socket") || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("Drain with no socket: %v", err)
+	}
+}
