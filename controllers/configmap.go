@@ -65,6 +65,8 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 			OutboundQueueFrames: int(s.Limits.OutboundQueueFrames),
 			OutboundQueueBytes:  int(s.Limits.OutboundQueueBytes),
 			UplinkWorkers:       int(s.Limits.UplinkWorkers),
+			PendingAnswers:      int(s.Limits.PendingAnswers),
+			RefusedAnswers:      int(s.Limits.RefusedAnswers),
 		},
 		Drain: gatewayDrain(gw, dur),
 	}

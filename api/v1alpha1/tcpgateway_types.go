@@ -235,6 +235,21 @@ type Limits struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	UplinkWorkers int32 `json:"uplinkWorkers,omitempty"`
+
+	// PendingAnswers bounds the pushes asking for an ack or reply that one session holds as
+	// answerable; beyond it the oldest is forgotten (its answer is refused, its publisher
+	// gets EXPIRED).
+	// +kubebuilder:default=128
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	PendingAnswers int32 `json:"pendingAnswers,omitempty"`
+
+	// RefusedAnswers: a session whose answers were refused (ERROR UNKNOWN_PUSH) more than
+	// this many times is closed.
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	RefusedAnswers int32 `json:"refusedAnswers,omitempty"`
 }
 
 // Auth selects how handshake tokens are verified.

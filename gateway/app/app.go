@@ -92,6 +92,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			ReceiptsTopic:    cfg.Kafka.ReceiptsTopic,
 			ServerID:         cfg.ServerID,
 			MaxFrameBytes:    cfg.Limits.MaxFrameBytes,
+			PendingAnswers:   cfg.Limits.PendingAnswers,
 			ReplayMaxRecords: cfg.Replay.MaxRecords,
 			ReplayMaxAge:     cfg.Replay.MaxAge.Duration,
 			Expiry:           expiryOptions(cfg.Kafka.Expiry),

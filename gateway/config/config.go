@@ -74,6 +74,14 @@ type Limits struct {
 	// UplinkWorkers bounds the goroutines calling backends, shared by all sessions.
 	// Default 256.
 	UplinkWorkers int `json:"uplinkWorkers,omitempty"`
+	// PendingAnswers bounds the pushes asking for an ack or reply that one session holds as
+	// answerable (answered ones included, until they expire, so that a second answer is
+	// refused); beyond it the oldest is forgotten: its answer is refused and its publisher
+	// gets EXPIRED. Default 128.
+	PendingAnswers int `json:"pendingAnswers,omitempty"`
+	// RefusedAnswers: a session whose answers were refused (ERROR UNKNOWN_PUSH) more than this
+	// many times is closed. Default 16.
+	RefusedAnswers int `json:"refusedAnswers,omitempty"`
 }
 
 // Auth selects how handshake tokens are verified: exactly one of JWT or Webhook.

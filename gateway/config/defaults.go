@@ -22,6 +22,8 @@ const (
 	DefaultOutboundQueueBytes  = 1 << 20
 	DefaultConnectionBuffer    = 1024
 	DefaultUplinkWorkers       = 256
+	DefaultPendingAnswers      = 128
+	DefaultRefusedAnswers      = 16
 
 	DefaultUserClaim   = "sub"
 	DefaultGroupsClaim = "groups"
@@ -103,6 +105,8 @@ func (l *Limits) Default() {
 	setInt(&l.OutboundQueueBytes, DefaultOutboundQueueBytes)
 	setInt(&l.ConnectionBufferBytes, DefaultConnectionBuffer)
 	setInt(&l.UplinkWorkers, DefaultUplinkWorkers)
+	setInt(&l.PendingAnswers, DefaultPendingAnswers)
+	setInt(&l.RefusedAnswers, DefaultRefusedAnswers)
 }
 
 // Default fills the claim names and leeway. Exported so the auth package can default a

@@ -27,7 +27,7 @@ func TestDefaultValues(t *testing.T) {
 			MaxConnections: 100000, MaxFrameBytes: 65536,
 			HandshakeTimeout: d(5 * time.Second), HeartbeatInterval: d(30 * time.Second),
 			IdleTimeout: d(90 * time.Second), RequestsPerSecond: 50, RequestBurst: 100,
-			OutboundQueueFrames: 1024, OutboundQueueBytes: 1 << 20, UplinkWorkers: 256,
+			OutboundQueueFrames: 1024, OutboundQueueBytes: 1 << 20, UplinkWorkers: 256, PendingAnswers: 128, RefusedAnswers: 16,
 			ConnectionBufferBytes: 1024,
 		},
 		Auth: Auth{

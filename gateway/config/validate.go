@@ -172,6 +172,8 @@ func (c *Config) validateLimits(v *validator) {
 			"full-size frame closes the client as a slow consumer", l.OutboundQueueBytes, l.MaxFrameBytes)
 	}
 	v.positiveInt("limits.uplinkWorkers", l.UplinkWorkers)
+	v.positiveInt("limits.pendingAnswers", l.PendingAnswers)
+	v.positiveInt("limits.refusedAnswers", l.RefusedAnswers)
 	if l.ConnectionBufferBytes < 512 || l.ConnectionBufferBytes > 65536 {
 		v.addf("limits.connectionBufferBytes", "%d must be between 512 and 65536", l.ConnectionBufferBytes)
 	}

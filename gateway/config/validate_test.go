@@ -80,6 +80,8 @@ func TestValidateRules(t *testing.T) {
 		{"outbound queue bytes", func(c *Config) { c.Limits.OutboundQueueBytes = -1 }, "limits.outboundQueueBytes: -1 must be at least limits.maxFrameBytes 65536"},
 		{"outbound queue bytes below frame", func(c *Config) { c.Limits.OutboundQueueBytes = 65535 }, "limits.outboundQueueBytes: 65535 must be at least limits.maxFrameBytes 65536"},
 		{"uplink workers", func(c *Config) { c.Limits.UplinkWorkers = -1 }, "limits.uplinkWorkers: must be positive"},
+		{"pending answers", func(c *Config) { c.Limits.PendingAnswers = -1 }, "limits.pendingAnswers: must be positive"},
+		{"refused answers", func(c *Config) { c.Limits.RefusedAnswers = -1 }, "limits.refusedAnswers: must be positive"},
 		{"auth neither", func(c *Config) { c.Auth = Auth{} }, "auth: exactly one of jwt or webhook must be set, got neither"},
 		{"auth both", func(c *Config) { c.Auth.Webhook = &WebhookAuth{URL: "http://a", Timeout: d(time.Second)} }, "auth: exactly one of jwt or webhook must be set, got both"},
 		{"jwt without key file", func(c *Config) { c.Auth.JWT.HS256SecretFile = "" }, "auth.jwt: at least one of hs256SecretFile or rs256PublicKeyFile"},

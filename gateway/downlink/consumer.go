@@ -58,6 +58,9 @@ type Options struct {
 	ReceiptsTopic string
 	ServerID      string
 	MaxFrameBytes int
+	// PendingAnswers bounds the pushes awaiting an answer that each session holds as
+	// answerable (config limits.pendingAnswers).
+	PendingAnswers int
 	// ReplayMaxRecords (per partition) and ReplayMaxAge bound the replay window.
 	ReplayMaxRecords int
 	ReplayMaxAge     time.Duration
@@ -299,6 +302,7 @@ func (c *Consumer) measureLag(ctx context.Context, parts []int) error {
 			return fmt.Errorf("partition %d: %w", po.Partition, po.Error)
 		}
 		if r, ok := c.win.parts[po.Partition]; ok {
+			r.learnEnd(po.LastOffset)
 			c.o.Metrics.Lag.WithLabelValues(strconv.Itoa(po.Partition)).Set(float64(max(po.LastOffset-r.next, 0)))
 		}
 	}

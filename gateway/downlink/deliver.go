@@ -24,6 +24,7 @@ func (c *Consumer) handle(m kafka.Message) {
 	c.mu.Lock()
 	r := c.win.parts[m.Partition]
 	r.next = m.Offset + 1
+	r.learnEnd(m.HighWaterMark)
 	c.dirty[m.Partition] = true
 	live := m.Offset >= r.deliverFrom
 	var targets []*session.Session
@@ -68,6 +69,9 @@ func (c *Consumer) handle(m kafka.Message) {
 	}
 	// Encoded once, shared read-only by every target session's queue.
 	for _, s := range targets {
+		if wantsReceipt {
+			c.expectAnswer(s, d, m.Partition, m.Offset, now)
+		}
 		c.o.Sessions.SendEncoded(s, "push", frame)
 		if wantsReceipt {
 			// Carries the expiry: the owner of its receipts partition writes EXPIRED if no
@@ -141,12 +145,21 @@ func (c *Consumer) Attach(s *session.Session, resume *pb.Resume, attach func(wat
 		if err != nil {
 			continue
 		}
-		c.o.Sessions.SendEncoded(s, "push", frame)
 		if rec.d.AckRequired || rec.d.ReplyExpected {
+			c.expectAnswer(s, rec.d, rec.partition, rec.offset, now)
 			delivered = append(delivered, *rec)
 		}
+		c.o.Sessions.SendEncoded(s, "push", frame)
 	}
 	c.o.Metrics.Replayed.Add(float64(len(replay)))
+}
+
+// expectAnswer makes the session a recipient allowed to answer the push, before the push is
+// queued (its answer cannot overtake it).
+func (c *Consumer) expectAnswer(s *session.Session, d *pb.Downlink, partition int, offset int64, now time.Time) {
+	if s.ExpectAnswer(answerable(d, partition, offset), c.o.PendingAnswers, now.UnixMilli()) {
+		c.o.Metrics.AnswersForgotten.Inc()
+	}
 }
 
 // Targets resolves a record's target to the sessions held here (none when they are elsewhere).

@@ -101,32 +101,40 @@ func (c *Consumer) receipt(kind pb.Receipt_Kind, d *pb.Downlink, s *session.Sess
 	}, nil)
 }
 
-// PushAck turns a client's PUSH_ACK into an ACKED receipt. Whichever pod holds the session
-// writes it, so an ack sent after a reconnect to another pod still reaches the publisher (and
-// the owner of the receipts partition, which then writes no EXPIRED).
-func (c *Consumer) PushAck(s *session.Session, ack *pb.PushAck) {
-	if ack.MessageId == "" {
-		return
+// Answered turns an answer the server accepted (the session was sent the push) into an ACKED
+// or REPLIED receipt naming the answering session and user and carrying the push's
+// correlation id and expiry. Whichever pod holds the session writes it, so the owner of the
+// receipts partition then writes no EXPIRED.
+func (c *Consumer) Answered(s *session.Session, a session.Answerable, reply bool, payload []byte) {
+	kind := pb.Receipt_KIND_ACKED
+	if reply {
+		kind = pb.Receipt_KIND_REPLIED
 	}
-	c.receipt(pb.Receipt_KIND_ACKED, c.answered(ack.MessageId, ack.Position), s, ack.Position, nil)
+	d := &pb.Downlink{MessageId: a.MessageID, CorrelationId: a.CorrelationID, ExpiresAtMs: a.ExpiresAtMs}
+	c.receipt(kind, d, s, &pb.Position{Partition: a.Partition, Offset: a.Offset}, payload)
 }
 
-// PushReply turns a client's PUSH_REPLY into a REPLIED receipt carrying the reply.
-func (c *Consumer) PushReply(s *session.Session, reply *pb.PushReply) {
-	if reply.MessageId == "" {
-		return
+// SentBefore finds, in the replay window, the record at pos with this message id if it asked
+// for an answer, has not expired and its target selects s: a push sent to the session's
+// identity on an earlier connection (on this pod or another: every pod holds every record).
+func (c *Consumer) SentBefore(s *session.Session, messageID string, pos *pb.Position, nowMs int64) (session.Answerable, bool) {
+	if pos == nil {
+		return session.Answerable{}, false
 	}
-	c.receipt(pb.Receipt_KIND_REPLIED, c.answered(reply.MessageId, reply.Position), s, reply.Position, reply.Payload)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec := c.win.findLocked(pos, messageID)
+	if rec == nil || !targetsSession(rec.d.Target, s) || !(rec.d.AckRequired || rec.d.ReplyExpected) ||
+		(rec.d.ExpiresAtMs != 0 && nowMs >= rec.d.ExpiresAtMs) {
+		return session.Answerable{}, false
+	}
+	return answerable(rec.d, rec.partition, rec.offset), true
 }
 
-// answered is what an answer's receipt says about the push: its id and, when the window still
-// holds it, its expiry.
-func (c *Consumer) answered(messageID string, pos *pb.Position) *pb.Downlink {
-	d := &pb.Downlink{MessageId: messageID}
-	if pos != nil {
-		c.mu.Lock()
-		d.ExpiresAtMs = c.win.expiryLocked(pos, messageID)
-		c.mu.Unlock()
+// answerable is what a session keeps of a push that waits for its answer.
+func answerable(d *pb.Downlink, partition int, offset int64) session.Answerable {
+	return session.Answerable{
+		MessageID: d.MessageId, CorrelationID: d.CorrelationId, Partition: int32(partition), Offset: offset,
+		ExpiresAtMs: d.ExpiresAtMs, Ack: d.AckRequired, Reply: d.ReplyExpected,
 	}
-	return d
 }

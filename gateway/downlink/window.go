@@ -33,9 +33,13 @@ type ring struct {
 	head, size int
 	// next is the offset after the last record handled (window or not), the partition's
 	// watermark; deliverFrom is where live delivery starts (earlier records only fill the
-	// window after a restart).
-	next, deliverFrom int64
+	// window after a restart); end is the partition's end offset (high watermark) as last
+	// learnt from Kafka, which may be ahead of next.
+	next, deliverFrom, end int64
 }
+
+// learnEnd records the partition's end offset as Kafka reported it.
+func (r *ring) learnEnd(end int64) { r.end = max(r.end, end) }
 
 func newRing(capacity int, next, deliverFrom int64) *ring {
 	return &ring{buf: make([]record, max(capacity, 1)), next: next, deliverFrom: deliverFrom}
@@ -84,12 +88,26 @@ func (w *window) watermarksLocked() []*pb.Position {
 // replayLocked returns, in partition then offset order, the unexpired records after the
 // client's positions that target s, and the partitions where records it may have needed are
 // no longer held.
+//
+// Positions it cannot use are listed in result.rejected and replay nothing of their partition:
+// a partition the window does not have, an offset below -1, an offset at or beyond the
+// partition's end (no such record was written, as far as this pod knows), a partition named
+// twice. They change nothing else: the status says only whether records were lost.
 func (w *window) replayLocked(s *session.Session, positions []*pb.Position, now time.Time) ([]*record, *pb.ResumeResult) {
-	from := map[int]int64{}
-	for _, p := range positions {
-		from[int(p.Partition)] = p.Offset
-	}
 	result := &pb.ResumeResult{Status: pb.ResumeResult_STATUS_COMPLETE}
+	from := map[int]int64{}
+	refused := map[int]bool{}
+	for _, p := range positions {
+		part := int(p.Partition)
+		r, ok := w.parts[part]
+		_, twice := from[part]
+		if !ok || twice || refused[part] || p.Offset < -1 || p.Offset >= max(r.next, r.end) {
+			result.Rejected = append(result.Rejected, &pb.Position{Partition: p.Partition, Offset: p.Offset})
+			refused[part] = true
+			continue
+		}
+		from[part] = p.Offset
+	}
 	var out []*record
 	parts := make([]int, 0, len(w.parts))
 	for p := range w.parts {
@@ -98,6 +116,9 @@ func (w *window) replayLocked(s *session.Session, positions []*pb.Position, now 
 	slices.Sort(parts)
 	for _, p := range parts {
 		r := w.parts[p]
+		if refused[p] {
+			continue
+		}
 		last, known := from[p]
 		if !known {
 			last = -1 // a partition the client never heard of: everything in it is new to it
@@ -136,16 +157,16 @@ func targetsSession(t *pb.Target, s *session.Session) bool {
 	return false
 }
 
-// expiryLocked is the expires_at_ms of the record at pos if the window still holds it and it
-// is message messageID (a client's PUSH_ACK names both), else 0.
-func (w *window) expiryLocked(pos *pb.Position, messageID string) int64 {
+// findLocked is the record at pos if the window still holds it and it is message messageID
+// (a client's PUSH_ACK names both), else nil. The record is valid until the lock is released.
+func (w *window) findLocked(pos *pb.Position, messageID string) *record {
 	r, ok := w.parts[int(pos.GetPartition())]
 	if !ok {
-		return 0
+		return nil
 	}
 	i := sort.Search(r.size, func(i int) bool { return r.at(i).offset >= pos.GetOffset() })
 	if i == r.size || r.at(i).offset != pos.GetOffset() || r.at(i).d.GetMessageId() != messageID {
-		return 0
+		return nil
 	}
-	return r.at(i).d.GetExpiresAtMs()
+	return r.at(i)
 }

@@ -1,8 +1,11 @@
 package downlink
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
@@ -40,11 +43,21 @@ func TestWindowReplaysTheGapForTheSessionOnly(t *testing.T) {
 		positions []*pb.Position
 		want      []int64 // offsets replayed, partition 0 then 1
 		status    pb.ResumeResult_Status
+		rejected  []*pb.Position
 	}{
-		{"caught up", []*pb.Position{{Partition: 0, Offset: 15}, {Partition: 1, Offset: 2}}, nil, pb.ResumeResult_STATUS_COMPLETE},
-		{"gap inside the window", []*pb.Position{{Partition: 0, Offset: 12}, {Partition: 1, Offset: 0}}, []int64{14, 1}, pb.ResumeResult_STATUS_COMPLETE},
-		{"gap older than the window", []*pb.Position{{Partition: 0, Offset: 9}, {Partition: 1, Offset: 2}}, []int64{12, 14}, pb.ResumeResult_STATUS_NOT_RECOVERED},
-		{"partition never seen", []*pb.Position{{Partition: 0, Offset: 15}}, []int64{0, 1}, pb.ResumeResult_STATUS_COMPLETE},
+		{"caught up", []*pb.Position{{Partition: 0, Offset: 15}, {Partition: 1, Offset: 2}}, nil, pb.ResumeResult_STATUS_COMPLETE, nil},
+		{"gap inside the window", []*pb.Position{{Partition: 0, Offset: 12}, {Partition: 1, Offset: 0}}, []int64{14, 1}, pb.ResumeResult_STATUS_COMPLETE, nil},
+		{"gap older than the window", []*pb.Position{{Partition: 0, Offset: 9}, {Partition: 1, Offset: 2}}, []int64{12, 14}, pb.ResumeResult_STATUS_NOT_RECOVERED, nil},
+		{"partition never seen", []*pb.Position{{Partition: 0, Offset: 15}}, []int64{0, 1}, pb.ResumeResult_STATUS_COMPLETE, nil},
+		// A hostile (or confused) client's positions: answered, never replayed from.
+		{"unknown partition", []*pb.Position{{Partition: 999, Offset: 5}, {Partition: 0, Offset: 15}, {Partition: 1, Offset: 2}},
+			nil, pb.ResumeResult_STATUS_COMPLETE, []*pb.Position{{Partition: 999, Offset: 5}}},
+		{"beyond the end", []*pb.Position{{Partition: 0, Offset: 16}, {Partition: 1, Offset: 0}}, []int64{1},
+			pb.ResumeResult_STATUS_COMPLETE, []*pb.Position{{Partition: 0, Offset: 16}}},
+		{"below -1", []*pb.Position{{Partition: 0, Offset: -7}, {Partition: 1, Offset: 2}}, nil,
+			pb.ResumeResult_STATUS_COMPLETE, []*pb.Position{{Partition: 0, Offset: -7}}},
+		{"named twice", []*pb.Position{{Partition: 0, Offset: 12}, {Partition: 0, Offset: 9}, {Partition: 1, Offset: 2}}, nil,
+			pb.ResumeResult_STATUS_COMPLETE, []*pb.Position{{Partition: 0, Offset: 9}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,6 +76,9 @@ func TestWindowReplaysTheGapForTheSessionOnly(t *testing.T) {
 			}
 			if res.Status != tt.status {
 				t.Errorf("status %v, want %v (%v)", res.Status, tt.status, res.NotRecovered)
+			}
+			if !slices.EqualFunc(res.Rejected, tt.rejected, func(a, b *pb.Position) bool { return proto.Equal(a, b) }) {
+				t.Errorf("rejected %v, want %v", res.Rejected, tt.rejected)
 			}
 		})
 	}
@@ -83,7 +99,7 @@ func TestWindowForgetsRecordsOlderThanMaxAge(t *testing.T) {
 	}
 }
 
-func TestWindowExpiryOfAnAnsweredPush(t *testing.T) {
+func TestWindowFindsTheAnsweredPush(t *testing.T) {
 	w := window{maxAge: time.Hour, parts: map[int]*ring{2: newRing(4, 10, 10)}}
 	for off := int64(10); off < 16; off++ { // 10 and 11 fall out of the ring
 		w.parts[2].push(record{partition: 2, offset: off, d: &pb.Downlink{MessageId: "m" + string(rune('0'+off-10)), ExpiresAtMs: 1000 + off}})
@@ -101,7 +117,11 @@ func TestWindowExpiryOfAnAnsweredPush(t *testing.T) {
 		{2, 16, "m6", 0}, // not read yet
 		{3, 13, "m3", 0}, // unknown partition
 	} {
-		if got := w.expiryLocked(&pb.Position{Partition: tt.partition, Offset: tt.offset}, tt.id); got != tt.want {
+		var got int64
+		if rec := w.findLocked(&pb.Position{Partition: tt.partition, Offset: tt.offset}, tt.id); rec != nil {
+			got = rec.d.ExpiresAtMs
+		}
+		if got != tt.want {
 			t.Errorf("expiry of %s at %d/%d = %d, want %d", tt.id, tt.partition, tt.offset, got, tt.want)
 		}
 	}

@@ -15,6 +15,9 @@ type Downlink struct {
 	Replayed      prometheus.Counter
 	Resumes       *prometheus.CounterVec // status
 	Window        prometheus.Gauge
+	// AnswersForgotten counts pushes a session could no longer answer because it held
+	// limits.pendingAnswers newer ones.
+	AnswersForgotten prometheus.Counter
 
 	// The expiry tracker (gateway/downlink/expiry_tracker.go), over the receipts partitions
 	// this pod owns in the expiry group.
@@ -73,6 +76,10 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 	m.Window = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tcpgw_downlink_window_records", Help: "Records held in the replay window, all partitions.",
 	})
+	m.AnswersForgotten = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tcpgw_answers_forgotten_total",
+		Help: "Pushes awaiting an answer that a session stopped holding as answerable because it held limits.pendingAnswers newer ones (their answer is refused; the publisher gets EXPIRED).",
+	})
 	m.PendingAcks = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tcpgw_pending_acks",
 		Help: "Delivered pushes waiting for an ack or reply before their expiry, tracked on the receipts partitions this pod owns (an EXPIRED receipt is written if none comes).",
@@ -95,7 +102,7 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 	m.ExpiryRebalances = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tcpgw_expiry_generations_total", Help: "Expiry group generations this pod joined (each one a rebalance).",
 	})
-	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.TopicsMissing, m.Replayed, m.Resumes, m.Window,
+	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.TopicsMissing, m.Replayed, m.Resumes, m.Window, m.AnswersForgotten,
 		m.PendingAcks, m.ExpiryEntries, m.ExpiryPartitions, m.ExpiryWritten, m.ExpiryDropped, m.ExpiryRebalances)
 	return m
 }

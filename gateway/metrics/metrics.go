@@ -28,6 +28,7 @@ type Gateway struct {
 	Draining           prometheus.Gauge
 	Lingering          prometheus.Gauge
 	LingerTimeouts     prometheus.Counter
+	AnswersRefused     *prometheus.CounterVec // reason
 }
 
 // New creates the collectors and registers them with reg.
@@ -80,9 +81,13 @@ func New(reg prometheus.Registerer) *Gateway {
 		LingerTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tcpgw_linger_timeouts_total", Help: "Closed connections whose peer did not close within 2s: closed then (with a reset if its last bytes were unread).",
 		}),
+		AnswersRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_answers_refused_total",
+			Help: "PUSH_ACK and PUSH_REPLY frames refused with ERROR UNKNOWN_PUSH, by reason (unknown, expired, not_asked).",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
 		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining,
-		m.Lingering, m.LingerTimeouts)
+		m.Lingering, m.LingerTimeouts, m.AnswersRefused)
 	return m
 }

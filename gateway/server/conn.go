@@ -153,13 +153,9 @@ func (c *conn) handle(f *pb.Frame) {
 	case *pb.Frame_Request:
 		c.request(f.Seq, b.Request)
 	case *pb.Frame_PushAck:
-		if c.srv.downlink != nil {
-			c.srv.downlink.PushAck(c.sess, b.PushAck)
-		}
+		c.answer(f.Seq, b.PushAck.MessageId, b.PushAck.Position, false, nil)
 	case *pb.Frame_PushReply:
-		if c.srv.downlink != nil {
-			c.srv.downlink.PushReply(c.sess, b.PushReply)
-		}
+		c.answer(f.Seq, b.PushReply.MessageId, b.PushReply.Position, true, b.PushReply.Payload)
 	case *pb.Frame_Handshake:
 		c.fail(pb.ErrorCode_ERROR_CODE_HANDSHAKE_REQUIRED, "second HANDSHAKE on one connection")
 	default:

@@ -35,8 +35,12 @@ const wheelTick = 250 * time.Millisecond
 // delivery. The downlink package implements it; without one, acks and replies are ignored and
 // resumes report nothing to replay.
 type Downlink interface {
-	PushAck(s *session.Session, ack *pb.PushAck)
-	PushReply(s *session.Session, reply *pb.PushReply)
+	// SentBefore finds a push that asked for an answer and was sent to the session's identity
+	// before this connection (another connection of the session, maybe on another pod): the
+	// replay window holds its record at pos with that message id, and its target selects s.
+	SentBefore(s *session.Session, messageID string, pos *pb.Position, nowMs int64) (session.Answerable, bool)
+	// Answered writes the receipt of an accepted answer (ACKED, or REPLIED with payload).
+	Answered(s *session.Session, a session.Answerable, reply bool, payload []byte)
 	Attach(s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult))
 }
 

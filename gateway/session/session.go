@@ -72,6 +72,9 @@ type Session struct {
 	// reader, read by the idle timer.
 	lastSeen atomic.Int64
 
+	// answers: the pushes this session may answer (answers.go), guarded by their own mutex.
+	answers answers
+
 	// Outbound state, guarded by mu. The queue holds encoded frames, shared read-only with
 	// other sessions when a broadcast is encoded once.
 	mu          sync.Mutex

@@ -210,9 +210,8 @@ const (
 	// Every record after the client's positions that targets it is replayed (as PUSH frames
 	// after this ack) or there was none.
 	ResumeResult_STATUS_COMPLETE ResumeResult_Status = 1
-	// Some records are older than the gateway's replay window, or some positions were
-	// rejected: the app should resync its state from its backend. not_recovered and rejected
-	// list the partitions concerned.
+	// Some records are older than the gateway's replay window: the app should resync its state
+	// from its backend. not_recovered lists the partitions concerned.
 	ResumeResult_STATUS_NOT_RECOVERED ResumeResult_Status = 2
 )
 
@@ -965,9 +964,11 @@ type ResumeResult struct {
 	// not_recovered: for each partition with a gap, the first offset the gateway still holds.
 	NotRecovered []*Position `protobuf:"bytes,2,rep,name=not_recovered,json=notRecovered,proto3" json:"not_recovered,omitempty"`
 	// rejected: the client's positions that the gateway could not use, as sent: a partition the
-	// topic does not have, an offset below -1, an offset beyond the last record of the
-	// partition, or a partition named twice. Nothing is replayed for them; the client should
-	// take the partition's position from HandshakeAck.positions.
+	// topic does not have, an offset below -1, an offset at or beyond the end of the partition
+	// (as far as this gateway has read it), or a partition named again. Nothing of their
+	// partition is replayed; the status is unaffected. An honest client sees one only when the
+	// topic was re-created, or (offset beyond the end) when it resumes on a gateway that has
+	// not yet read as far as the one it left: it keeps its own position for the partition.
 	Rejected      []*Position `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1400,10 +1401,11 @@ func (x *Push) GetCorrelationId() string {
 	return ""
 }
 
-// PushAck confirms receipt of a PUSH with ack_required. message_id must name a push this
-// session was sent with ack_required, not yet acked and not expired; position, when set, must be
-// the push's. Anything else is answered with a non-fatal ERROR UNKNOWN_PUSH and writes no
-// receipt.
+// PushAck confirms receipt of a PUSH with ack_required. It is accepted once per push and only
+// from a recipient: the push (message_id, not expired) was sent on this connection, or, named by
+// message_id and position, it is still in the gateway's replay window and its target selects
+// this session (a push delivered before a reconnect). Anything else is answered with a
+// non-fatal ERROR UNKNOWN_PUSH and writes no receipt. Send position as received.
 type PushAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
