@@ -16,5 +16,7 @@
 //     Gateway.Log (from test/gwproc) the process's output.
 //
 // `go test ./test/hostile/` runs the suite (make test includes it); it uses the broker named by
-// TCPGW_KAFKA_BOOTSTRAP, or starts one of its own.
+// TCPGW_KAFKA_BOOTSTRAP, or starts one of its own. TCPGW_HOSTILE_RACE_GATEWAYS=1 builds the
+// gateway processes with the race detector. Tests that open many connections spread them over
+// loopback source addresses (SourceAddr, DialFrom) unless per-address limits are their point.
 package hostile

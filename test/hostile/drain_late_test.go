@@ -86,8 +86,8 @@ func countOK(results []string) int {
 	return n
 }
 
-// lateClient connects from src, sends a HANDSHAKE, then a PING every few milliseconds (a chatty
-// client: bytes keep arriving while the gateway closes), and reads until the connection ends.
+// lateClient connects from src, sends a HANDSHAKE, then PINGs (a chatty client: bytes keep
+// arriving while the gateway closes), and reads until the connection ends.
 // It says what happened: "goaway+fin" when a GOAWAY DRAINING came and the close was a FIN.
 func lateClient(addr, src, token string) string {
 	nc, err := DialFrom(addr, src)
@@ -105,16 +105,22 @@ func lateClient(addr, src, token string) string {
 		if c.Write(HandshakeFrame(token)) != nil {
 			return
 		}
-		tick := time.NewTicker(pingEvery)
-		defer tick.Stop()
-		for {
+		// A burst right after connecting (what crosses a GOAWAY sent at accept), then a
+		// steady trickle (what crosses the close at the end of the drain), so that 200 clients
+		// stay light for a loaded machine.
+		start := time.Now()
+		for n := 0; ; n++ {
+			pause := pingSlow
+			if time.Since(start) < burst {
+				pause = pingFast
+			}
 			select {
 			case <-stop:
 				return
-			case <-tick.C:
-				if c.Write(&pb.Frame{Body: &pb.Frame_Ping{Ping: &pb.Ping{}}}) != nil {
-					return
-				}
+			case <-time.After(pause):
+			}
+			if c.Write(&pb.Frame{Seq: uint64(n + 1), Body: &pb.Frame_Ping{Ping: &pb.Ping{}}}) != nil {
+				return
 			}
 		}
 	}()
@@ -144,8 +150,13 @@ func lateClient(addr, src, token string) string {
 	return "too many frames"
 }
 
-// pingEvery paces the late clients' PINGs.
-const pingEvery = 5 * time.Millisecond
+// The late clients' PINGs: every pingFast for the first burst after connecting, then every
+// pingSlow.
+const (
+	pingFast = 2 * time.Millisecond
+	burst    = 100 * time.Millisecond
+	pingSlow = 20 * time.Millisecond
+)
 
 func errClass(err error) string {
 	switch {

@@ -24,6 +24,10 @@ const (
 	Audience = "tcpgw-hostile-clients"
 )
 
+// EnvRaceGateways set to 1 builds the gateway processes with the race detector (slower; a race
+// they report fails the test).
+const EnvRaceGateways = "TCPGW_HOSTILE_RACE_GATEWAYS"
+
 // Options say which gateway a test needs.
 type Options struct {
 	// Kafka gives the gateway a downlink: Topic and Receipts are created (Partitions each)
@@ -55,7 +59,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	if o.Partitions == 0 {
 		o.Partitions = 3
 	}
-	bins := gwproc.Build(t, false)
+	bins := gwproc.Build(t, os.Getenv(EnvRaceGateways) == "1")
 	dir := t.TempDir()
 	g := &Gateway{t: t, Secret: []byte("hostile-suite-hs256-secret-0123456789abcdef")}
 	keyFile := filepath.Join(dir, "hs256.secret")
