@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/test/gwproc"
 	"github.com/tcpgateway/tcpgateway/test/wait"
 )
 
@@ -35,9 +36,9 @@ func TestDrainLateArrivalsGetGoAwayAndFIN(t *testing.T) {
 	}})
 	token := g.Token("late")
 
-	if err := g.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	// The kubelet's preStop hook: `gateway drain -wait` over the pod-local control socket.
+	drained := make(chan gwproc.DrainResult, 1)
+	go func() { drained <- g.PreStop() }()
 	wait.For(t, 5*time.Second, "readiness to fail (the drain started)", func() bool {
 		r, err := g.Readyz()
 		return err == nil && strings.Contains(r, "draining")
@@ -70,6 +71,9 @@ func TestDrainLateArrivalsGetGoAwayAndFIN(t *testing.T) {
 	}
 	if len(bad) > 0 {
 		t.Errorf("%d of %d clients arriving during the deregistration delay did not get GOAWAY then a clean FIN: %v", clients-countOK(results), clients, bad)
+	}
+	if dr := <-drained; !dr.OK() { // bounded by terminationGracePeriod
+		t.Errorf("preStop `gateway drain -wait`: exit %d, %q, %v", dr.ExitCode, dr.Output, dr.Err)
 	}
 	if code, err := g.WaitExit(30 * time.Second); err != nil || code != 0 {
 		t.Errorf("drained gateway: exit %d, %v\n%s", code, err, g.Log.Tail(20))
