@@ -22,8 +22,24 @@ run_fuzz() {
     pkg="./$(dirname "$file")"
     name=${name#func }; name=${name%%(*}
     phase "fuzz $pkg $name for $FUZZTIME"
-    go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg"
+    fuzz_one "$pkg" "$name"
   done < <(git ls-files --cached --others --exclude-standard '*_test.go' | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*(' | sed 's/($//')
+}
+
+# fuzz_one runs one target. Go before 1.27 can fail a -fuzztime run with a bare "context
+# deadline exceeded" when the time runs out while a worker is busy (golang/go#75804; likelier
+# for targets whose executions take a millisecond, like FuzzHandshake's loopback round trip).
+# No input failed then, so such a failure that wrote no failing input counts as a pass.
+fuzz_one() {
+  local pkg=$1 name=$2 out status=0
+  out=$(mktemp "${TMPDIR:-/tmp}/tcpgw-fuzz.XXXXXX")
+  go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1 | tee "$out" || status=$?
+  if [ "$status" -ne 0 ] && grep -q '^    context deadline exceeded$' "$out" && ! grep -q 'Failing input written' "$out"; then
+    log "$name: Go's fuzztime deadline race (golang/go#75804), no failing input: counted as a pass"
+    status=0
+  fi
+  rm -f "$out"
+  return "$status"
 }
 
 start_components() {
