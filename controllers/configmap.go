@@ -75,11 +75,13 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 	}
 	if j := s.Auth.JWT; j != nil {
 		c.Auth.JWT = &config.JWTAuth{
-			Issuer:      j.Issuer,
-			Audience:    j.Audience,
-			UserClaim:   j.UserClaim,
-			GroupsClaim: j.GroupsClaim,
-			Leeway:      dur("spec.auth.jwt.leeway", j.Leeway),
+			Issuer:            j.Issuer,
+			SkipIssuerCheck:   j.SkipIssuerCheck,
+			Audience:          j.Audience,
+			SkipAudienceCheck: j.SkipAudienceCheck,
+			UserClaim:         j.UserClaim,
+			GroupsClaim:       j.GroupsClaim,
+			Leeway:            dur("spec.auth.jwt.leeway", j.Leeway),
 		}
 		// Relative to the config file's directory (ConfigDir in the pod): the rendered config
 		// then holds no absolute paths, so it works wherever the volume is mounted.
@@ -88,6 +90,9 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 		}
 		if j.RS256PublicKey != "" {
 			c.Auth.JWT.RS256PublicKeyFile = path.Join("keys", string(j.RS256PublicKey))
+		}
+		if j.KeySet != "" {
+			c.Auth.JWT.KeySetFile = path.Join("keys", string(j.KeySet))
 		}
 	}
 	if w := s.Auth.Webhook; w != nil {

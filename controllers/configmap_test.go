@@ -53,14 +53,25 @@ func TestGatewayConfig(t *testing.T) {
 			want:   func(c *config.Config) { c.Limits.RequestsPerSecond = 0.5 },
 		},
 		{
-			name: "jwt with both keys, issuer and audience",
+			name: "jwt with every key source, issuer and audience",
 			mutate: func(gw *v1alpha1.TCPGateway) {
 				j := gw.Spec.Auth.JWT
-				j.RS256PublicKey, j.Issuer, j.Audience, j.UserClaim = "rs256.pub.pem", "https://auth.example.com", "chat", "uid"
+				j.RS256PublicKey, j.KeySet, j.Issuer, j.Audience, j.UserClaim = "rs256.pub.pem", "jwks.json", "https://id.example.com", "chat-eu", "uid"
 			},
 			want: func(c *config.Config) {
-				c.Auth.JWT.RS256PublicKeyFile = "keys/rs256.pub.pem"
-				c.Auth.JWT.Issuer, c.Auth.JWT.Audience, c.Auth.JWT.UserClaim = "https://auth.example.com", "chat", "uid"
+				c.Auth.JWT.RS256PublicKeyFile, c.Auth.JWT.KeySetFile = "keys/rs256.pub.pem", "keys/jwks.json"
+				c.Auth.JWT.Issuer, c.Auth.JWT.Audience, c.Auth.JWT.UserClaim = "https://id.example.com", "chat-eu", "uid"
+			},
+		},
+		{
+			name: "jwt with the claim checks skipped by name",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				j := gw.Spec.Auth.JWT
+				j.Issuer, j.Audience, j.SkipIssuerCheck, j.SkipAudienceCheck = "", "", true, true
+			},
+			want: func(c *config.Config) {
+				c.Auth.JWT.Issuer, c.Auth.JWT.Audience = "", ""
+				c.Auth.JWT.SkipIssuerCheck, c.Auth.JWT.SkipAudienceCheck = true, true
 			},
 		},
 		{
@@ -140,7 +151,8 @@ func TestGatewayConfig(t *testing.T) {
 				},
 				Auth: config.Auth{JWT: &config.JWTAuth{
 					HS256SecretFile: "keys/hs256.secret",
-					UserClaim:       "sub", GroupsClaim: "groups", Leeway: d("30s"),
+					Issuer:          "https://auth.example.com", Audience: "chat",
+					UserClaim: "sub", GroupsClaim: "groups", Leeway: d("30s"),
 				}},
 				Routes: []config.Route{{Service: "echo", URL: "http://echo.prod.svc:8080/rpc", Timeout: d("5s"), MaxInFlight: 1024}},
 				Kafka: config.Kafka{

@@ -40,6 +40,8 @@ func newGateway(mutate ...func(*v1alpha1.TCPGateway)) *v1alpha1.TCPGateway {
 			Auth: v1alpha1.Auth{JWT: &v1alpha1.JWTAuth{
 				SecretRef:   v1alpha1.LocalSecretReference{Name: "chat-jwt"},
 				HS256Key:    "hs256.secret",
+				Issuer:      "https://auth.example.com",
+				Audience:    "chat",
 				UserClaim:   "sub",
 				GroupsClaim: "groups",
 				Leeway:      "30s",

@@ -187,7 +187,7 @@ func volumes(gw *v1alpha1.TCPGateway) []corev1.Volume {
 	}}
 	if j := gw.Spec.Auth.JWT; j != nil {
 		var items []corev1.KeyToPath
-		for _, key := range []v1alpha1.SecretKeyName{j.HS256Key, j.RS256PublicKey} {
+		for _, key := range []v1alpha1.SecretKeyName{j.HS256Key, j.RS256PublicKey, j.KeySet} {
 			if key != "" {
 				items = append(items, corev1.KeyToPath{Key: string(key), Path: path.Join("keys", string(key))})
 			}

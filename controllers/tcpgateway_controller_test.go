@@ -62,6 +62,7 @@ func (e *env) gateway(ns string) *v1alpha1.TCPGateway {
 			Image: "tcpgateway:test",
 			Auth: v1alpha1.Auth{JWT: &v1alpha1.JWTAuth{
 				SecretRef: v1alpha1.LocalSecretReference{Name: "chat-jwt"}, HS256Key: "hs256.secret",
+				Issuer: "https://auth.example.com", Audience: "chat",
 			}},
 			Routes: []v1alpha1.Route{{Service: "echo", URL: "http://echo:8080/rpc"}},
 			Kafka: v1alpha1.Kafka{
@@ -176,7 +177,15 @@ func (e *env) testValidation(t *testing.T) {
 		{"neither jwt nor webhook", func(gw *v1alpha1.TCPGateway) { gw.Spec.Auth = v1alpha1.Auth{} },
 			"set exactly one of auth.jwt or auth.webhook"},
 		{"jwt without keys", func(gw *v1alpha1.TCPGateway) { gw.Spec.Auth.JWT.HS256Key = "" },
-			"set hs256Key, rs256PublicKey or both"},
+			"set hs256Key, rs256PublicKey, keySet or several"},
+		{"jwt without issuer", func(gw *v1alpha1.TCPGateway) { gw.Spec.Auth.JWT.Issuer = "" },
+			"set issuer (the token's iss must equal it) or skipIssuerCheck: true, not both"},
+		{"jwt without audience", func(gw *v1alpha1.TCPGateway) { gw.Spec.Auth.JWT.Audience = "" },
+			"set audience (the token's aud must contain it) or skipAudienceCheck: true, not both"},
+		{"jwt issuer and skipIssuerCheck", func(gw *v1alpha1.TCPGateway) { gw.Spec.Auth.JWT.SkipIssuerCheck = true },
+			"set issuer (the token's iss must equal it) or skipIssuerCheck: true, not both"},
+		{"jwt keySet sharing a Secret key", func(gw *v1alpha1.TCPGateway) { gw.Spec.Auth.JWT.KeySet = "hs256.secret" },
+			"keySet must name a Secret key of its own"},
 		{"hardDeadline too short", func(gw *v1alpha1.TCPGateway) {
 			gw.Spec.Drain = v1alpha1.Drain{DeregistrationDelay: "5s", SpreadWindow: "20s", FlushTimeout: "5s", HardDeadline: "30s"}
 		}, "hardDeadline must be longer than deregistrationDelay + spreadWindow + flushTimeout"},

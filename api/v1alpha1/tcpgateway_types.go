@@ -281,31 +281,55 @@ type LocalSecretReference struct {
 
 // JWTAuth verifies HS256 and/or RS256 tokens. The referenced keys of the Secret are mounted
 // at /etc/tcpgateway/keys/<key>; the gateway re-reads them when the Secret changes, so a key
-// rotation needs no restart.
+// rotation needs no restart. A token with a "kid" header is checked against the keySet key
+// with that kid only (an unknown kid is refused as unknown_key); a token without a kid is
+// tried against every key of its alg.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.hs256Key) || has(self.rs256PublicKey)",message="set hs256Key, rs256PublicKey or both: the Secret keys holding the verification keys"
+// +kubebuilder:validation:XValidation:rule="has(self.hs256Key) || has(self.rs256PublicKey) || has(self.keySet)",message="set hs256Key, rs256PublicKey, keySet or several: the Secret keys holding the verification keys"
 // +kubebuilder:validation:XValidation:rule="!has(self.hs256Key) || !has(self.rs256PublicKey) || self.hs256Key != self.rs256PublicKey",message="hs256Key and rs256PublicKey must name different Secret keys"
+// +kubebuilder:validation:XValidation:rule="!has(self.keySet) || ((!has(self.hs256Key) || self.hs256Key != self.keySet) && (!has(self.rs256PublicKey) || self.rs256PublicKey != self.keySet))",message="keySet must name a Secret key of its own"
+// +kubebuilder:validation:XValidation:rule="has(self.issuer) != (has(self.skipIssuerCheck) && self.skipIssuerCheck)",message="set issuer (the token's iss must equal it) or skipIssuerCheck: true, not both"
+// +kubebuilder:validation:XValidation:rule="has(self.audience) != (has(self.skipAudienceCheck) && self.skipAudienceCheck)",message="set audience (the token's aud must contain it) or skipAudienceCheck: true, not both"
 type JWTAuth struct {
 	// SecretRef names the Secret holding the keys.
 	// +required
 	SecretRef LocalSecretReference `json:"secretRef"`
 
-	// HS256Key is the Secret key holding the shared HMAC secret (raw bytes, at least 32).
+	// HS256Key is the Secret key holding one shared HMAC secret (raw bytes, at least 32),
+	// used for tokens without a kid.
 	// +optional
 	HS256Key SecretKeyName `json:"hs256Key,omitempty"`
 
-	// RS256PublicKey is the Secret key holding a PEM RSA public key (PKIX, PKCS#1 or a
-	// certificate).
+	// RS256PublicKey is the Secret key holding one PEM RSA public key (PKIX, PKCS#1 or a
+	// certificate), used for tokens without a kid.
 	// +optional
 	RS256PublicKey SecretKeyName `json:"rs256PublicKey,omitempty"`
 
-	// Issuer, when set, must equal the token's "iss".
+	// KeySet is the Secret key holding a JSON Web Key Set (RFC 7517): at most 16 keys, each
+	// with a unique kid, HS256 ("kty":"oct") or RS256 ("kty":"RSA"). Rotate with overlap:
+	// put the old and the new key in the Secret, move the issuer to the new key, remove the
+	// old one once its last token has expired.
+	// +optional
+	KeySet SecretKeyName `json:"keySet,omitempty"`
+
+	// Issuer must equal the token's "iss". Required unless skipIssuerCheck.
+	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Issuer string `json:"issuer,omitempty"`
 
-	// Audience, when set, must be in the token's "aud".
+	// SkipIssuerCheck accepts tokens whatever their "iss". Exclusive with issuer.
+	// +optional
+	SkipIssuerCheck bool `json:"skipIssuerCheck,omitempty"`
+
+	// Audience must be in the token's "aud". Required unless skipAudienceCheck.
+	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Audience string `json:"audience,omitempty"`
+
+	// SkipAudienceCheck accepts tokens whatever their "aud", so tokens the issuer minted for
+	// other services too. Exclusive with audience.
+	// +optional
+	SkipAudienceCheck bool `json:"skipAudienceCheck,omitempty"`
 
 	// UserClaim names the claim holding the user id.
 	// +kubebuilder:default=sub

@@ -21,9 +21,10 @@ func runToken(args []string) error {
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	issuer := fs.String("issuer", "", "iss claim")
 	audience := fs.String("audience", "", "aud claim")
+	kid := fs.String("kid", "", "key id (header kid): the keySet key the gateway checks it with")
 	_ = fs.Parse(args)
 	if *secretFile == "" || *user == "" {
-		return errors.New("usage: tcpgwctl token -secret-file F -user U [-groups a,b] [-ttl 24h]")
+		return errors.New("usage: tcpgwctl token -secret-file F -user U [-issuer I] [-audience A] [-kid K] [-groups a,b] [-ttl 24h]")
 	}
 	secret, err := os.ReadFile(*secretFile)
 	if err != nil {
@@ -39,7 +40,11 @@ func runToken(args []string) error {
 	if *audience != "" {
 		claims["aud"] = *audience
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	if *kid != "" {
+		tok.Header["kid"] = *kid
+	}
+	s, err := tok.SignedString(secret)
 	if err != nil {
 		return err
 	}

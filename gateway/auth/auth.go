@@ -4,8 +4,9 @@
 // Two verifiers exist, chosen by config.Auth (exactly one is configured):
 //
 //   - JWT (NewJWT): local verification of HS256 and/or RS256 tokens against key files mounted
-//     from a Kubernetes Secret. The files are re-read when they change, so key rotation needs
-//     no restart.
+//     from a Kubernetes Secret: single keys and a JSON Web Key Set selected by the token's
+//     kid. The files are re-read when they change, so keys rotate without a restart, and a
+//     key set holding the old and the new key keeps both valid during the rotation.
 //   - Webhook (NewWebhook): a POST to an HTTP endpoint owned by the application, for tokens
 //     the gateway cannot verify itself (opaque sessions, revocation lists, device checks).
 //
@@ -54,6 +55,9 @@ const (
 	ReasonInvalidToken = "invalid_token"
 	// ReasonExpiredToken: past exp (plus leeway). Separate so clients know to refresh.
 	ReasonExpiredToken = "expired_token"
+	// ReasonUnknownKey: the token's kid names no configured key (removed after a rotation,
+	// or never known). Separate so a rotation that dropped a key too early shows at once.
+	ReasonUnknownKey = "unknown_key"
 	// ReasonDenied: the webhook answered allowed=false.
 	ReasonDenied = "denied"
 	// ReasonWebhookUnavailable: the webhook could not give an answer (transport error,
@@ -63,7 +67,7 @@ const (
 
 // Reasons lists every reason, e.g. to initialise metric label values at start-up.
 func Reasons() []string {
-	return []string{ReasonMissingToken, ReasonInvalidToken, ReasonExpiredToken, ReasonDenied, ReasonWebhookUnavailable}
+	return []string{ReasonMissingToken, ReasonInvalidToken, ReasonExpiredToken, ReasonUnknownKey, ReasonDenied, ReasonWebhookUnavailable}
 }
 
 // Error is a failed verification.
@@ -96,6 +100,7 @@ var (
 	ErrMissingToken       = &Error{Reason: ReasonMissingToken}
 	ErrInvalidToken       = &Error{Reason: ReasonInvalidToken}
 	ErrExpiredToken       = &Error{Reason: ReasonExpiredToken}
+	ErrUnknownKey         = &Error{Reason: ReasonUnknownKey}
 	ErrDenied             = &Error{Reason: ReasonDenied}
 	ErrWebhookUnavailable = &Error{Reason: ReasonWebhookUnavailable}
 )

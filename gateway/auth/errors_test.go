@@ -37,7 +37,7 @@ func TestErrorMatching(t *testing.T) {
 
 // TestReasonsAreStableLabels pins the reason strings: they are metric labels and wire values.
 func TestReasonsAreStableLabels(t *testing.T) {
-	want := []string{"missing_token", "invalid_token", "expired_token", "denied", "webhook_unavailable"}
+	want := []string{"missing_token", "invalid_token", "expired_token", "unknown_key", "denied", "webhook_unavailable"}
 	got := Reasons()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Reasons() = %q, want %q", got, want)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tcpgateway/tcpgateway/gateway/config"
 )
 
 // rsaKeys are generated once per test binary: 2048-bit generation is slow under -race.
@@ -90,4 +92,10 @@ func wantReason(t *testing.T, err error, reason string) {
 	if got := ReasonOf(err); got != reason {
 		t.Fatalf("reason = %q (err %v), want %q", got, err, reason)
 	}
+}
+
+// anyIssuer turns off the iss and aud checks, for tests about keys rather than claims.
+func anyIssuer(c config.JWTAuth) config.JWTAuth {
+	c.SkipIssuerCheck, c.SkipAudienceCheck = true, true
+	return c
 }

@@ -19,52 +19,63 @@ type jwtVerifier struct {
 	userClaim   string
 	groupsClaim string
 	parser      *jwt.Parser
-	// Either may be nil; the parser only accepts the algs whose key is configured.
+	// Any may be nil (at least one is set). The single-key files serve tokens without a kid;
+	// the set serves tokens with a kid (by kid) and without one (every key of the alg).
 	hs256 *keyFile[[]byte]
 	rs256 *keyFile[*rsa.PublicKey]
+	set   *keyFile[keySet]
 }
 
-// NewJWT verifies HS256 and RS256 tokens with the key files named in cfg (at least one). Zero
-// fields in cfg take config's defaults. Tokens must carry exp; nbf and iat are checked when
-// present, all with cfg.Leeway; iss and aud are checked when cfg sets them.
+// NewJWT verifies HS256 and RS256 tokens with the key files named in cfg (at least one; see
+// config.JWTAuth for how a token's kid selects its key). Zero fields in cfg take config's
+// defaults. Tokens must carry exp; nbf and iat are checked when present, all with
+// cfg.Leeway; iss and aud are required to match cfg unless cfg explicitly skips the check.
 func NewJWT(cfg config.JWTAuth) (Verifier, error) {
 	return newJWT(cfg, time.Now)
 }
 
 func newJWT(cfg config.JWTAuth, now func() time.Time) (*jwtVerifier, error) {
 	cfg.Default()
-	if cfg.HS256SecretFile == "" && cfg.RS256PublicKeyFile == "" {
-		return nil, errors.New("auth: jwt needs hs256SecretFile or rs256PublicKeyFile")
+	if cfg.HS256SecretFile == "" && cfg.RS256PublicKeyFile == "" && cfg.KeySetFile == "" {
+		return nil, errors.New("auth: jwt needs hs256SecretFile, rs256PublicKeyFile or keySetFile")
+	}
+	// Defence in depth behind config validation: a verifier built from a config that forgot
+	// the issuer or audience would accept tokens minted for other services.
+	if (cfg.Issuer == "") != cfg.SkipIssuerCheck {
+		return nil, errors.New("auth: jwt needs an issuer or skipIssuerCheck (exactly one)")
+	}
+	if (cfg.Audience == "") != cfg.SkipAudienceCheck {
+		return nil, errors.New("auth: jwt needs an audience or skipAudienceCheck (exactly one)")
 	}
 	v := &jwtVerifier{userClaim: cfg.UserClaim, groupsClaim: cfg.GroupsClaim}
-	var methods []string
+	var err error
 	if cfg.HS256SecretFile != "" {
-		f, err := newKeyFile(cfg.HS256SecretFile, parseHS256Secret, now)
-		if err != nil {
+		if v.hs256, err = newKeyFile(cfg.HS256SecretFile, parseHS256Secret, now); err != nil {
 			return nil, fmt.Errorf("auth: hs256SecretFile: %w", err)
 		}
-		v.hs256 = f
-		methods = append(methods, jwt.SigningMethodHS256.Alg())
 	}
 	if cfg.RS256PublicKeyFile != "" {
-		f, err := newKeyFile(cfg.RS256PublicKeyFile, jwt.ParseRSAPublicKeyFromPEM, now)
-		if err != nil {
+		if v.rs256, err = newKeyFile(cfg.RS256PublicKeyFile, jwt.ParseRSAPublicKeyFromPEM, now); err != nil {
 			return nil, fmt.Errorf("auth: rs256PublicKeyFile: %w", err)
 		}
-		v.rs256 = f
-		methods = append(methods, jwt.SigningMethodRS256.Alg())
+	}
+	if cfg.KeySetFile != "" {
+		if v.set, err = newKeyFile(cfg.KeySetFile, parseKeySet, now); err != nil {
+			return nil, fmt.Errorf("auth: keySetFile: %w", err)
+		}
 	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(methods),
+		// keyFor refuses an alg without a key of its own kind; this list keeps out the rest.
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg(), jwt.SigningMethodRS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway.Duration),
 		jwt.WithTimeFunc(now),
 	}
-	if cfg.Issuer != "" {
+	if !cfg.SkipIssuerCheck {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
-	if cfg.Audience != "" {
+	if !cfg.SkipAudienceCheck {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	v.parser = jwt.NewParser(opts...)
@@ -87,7 +98,10 @@ func (v *jwtVerifier) Verify(_ context.Context, req Request) (Identity, error) {
 	}
 	claims := jwt.MapClaims{}
 	if _, err := v.parser.ParseWithClaims(req.Token, claims, v.keyFor); err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired) {
+		switch {
+		case errors.Is(err, errUnknownKey):
+			return Identity{}, &Error{Reason: ReasonUnknownKey, Err: err}
+		case errors.Is(err, jwt.ErrTokenExpired):
 			return Identity{}, &Error{Reason: ReasonExpiredToken, Err: err}
 		}
 		return Identity{}, &Error{Reason: ReasonInvalidToken, Err: err}
@@ -103,22 +117,56 @@ func (v *jwtVerifier) Verify(_ context.Context, req Request) (Identity, error) {
 	return Identity{UserID: user, Groups: groups}, nil
 }
 
-// keyFor picks the key by the token's alg and by nothing else. Each alg only ever gets its
-// own kind of key, so an HS256 token can never be checked against the RSA public key's bytes
-// used as an HMAC secret (the alg-confusion attack: the public key is public, so anyone could
-// sign such a token).
+// errUnknownKey: the token names a kid that no configured key has (a key removed after its
+// rotation window, or a token from another issuer).
+var errUnknownKey = errors.New("no key with this kid")
+
+// keyFor picks the keys a token may be checked against: by kid when the token names one,
+// else every key of its alg. Each alg only ever gets its own kind of key, so an HS256 token
+// can never be checked against the RSA public key's bytes used as an HMAC secret (the
+// alg-confusion attack: the public key is public, so anyone could sign such a token).
 func (v *jwtVerifier) keyFor(t *jwt.Token) (any, error) {
-	switch t.Method.Alg() {
+	alg := t.Method.Alg()
+	if raw, named := t.Header["kid"]; named {
+		kid, ok := raw.(string)
+		if !ok || kid == "" {
+			return nil, fmt.Errorf("header kid must be a non-empty string, got %T", raw)
+		}
+		var set keySet
+		if v.set != nil {
+			set = v.set.get()
+		}
+		k, ok := set.byKid(kid)
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", errUnknownKey, kid)
+		}
+		if k.alg != alg {
+			return nil, fmt.Errorf("key %q is for %s, the token says %s", kid, k.alg, alg)
+		}
+		return k.key, nil
+	}
+	var keys []jwt.VerificationKey
+	switch alg {
 	case jwt.SigningMethodHS256.Alg():
 		if v.hs256 != nil {
-			return v.hs256.get(), nil
+			keys = append(keys, v.hs256.get())
 		}
 	case jwt.SigningMethodRS256.Alg():
 		if v.rs256 != nil {
-			return v.rs256.get(), nil
+			keys = append(keys, v.rs256.get())
 		}
 	}
-	return nil, fmt.Errorf("no key configured for alg %q", t.Method.Alg())
+	if v.set != nil {
+		for _, k := range v.set.get() {
+			if k.alg == alg {
+				keys = append(keys, k.key)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no key configured for alg %q", alg)
+	}
+	return jwt.VerificationKeySet{Keys: keys}, nil
 }
 
 // stringList reads a groups claim: absent or null is no groups, otherwise it must be a JSON

@@ -129,7 +129,7 @@ func TestJWTVerify(t *testing.T) {
 // bytes as the HMAC secret.
 func TestJWTAlgConfusionRSAOnly(t *testing.T) {
 	pubPEM := publicPEM(t, rsaKeys()[0])
-	v, err := NewJWT(config.JWTAuth{RS256PublicKeyFile: writeFile(t, tempPath(t, "rs.pem"), pubPEM)})
+	v, err := NewJWT(anyIssuer(config.JWTAuth{RS256PublicKeyFile: writeFile(t, tempPath(t, "rs.pem"), pubPEM)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +152,11 @@ func TestJWTAlgConfusionRSAOnly(t *testing.T) {
 func TestJWTCustomClaimsAndNoIssuerCheck(t *testing.T) {
 	secret := randomSecret(t)
 	v, err := NewJWT(config.JWTAuth{
-		HS256SecretFile: writeFile(t, tempPath(t, "hs"), secret),
-		UserClaim:       "uid",
-		GroupsClaim:     "roles",
+		HS256SecretFile:   writeFile(t, tempPath(t, "hs"), secret),
+		UserClaim:         "uid",
+		GroupsClaim:       "roles",
+		SkipIssuerCheck:   true,
+		SkipAudienceCheck: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -178,15 +180,15 @@ func TestNewJWTRejectsBadKeys(t *testing.T) {
 		cfg  func(t *testing.T) config.JWTAuth
 		want string
 	}{
-		{"no key file", func(t *testing.T) config.JWTAuth { return config.JWTAuth{} }, "needs hs256SecretFile or rs256PublicKeyFile"},
+		{"no key file", func(t *testing.T) config.JWTAuth { return config.JWTAuth{} }, "needs hs256SecretFile, rs256PublicKeyFile or keySetFile"},
 		{"missing secret file", func(t *testing.T) config.JWTAuth {
-			return config.JWTAuth{HS256SecretFile: tempPath(t, "absent")}
+			return anyIssuer(config.JWTAuth{HS256SecretFile: tempPath(t, "absent")})
 		}, "hs256SecretFile"},
 		{"short secret", func(t *testing.T) config.JWTAuth {
-			return config.JWTAuth{HS256SecretFile: writeFile(t, tempPath(t, "hs"), []byte("password\n"))}
+			return anyIssuer(config.JWTAuth{HS256SecretFile: writeFile(t, tempPath(t, "hs"), []byte("password\n"))})
 		}, "need at least 32"},
 		{"public key not PEM", func(t *testing.T) config.JWTAuth {
-			return config.JWTAuth{RS256PublicKeyFile: writeFile(t, tempPath(t, "rs"), []byte("ssh-rsa AAAA"))}
+			return anyIssuer(config.JWTAuth{RS256PublicKeyFile: writeFile(t, tempPath(t, "rs"), []byte("ssh-rsa AAAA"))})
 		}, "rs256PublicKeyFile"},
 	}
 	for _, tt := range tests {
@@ -206,7 +208,7 @@ func TestJWTSecretRotation(t *testing.T) {
 	path := tempPath(t, "hs256")
 	oldSecret, newSecret := randomSecret(t), randomSecret(t)
 	writeFile(t, path, oldSecret)
-	v, err := newJWT(config.JWTAuth{HS256SecretFile: path}, clock.Now)
+	v, err := newJWT(anyIssuer(config.JWTAuth{HS256SecretFile: path}), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +274,7 @@ func TestJWTPublicKeyRotationKubernetesStyle(t *testing.T) {
 	mustSymlink(t, "..v1", filepath.Join(dir, "..data"))
 	mustSymlink(t, filepath.Join("..data", "key.pem"), filepath.Join(dir, "key.pem"))
 
-	v, err := newJWT(config.JWTAuth{RS256PublicKeyFile: filepath.Join(dir, "key.pem")}, clock.Now)
+	v, err := newJWT(anyIssuer(config.JWTAuth{RS256PublicKeyFile: filepath.Join(dir, "key.pem")}), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +312,7 @@ func TestJWTConcurrentVerifyDuringRotation(t *testing.T) {
 	path := tempPath(t, "hs256")
 	secret := randomSecret(t)
 	writeFile(t, path, secret)
-	v, err := newJWT(config.JWTAuth{HS256SecretFile: path}, clock.Now)
+	v, err := newJWT(anyIssuer(config.JWTAuth{HS256SecretFile: path}), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,16 +90,34 @@ type Auth struct {
 	Webhook *WebhookAuth `json:"webhook,omitempty"`
 }
 
-// JWTAuth verifies tokens locally. Keys are files mounted from a Secret.
+// JWTAuth verifies tokens locally. Keys are files mounted from a Secret; every file is re-read
+// when it changes, so keys rotate without a restart.
+//
+// Key selection: a token whose header carries a "kid" is checked against the key set's key
+// with that kid only, and refused as unknown_key when the set has none; a token without a kid
+// is tried against every configured key of its alg (the single-key files and the set's keys).
 type JWTAuth struct {
-	// HS256SecretFile holds the shared HMAC secret (raw bytes). Optional.
+	// HS256SecretFile holds one shared HMAC secret (raw bytes), used for tokens without a kid.
+	// Optional.
 	HS256SecretFile string `json:"hs256SecretFile,omitempty"`
-	// RS256PublicKeyFile holds a PEM RSA public key (PKIX or PKCS#1). Optional.
+	// RS256PublicKeyFile holds one PEM RSA public key (PKIX or PKCS#1), used for tokens
+	// without a kid. Optional.
 	RS256PublicKeyFile string `json:"rs256PublicKeyFile,omitempty"`
-	// Issuer, when set, must equal the token's "iss".
+	// KeySetFile holds a JSON Web Key Set (RFC 7517): up to 16 keys, each with a unique
+	// "kid", HS256 ("kty":"oct") or RS256 ("kty":"RSA"). Rotation with overlap: add the new
+	// key, move issuers to it, remove the old key once its tokens have expired. Optional; at
+	// least one of the three key sources is required.
+	KeySetFile string `json:"keySetFile,omitempty"`
+	// Issuer must equal the token's "iss". Required unless SkipIssuerCheck.
 	Issuer string `json:"issuer,omitempty"`
-	// Audience, when set, must be in the token's "aud".
+	// SkipIssuerCheck accepts a token whatever its "iss" (and without one). Only for keys that
+	// no other issuer shares; exclusive with Issuer.
+	SkipIssuerCheck bool `json:"skipIssuerCheck,omitempty"`
+	// Audience must be in the token's "aud". Required unless SkipAudienceCheck.
 	Audience string `json:"audience,omitempty"`
+	// SkipAudienceCheck accepts a token whatever its "aud" (and without one), so a token the
+	// issuer minted for another service is accepted too. Exclusive with Audience.
+	SkipAudienceCheck bool `json:"skipAudienceCheck,omitempty"`
 	// UserClaim names the claim holding the user id. Default "sub".
 	UserClaim string `json:"userClaim,omitempty"`
 	// GroupsClaim names the claim holding the group tags (array of strings). Default "groups".

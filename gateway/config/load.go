@@ -86,7 +86,7 @@ func load(path string, env lookupEnv) (*Config, error) {
 	// config and its keys mounted together (the operator renders "keys/<name>") work wherever
 	// the volume is mounted. Parse, having no file, leaves them relative to the working dir.
 	if j := c.Auth.JWT; j != nil {
-		for _, f := range []*string{&j.HS256SecretFile, &j.RS256PublicKeyFile} {
+		for _, f := range []*string{&j.HS256SecretFile, &j.RS256PublicKeyFile, &j.KeySetFile} {
 			if *f != "" && !filepath.IsAbs(*f) {
 				*f = filepath.Join(filepath.Dir(path), *f)
 			}

@@ -27,6 +27,8 @@ serverID: from-file
 auth:
   jwt:
     hs256SecretFile: /keys/hs
+    issuer: https://auth.example.com
+    audience: chat
 routes:
   - service: chat
     url: http://chat:8080

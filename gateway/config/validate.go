@@ -188,9 +188,11 @@ func (c *Config) validateAuth(v *validator) {
 		v.addf("auth", "exactly one of jwt or webhook must be set, got both")
 	}
 	if j := a.JWT; j != nil {
-		if j.HS256SecretFile == "" && j.RS256PublicKeyFile == "" {
-			v.addf("auth.jwt", "at least one of hs256SecretFile or rs256PublicKeyFile must be set")
+		if j.HS256SecretFile == "" && j.RS256PublicKeyFile == "" && j.KeySetFile == "" {
+			v.addf("auth.jwt", "at least one of hs256SecretFile, rs256PublicKeyFile or keySetFile must be set")
 		}
+		requiredUnlessSkipped(v, "auth.jwt.issuer", j.Issuer, "skipIssuerCheck", j.SkipIssuerCheck, "iss")
+		requiredUnlessSkipped(v, "auth.jwt.audience", j.Audience, "skipAudienceCheck", j.SkipAudienceCheck, "aud")
 		if j.UserClaim == "" {
 			v.addf("auth.jwt.userClaim", "required")
 		}
@@ -202,6 +204,17 @@ func (c *Config) validateAuth(v *validator) {
 	if w := a.Webhook; w != nil {
 		v.httpURL("auth.webhook.url", w.URL)
 		v.positiveDuration("auth.webhook.timeout", w.Timeout)
+	}
+}
+
+// requiredUnlessSkipped: a claim check is on unless explicitly skipped, and naming a value
+// while skipping the check is a contradiction.
+func requiredUnlessSkipped(v *validator, path, value, skipName string, skip bool, claim string) {
+	switch {
+	case value == "" && !skip:
+		v.addf(path, "required: tokens must carry this %q (or set %s: true to accept any)", claim, skipName)
+	case value != "" && skip:
+		v.addf(path, "set together with %s: choose one", skipName)
 	}
 }
 

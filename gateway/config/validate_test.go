@@ -11,7 +11,7 @@ import (
 func validConfig() Config {
 	c := Config{
 		ServerID: "tcpgw-0",
-		Auth:     Auth{JWT: &JWTAuth{HS256SecretFile: "/keys/hs"}},
+		Auth:     Auth{JWT: &JWTAuth{HS256SecretFile: "/keys/hs", Issuer: "https://auth.example.com", Audience: "chat"}},
 		Routes: []Route{
 			{Service: "chat", URL: "http://chat:8080/rpc"},
 			{Service: "presence", URL: "https://presence"},
@@ -26,6 +26,12 @@ func TestValidateAcceptsValidConfig(t *testing.T) {
 	c := validConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
+	}
+	j := *c.Auth.JWT
+	c.Auth.JWT = &JWTAuth{KeySetFile: "/keys/jwks.json", SkipIssuerCheck: true, SkipAudienceCheck: true,
+		UserClaim: j.UserClaim, GroupsClaim: j.GroupsClaim, Leeway: j.Leeway}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("key set with both claim checks skipped by name rejected: %v", err)
 	}
 	c.Kafka = Kafka{} // downlink disabled: the expiry block is ignored too
 	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}}}
@@ -84,7 +90,11 @@ func TestValidateRules(t *testing.T) {
 		{"refused answers", func(c *Config) { c.Limits.RefusedAnswers = -1 }, "limits.refusedAnswers: must be positive"},
 		{"auth neither", func(c *Config) { c.Auth = Auth{} }, "auth: exactly one of jwt or webhook must be set, got neither"},
 		{"auth both", func(c *Config) { c.Auth.Webhook = &WebhookAuth{URL: "http://a", Timeout: d(time.Second)} }, "auth: exactly one of jwt or webhook must be set, got both"},
-		{"jwt without key file", func(c *Config) { c.Auth.JWT.HS256SecretFile = "" }, "auth.jwt: at least one of hs256SecretFile or rs256PublicKeyFile"},
+		{"jwt without key file", func(c *Config) { c.Auth.JWT.HS256SecretFile = "" }, "auth.jwt: at least one of hs256SecretFile, rs256PublicKeyFile or keySetFile"},
+		{"jwt without issuer", func(c *Config) { c.Auth.JWT.Issuer = "" }, `auth.jwt.issuer: required: tokens must carry this "iss" (or set skipIssuerCheck: true to accept any)`},
+		{"jwt without audience", func(c *Config) { c.Auth.JWT.Audience = "" }, `auth.jwt.audience: required: tokens must carry this "aud" (or set skipAudienceCheck: true to accept any)`},
+		{"jwt issuer and skip", func(c *Config) { c.Auth.JWT.SkipIssuerCheck = true }, "auth.jwt.issuer: set together with skipIssuerCheck: choose one"},
+		{"jwt audience and skip", func(c *Config) { c.Auth.JWT.SkipAudienceCheck = true }, "auth.jwt.audience: set together with skipAudienceCheck: choose one"},
 		{"jwt user claim", func(c *Config) { c.Auth.JWT.UserClaim = "" }, "auth.jwt.userClaim: required"},
 		{"jwt groups claim", func(c *Config) { c.Auth.JWT.GroupsClaim = "" }, "auth.jwt.groupsClaim: required"},
 		{"jwt leeway", func(c *Config) { c.Auth.JWT.Leeway = d(-time.Second) }, "auth.jwt.leeway: must not be negative"},

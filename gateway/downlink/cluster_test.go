@@ -64,12 +64,18 @@ func newClusterWith(t *testing.T, gateways, partitions int, mutate func(*config.
 	return c
 }
 
+// The issuer and audience the test gateways require and the test tokens carry.
+const (
+	testIssuer   = "https://auth.test"
+	testAudience = "tcpgw-test"
+)
+
 func (c *cluster) startGateway(id, keyFile string, brokers []string) *app.App {
 	c.t.Helper()
 	cfg := &config.Config{
 		ServerID: id,
 		Listen:   config.Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0"},
-		Auth:     config.Auth{JWT: &config.JWTAuth{HS256SecretFile: keyFile}},
+		Auth:     config.Auth{JWT: &config.JWTAuth{HS256SecretFile: keyFile, Issuer: testIssuer, Audience: testAudience}},
 		Kafka:    config.Kafka{Brokers: brokers, DownlinkTopic: c.topic, ReceiptsTopic: c.receipts},
 	}
 	cfg.Drain = config.Drain{
@@ -152,7 +158,7 @@ func (b *inbox) waitFor(t *testing.T, n int) []*pb.Push {
 // after it is recorded.
 func (c *cluster) connect(gw int, user string, groups []string, onPush func(*client.Client, *pb.Push)) (*client.Client, *inbox) {
 	c.t.Helper()
-	claims := jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}
+	claims := jwt.MapClaims{"sub": user, "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix()}
 	if len(groups) > 0 {
 		claims["groups"] = groups
 	}

@@ -21,7 +21,7 @@ import (
 // balancer that sends the reconnect to another pod.
 func (c *cluster) movingClient(user string, to *atomic.Value, box *inbox, acks chan<- *pb.HandshakeAck) *client.Client {
 	c.t.Helper()
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}).SignedString(c.secret)
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix()}).SignedString(c.secret)
 	if err != nil {
 		c.t.Fatal(err)
 	}

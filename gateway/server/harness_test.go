@@ -30,6 +30,12 @@ import (
 // wait bounds every wait on an event in these tests.
 const wait = 10 * time.Second
 
+// The issuer and audience the harness's gateway requires and its tokens carry.
+const (
+	testIssuer   = "https://auth.test"
+	testAudience = "tcpgw-test"
+)
+
 // harness is a real gateway server on a loopback port, with a real HTTP backend and HS256
 // tokens signed by a secret written to a file, as a mounted Secret would be.
 type harness struct {
@@ -57,7 +63,7 @@ func start(t testing.TB, backend http.Handler, mutate func(*config.Config)) *har
 	cfg := &config.Config{
 		ServerID: "gw-test",
 		Listen:   config.Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0"},
-		Auth:     config.Auth{JWT: &config.JWTAuth{HS256SecretFile: keyFile}},
+		Auth:     config.Auth{JWT: &config.JWTAuth{HS256SecretFile: keyFile, Issuer: testIssuer, Audience: testAudience}},
 		Routes:   []config.Route{{Service: "echo", URL: h.backend.URL}},
 	}
 	if mutate != nil {
@@ -111,7 +117,7 @@ func echoBackend() http.Handler {
 
 func (h *harness) token(user string, groups ...string) string {
 	h.t.Helper()
-	claims := jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}
+	claims := jwt.MapClaims{"sub": user, "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix()}
 	if len(groups) > 0 {
 		claims["groups"] = groups
 	}

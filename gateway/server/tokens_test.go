@@ -7,6 +7,6 @@ import (
 )
 
 func signExpired(h *harness) (string, error) {
-	claims := jwt.MapClaims{"sub": "late", "exp": time.Now().Add(-time.Hour).Unix()}
+	claims := jwt.MapClaims{"sub": "late", "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(-time.Hour).Unix()}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(h.secret)
 }

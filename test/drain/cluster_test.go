@@ -88,9 +88,15 @@ func newCluster(t *testing.T, sc scale, gateways int) *cluster {
 	return c
 }
 
+// The issuer and audience the test gateways require and the test tokens carry.
+const (
+	testIssuer   = "https://auth.test"
+	testAudience = "tcpgw-test"
+)
+
 // token mints an HS256 token for user with the group tags.
 func (c *cluster) token(user string, groups []string) string {
-	claims := jwt.MapClaims{"sub": user, "exp": time.Now().Add(2 * time.Hour).Unix()}
+	claims := jwt.MapClaims{"sub": user, "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(2 * time.Hour).Unix()}
 	if len(groups) > 0 {
 		claims["groups"] = groups
 	}
@@ -150,7 +156,7 @@ func (c *cluster) config(id, clients, admin string) config.Config {
 			RequestsPerSecond: 10000,
 			RequestBurst:      10000,
 		},
-		Auth: config.Auth{JWT: &config.JWTAuth{HS256SecretFile: c.keyFile}},
+		Auth: config.Auth{JWT: &config.JWTAuth{HS256SecretFile: c.keyFile, Issuer: testIssuer, Audience: testAudience}},
 		Routes: []config.Route{
 			{Service: "echo", URL: c.echoURL, Timeout: dur(10 * time.Second)},
 			// Held requests outlive the whole drain.

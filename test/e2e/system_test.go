@@ -237,6 +237,8 @@ func (s *system) gatewaySpec(replicas int32) v1alpha1.TCPGatewaySpec {
 		Auth: v1alpha1.Auth{JWT: &v1alpha1.JWTAuth{
 			SecretRef: v1alpha1.LocalSecretReference{Name: "jwt"},
 			HS256Key:  "hs256.secret",
+			Issuer:    testIssuer,
+			Audience:  testAudience,
 		}},
 		Routes: []v1alpha1.Route{{Service: "echo", URL: s.echoURL, Timeout: "5s"}},
 		Kafka: v1alpha1.Kafka{
@@ -313,10 +315,16 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// The issuer and audience the test TCPGateway requires and the test tokens carry.
+const (
+	testIssuer   = "https://auth.test"
+	testAudience = "tcpgw-test"
+)
+
 // token mints a client token for user with group tags.
 func token(t testing.TB, user string, groups []string) string {
 	t.Helper()
-	claims := jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}
+	claims := jwt.MapClaims{"sub": user, "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix()}
 	if len(groups) > 0 {
 		claims["groups"] = groups
 	}

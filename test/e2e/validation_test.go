@@ -31,6 +31,8 @@ spec:
     jwt:
       secretRef: {name: jwt}
       hs256Key: hs256.secret
+      issuer: https://auth.example.com
+      audience: chat
   kafka:
     bootstrapServers: ["127.0.0.1:9092"]
 `
@@ -66,6 +68,8 @@ func TestInvalidTCPGatewayRejectedByKubectl(t *testing.T) {
 			[]string{`The TCPGateway "valid" is invalid`, "spec: Invalid value", "port and adminPort must differ"}},
 		{"both jwt and webhook", strings.Replace(valid, "  kafka:", "    webhook: {url: http://auth.example/check}\n  kafka:", 1),
 			[]string{"spec.auth: Invalid value", "set exactly one of auth.jwt or auth.webhook"}},
+		{"jwt without issuer", strings.Replace(valid, "      issuer: https://auth.example.com\n", "", 1),
+			[]string{"spec.auth.jwt: Invalid value", "set issuer (the token's iss must equal it) or skipIssuerCheck: true"}},
 		{"broker port out of range", strings.Replace(valid, "127.0.0.1:9092", "127.0.0.1:99999", 1),
 			[]string{"spec.kafka.bootstrapServers[0]", "port must be at most 65535"}},
 		{"negative duration", valid + "  drain:\n    spreadWindow: -5s\n",
