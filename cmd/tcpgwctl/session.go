@@ -20,12 +20,13 @@ import (
 
 // connFlags are the flags shared by the commands that open a session.
 type connFlags struct {
-	addr, token, session, device string
+	addr, token, tokenFile, session, device string
 }
 
 func (f *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:7000", "gateway address (the load balancer's)")
 	fs.StringVar(&f.token, "token", os.Getenv("TCPGW_TOKEN"), "auth token (default $TCPGW_TOKEN)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the token, re-read on every reconnect and refresh (replaces -token)")
 	fs.StringVar(&f.session, "session", "", "session id to open or resume (default: assigned)")
 	fs.StringVar(&f.device, "device", "tcpgwctl", "device id")
 }
@@ -49,6 +50,13 @@ func (f *connFlags) connect(ctx context.Context, out io.Writer, reconnect bool) 
 			fmt.Fprintf(os.Stderr, "connected: session %s, user %s, gateway %s\n", ack.SessionId, ack.UserId, ack.ServerId)
 		},
 		OnDisconnect: func(err error) { fmt.Fprintf(os.Stderr, "disconnected: %v\n", err) },
+	}
+	if f.tokenFile != "" {
+		path := f.tokenFile
+		opts.TokenSource = func(context.Context) (string, error) {
+			b, err := os.ReadFile(path)
+			return strings.TrimSpace(string(b)), err
+		}
 	}
 	cl, err := client.Connect(ctx, opts)
 	if err != nil {

@@ -1,7 +1,9 @@
 // Package client is the Go SDK for apps and tools speaking to a tcpgateway: it dials, runs the
 // handshake, keeps the session alive with heartbeats, correlates requests with responses,
-// delivers pushes in order without duplicates, and reconnects with exponential backoff and
-// jitter, honouring the gateway's GOAWAY delay and resuming the session where it stopped.
+// delivers pushes in order without duplicates (by position and by message id), and reconnects
+// with exponential backoff and jitter, honouring the gateway's GOAWAY delay and resuming the
+// session where it stopped. Its token comes from a TokenSource, asked on every (re)connect and
+// whenever the gateway asks for a refresh, so sessions outlive their tokens and key rotations.
 package client
 
 import (
@@ -51,10 +53,42 @@ func (b Backoff) delay(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// Options configure a Client. Addr and Token are required.
+// TokenSource returns a token for the next handshake or REFRESH. It is called on every
+// (re)connect and whenever the gateway asks for a refresh; it should return a token that is
+// valid now (fetch a new one when the cached one is near its expiry). Errors are retried with
+// backoff.
+type TokenSource func(ctx context.Context) (string, error)
+
+// DefaultAuthAttempts is Options.AuthAttempts' default.
+const DefaultAuthAttempts = 10
+
+// DefaultDedupWindow is Options.DedupWindow's default.
+const DefaultDedupWindow = 1024
+
+// Options configure a Client. Addr and one of Token or TokenSource are required.
 type Options struct {
-	Addr          string
-	Token         string
+	Addr string
+	// Token is a fixed token, for tools and tests: it cannot be refreshed, so the client stops
+	// once the gateway refuses it (expired, key rotated out).
+	Token string
+	// TokenSource, when set, replaces Token: it is asked for a token before every handshake
+	// and on every REFRESH_REQUEST. With a TokenSource, a handshake refused as
+	// UNAUTHENTICATED (or a session closed with TOKEN_EXPIRED) makes the client ask it again
+	// and reconnect with backoff instead of stopping; see AuthAttempts.
+	TokenSource TokenSource
+	// AuthAttempts bounds consecutive reconnects refused as UNAUTHENTICATED or TOKEN_EXPIRED
+	// with a TokenSource: after that many the client stops (Err is the last refusal). With
+	// the default backoff, 10 attempts span about two minutes. Negative: never stop. Without
+	// a TokenSource the first refusal stops the client (the same token would be refused
+	// again), except webhook_unavailable, which is the gateway's problem and retried.
+	// Default 10.
+	AuthAttempts int
+	// DedupWindow is how many recent message ids the client remembers to drop duplicate
+	// pushes that arrive at different positions (a publisher's retry writes a second record).
+	// Memory: about 100 bytes per id. Negative disables dedup by id; duplicates by position
+	// are always dropped. Default 1024.
+	DedupWindow int
+
 	SessionID     string // empty: the gateway assigns one, kept across reconnects
 	DeviceID      string
 	ClientVersion string
@@ -101,6 +135,20 @@ func (o *Options) defaults() {
 	if o.Reconnect.LostSpread == 0 {
 		o.Reconnect.LostSpread = DefaultLostSpread
 	}
+	if o.AuthAttempts == 0 {
+		o.AuthAttempts = DefaultAuthAttempts
+	}
+	if o.DedupWindow == 0 {
+		o.DedupWindow = DefaultDedupWindow
+	}
+}
+
+// token asks the token source, or returns the fixed token.
+func (o *Options) token(ctx context.Context) (string, error) {
+	if o.TokenSource != nil {
+		return o.TokenSource(ctx)
+	}
+	return o.Token, nil
 }
 
 // ErrClosed is returned after Close or once the client stopped for good (see Err).
@@ -116,6 +164,7 @@ type Client struct {
 	sessionID   string
 	resumeToken string
 	positions   map[int32]int64 // last delivered offset per partition: drops duplicates
+	seen        *idWindow       // recent message ids: drops a publisher's duplicate records
 	floor       map[int32]int64 // watermarks confirmed complete: where resumes may start at the latest
 	err         error           // why the client stopped for good
 
@@ -128,7 +177,8 @@ type Client struct {
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	opts.defaults()
 	c := &Client{opts: opts, sessionID: opts.SessionID, positions: map[int32]int64{}, floor: map[int32]int64{},
-		up: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		seen: newIDWindow(opts.DedupWindow),
+		up:   make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	first, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -140,10 +190,14 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 func (c *Client) connect(ctx context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.HandshakeTimeout)
 	defer cancel()
+	token, err := c.opts.token(ctx)
+	if err != nil {
+		return nil, &TokenSourceError{Err: err}
+	}
 	c.mu.Lock()
 	hs := &pb.Handshake{
 		ProtocolVersion: protocol.Version,
-		Token:           c.opts.Token,
+		Token:           token,
 		SessionId:       c.sessionID,
 		DeviceId:        c.opts.DeviceID,
 		ClientVersion:   c.opts.ClientVersion,
@@ -162,7 +216,7 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	}
 	c.mu.Unlock()
 
-	cn, err := dial(ctx, &c.opts, hs, c.deliver, c.detach)
+	cn, err := dial(ctx, &c.opts, hs, c.deliver, c.detach, c.refresh)
 	if err != nil {
 		return nil, err
 	}
@@ -222,20 +276,57 @@ func (c *Client) detach(cn *conn) {
 	}
 }
 
-// deliver passes a push to the app unless it is a replay of one already delivered.
+// deliver passes a push to the app unless it is a replay of one already delivered (same
+// position) or a duplicate record of one (same message id at another position: the publisher
+// retried). A duplicate still advances the position, so no resume asks for it again.
 func (c *Client) deliver(p *pb.Push) {
+	c.mu.Lock()
 	if pos := p.GetPosition(); pos != nil {
-		c.mu.Lock()
 		last, seen := c.positions[pos.Partition]
 		if seen && pos.Offset <= last {
 			c.mu.Unlock()
 			return
 		}
 		c.positions[pos.Partition] = pos.Offset
-		c.mu.Unlock()
 	}
-	if c.opts.OnPush != nil {
+	dup := !c.seen.add(p.MessageId)
+	c.mu.Unlock()
+	if !dup && c.opts.OnPush != nil {
 		c.opts.OnPush(p)
+	}
+}
+
+// refresh answers the gateway's REFRESH_REQUEST on cn with a token from the TokenSource,
+// retrying with backoff until the request's deadline (at least HandshakeTimeout from now, as
+// the gateway's clock may run ahead of ours). A client with a fixed token has nothing new to
+// send: its session closes with TOKEN_EXPIRED at the deadline and the client stops.
+func (c *Client) refresh(cn *conn, req *pb.RefreshRequest) {
+	if c.opts.TokenSource == nil {
+		return
+	}
+	deadline := time.UnixMilli(req.DeadlineMs)
+	if floor := time.Now().Add(c.opts.HandshakeTimeout); deadline.Before(floor) {
+		deadline = floor
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		if token, err := c.opts.TokenSource(ctx); err == nil {
+			f, err := cn.call(ctx, &pb.Frame{Body: &pb.Frame_Refresh{Refresh: &pb.Refresh{Token: token}}})
+			if err == nil && f.GetRefreshAck().GetCode() == pb.ErrorCode_ERROR_CODE_OK {
+				return
+			}
+			if err != nil && cn.Err() != nil || errors.Is(err, errLeaving) {
+				return // the connection ended; the next one authenticates with a new token
+			}
+		}
+		select {
+		case <-time.After(c.opts.Reconnect.delay(attempt)):
+		case <-ctx.Done():
+			return
+		case <-cn.done:
+			return
+		}
 	}
 }
 
@@ -263,6 +354,11 @@ func (c *Client) supervise(cn *conn) {
 		c.detach(cn)
 
 		wait, fatal := c.afterDisconnect(cause)
+		refusals := 0
+		if isAuthRefusal(cause) {
+			refusals = 1 // the session ended because of its token
+			wait = c.opts.Reconnect.delay(0)
+		}
 		if fatal || c.opts.NoReconnect {
 			c.finish(cause)
 			return
@@ -279,8 +375,10 @@ func (c *Client) supervise(cn *conn) {
 				cn, attempt = next, 0
 				break
 			}
-			var se *ServerError
-			if errors.As(err, &se) && fatalCode(se.Code) {
+			if isAuthRefusal(err) {
+				refusals++
+			}
+			if c.stopAfter(err, refusals) {
 				c.finish(err)
 				return
 			}
@@ -302,17 +400,51 @@ func (c *Client) afterDisconnect(cause error) (time.Duration, bool) {
 		c.mu.Unlock()
 		return time.Duration(ga.GoAway.ReconnectDelayMs) * time.Millisecond, false
 	}
-	var se *ServerError
-	if errors.As(cause, &se) && fatalCode(se.Code) {
+	if c.stopAfter(cause, 0) {
 		return 0, true
 	}
 	return c.opts.Reconnect.afterLoss(), false
 }
 
-// fatalCode: errors that the same handshake would hit again.
-func fatalCode(code pb.ErrorCode) bool {
-	return code == pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED || code == pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION
+// stopAfter decides whether err (a closed session or a failed reconnect) stops the client for
+// good, refusals being the consecutive auth refusals so far: errors the next handshake would
+// hit again stop it; auth refusals do so only without a TokenSource or after AuthAttempts.
+func (c *Client) stopAfter(err error, refusals int) bool {
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return false // transport errors, token source errors: retried with backoff
+	}
+	switch {
+	case se.Code == pb.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION:
+		return true
+	case !isAuthRefusal(err):
+		return false
+	case se.Message == reasonWebhookUnavailable:
+		return false // the gateway's auth webhook failed, not the token
+	case c.opts.TokenSource == nil:
+		return true
+	default:
+		return c.opts.AuthAttempts >= 0 && refusals >= c.opts.AuthAttempts
+	}
 }
+
+// reasonWebhookUnavailable is the UNAUTHENTICATED message the gateway sends when its auth
+// webhook could not answer (auth.ReasonWebhookUnavailable).
+const reasonWebhookUnavailable = "webhook_unavailable"
+
+// isAuthRefusal: the gateway refused the token (at the handshake) or closed the session
+// because its token expired.
+func isAuthRefusal(err error) bool {
+	var se *ServerError
+	return errors.As(err, &se) &&
+		(se.Code == pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED || se.Code == pb.ErrorCode_ERROR_CODE_TOKEN_EXPIRED)
+}
+
+// TokenSourceError is a reconnect that failed because the TokenSource returned an error.
+type TokenSourceError struct{ Err error }
+
+func (e *TokenSourceError) Error() string { return "client: token source: " + e.Err.Error() }
+func (e *TokenSourceError) Unwrap() error { return e.Err }
 
 func (c *Client) finish(err error) {
 	c.mu.Lock()

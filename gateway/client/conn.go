@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/protocol"
@@ -43,6 +44,10 @@ type conn struct {
 	onLeave func(*conn) // called on GOAWAY, before calls can see errLeaving
 	// onRefused gets non-fatal ERRORs (Options.OnRefused; may be nil).
 	onRefused func(*pb.Error)
+	// onRefresh answers a REFRESH_REQUEST; it runs on a goroutine of its own, one at a time
+	// (refreshing), so the reader never waits for the token source.
+	onRefresh  func(*conn, *pb.RefreshRequest)
+	refreshing atomic.Bool
 
 	wmu sync.Mutex
 	w   *bufio.Writer
@@ -65,7 +70,7 @@ var errLeaving = errors.New("client: connection is going away")
 
 // dial connects and runs the handshake; on success the reader and heartbeat goroutines run
 // until the connection ends (Done).
-func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Push), onLeave func(*conn)) (*conn, error) {
+func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Push), onLeave func(*conn), onRefresh func(*conn, *pb.RefreshRequest)) (*conn, error) {
 	dialer := o.Dialer.DialContext
 	if o.DialContext != nil {
 		dialer = o.DialContext
@@ -74,7 +79,7 @@ func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Pus
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, w: bufio.NewWriter(nc),
+	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, onRefresh: onRefresh, w: bufio.NewWriter(nc),
 		pending: map[uint64]chan *pb.Frame{}, leaving: make(chan struct{}), done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
@@ -166,7 +171,7 @@ func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
 			return
 		}
 		switch b := f.Body.(type) {
-		case *pb.Frame_Response, *pb.Frame_Pong:
+		case *pb.Frame_Response, *pb.Frame_Pong, *pb.Frame_RefreshAck:
 			c.mu.Lock()
 			ch := c.pending[f.Seq]
 			delete(c.pending, f.Seq)
@@ -187,6 +192,13 @@ func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
 			// replayed on the next connection from the positions the client resumes with.
 			if c.onPush != nil && !leaving {
 				c.onPush(b.Push)
+			}
+		case *pb.Frame_RefreshRequest:
+			if c.onRefresh != nil && c.refreshing.CompareAndSwap(false, true) {
+				go func() {
+					defer c.refreshing.Store(false)
+					c.onRefresh(c, b.RefreshRequest)
+				}()
 			}
 		case *pb.Frame_Goaway:
 			c.mu.Lock()
