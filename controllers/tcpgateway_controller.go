@@ -8,8 +8,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -45,6 +47,7 @@ type TCPGatewayReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -95,6 +98,7 @@ func (r *TCPGatewayReconciler) reconcileObjects(ctx context.Context, gw *v1alpha
 		func() error { return r.reconcileClientService(ctx, gw, o) },
 		func() error { return r.reconcileStatefulSet(ctx, gw, rc, o) },
 		func() error { return r.reconcilePDB(ctx, gw) },
+		func() error { return r.reconcileNetworkPolicy(ctx, gw) },
 		func() error { return r.observePods(ctx, gw, o) },
 	}
 	for _, phase := range phases {
@@ -163,6 +167,30 @@ func (r *TCPGatewayReconciler) reconcilePDB(ctx context.Context, gw *v1alpha1.TC
 	return err
 }
 
+// reconcileNetworkPolicy writes the NetworkPolicy of spec.networkPolicy, or deletes the one
+// this TCPGateway owns when it is not enabled (an object of that name it does not own is
+// left alone).
+func (r *TCPGatewayReconciler) reconcileNetworkPolicy(ctx context.Context, gw *v1alpha1.TCPGateway) error {
+	if desired := NetworkPolicy(gw); desired != nil {
+		_, err := ensureOwned(ctx, r, gw, desired, &networkingv1.NetworkPolicy{}, copyNetworkPolicy)
+		return err
+	}
+	current := &networkingv1.NetworkPolicy{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: gw.Namespace, Name: networkPolicyName(gw)}, current)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("while getting NetworkPolicy %s: %w", networkPolicyName(gw), err)
+	case !metav1.IsControlledBy(current, gw):
+		return nil
+	}
+	if err := r.Delete(ctx, current); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("while deleting NetworkPolicy %s: %w", current.Name, err)
+	}
+	return nil
+}
+
 func (r *TCPGatewayReconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -182,6 +210,7 @@ func OwnedCacheOptions() map[client.Object]cache.ByObject {
 		&corev1.Service{}:               owned,
 		&appsv1.StatefulSet{}:           owned,
 		&policyv1.PodDisruptionBudget{}: owned,
+		&networkingv1.NetworkPolicy{}:   owned,
 		&corev1.Pod{}:                   owned,
 	}
 }
@@ -197,6 +226,7 @@ func (r *TCPGatewayReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent 
 		Owns(&corev1.Service{}).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(gatewayOfPod),
 			builder.WithPredicates(podFailureChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).

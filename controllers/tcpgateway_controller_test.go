@@ -51,6 +51,7 @@ func TestOperator(t *testing.T) {
 	t.Run("deletionPolicy Delete deletes the topics", e.testDeletionPolicy)
 	t.Run("scale subresource", e.testScale)
 	t.Run("client Service changes", e.testServiceChanges)
+	t.Run("network policy on, changed and off", e.testNetworkPolicy)
 	t.Run("crash-looping pods are Degraded", e.testPodsFailing)
 }
 

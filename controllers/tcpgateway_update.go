@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,6 +102,8 @@ func mergeMetadata(dst, desired client.Object) {
 func copyConfigMap(dst, src *corev1.ConfigMap) { dst.Data, dst.BinaryData = src.Data, src.BinaryData }
 
 func copyPDB(dst, src *policyv1.PodDisruptionBudget) { dst.Spec = src.Spec }
+
+func copyNetworkPolicy(dst, src *networkingv1.NetworkPolicy) { dst.Spec = src.Spec }
 
 // copyStatefulSet replaces the whole spec: everything in it is the operator's, and the fields
 // the API server refuses to change (selector, serviceName, podManagementPolicy) are the same

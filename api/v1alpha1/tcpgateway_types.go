@@ -80,7 +80,8 @@ type TCPGatewaySpec struct {
 	// +optional
 	Port int32 `json:"port,omitempty"`
 
-	// AdminPort serves /healthz, /readyz, /metrics, /status and /drain. Default 9090.
+	// AdminPort serves /healthz, /readyz, /metrics and /status, read-only (GET and HEAD).
+	// The drain starts through a pod-local socket, never through this port. Default 9090.
 	// +kubebuilder:default=9090
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
@@ -117,6 +118,12 @@ type TCPGatewaySpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Service ServiceSpec `json:"service,omitempty"`
+
+	// NetworkPolicy, when enabled, restricts who reaches the gateway pods: the client port
+	// stays open to all, the admin port (probes, /metrics, /status; read-only) only to pods
+	// of the selected namespaces. Off by default.
+	// +optional
+	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
 	// Resources of the gateway container.
 	// +optional
@@ -572,6 +579,21 @@ type ServiceSpec struct {
 	// +listType=atomic
 	// +optional
 	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
+}
+
+// NetworkPolicySpec shapes the NetworkPolicy the operator renders for the gateway pods. It
+// restricts ingress only: the gateways call backends, auth webhooks and Kafka wherever they are.
+type NetworkPolicySpec struct {
+	// Enabled renders the NetworkPolicy (owned by the TCPGateway); false removes it.
+	// +required
+	Enabled bool `json:"enabled"`
+
+	// MetricsNamespaceSelector selects the namespaces whose pods may reach the admin port
+	// (Prometheus, for /metrics). Unset: only the TCPGateway's own namespace. An empty
+	// selector ({}) selects every namespace. Kubelet probes come from the node, which
+	// NetworkPolicies do not govern on common network plugins.
+	// +optional
+	MetricsNamespaceSelector *metav1.LabelSelector `json:"metricsNamespaceSelector,omitempty"`
 }
 
 // TCPGatewayStatus is the observed state of a gateway fleet.
