@@ -56,8 +56,14 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 			Control: ControlSocket,
 		},
 		Limits: config.Limits{
-			MaxConnections:      int(s.Limits.MaxConnections),
-			MaxFrameBytes:       int(s.Limits.MaxFrameBytes),
+			MaxConnections:         int(s.Limits.MaxConnections),
+			MaxPendingHandshakes:   int(s.Limits.MaxPendingHandshakes),
+			MaxFrameBytes:          int(s.Limits.MaxFrameBytes),
+			MaxHandshakeFrameBytes: int(s.Limits.MaxHandshakeFrameBytes),
+			PerAddress: config.AddressLimits{
+				MaxConnections: int(s.Limits.PerAddress.MaxConnections),
+				HandshakeBurst: int(s.Limits.PerAddress.HandshakeBurst),
+			},
 			HandshakeTimeout:    dur("spec.limits.handshakeTimeout", s.Limits.HandshakeTimeout),
 			HeartbeatInterval:   dur("spec.limits.heartbeatInterval", s.Limits.HeartbeatInterval),
 			IdleTimeout:         dur("spec.limits.idleTimeout", s.Limits.IdleTimeout),
@@ -72,6 +78,12 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 	}
 	if q := s.Limits.RequestsPerSecond; q != nil {
 		c.Limits.RequestsPerSecond = q.AsApproximateFloat64()
+	}
+	if q := s.Limits.PerAddress.HandshakesPerSecond; q != nil {
+		c.Limits.PerAddress.HandshakesPerSecond = q.AsApproximateFloat64()
+	}
+	if q := s.Limits.OutboundBudgetBytes; q != nil {
+		c.Limits.OutboundBudgetBytes = int(q.Value())
 	}
 	if j := s.Auth.JWT; j != nil {
 		c.Auth.JWT = &config.JWTAuth{

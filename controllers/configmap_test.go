@@ -122,6 +122,20 @@ func TestGatewayConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "limits of this issue",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.Limits.MaxPendingHandshakes = 500
+				gw.Spec.Limits.MaxHandshakeFrameBytes = 4096
+				gw.Spec.Limits.PerAddress = v1alpha1.AddressLimits{MaxConnections: 20, HandshakesPerSecond: ptr.To(resource.MustParse("500m")), HandshakeBurst: 7}
+				gw.Spec.Limits.OutboundBudgetBytes = ptr.To(resource.MustParse("256Mi"))
+			},
+			want: func(c *config.Config) {
+				c.Limits.MaxPendingHandshakes, c.Limits.MaxHandshakeFrameBytes = 500, 4096
+				c.Limits.PerAddress = config.AddressLimits{MaxConnections: 20, HandshakesPerSecond: 0.5, HandshakeBurst: 7}
+				c.Limits.OutboundBudgetBytes = 256 << 20
+			},
+		},
+		{
 			name: "no schema defaults (built in Go): zero values, which the gateway defaults",
 			mutate: func(gw *v1alpha1.TCPGateway) {
 				gw.Spec = v1alpha1.TCPGatewaySpec{
@@ -144,7 +158,9 @@ func TestGatewayConfig(t *testing.T) {
 			want := &config.Config{
 				Listen: config.Listen{Clients: ":7000", Admin: ":9090", Control: "/var/run/tcpgateway/control.sock"},
 				Limits: config.Limits{
-					MaxConnections: 100000, MaxFrameBytes: 65536,
+					MaxConnections: 100000, MaxPendingHandshakes: 10000,
+					MaxFrameBytes: 65536, MaxHandshakeFrameBytes: 8192,
+					PerAddress:       config.AddressLimits{MaxConnections: 1000, HandshakesPerSecond: 50, HandshakeBurst: 1000},
 					HandshakeTimeout: d("5s"), HeartbeatInterval: d("30s"), IdleTimeout: d("90s"),
 					RequestsPerSecond: 50, RequestBurst: 100,
 					OutboundQueueFrames: 1024, OutboundQueueBytes: 1 << 20, UplinkWorkers: 256,
@@ -356,7 +372,7 @@ func TestCRDDefaultsMatchGatewayDefaults(t *testing.T) {
 		}
 		return q.AsApproximateFloat64()
 	}
-	limits := func(f string) []any { return []any{"limits", "properties", f} }
+	limits := func(f ...any) []any { return append([]any{"limits", "properties"}, f...) }
 	expiry := func(f string) []any { return []any{"kafka", "properties", "expiry", "properties", f} }
 	checks := []struct {
 		name      string
@@ -365,6 +381,13 @@ func TestCRDDefaultsMatchGatewayDefaults(t *testing.T) {
 		{"port", ":" + def("port"), config.DefaultClientsAddress},
 		{"adminPort", ":" + def("adminPort"), config.DefaultAdminAddress},
 		{"limits.maxConnections", num(limits("maxConnections")...), float64(config.DefaultMaxConnections)},
+		{"limits.maxPendingHandshakes", num(limits("maxPendingHandshakes")...), float64(config.DefaultMaxPendingHandshakes)},
+		{"limits.maxHandshakeFrameBytes", num(limits("maxHandshakeFrameBytes")...), float64(config.DefaultMaxHandshakeFrameBytes)},
+		{"limits.perAddress.maxConnections", num(limits("perAddress", "properties", "maxConnections")...), float64(config.DefaultAddressMaxConnections)},
+		{"limits.perAddress.handshakesPerSecond", num(limits("perAddress", "properties", "handshakesPerSecond")...), config.DefaultAddressHandshakeRate},
+		{"limits.perAddress.handshakeBurst", num(limits("perAddress", "properties", "handshakeBurst")...), float64(config.DefaultAddressHandshakeBurst)},
+		// No schema default: derived from maxConnections and outboundQueueBytes by the gateway.
+		{"limits.outboundBudgetBytes", field(limits("outboundBudgetBytes")...)["default"], nil},
 		{"limits.maxFrameBytes", num(limits("maxFrameBytes")...), float64(config.DefaultMaxFrameBytes)},
 		{"limits.maxFrameBytes minimum", field(limits("maxFrameBytes")...)["minimum"], float64(config.MinMaxFrameBytes)},
 		{"limits.maxFrameBytes maximum", field(limits("maxFrameBytes")...)["maximum"], float64(config.MaxMaxFrameBytes)},

@@ -26,8 +26,15 @@ func newGateway(mutate ...func(*v1alpha1.TCPGateway)) *v1alpha1.TCPGateway {
 			Port:      7000,
 			AdminPort: 9090,
 			Limits: v1alpha1.Limits{
-				MaxConnections:      100000,
-				MaxFrameBytes:       65536,
+				MaxConnections:         100000,
+				MaxPendingHandshakes:   10000,
+				MaxFrameBytes:          65536,
+				MaxHandshakeFrameBytes: 8192,
+				PerAddress: v1alpha1.AddressLimits{
+					MaxConnections:      1000,
+					HandshakesPerSecond: ptr.To(resource.MustParse("50")),
+					HandshakeBurst:      1000,
+				},
 				HandshakeTimeout:    "5s",
 				HeartbeatInterval:   "30s",
 				IdleTimeout:         "90s",

@@ -106,6 +106,7 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 			},
 		},
 	}
+	sts.Spec.Template.Spec.Containers[0].Resources = GatewayResources(gw.Spec.Resources, rc.Config.Limits)
 	sts.Annotations = map[string]string{AnnotationSpecHash: specHash(sts.Labels, nil, sts.Spec)}
 	return sts
 }
@@ -129,7 +130,6 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 			// node agent (test/cluster), whose pods are processes, needs this copy.
 			{Name: "TCPGW_LISTEN_CONTROL", Value: ControlSocket},
 		},
-		Resources: gw.Spec.Resources,
 		// Readiness fails at once when a drain starts, so the endpoints drop the pod within
 		// one period (2 s) of preStop; the gateway keeps accepting meanwhile
 		// (drain.deregistrationDelay).

@@ -182,12 +182,38 @@ func (d Duration) Parse() (time.Duration, error) {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.idleTimeout) || !has(self.heartbeatInterval) || duration(self.idleTimeout) > duration(self.heartbeatInterval)",message="idleTimeout must be longer than heartbeatInterval, or healthy clients are closed between two heartbeats"
 // +kubebuilder:validation:XValidation:rule="!has(self.outboundQueueBytes) || !has(self.maxFrameBytes) || self.outboundQueueBytes >= self.maxFrameBytes",message="outboundQueueBytes must be at least maxFrameBytes, or a single full-size frame closes the client as a slow consumer"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxHandshakeFrameBytes) || !has(self.maxFrameBytes) || self.maxHandshakeFrameBytes <= self.maxFrameBytes",message="maxHandshakeFrameBytes must be at most maxFrameBytes"
 type Limits struct {
-	// MaxConnections a pod accepts at once; more are refused with ERROR SERVER_FULL.
+	// MaxConnections bounds the established sessions (handshake completed) of a pod; a
+	// handshake beyond it is refused with ERROR SERVER_FULL. Connections awaiting their
+	// handshake count against maxPendingHandshakes instead.
 	// +kubebuilder:default=100000
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxConnections int32 `json:"maxConnections,omitempty"`
+
+	// MaxPendingHandshakes bounds the connections of a pod accepted and still awaiting their
+	// handshake; more are refused at once with ERROR SERVER_FULL.
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxPendingHandshakes int32 `json:"maxPendingHandshakes,omitempty"`
+
+	// MaxHandshakeFrameBytes is the largest frame body accepted before the handshake
+	// completes (a handshake with its token), 64 to maxFrameBytes; a larger length prefix is
+	// refused at once with ERROR FRAME_TOO_LARGE.
+	// +kubebuilder:default=8192
+	// +kubebuilder:validation:Minimum=64
+	// +kubebuilder:validation:Maximum=16777216
+	// +optional
+	MaxHandshakeFrameBytes int32 `json:"maxHandshakeFrameBytes,omitempty"`
+
+	// PerAddress bounds what one client address (an IPv4 address, or an IPv6 /64) can hold
+	// and start on one pod. Refusals are ERROR ADDRESS_LIMIT. The source address is the
+	// client's only with service.externalTrafficPolicy Local (the default).
+	// +kubebuilder:default={}
+	// +optional
+	PerAddress AddressLimits `json:"perAddress,omitempty"`
 
 	// MaxFrameBytes is the largest frame body accepted or sent, 64 to 16777216 (16 MiB).
 	// +kubebuilder:default=65536
@@ -237,6 +263,15 @@ type Limits struct {
 	// +optional
 	OutboundQueueBytes int32 `json:"outboundQueueBytes,omitempty"`
 
+	// OutboundBudgetBytes bounds the outbound bytes of all sessions of a pod together (queued
+	// or being written), as a quantity such as 256Mi; beyond it the slowest consumers (the
+	// oldest stalled writes) are closed with ERROR SLOW_CONSUMER. At least
+	// outboundQueueBytes. Default: 2 KiB per connection of maxConnections, at least 64Mi, at
+	// most maxConnections × outboundQueueBytes.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="must be a positive quantity such as 256Mi"
+	// +optional
+	OutboundBudgetBytes *resource.Quantity `json:"outboundBudgetBytes,omitempty"`
+
 	// UplinkWorkers bounds the goroutines calling backends, shared by all sessions of a pod.
 	// +kubebuilder:default=256
 	// +kubebuilder:validation:Minimum=1
@@ -257,6 +292,29 @@ type Limits struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	RefusedAnswers int32 `json:"refusedAnswers,omitempty"`
+}
+
+// AddressLimits bound one client address on one pod. The defaults leave room for
+// carrier-grade NAT, where many subscribers share one public IPv4 address.
+type AddressLimits struct {
+	// MaxConnections from one address at once, awaiting their handshake or established.
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxConnections int32 `json:"maxConnections,omitempty"`
+
+	// HandshakesPerSecond is the sustained rate of handshakes one address may start (a
+	// token bucket), as a quantity: "50", or "500m" for one every two seconds.
+	// +kubebuilder:default="50"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="must be a positive quantity such as 50 or 500m"
+	// +optional
+	HandshakesPerSecond *resource.Quantity `json:"handshakesPerSecond,omitempty"`
+
+	// HandshakeBurst is the size of each address's handshake bucket.
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	HandshakeBurst int32 `json:"handshakeBurst,omitempty"`
 }
 
 // Auth selects how handshake tokens are verified.

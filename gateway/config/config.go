@@ -45,10 +45,22 @@ type Listen struct {
 
 // Limits bound every resource a client can make the gateway spend.
 type Limits struct {
-	// MaxConnections accepted at once; more are refused with ERROR SERVER_FULL. Default 100000.
+	// MaxConnections bounds established sessions (handshake completed); a handshake beyond it
+	// is refused with ERROR SERVER_FULL. Connections still awaiting their handshake count
+	// against MaxPendingHandshakes instead. Default 100000.
 	MaxConnections int `json:"maxConnections,omitempty"`
+	// MaxPendingHandshakes bounds connections accepted and still awaiting their handshake;
+	// more are refused at once with ERROR SERVER_FULL, so silent connections cannot keep
+	// clients from establishing sessions. Default 10000.
+	MaxPendingHandshakes int `json:"maxPendingHandshakes,omitempty"`
 	// MaxFrameBytes is the largest frame body accepted or sent. Default 65536.
 	MaxFrameBytes int `json:"maxFrameBytes,omitempty"`
+	// MaxHandshakeFrameBytes is the largest frame body accepted before the handshake
+	// completes (room for a handshake with a token); a larger length prefix is refused at
+	// once with ERROR FRAME_TOO_LARGE. At most maxFrameBytes. Default 8192.
+	MaxHandshakeFrameBytes int `json:"maxHandshakeFrameBytes,omitempty"`
+	// PerAddress bounds what one client address can hold and start.
+	PerAddress AddressLimits `json:"perAddress"`
 	// HandshakeTimeout: a connection must complete its handshake within it. Default 5s.
 	HandshakeTimeout Duration `json:"handshakeTimeout,omitempty"`
 	// HeartbeatInterval advertised to clients (HandshakeAck.heartbeat_interval_ms). Default 30s.
@@ -65,6 +77,12 @@ type Limits struct {
 	OutboundQueueFrames int `json:"outboundQueueFrames,omitempty"`
 	// OutboundQueueBytes bounds the same queue in bytes. Default 1048576 (1 MiB).
 	OutboundQueueBytes int `json:"outboundQueueBytes,omitempty"`
+	// OutboundBudgetBytes bounds the outbound bytes of all sessions together (queued or being
+	// written). A send that exceeds it closes the slowest consumers first (the oldest stalled
+	// writes) with ERROR SLOW_CONSUMER. Default: DefaultOutboundBudget(maxConnections,
+	// outboundQueueBytes), 2 KiB per connection but at least 64 MiB, at most
+	// maxConnections × outboundQueueBytes.
+	OutboundBudgetBytes int `json:"outboundBudgetBytes,omitempty"`
 	// ConnectionBufferBytes sizes each connection's first read buffer and netpoll's smallest
 	// buffer node: the bulk of an idle connection's memory (about 7 KiB per idle connection
 	// at 1024 against 14 KiB at netpoll's 8 KiB/4 KiB defaults; see docs/benchmarks.md).
@@ -82,6 +100,20 @@ type Limits struct {
 	// RefusedAnswers: a session whose answers were refused (ERROR UNKNOWN_PUSH) more than this
 	// many times is closed. Default 16.
 	RefusedAnswers int `json:"refusedAnswers,omitempty"`
+}
+
+// AddressLimits bound one client address (IPv4 address, or IPv6 /64 prefix: one subscriber's
+// allocation) on one gateway pod. The defaults leave room for carrier-grade NAT, where many
+// subscribers share one public IPv4 address (see docs/operator.md).
+type AddressLimits struct {
+	// MaxConnections from one address at once, awaiting their handshake or established; more
+	// are refused with ERROR ADDRESS_LIMIT. Default 1000.
+	MaxConnections int `json:"maxConnections,omitempty"`
+	// HandshakesPerSecond is the sustained rate of handshakes one address may start (a token
+	// bucket); a handshake beyond it is refused with ERROR ADDRESS_LIMIT. Default 50.
+	HandshakesPerSecond float64 `json:"handshakesPerSecond,omitempty"`
+	// HandshakeBurst is the bucket size. Default 1000.
+	HandshakeBurst int `json:"handshakeBurst,omitempty"`
 }
 
 // Auth selects how handshake tokens are verified: exactly one of JWT or Webhook.

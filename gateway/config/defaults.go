@@ -11,19 +11,24 @@ const (
 	DefaultAdminAddress   = ":9090"
 	DefaultControlSocket  = "/var/run/tcpgateway/control.sock"
 
-	DefaultMaxConnections      = 100000
-	DefaultMaxFrameBytes       = 65536
-	DefaultHandshakeTimeout    = 5 * time.Second
-	DefaultHeartbeatInterval   = 30 * time.Second
-	DefaultIdleTimeout         = 90 * time.Second
-	DefaultRequestsPerSecond   = 50.0
-	DefaultRequestBurst        = 100
-	DefaultOutboundQueueFrames = 1024
-	DefaultOutboundQueueBytes  = 1 << 20
-	DefaultConnectionBuffer    = 1024
-	DefaultUplinkWorkers       = 256
-	DefaultPendingAnswers      = 128
-	DefaultRefusedAnswers      = 16
+	DefaultMaxConnections         = 100000
+	DefaultMaxPendingHandshakes   = 10000
+	DefaultMaxFrameBytes          = 65536
+	DefaultMaxHandshakeFrameBytes = 8192
+	DefaultAddressMaxConnections  = 1000
+	DefaultAddressHandshakeRate   = 50.0
+	DefaultAddressHandshakeBurst  = 1000
+	DefaultHandshakeTimeout       = 5 * time.Second
+	DefaultHeartbeatInterval      = 30 * time.Second
+	DefaultIdleTimeout            = 90 * time.Second
+	DefaultRequestsPerSecond      = 50.0
+	DefaultRequestBurst           = 100
+	DefaultOutboundQueueFrames    = 1024
+	DefaultOutboundQueueBytes     = 1 << 20
+	DefaultConnectionBuffer       = 1024
+	DefaultUplinkWorkers          = 256
+	DefaultPendingAnswers         = 128
+	DefaultRefusedAnswers         = 16
 
 	DefaultUserClaim   = "sub"
 	DefaultGroupsClaim = "groups"
@@ -51,6 +56,23 @@ const (
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "json"
 )
+
+// Bounds of the derived outbound budget (DefaultOutboundBudget).
+const (
+	// DefaultOutboundBudgetPerConnection lets every session of a full pod hold one 2 KiB frame
+	// unwritten at once, as a push to everyone does.
+	DefaultOutboundBudgetPerConnection = 2 << 10
+	// MinDefaultOutboundBudget lets a small pod still queue a few clients' full queues.
+	MinDefaultOutboundBudget = 64 << 20
+)
+
+// DefaultOutboundBudget is limits.outboundBudgetBytes when left out: 2 KiB per connection of
+// maxConnections, at least 64 MiB, and never more than every queue full at once (which the
+// per-session bounds already guarantee).
+func DefaultOutboundBudget(maxConnections, outboundQueueBytes int) int {
+	b := max(maxConnections*DefaultOutboundBudgetPerConnection, MinDefaultOutboundBudget)
+	return min(b, maxConnections*outboundQueueBytes)
+}
 
 // Default fills every zero field with its documented default. It only ever writes zero
 // fields, so it is idempotent and never hides a value Validate should reject (a negative
@@ -93,7 +115,14 @@ func (l *Listen) Default() {
 // Default fills the resource limits.
 func (l *Limits) Default() {
 	setInt(&l.MaxConnections, DefaultMaxConnections)
+	setInt(&l.MaxPendingHandshakes, DefaultMaxPendingHandshakes)
 	setInt(&l.MaxFrameBytes, DefaultMaxFrameBytes)
+	setInt(&l.MaxHandshakeFrameBytes, min(DefaultMaxHandshakeFrameBytes, l.MaxFrameBytes))
+	setInt(&l.PerAddress.MaxConnections, DefaultAddressMaxConnections)
+	if l.PerAddress.HandshakesPerSecond == 0 {
+		l.PerAddress.HandshakesPerSecond = DefaultAddressHandshakeRate
+	}
+	setInt(&l.PerAddress.HandshakeBurst, DefaultAddressHandshakeBurst)
 	setDuration(&l.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDuration(&l.HeartbeatInterval, DefaultHeartbeatInterval)
 	setDuration(&l.IdleTimeout, DefaultIdleTimeout)
@@ -103,6 +132,9 @@ func (l *Limits) Default() {
 	setInt(&l.RequestBurst, DefaultRequestBurst)
 	setInt(&l.OutboundQueueFrames, DefaultOutboundQueueFrames)
 	setInt(&l.OutboundQueueBytes, DefaultOutboundQueueBytes)
+	if l.MaxConnections > 0 && l.OutboundQueueBytes > 0 {
+		setInt(&l.OutboundBudgetBytes, DefaultOutboundBudget(l.MaxConnections, l.OutboundQueueBytes))
+	}
 	setInt(&l.ConnectionBufferBytes, DefaultConnectionBuffer)
 	setInt(&l.UplinkWorkers, DefaultUplinkWorkers)
 	setInt(&l.PendingAnswers, DefaultPendingAnswers)

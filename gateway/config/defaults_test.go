@@ -24,10 +24,13 @@ func TestDefaultValues(t *testing.T) {
 		ServerID: "host-1",
 		Listen:   Listen{Clients: ":7000", Admin: ":9090", Control: "/var/run/tcpgateway/control.sock"},
 		Limits: Limits{
-			MaxConnections: 100000, MaxFrameBytes: 65536,
-			HandshakeTimeout: d(5 * time.Second), HeartbeatInterval: d(30 * time.Second),
+			MaxConnections: 100000, MaxPendingHandshakes: 10000, MaxFrameBytes: 65536,
+			MaxHandshakeFrameBytes: 8192,
+			PerAddress:             AddressLimits{MaxConnections: 1000, HandshakesPerSecond: 50, HandshakeBurst: 1000},
+			HandshakeTimeout:       d(5 * time.Second), HeartbeatInterval: d(30 * time.Second),
 			IdleTimeout: d(90 * time.Second), RequestsPerSecond: 50, RequestBurst: 100,
 			OutboundQueueFrames: 1024, OutboundQueueBytes: 1 << 20, UplinkWorkers: 256, PendingAnswers: 128, RefusedAnswers: 16,
+			OutboundBudgetBytes:   100000 * 2048,
 			ConnectionBufferBytes: 1024,
 		},
 		Auth: Auth{
@@ -49,6 +52,25 @@ func TestDefaultValues(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaulted config:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestDefaultOutboundBudget(t *testing.T) {
+	for _, tt := range []struct{ conns, queue, want int }{
+		{100000, 1 << 20, 100000 * 2048}, // 2 KiB per connection: 195 MiB
+		{1000, 1 << 20, 64 << 20},        // at least 64 MiB
+		{10, 1 << 20, 10 << 20},          // never above every queue full at once
+		{1000000, 1 << 20, 1000000 * 2048},
+	} {
+		if got := DefaultOutboundBudget(tt.conns, tt.queue); got != tt.want {
+			t.Errorf("DefaultOutboundBudget(%d, %d) = %d, want %d", tt.conns, tt.queue, got, tt.want)
+		}
+	}
+	c := Config{Limits: Limits{MaxConnections: 10, OutboundQueueBytes: 1 << 20, MaxFrameBytes: 1024}}
+	c.defaults(fixedHostname("h"))
+	if c.Limits.OutboundBudgetBytes != 10<<20 || c.Limits.MaxHandshakeFrameBytes != 1024 {
+		t.Errorf("derived budget %d, handshake frame %d; want 10 MiB and maxFrameBytes 1024",
+			c.Limits.OutboundBudgetBytes, c.Limits.MaxHandshakeFrameBytes)
 	}
 }
 

@@ -155,6 +155,20 @@ func (c *Config) validateLimits(v *validator) {
 		v.addf("limits.maxFrameBytes", "must be between %d and %d (16 MiB), got %d",
 			MinMaxFrameBytes, MaxMaxFrameBytes, l.MaxFrameBytes)
 	}
+	v.positiveInt("limits.maxPendingHandshakes", l.MaxPendingHandshakes)
+	upper := l.MaxFrameBytes
+	if upper < MinMaxFrameBytes || upper > MaxMaxFrameBytes {
+		upper = MaxMaxFrameBytes // maxFrameBytes itself is reported above
+	}
+	if l.MaxHandshakeFrameBytes < MinMaxFrameBytes || l.MaxHandshakeFrameBytes > upper {
+		v.addf("limits.maxHandshakeFrameBytes", "must be between %d and limits.maxFrameBytes %d, got %d",
+			MinMaxFrameBytes, l.MaxFrameBytes, l.MaxHandshakeFrameBytes)
+	}
+	v.positiveInt("limits.perAddress.maxConnections", l.PerAddress.MaxConnections)
+	if r := l.PerAddress.HandshakesPerSecond; math.IsNaN(r) || math.IsInf(r, 0) || r <= 0 {
+		v.addf("limits.perAddress.handshakesPerSecond", "must be a positive number, got %v", r)
+	}
+	v.positiveInt("limits.perAddress.handshakeBurst", l.PerAddress.HandshakeBurst)
 	v.positiveDuration("limits.handshakeTimeout", l.HandshakeTimeout)
 	v.positiveDuration("limits.heartbeatInterval", l.HeartbeatInterval)
 	if l.IdleTimeout.Duration <= l.HeartbeatInterval.Duration {
@@ -170,6 +184,10 @@ func (c *Config) validateLimits(v *validator) {
 	if l.OutboundQueueBytes < l.MaxFrameBytes {
 		v.addf("limits.outboundQueueBytes", "%d must be at least limits.maxFrameBytes %d, or one "+
 			"full-size frame closes the client as a slow consumer", l.OutboundQueueBytes, l.MaxFrameBytes)
+	}
+	if l.OutboundBudgetBytes < l.OutboundQueueBytes {
+		v.addf("limits.outboundBudgetBytes", "%d must be at least limits.outboundQueueBytes %d, or one "+
+			"client's full queue exhausts the budget of the whole pod", l.OutboundBudgetBytes, l.OutboundQueueBytes)
 	}
 	v.positiveInt("limits.uplinkWorkers", l.UplinkWorkers)
 	v.positiveInt("limits.pendingAnswers", l.PendingAnswers)

@@ -3,7 +3,11 @@
 // is written from it).
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Label values for the frames and bytes counters.
 const (
@@ -29,6 +33,34 @@ type Gateway struct {
 	Lingering          prometheus.Gauge
 	LingerTimeouts     prometheus.Counter
 	AnswersRefused     *prometheus.CounterVec // reason
+
+	// Limits (gateway/server/limits.go, addresses.go).
+	PendingHandshakes prometheus.Gauge
+	OutboundBudget    prometheus.Gauge
+	OutboundShed      prometheus.Counter
+	AddressLimited    *prometheus.CounterVec // limit
+	// Read at scrape time from the server (SetSources): exact, and free on the hot path.
+	outboundBytes    prometheus.GaugeFunc
+	addressesTracked prometheus.GaugeFunc
+	sources          atomic.Pointer[Sources]
+}
+
+// Sources are read at scrape time; the server sets them once it exists.
+type Sources struct {
+	OutboundBytes    func() int64
+	AddressesTracked func() int
+}
+
+// SetSources installs the functions behind the scrape-time gauges.
+func (m *Gateway) SetSources(s Sources) { m.sources.Store(&s) }
+
+func (m *Gateway) source(read func(*Sources) float64) func() float64 {
+	return func() float64 {
+		if s := m.sources.Load(); s != nil {
+			return read(s)
+		}
+		return 0
+	}
 }
 
 // New creates the collectors and registers them with reg.
@@ -37,11 +69,23 @@ func New(reg prometheus.Registerer) *Gateway {
 		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_connections", Help: "Open client connections, handshaken or not.",
 		}),
+		PendingHandshakes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_pending_handshakes", Help: "Connections accepted and awaiting their handshake (bounded by limits.maxPendingHandshakes).",
+		}),
+		OutboundBudget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_outbound_budget_bytes", Help: "limits.outboundBudgetBytes: the bound of tcpgw_outbound_bytes.",
+		}),
+		OutboundShed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpgw_outbound_shed_total", Help: "Sessions closed with ERROR SLOW_CONSUMER because the outbound budget was exhausted (slowest first).",
+		}),
+		AddressLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_address_limited_total", Help: "Connections refused with ERROR ADDRESS_LIMIT, by the limit hit: connections or handshake_rate.",
+		}, []string{"limit"}),
 		Sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_sessions", Help: "Registered (handshaken) sessions.",
 		}),
 		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tcpgw_connections_refused_total", Help: "Connections refused at accept, by reason (server_full, draining).",
+			Name: "tcpgw_connections_refused_total", Help: "Connections refused, by reason: server_full (at the handshake), pending_handshakes, address_limit, draining.",
 		}, []string{"reason"}),
 		Handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcpgw_handshakes_total", Help: "Handshakes by result: ok, or the auth/protocol failure reason.",
@@ -86,8 +130,15 @@ func New(reg prometheus.Registerer) *Gateway {
 			Help: "PUSH_ACK and PUSH_REPLY frames refused with ERROR UNKNOWN_PUSH, by reason (unknown, expired, not_asked).",
 		}, []string{"reason"}),
 	}
+	m.outboundBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tcpgw_outbound_bytes", Help: "Bytes accepted for clients and not yet written, all sessions together (bounded by limits.outboundBudgetBytes).",
+	}, m.source(func(s *Sources) float64 { return float64(s.OutboundBytes()) }))
+	m.addressesTracked = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tcpgw_addresses_tracked", Help: "Client addresses with per-address state (open connections, or a handshake bucket not yet full again).",
+	}, m.source(func(s *Sources) float64 { return float64(s.AddressesTracked()) }))
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
 		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining,
-		m.Lingering, m.LingerTimeouts, m.AnswersRefused)
+		m.Lingering, m.LingerTimeouts, m.AnswersRefused,
+		m.PendingHandshakes, m.OutboundBudget, m.OutboundShed, m.AddressLimited, m.outboundBytes, m.addressesTracked)
 	return m
 }

@@ -29,6 +29,11 @@ type conn struct {
 	// Drain: after GOAWAY the session takes no new requests (they get DRAINING); the requests
 	// already in flight still get their responses.
 	goingAway atomic.Bool
+	// admission: the bound the connection counts against (admitPending...; limits.go).
+	admission atomic.Uint32
+	// addr is the connection's entry in the address table (nil when it has none); set by
+	// onConnect, released by the close hook.
+	addr *addressEntry
 
 	timer session.Timer
 }
@@ -37,12 +42,10 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	now := s.now()
 	c := &conn{srv: s, nc: nc}
 	sock := &socket{srv: s, nc: nc}
-	c.sess = session.New(sock, nc.RemoteAddr().String(), session.Limits{
-		QueueFrames: s.limits.OutboundQueueFrames,
-		QueueBytes:  s.limits.OutboundQueueBytes,
-	}, &session.Hooks{Closed: s.onSessionClosed, Flushed: s.onFlushed}, now)
-	n := s.conns.Add(1)
+	c.sess = session.New(sock, nc.RemoteAddr().String(), s.sessionLimits, s.hooks, now)
+	s.conns.Add(1)
 	s.m.Connections.Inc()
+	withinPending := s.admitPendingConn()
 	s.mu.Lock()
 	s.live[c.sess] = c
 	s.mu.Unlock()
@@ -57,9 +60,10 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	case s.refusing.Load():
 		s.m.ConnectionsRefused.WithLabelValues(string(session.ReasonDraining)).Inc()
 		c.sess.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_DRAINING, 0, ""), session.ReasonDraining)
-	case n > int64(s.limits.MaxConnections):
-		s.m.ConnectionsRefused.WithLabelValues(string(session.ReasonServerFull)).Inc()
-		c.fail(pb.ErrorCode_ERROR_CODE_SERVER_FULL, "the gateway holds its maximum of connections")
+	case !withinPending:
+		c.refuseLimit(refusedPending, "", pb.ErrorCode_ERROR_CODE_SERVER_FULL, "the gateway holds its maximum of connections awaiting their handshake")
+	case !c.admitAddress(now):
+		c.refuseLimit(refusedAddress, limitConnections, pb.ErrorCode_ERROR_CODE_ADDRESS_LIMIT, "this address holds its maximum of connections")
 	default:
 		// One timer serves both deadlines; the first check comes at the earlier of the two so
 		// that an idle timeout shorter than the handshake timeout is still honoured.
@@ -78,8 +82,13 @@ func (s *Server) onDisconnect(ctx context.Context, _ netpoll.Connection) {
 
 func (s *Server) onSessionClosed(sess *session.Session, reason session.CloseReason) {
 	s.mu.Lock()
+	c := s.live[sess]
 	delete(s.live, sess)
 	s.mu.Unlock()
+	if c != nil {
+		c.releaseAdmission()
+		c.releaseAddress()
+	}
 	s.conns.Add(-1)
 	s.m.Connections.Dec()
 	s.m.Closes.WithLabelValues(string(reason)).Inc()
@@ -117,7 +126,13 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 			// Nothing more is read from a closing connection.
 			return r.Skip(r.Len())
 		}
-		f, size, err := protocol.DecodeSize(r, s.limits.MaxFrameBytes)
+		maxBody := s.limits.MaxFrameBytes
+		if !c.handshaken {
+			// Until the handshake, room for a handshake only: an unauthenticated client cannot
+			// make the gateway hold a full-size frame.
+			maxBody = s.limits.MaxHandshakeFrameBytes
+		}
+		f, size, err := protocol.DecodeSize(r, maxBody)
 		if err != nil {
 			if fe, ok := protocol.IsFrameError(err); ok {
 				c.fail(fe.Code, fe.Detail)
@@ -190,16 +205,24 @@ func (c *conn) due(now time.Time) time.Time {
 
 // fail tells the client why with a fatal ERROR frame, then closes the connection.
 func (c *conn) fail(code pb.ErrorCode, detail string) {
+	if c.closeWithError(code, detail) {
+		c.srv.log.Info("closing connection", "reason", session.ReasonForCode(code), "detail", detail, "remote", c.sess.Remote)
+	}
+}
+
+// closeWithError is fail without the log line, for refusals an attacker can repeat at will
+// (they are logged at a bounded rate instead). It reports whether this call closed it.
+func (c *conn) closeWithError(code pb.ErrorCode, detail string) bool {
 	f := &pb.Frame{Body: &pb.Frame_Error{Error: &pb.Error{Code: code, Message: detail, Fatal: true}}}
 	b, err := protocol.Append(nil, f, c.srv.limits.MaxFrameBytes)
 	if err != nil {
 		b = nil
 	}
-	reason := session.ReasonForCode(code)
-	if c.sess.CloseAfter(b, reason) {
-		c.srv.frames.out("error")
-		c.srv.log.Info("closing connection", "reason", reason, "detail", detail, "remote", c.sess.Remote)
+	if !c.sess.CloseAfter(b, session.ReasonForCode(code)) {
+		return false
 	}
+	c.srv.frames.out("error")
+	return true
 }
 
 // send encodes f and queues it. A full queue closes the session as a slow consumer.

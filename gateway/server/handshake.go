@@ -21,6 +21,11 @@ const maxIDLen = 128
 // reader: a slow auth webhook delays this connection only.
 func (c *conn) handshake(hs *pb.Handshake) {
 	s := c.srv
+	if c.addr != nil && !s.addrs.allowHandshake(c.addr, s.now()) {
+		s.m.Handshakes.WithLabelValues(refusedAddress).Inc()
+		c.refuseLimit(refusedAddress, limitHandshakeRate, pb.ErrorCode_ERROR_CODE_ADDRESS_LIMIT, "this address exceeded its handshake rate")
+		return
+	}
 	if hs.ProtocolVersion < protocol.Version {
 		// A newer client is answered with our version (HandshakeAck.protocol_version); an
 		// older one cannot be: version 1 did not scope session ids by user.
@@ -31,6 +36,10 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	if !validID(hs.SessionId) || !validID(hs.DeviceId) || len(hs.ClientVersion) > maxIDLen {
 		s.m.Handshakes.WithLabelValues("bad_frame").Inc()
 		c.fail(pb.ErrorCode_ERROR_CODE_BAD_FRAME, "session_id, device_id and client_version must be printable ASCII of at most 128 bytes")
+		return
+	}
+	if s.establishedFull() {
+		c.refuseFull()
 		return
 	}
 	deadline := c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
@@ -46,6 +55,13 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	if closing, _ := c.sess.Closing(); closing {
 		// The handshake timeout fired while the verifier was working (counted by due), or
 		// the peer left.
+		return
+	}
+
+	if !c.establish() {
+		if closing, _ := c.sess.Closing(); !closing {
+			c.refuseFull()
+		}
 		return
 	}
 
@@ -95,6 +111,12 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	}
 	s.m.Handshakes.WithLabelValues("ok").Inc()
 	s.log.Debug("session opened", "session", sessionID, "user", id.UserID, "device", hs.DeviceId, "remote", c.sess.Remote)
+}
+
+// refuseFull refuses a handshake because the pod holds limits.maxConnections sessions.
+func (c *conn) refuseFull() {
+	c.srv.m.Handshakes.WithLabelValues(string(session.ReasonServerFull)).Inc()
+	c.refuseLimit(string(session.ReasonServerFull), "", pb.ErrorCode_ERROR_CODE_SERVER_FULL, "the gateway holds its maximum of sessions")
 }
 
 func newSessionID() string {

@@ -73,10 +73,20 @@ type Server struct {
 	work     chan func() // uplink jobs, taken by the worker pool
 	inFlight sync.WaitGroup
 
-	conns     atomic.Int64
-	lingering atomic.Int64 // closed connections waiting for the peer's FIN (socket.go)
-	draining  atomic.Bool  // readiness fails: the first drain phase
-	refusing  atomic.Bool  // new connections get GOAWAY: after the deregistration delay
+	conns       atomic.Int64 // open connections, whatever their state
+	lingering   atomic.Int64 // closed connections waiting for the peer's FIN (socket.go)
+	pending     atomic.Int64 // connections counted against limits.maxPendingHandshakes
+	established atomic.Int64 // connections counted against limits.maxConnections
+	budget      *session.Budget
+	// sessionLimits and hooks are shared by every session (one copy per server, not per
+	// connection).
+	sessionLimits session.Limits
+	hooks         *session.Hooks
+	addrs         *addressTable
+	shedLog       rateLog
+	refuseLog     rateLog
+	draining      atomic.Bool // readiness fails: the first drain phase
+	refusing      atomic.Bool // new connections get GOAWAY: after the deregistration delay
 
 	mu       sync.Mutex // guards loop, listener, live
 	loop     netpoll.EventLoop
@@ -104,21 +114,34 @@ func New(opts Options) (*Server, error) {
 	l := opts.Config.Limits
 	span := max(l.IdleTimeout.Duration, l.HandshakeTimeout.Duration) + time.Second
 	s := &Server{
-		cfg:      opts.Config,
-		limits:   l,
-		verifier: opts.Verifier,
-		router:   opts.Router,
-		m:        opts.Metrics,
-		log:      log,
-		downlink: opts.Downlink,
-		now:      now,
-		sessions: session.NewManager(),
-		wheel:    session.NewWheel(wheelTick, span, now()),
-		frames:   newFrameCounters(opts.Metrics),
-		work:     make(chan func(), l.UplinkWorkers*4),
-		live:     map[*session.Session]*conn{},
-		stop:     make(chan struct{}),
+		cfg:       opts.Config,
+		limits:    l,
+		verifier:  opts.Verifier,
+		router:    opts.Router,
+		m:         opts.Metrics,
+		log:       log,
+		downlink:  opts.Downlink,
+		now:       now,
+		sessions:  session.NewManager(),
+		wheel:     session.NewWheel(wheelTick, span, now()),
+		frames:    newFrameCounters(opts.Metrics),
+		work:      make(chan func(), l.UplinkWorkers*4),
+		live:      map[*session.Session]*conn{},
+		stop:      make(chan struct{}),
+		shedLog:   newRateLog(),
+		refuseLog: newRateLog(),
+		addrs:     newAddressTable(l.PerAddress, l.MaxConnections+l.MaxPendingHandshakes),
 	}
+	s.budget = session.NewBudget(int64(l.OutboundBudgetBytes), s.shed)
+	s.m.OutboundBudget.Set(float64(l.OutboundBudgetBytes))
+	s.sessionLimits = session.Limits{
+		QueueFrames:    l.OutboundQueueFrames,
+		QueueBytes:     l.OutboundQueueBytes,
+		Budget:         s.budget,
+		SlowCloseGrace: slowCloseGrace,
+	}
+	s.m.SetSources(metrics.Sources{OutboundBytes: s.budget.Used, AddressesTracked: s.addrs.len})
+	s.hooks = &session.Hooks{Closed: s.onSessionClosed, Flushed: s.onFlushed}
 	return s, nil
 }
 
@@ -148,6 +171,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.workers.Add(1)
 		go s.worker()
 	}
+	go s.sweepAddresses()
 	ticker := time.NewTicker(wheelTick)
 	go func() {
 		defer ticker.Stop()

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
 
 // Transport is the write side of a connection. Write sends every buffer and flushes (it may
@@ -33,6 +36,12 @@ type Limits struct {
 	// closes the session as a slow consumer: its memory stays bounded whatever the client does.
 	QueueFrames int
 	QueueBytes  int
+	// Budget, when set, is the outbound budget this session shares with the others.
+	Budget *Budget
+	// SlowCloseGrace bounds how long a session closed as a slow consumer may take to write
+	// what was in flight and its ERROR SLOW_CONSUMER; then it is aborted (transport closed,
+	// queue dropped). Zero leaves it to the transport's own write timeout.
+	SlowCloseGrace time.Duration
 }
 
 // ErrClosed is returned when sending on a session that is closed or closing.
@@ -40,6 +49,21 @@ var ErrClosed = errors.New("session closed")
 
 // ErrSlowConsumer is returned by the send that found the queue full (and closed the session).
 var ErrSlowConsumer = errors.New("slow consumer: outbound queue full")
+
+// The ERROR frames of a slow-consumer close: the session's own queue filled up, or the
+// server's outbound budget was exceeded and this session was among the slowest.
+var (
+	queueFullError = errorFrame(pb.ErrorCode_ERROR_CODE_SLOW_CONSUMER, "outbound queue full: the client reads too slowly")
+	shedError      = errorFrame(pb.ErrorCode_ERROR_CODE_SLOW_CONSUMER, "the gateway's outbound memory budget is exhausted and this client is among the slowest readers")
+)
+
+func errorFrame(code pb.ErrorCode, msg string) []byte {
+	b, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Error{Error: &pb.Error{Code: code, Message: msg, Fatal: true}}}, 1<<10)
+	if err != nil {
+		panic(err) // a constant frame; a failure is a programming error
+	}
+	return b
+}
 
 // Hooks let the owner observe a session without the session knowing about metrics or logs.
 type Hooks struct {
@@ -80,9 +104,13 @@ type Session struct {
 	mu          sync.Mutex
 	queue       [][]byte
 	queuedBytes int
+	writing     int         // bytes of the write in progress (taken off the queue, not yet written)
+	writeStart  int64       // Unix nanotime the write in progress started; 0 when none
 	flushing    bool        // a flusher owns the transport's write side
 	closing     bool        // no more frames accepted; close after the queue drains
 	closed      bool        // transport closed
+	slow        bool        // closed as a slow consumer
+	releasing   bool        // the write in progress counts as releasing in the budget (see Budget)
 	reason      CloseReason // why closing/closed
 	flushedCh   chan struct{}
 }
@@ -110,16 +138,23 @@ func (s *Session) Touch(now time.Time) { s.lastSeen.Store(now.UnixNano()) }
 func (s *Session) LastSeen() time.Time { return time.Unix(0, s.lastSeen.Load()) }
 
 // Send queues an encoded frame. It never blocks: a full queue closes the session as a slow
-// consumer and returns ErrSlowConsumer.
+// consumer (see closeSlowLocked) and returns ErrSlowConsumer. With a Budget, a send that takes
+// the server over it first sheds the slowest consumers, which may include this session.
 func (s *Session) Send(frame []byte) error {
+	b := s.limits.Budget
+	if b != nil {
+		b.charge(len(frame))
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		b.release(len(frame))
 		return ErrClosed
 	}
 	if len(s.queue) >= s.limits.QueueFrames || s.queuedBytes+len(frame) > s.limits.QueueBytes {
+		s.closeSlowLocked(queueFullError)
 		s.mu.Unlock()
-		s.Abort(ReasonSlowConsumer)
+		b.release(len(frame))
 		return ErrSlowConsumer
 	}
 	s.queue = append(s.queue, frame)
@@ -131,6 +166,55 @@ func (s *Session) Send(frame []byte) error {
 		s.goFlush()
 	}
 	return nil
+}
+
+// closeSlowLocked closes the session as a slow consumer so that the client still learns why:
+// the queue is dropped (its memory freed at once), the ERROR SLOW_CONSUMER frame takes its
+// place behind the write in flight, and the connection closes once that is written. A client
+// that reads nothing more is aborted after Limits.SlowCloseGrace. It returns the bytes freed
+// now plus the bytes in flight, which the budget counts as releasing.
+func (s *Session) closeSlowLocked(last []byte) int64 {
+	b := s.limits.Budget
+	dropped := s.queuedBytes
+	s.queue, s.queuedBytes = nil, 0
+	s.closing, s.slow, s.reason = true, true, ReasonSlowConsumer
+	s.queue = append(s.queue, last)
+	s.queuedBytes = len(last)
+	if b != nil {
+		// The ERROR frame is the last word and is never refused, like CloseAfter's.
+		b.used.Add(int64(len(last) - dropped))
+		b.releasing.Add(int64(s.writing))
+		s.releasing = s.writing > 0
+	}
+	if grace := s.limits.SlowCloseGrace; grace > 0 {
+		time.AfterFunc(grace, func() { s.Abort(ReasonSlowConsumer) })
+	}
+	if !s.flushing {
+		s.flushing = true
+		s.goFlush()
+	}
+	return int64(dropped + s.writing)
+}
+
+// ShedSlow closes the session as a slow consumer because the server's outbound budget is
+// exhausted (the Budget's shed function calls it on the slowest sessions first). It returns
+// the bytes this frees, 0 when the session was already closed or closing as a slow consumer.
+func (s *Session) ShedSlow() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.slow {
+		return 0
+	}
+	return s.closeSlowLocked(shedError)
+}
+
+// Outbound describes the session's unwritten bytes for choosing whom to shed: pending is
+// queued plus in-flight bytes; stalledSince is when the write in progress started (zero when
+// none is); shed reports whether it was already closed as a slow consumer (or is closed).
+func (s *Session) Outbound() (pending int64, stalledSince int64, shed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(s.queuedBytes + s.writing), s.writeStart, s.slow || s.closed
 }
 
 // CloseAfter queues a last frame (an ERROR or GOAWAY; nil for none), stops accepting frames
@@ -145,9 +229,13 @@ func (s *Session) CloseAfter(last []byte, reason CloseReason) bool {
 	s.closing = true
 	s.reason = reason
 	if last != nil {
-		// The last word may exceed the queue bound by one frame: it is what explains the close.
+		// The last word may exceed the queue bound (and the budget) by one frame: it is what
+		// explains the close.
 		s.queue = append(s.queue, last)
 		s.queuedBytes += len(last)
+		if b := s.limits.Budget; b != nil {
+			b.used.Add(int64(len(last)))
+		}
 	}
 	start := !s.flushing
 	s.flushing = true
@@ -171,9 +259,12 @@ func (s *Session) Abort(reason CloseReason) {
 		s.reason = reason
 	}
 	s.closed = true
+	dropped := s.queuedBytes
 	s.queue, s.queuedBytes = nil, 0
 	reason = s.reason
 	s.mu.Unlock()
+	// A write in flight keeps its bytes until it returns, which closing the transport forces.
+	s.limits.Budget.release(dropped)
 	s.finish(reason)
 }
 
@@ -218,8 +309,8 @@ func (s *Session) goFlush() {
 // flush writes the queue in batches: every frame queued while a write was in progress goes out
 // in the next single Write, so bursts coalesce into few syscalls.
 func (s *Session) flush() {
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
 		if s.closed {
 			s.flushing = false
 			s.notifyFlushedLocked()
@@ -227,7 +318,6 @@ func (s *Session) flush() {
 			return
 		}
 		batch, bytes := s.queue, s.queuedBytes
-		s.queue, s.queuedBytes = nil, 0
 		if len(batch) == 0 {
 			s.flushing = false
 			s.notifyFlushedLocked()
@@ -241,14 +331,27 @@ func (s *Session) flush() {
 			}
 			return
 		}
+		s.queue, s.queuedBytes = nil, 0
+		s.writing, s.writeStart = bytes, time.Now().UnixNano()
 		s.mu.Unlock()
 
-		if err := s.transport.Write(batch); err != nil {
-			s.Abort(ReasonWriteFailed)
-			continue
-		}
-		if s.hooks != nil && s.hooks.Flushed != nil {
+		err := s.transport.Write(batch)
+		if err == nil && s.hooks != nil && s.hooks.Flushed != nil {
 			s.hooks.Flushed(len(batch), bytes)
+		}
+		s.mu.Lock()
+		if b := s.limits.Budget; b != nil {
+			b.release(s.writing)
+			if s.releasing {
+				b.releasing.Add(-int64(s.writing))
+				s.releasing = false
+			}
+		}
+		s.writing, s.writeStart = 0, 0
+		if err != nil {
+			s.mu.Unlock()
+			s.Abort(ReasonWriteFailed)
+			s.mu.Lock()
 		}
 	}
 }

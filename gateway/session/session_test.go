@@ -100,7 +100,7 @@ func TestQueuedFramesCoalesceWhileAWriteIsInProgress(t *testing.T) {
 }
 
 func TestSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
-	p := newPipe(true) // the peer never reads
+	p := newPipe(true) // the peer stops reading
 	s, rec := newSession(p, Limits{QueueFrames: 3, QueueBytes: 1 << 20})
 
 	if err := s.Send([]byte("0")); err != nil {
@@ -118,20 +118,30 @@ func TestSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
 	if err := s.Send([]byte("4")); !errors.Is(err, ErrSlowConsumer) {
 		t.Fatalf("send past the bound = %v, want ErrSlowConsumer", err)
 	}
-	if r := wait(t, rec.reasons); r != ReasonSlowConsumer {
-		t.Fatalf("closed with %q, want slow_consumer", r)
-	}
-	if frames, bytes := s.Queued(); frames != 0 || bytes != 0 {
-		t.Errorf("queue still holds %d frames, %d bytes after the close", frames, bytes)
+	// The queue is dropped at once; only the ERROR frame waits behind the write in flight.
+	if frames, bytes := s.Queued(); frames != 1 || bytes != len(queueFullError) {
+		t.Errorf("queue holds %d frames, %d bytes after the close, want the ERROR only", frames, bytes)
 	}
 	if err := s.Send([]byte("5")); !errors.Is(err, ErrClosed) {
 		t.Errorf("send after close = %v, want ErrClosed", err)
 	}
+
+	// The peer reads again: it gets what was in flight, then the ERROR, then the close.
+	p.gate <- struct{}{}
+	wait(t, p.entered)
+	p.gate <- struct{}{}
+	if r := wait(t, rec.reasons); r != ReasonSlowConsumer {
+		t.Fatalf("closed with %q, want slow_consumer", r)
+	}
+	last := lastWrite(p)
+	if string(last) != string(queueFullError) {
+		t.Fatalf("last frame written %q, want the ERROR SLOW_CONSUMER frame", last)
+	}
 }
 
-func TestByteBoundAlsoClosesSlowConsumers(t *testing.T) {
+func TestSlowConsumerThatNeverReadsIsResetAfterTheGrace(t *testing.T) {
 	p := newPipe(true)
-	s, rec := newSession(p, Limits{QueueFrames: 100, QueueBytes: 10})
+	s, rec := newSession(p, Limits{QueueFrames: 100, QueueBytes: 10, SlowCloseGrace: 20 * time.Millisecond})
 	_ = s.Send(make([]byte, 1))
 	wait(t, p.entered)
 	if err := s.Send(make([]byte, 8)); err != nil {
@@ -143,6 +153,17 @@ func TestByteBoundAlsoClosesSlowConsumers(t *testing.T) {
 	if r := wait(t, rec.reasons); r != ReasonSlowConsumer {
 		t.Fatalf("closed with %q", r)
 	}
+	wait(t, s.Flushed())
+}
+
+func lastWrite(p *pipeTransport) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.writes) == 0 {
+		return nil
+	}
+	w := p.writes[len(p.writes)-1]
+	return w[len(w)-1]
 }
 
 func TestCloseAfterWritesEverythingQueuedThenTheLastFrame(t *testing.T) {

@@ -420,6 +420,11 @@ limits:
   idleTimeout: 10m
   requestsPerSecond: 1000000
   requestBurst: 1000000
+  # Every connection comes from a few loopback addresses.
+  perAddress:
+    maxConnections: 50000
+    handshakesPerSecond: 1000000
+    handshakeBurst: 1000000
 auth:
   jwt:
     hs256SecretFile: %s

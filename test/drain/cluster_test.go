@@ -155,6 +155,8 @@ func (c *cluster) config(id, clients, admin string) config.Config {
 		Limits: config.Limits{
 			RequestsPerSecond: 10000,
 			RequestBurst:      10000,
+			// The whole fleet comes from 127.0.0.1, and reconnects at once after a kill.
+			PerAddress: config.AddressLimits{MaxConnections: 100000, HandshakesPerSecond: 100000, HandshakeBurst: 100000},
 		},
 		Auth: config.Auth{JWT: &config.JWTAuth{HS256SecretFile: c.keyFile, Issuer: testIssuer, Audience: testAudience}},
 		Routes: []config.Route{
