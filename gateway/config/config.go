@@ -215,7 +215,7 @@ type KafkaExpiry struct {
 	MaxEntries int `json:"maxEntries,omitempty"`
 }
 
-// Drain paces a graceful shutdown (preStop /drain or SIGTERM).
+// Drain paces a graceful shutdown (the preStop hook `gateway drain`, or SIGTERM).
 type Drain struct {
 	// DeregistrationDelay: keep accepting while the load balancer notices readiness failed.
 	// Default 5s.
