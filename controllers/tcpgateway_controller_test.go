@@ -306,6 +306,9 @@ func (e *env) testDefaults(t *testing.T) {
 		MaxConnections: 100000, MaxFrameBytes: 65536, HandshakeTimeout: "5s", HeartbeatInterval: "30s",
 		IdleTimeout: "90s", RequestsPerSecond: ptr.To(resourceQuantity("50")), RequestBurst: 100,
 		OutboundQueueFrames: 1024, OutboundQueueBytes: 1048576, UplinkWorkers: 256,
+		MaxPendingHandshakes: 10000, MaxHandshakeFrameBytes: 8192,
+		PerAddress:     v1alpha1.AddressLimits{MaxConnections: 1000, HandshakesPerSecond: ptr.To(resourceQuantity("50")), HandshakeBurst: 1000},
+		PendingAnswers: 128, RefusedAnswers: 16,
 	})
 	eq(t, "jwt claims", []string{s.Auth.JWT.UserClaim, s.Auth.JWT.GroupsClaim, string(s.Auth.JWT.Leeway)}, []string{"sub", "groups", "30s"})
 	eq(t, "route", s.Routes[0], v1alpha1.Route{Service: "echo", URL: "http://echo:8080/rpc", Timeout: "5s", MaxInFlight: 1024})

@@ -42,7 +42,7 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	now := s.now()
 	c := &conn{srv: s, nc: nc}
 	sock := &socket{srv: s, nc: nc}
-	c.sess = session.New(sock, nc.RemoteAddr().String(), s.sessionLimits, s.hooks, now)
+	c.sess = session.New(sock, nc.RemoteAddr().String(), &s.sessionLimits, s.hooks, now)
 	s.conns.Add(1)
 	s.m.Connections.Inc()
 	withinPending := s.admitPendingConn()

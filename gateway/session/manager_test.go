@@ -6,7 +6,7 @@ import (
 )
 
 func mk(id, user string, groups ...string) *Session {
-	s := New(newPipe(false), "127.0.0.1:1", Limits{QueueFrames: 1, QueueBytes: 1}, nil, time.Now())
+	s := New(newPipe(false), "127.0.0.1:1", &Limits{QueueFrames: 1, QueueBytes: 1}, nil, time.Now())
 	s.Identity = Identity{SessionID: id, UserID: user, Groups: groups}
 	return s
 }

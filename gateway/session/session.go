@@ -85,7 +85,7 @@ type Session struct {
 	Connected time.Time
 
 	transport Transport
-	limits    Limits
+	limits    *Limits // shared by the server's sessions: not a copy per connection
 	hooks     *Hooks
 
 	// established is set once Identity is final; other goroutines read Identity only after
@@ -116,7 +116,7 @@ type Session struct {
 }
 
 // New makes a session writing to t.
-func New(t Transport, remote string, limits Limits, hooks *Hooks, now time.Time) *Session {
+func New(t Transport, remote string, limits *Limits, hooks *Hooks, now time.Time) *Session {
 	s := &Session{Remote: remote, Connected: now, transport: t, limits: limits, hooks: hooks}
 	s.lastSeen.Store(now.UnixNano())
 	return s

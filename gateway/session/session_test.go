@@ -62,7 +62,7 @@ type closeRecorder struct {
 func newSession(p *pipeTransport, limits Limits) (*Session, *closeRecorder) {
 	rec := &closeRecorder{reasons: make(chan CloseReason, 4)}
 	hooks := &Hooks{Closed: func(_ *Session, r CloseReason) { rec.reasons <- r }}
-	return New(p, "127.0.0.1:1", limits, hooks, time.Now()), rec
+	return New(p, "127.0.0.1:1", &limits, hooks, time.Now()), rec
 }
 
 func wait[T any](t *testing.T, ch <-chan T) T {
