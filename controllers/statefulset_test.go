@@ -141,6 +141,17 @@ func TestStatefulSet(t *testing.T) {
 			},
 		},
 		{
+			name: "no spec.resources: derived from the limits the pods run with",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.Limits.MaxConnections = 1000
+			},
+			check: func(t *testing.T, sts *appsv1.StatefulSet, rc *RenderedConfig) {
+				got := sts.Spec.Template.Spec.Containers[0].Resources
+				eq(t, "resources", got, GatewayResources(corev1.ResourceRequirements{}, rc.Config.Limits))
+				eq(t, "memory limit", got.Limits.Memory().String(), "446Mi")
+			},
+		},
+		{
 			name: "scheduling and resources pass through; the user's spread replaces the default",
 			mutate: func(gw *v1alpha1.TCPGateway) {
 				gw.Spec.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}
