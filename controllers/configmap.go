@@ -107,6 +107,8 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 			c.Auth.JWT.KeySetFile = path.Join("keys", string(j.KeySet))
 		}
 	}
+	c.Auth.RefreshLead = dur("spec.auth.refreshLead", s.Auth.RefreshLead)
+	c.Auth.RefreshGrace = dur("spec.auth.refreshGrace", s.Auth.RefreshGrace)
 	if w := s.Auth.Webhook; w != nil {
 		c.Auth.Webhook = &config.WebhookAuth{URL: w.URL, Timeout: dur("spec.auth.webhook.timeout", w.Timeout)}
 	}

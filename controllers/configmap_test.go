@@ -403,6 +403,8 @@ func TestCRDDefaultsMatchGatewayDefaults(t *testing.T) {
 		{"auth.jwt.groupsClaim", def("auth", "properties", "jwt", "properties", "groupsClaim"), config.DefaultGroupsClaim},
 		{"auth.jwt.leeway", dur("auth", "properties", "jwt", "properties", "leeway"), config.DefaultJWTLeeway},
 		{"auth.webhook.timeout", dur("auth", "properties", "webhook", "properties", "timeout"), config.DefaultWebhookTimeout},
+		{"auth.refreshLead", dur("auth", "properties", "refreshLead"), config.DefaultRefreshLead},
+		{"auth.refreshGrace", dur("auth", "properties", "refreshGrace"), config.DefaultRefreshGrace},
 		{"routes.timeout", dur("routes", "items", "properties", "timeout"), config.DefaultRouteTimeout},
 		{"routes.maxInFlight", num("routes", "items", "properties", "maxInFlight"), float64(config.DefaultRouteMaxInFlight)},
 		{"kafka.expiry.sessionTimeout", dur(expiry("sessionTimeout")...), config.DefaultExpirySessionTimeout},

@@ -327,6 +327,16 @@ type Auth struct {
 	// Webhook asks an HTTP endpoint to verify each token.
 	// +optional
 	Webhook *WebhookAuth `json:"webhook,omitempty"`
+	// RefreshLead: this long before a session's token expires the gateway asks the client
+	// for a new one (REFRESH_REQUEST).
+	// +kubebuilder:default="1m"
+	// +optional
+	RefreshLead Duration `json:"refreshLead,omitempty"`
+	// RefreshGrace: a session whose token expired is closed with TOKEN_EXPIRED unless a new
+	// token was accepted within this long after the expiry.
+	// +kubebuilder:default="30s"
+	// +optional
+	RefreshGrace Duration `json:"refreshGrace,omitempty"`
 }
 
 // SecretKeyName is the name of a key in a Secret; it becomes a file name.
@@ -417,7 +427,8 @@ type JWTAuth struct {
 // WebhookAuth delegates token verification to an HTTP endpoint.
 type WebhookAuth struct {
 	// URL receives POST {"token","deviceID","clientAddress"} and answers
-	// {"allowed":bool,"userID":string,"groups":[string],"reason":string}.
+	// {"allowed":bool,"userID":string,"groups":[string],"reason":string,"expiresAt":int}
+	// (expiresAt: Unix seconds, optional; without it sessions never refresh their token).
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="must be an absolute http:// or https:// URL"
 	// +required

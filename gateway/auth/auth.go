@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 )
@@ -29,6 +30,9 @@ type Identity struct {
 	UserID string
 	// Groups are the tags used by group-targeted pushes; may be empty.
 	Groups []string
+	// ExpiresAt is when the token stops being valid (a JWT's exp, the webhook's expiresAt);
+	// zero when it does not expire. The gateway asks for a refresh ahead of it.
+	ExpiresAt time.Time
 }
 
 // Request is what the handshake gives a verifier.

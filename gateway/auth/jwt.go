@@ -114,7 +114,11 @@ func (v *jwtVerifier) Verify(_ context.Context, req Request) (Identity, error) {
 	if err != nil {
 		return Identity{}, fail(ReasonInvalidToken, "claim %q: %v", v.groupsClaim, err)
 	}
-	return Identity{UserID: user, Groups: groups}, nil
+	var expires time.Time
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		expires = exp.Time
+	}
+	return Identity{UserID: user, Groups: groups, ExpiresAt: expires}, nil
 }
 
 // errUnknownKey: the token names a kid that no configured key has (a key removed after its

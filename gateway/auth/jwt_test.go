@@ -117,6 +117,12 @@ func TestJWTVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := f.verify.Verify(context.Background(), Request{Token: tt.token, DeviceID: "d", ClientAddress: "127.0.0.1:1"})
 			wantReason(t, err, tt.reason)
+			if err == nil {
+				if got.ExpiresAt.IsZero() {
+					t.Error("no ExpiresAt from a token with exp")
+				}
+				got.ExpiresAt = time.Time{} // checked exactly in TestJWTCustomClaimsAndNoIssuerCheck
+			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("identity = %+v, want %+v", got, tt.want)
 			}
@@ -161,15 +167,17 @@ func TestJWTCustomClaimsAndNoIssuerCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	exp := time.Now().Add(time.Minute).Truncate(time.Second)
 	tok := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{
 		"uid": "u-9", "roles": []string{"admin"}, "sub": "ignored", "iss": "anyone",
-		"exp": time.Now().Add(time.Minute).Unix(),
+		"exp": exp.Unix(),
 	})
 	got, err := v.Verify(context.Background(), Request{Token: tok})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Identity{UserID: "u-9", Groups: []string{"admin"}}); !reflect.DeepEqual(got, want) {
+	if want := (Identity{UserID: "u-9", Groups: []string{"admin"}, ExpiresAt: exp}); !got.ExpiresAt.Equal(exp) ||
+		!reflect.DeepEqual(got.Groups, want.Groups) || got.UserID != want.UserID {
 		t.Errorf("identity = %+v, want %+v", got, want)
 	}
 }

@@ -42,6 +42,9 @@ type webhookResponse struct {
 	UserID  string   `json:"userID"`
 	Groups  []string `json:"groups"`
 	Reason  string   `json:"reason"`
+	// ExpiresAt (Unix seconds, like a JWT's exp) bounds the session: the gateway asks the
+	// client for a new token ahead of it. Absent or 0: the session never needs a refresh.
+	ExpiresAt int64 `json:"expiresAt"`
 }
 
 // NewWebhook verifies tokens by POSTing them to cfg.URL, each call bounded by cfg.Timeout
@@ -102,7 +105,11 @@ func (w *webhookVerifier) Verify(ctx context.Context, req Request) (Identity, er
 	if ans.UserID == "" {
 		return Identity{}, fail(ReasonWebhookUnavailable, "webhook allowed the token without a userID")
 	}
-	return Identity{UserID: ans.UserID, Groups: ans.Groups}, nil
+	id := Identity{UserID: ans.UserID, Groups: ans.Groups}
+	if ans.ExpiresAt > 0 {
+		id.ExpiresAt = time.Unix(ans.ExpiresAt, 0)
+	}
+	return id, nil
 }
 
 // denyReason makes the webhook's reason safe to forward to the client: printable, bounded.

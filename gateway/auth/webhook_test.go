@@ -61,6 +61,11 @@ func TestWebhookVerify(t *testing.T) {
 			want:    Identity{UserID: "user-7", Groups: []string{"beta"}},
 		},
 		{
+			name:    "allowed with an expiry",
+			handler: reply(200, `{"allowed":true,"userID":"user-7","expiresAt":1796400000}`),
+			want:    Identity{UserID: "user-7", ExpiresAt: time.Unix(1796400000, 0)},
+		},
+		{
 			name:    "allowed without groups",
 			handler: reply(200, `{"allowed":true,"userID":"user-7"}`),
 			want:    Identity{UserID: "user-7"},

@@ -120,6 +120,13 @@ type AddressLimits struct {
 type Auth struct {
 	JWT     *JWTAuth     `json:"jwt,omitempty"`
 	Webhook *WebhookAuth `json:"webhook,omitempty"`
+	// RefreshLead: this long before a session's token expires the gateway sends
+	// REFRESH_REQUEST, and the client answers with REFRESH carrying a new token. Default 1m.
+	RefreshLead Duration `json:"refreshLead,omitempty"`
+	// RefreshGrace: a session whose token expired is closed with ERROR TOKEN_EXPIRED unless a
+	// REFRESH was accepted within this long after the expiry (REFRESH_REQUEST.deadline_ms =
+	// exp + refreshGrace). Default 30s.
+	RefreshGrace Duration `json:"refreshGrace,omitempty"`
 }
 
 // JWTAuth verifies tokens locally. Keys are files mounted from a Secret; every file is re-read
@@ -161,7 +168,9 @@ type JWTAuth struct {
 // WebhookAuth delegates verification to an HTTP endpoint.
 type WebhookAuth struct {
 	// URL receives a POST with {"token","deviceID","clientAddress"} and answers
-	// {"allowed":bool,"userID":string,"groups":[string],"reason":string}.
+	// {"allowed":bool,"userID":string,"groups":[string],"reason":string,"expiresAt":int}.
+	// expiresAt (Unix seconds, optional) bounds the session like a JWT's exp; without it the
+	// session never has to refresh its token.
 	URL string `json:"url"`
 	// Timeout of one call. Default 2s.
 	Timeout Duration `json:"timeout,omitempty"`

@@ -35,6 +35,8 @@ const (
 	DefaultJWTLeeway   = 30 * time.Second
 
 	DefaultWebhookTimeout = 2 * time.Second
+	DefaultRefreshLead    = time.Minute
+	DefaultRefreshGrace   = 30 * time.Second
 
 	DefaultRouteTimeout     = 5 * time.Second
 	DefaultRouteMaxInFlight = 1024
@@ -90,6 +92,8 @@ func (c *Config) defaults(hostname func() (string, error)) {
 	}
 	c.Listen.Default()
 	c.Limits.Default()
+	setDuration(&c.Auth.RefreshLead, DefaultRefreshLead)
+	setDuration(&c.Auth.RefreshGrace, DefaultRefreshGrace)
 	if c.Auth.JWT != nil {
 		c.Auth.JWT.Default()
 	}

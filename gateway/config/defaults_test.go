@@ -36,7 +36,8 @@ func TestDefaultValues(t *testing.T) {
 		Auth: Auth{
 			JWT: &JWTAuth{HS256SecretFile: "/k", UserClaim: "sub", GroupsClaim: "groups",
 				Leeway: d(30 * time.Second)},
-			Webhook: &WebhookAuth{URL: "http://a", Timeout: d(2 * time.Second)},
+			Webhook:     &WebhookAuth{URL: "http://a", Timeout: d(2 * time.Second)},
+			RefreshLead: d(time.Minute), RefreshGrace: d(30 * time.Second),
 		},
 		Routes: []Route{
 			{Service: "a", URL: "http://a", Timeout: d(5 * time.Second), MaxInFlight: 1024},

@@ -205,6 +205,8 @@ func (c *Config) validateAuth(v *validator) {
 	case a.JWT != nil && a.Webhook != nil:
 		v.addf("auth", "exactly one of jwt or webhook must be set, got both")
 	}
+	v.positiveDuration("auth.refreshLead", a.RefreshLead)
+	v.positiveDuration("auth.refreshGrace", a.RefreshGrace)
 	if j := a.JWT; j != nil {
 		if j.HS256SecretFile == "" && j.RS256PublicKeyFile == "" && j.KeySetFile == "" {
 			v.addf("auth.jwt", "at least one of hs256SecretFile, rs256PublicKeyFile or keySetFile must be set")

@@ -34,7 +34,8 @@ func TestValidateAcceptsValidConfig(t *testing.T) {
 		t.Fatalf("key set with both claim checks skipped by name rejected: %v", err)
 	}
 	c.Kafka = Kafka{} // downlink disabled: the expiry block is ignored too
-	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}}}
+	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}},
+		RefreshLead: c.Auth.RefreshLead, RefreshGrace: c.Auth.RefreshGrace}
 	c.Routes = nil
 	c.Listen = Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0", Control: "/tmp/c.sock", Pprof: "127.0.0.1:0"}
 	if err := c.Validate(); err != nil {
@@ -105,6 +106,8 @@ func TestValidateRules(t *testing.T) {
 		{"jwt without audience", func(c *Config) { c.Auth.JWT.Audience = "" }, `auth.jwt.audience: required: tokens must carry this "aud" (or set skipAudienceCheck: true to accept any)`},
 		{"jwt issuer and skip", func(c *Config) { c.Auth.JWT.SkipIssuerCheck = true }, "auth.jwt.issuer: set together with skipIssuerCheck: choose one"},
 		{"jwt audience and skip", func(c *Config) { c.Auth.JWT.SkipAudienceCheck = true }, "auth.jwt.audience: set together with skipAudienceCheck: choose one"},
+		{"refresh lead", func(c *Config) { c.Auth.RefreshLead = d(-time.Second) }, "auth.refreshLead: must be positive"},
+		{"refresh grace", func(c *Config) { c.Auth.RefreshGrace = d(-time.Second) }, "auth.refreshGrace: must be positive"},
 		{"jwt user claim", func(c *Config) { c.Auth.JWT.UserClaim = "" }, "auth.jwt.userClaim: required"},
 		{"jwt groups claim", func(c *Config) { c.Auth.JWT.GroupsClaim = "" }, "auth.jwt.groupsClaim: required"},
 		{"jwt leeway", func(c *Config) { c.Auth.JWT.Leeway = d(-time.Second) }, "auth.jwt.leeway: must not be negative"},
@@ -173,7 +176,7 @@ func TestValidateRules(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := validConfig()
 	c.Limits.MaxFrameBytes = 1
-	c.Auth = Auth{}
+	c.Auth = Auth{RefreshLead: c.Auth.RefreshLead, RefreshGrace: c.Auth.RefreshGrace}
 	c.Routes[1].Service = "chat"
 	c.Logging.Format = "xml"
 	err := c.Validate()

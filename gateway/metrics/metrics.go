@@ -33,6 +33,7 @@ type Gateway struct {
 	Lingering          prometheus.Gauge
 	LingerTimeouts     prometheus.Counter
 	AnswersRefused     *prometheus.CounterVec // reason
+	TokenRefreshes     *prometheus.CounterVec // result
 
 	// Limits (gateway/server/limits.go, addresses.go).
 	PendingHandshakes prometheus.Gauge
@@ -129,6 +130,10 @@ func New(reg prometheus.Registerer) *Gateway {
 			Name: "tcpgw_answers_refused_total",
 			Help: "PUSH_ACK and PUSH_REPLY frames refused with ERROR UNKNOWN_PUSH, by reason (unknown, expired, not_asked).",
 		}, []string{"reason"}),
+		TokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_token_refreshes_total",
+			Help: "Session token refreshes by result: requested (REFRESH_REQUEST sent), ok, other_user, rate_limited, an auth failure reason, or expired (closed with TOKEN_EXPIRED).",
+		}, []string{"result"}),
 	}
 	m.outboundBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tcpgw_outbound_bytes", Help: "Bytes accepted for clients and not yet written, all sessions together (bounded by limits.outboundBudgetBytes).",
@@ -139,6 +144,7 @@ func New(reg prometheus.Registerer) *Gateway {
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
 		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining,
 		m.Lingering, m.LingerTimeouts, m.AnswersRefused,
+		m.TokenRefreshes,
 		m.PendingHandshakes, m.OutboundBudget, m.OutboundShed, m.AddressLimited, m.outboundBytes, m.addressesTracked)
 	return m
 }

@@ -35,6 +35,11 @@ type conn struct {
 	// onConnect, released by the close hook.
 	addr *addressEntry
 
+	// The session's token: its expiry (Unix ms, 0 = none) and whether REFRESH_REQUEST was
+	// sent for it. Written by the reader (handshake, REFRESH), read by the wheel (due).
+	tokenExpMs   atomic.Int64
+	refreshAsked atomic.Bool
+
 	timer session.Timer
 }
 
@@ -171,6 +176,8 @@ func (c *conn) handle(f *pb.Frame) {
 		c.answer(f.Seq, b.PushAck.MessageId, b.PushAck.Position, false, nil)
 	case *pb.Frame_PushReply:
 		c.answer(f.Seq, b.PushReply.MessageId, b.PushReply.Position, true, b.PushReply.Payload)
+	case *pb.Frame_Refresh:
+		c.refresh(f.Seq, b.Refresh)
 	case *pb.Frame_Handshake:
 		c.fail(pb.ErrorCode_ERROR_CODE_HANDSHAKE_REQUIRED, "second HANDSHAKE on one connection")
 	default:
@@ -196,11 +203,18 @@ func (c *conn) due(now time.Time) time.Time {
 		return time.Time{}
 	}
 	deadline := c.sess.LastSeen().Add(s.limits.IdleTimeout.Duration)
-	if now.Before(deadline) {
-		return deadline
+	if !now.Before(deadline) {
+		c.fail(pb.ErrorCode_ERROR_CODE_IDLE_TIMEOUT, "nothing received for "+s.limits.IdleTimeout.String())
+		return time.Time{}
 	}
-	c.fail(pb.ErrorCode_ERROR_CODE_IDLE_TIMEOUT, "nothing received for "+s.limits.IdleTimeout.String())
-	return time.Time{}
+	next, open := c.tokenDue(now)
+	if !open {
+		return time.Time{}
+	}
+	if !next.IsZero() && next.Before(deadline) {
+		return next
+	}
+	return deadline
 }
 
 // fail tells the client why with a fatal ERROR frame, then closes the connection.

@@ -78,6 +78,7 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	})
 	c.limiter = rate.NewLimiter(rate.Limit(s.limits.RequestsPerSecond), s.limits.RequestBurst)
 	c.handshaken = true
+	c.tokenExpMs.Store(expiryMs(id.ExpiresAt))
 
 	// The ack is queued before registration so that no push can overtake it; with a downlink
 	// both happen inside its Attach, atomically with its delivery and the resume replay.
@@ -88,6 +89,7 @@ func (c *conn) handshake(hs *pb.Handshake) {
 			UserId:              id.UserID,
 			HeartbeatIntervalMs: uint32(s.limits.HeartbeatInterval.Milliseconds()),
 			IdleTimeoutMs:       uint32(s.limits.IdleTimeout.Milliseconds()),
+			TokenExpiresAtMs:    c.tokenExpMs.Load(),
 			MaxFrameBytes:       uint32(s.limits.MaxFrameBytes),
 			ServerId:            s.cfg.ServerID,
 			ServerTimeMs:        s.now().UnixMilli(),
