@@ -311,6 +311,7 @@ func (e *env) testDefaults(t *testing.T) {
 		PendingAnswers: 128, RefusedAnswers: 16,
 	})
 	eq(t, "jwt claims", []string{s.Auth.JWT.UserClaim, s.Auth.JWT.GroupsClaim, string(s.Auth.JWT.Leeway)}, []string{"sub", "groups", "30s"})
+	eq(t, "token refresh", []v1alpha1.Duration{s.Auth.RefreshLead, s.Auth.RefreshGrace}, []v1alpha1.Duration{"1m", "30s"})
 	eq(t, "route", s.Routes[0], v1alpha1.Route{Service: "echo", URL: "http://echo:8080/rpc", Timeout: "5s", MaxInFlight: 1024})
 	eq(t, "drain", s.Drain, v1alpha1.Drain{DeregistrationDelay: "5s", SpreadWindow: "20s", FlushTimeout: "5s", HardDeadline: "45s"})
 	eq(t, "kafka", []any{s.Kafka.ReplicationFactor, s.Kafka.Retention, s.Kafka.DeletionPolicy},
