@@ -75,6 +75,11 @@ type benchConfig struct {
 	JSON       bool
 	Driver     string
 	MaxFrame   int
+	// ProtocolVersion is sent in every HANDSHAKE (raw driver): an older gateway is measured
+	// on the protocol it speaks.
+	ProtocolVersion uint32
+	Issuer          string
+	Audience        string
 
 	// child is this process's index when it was started by a parent with -procs; -1 otherwise.
 	child int
@@ -98,6 +103,7 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	}
 	c := &benchConfig{}
 	var sources string
+	var protocolVersion uint
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:7000", "gateway address")
 	fs.StringVar(&c.Token, "token", os.Getenv("TCPGW_TOKEN"), "one token for every connection (default $TCPGW_TOKEN)")
 	fs.StringVar(&c.SecretFile, "secret-file", "", "HS256 secret: mint one token per connection (user <user-prefix><index>) instead of -token")
@@ -116,10 +122,14 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON on stdout")
 	fs.StringVar(&c.Driver, "driver", "raw", `"raw" (lean protocol driver) or "sdk" (gateway/client, one Client per connection)`)
 	fs.IntVar(&c.MaxFrame, "max-frame", 65536, "largest frame accepted from the gateway")
+	fs.UintVar(&protocolVersion, "protocol-version", protocol.Version, "Handshake.protocol_version to send (raw driver); 1 for a gateway built before protocol version 2")
+	fs.StringVar(&c.Issuer, "issuer", "", "iss claim of the minted tokens (-secret-file)")
+	fs.StringVar(&c.Audience, "audience", "", "aud claim of the minted tokens (-secret-file)")
 	fs.IntVar(&c.child, "child", -1, "internal: index of this child process")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	c.ProtocolVersion = uint32(min(protocolVersion, math.MaxUint32)) // range checked below
 	for _, s := range strings.Split(sources, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -141,6 +151,10 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 		return nil, errors.New("-rate, -payload and -warmup must not be negative; -duration and -timeout must be positive")
 	case c.Driver != "raw" && c.Driver != "sdk":
 		return nil, fmt.Errorf("-driver %q: want raw or sdk", c.Driver)
+	case protocolVersion < 1 || protocolVersion > math.MaxUint32:
+		return nil, errors.New("-protocol-version must be between 1 and 2^32-1")
+	case c.ProtocolVersion != protocol.Version && c.Driver != "raw":
+		return nil, errors.New("-protocol-version needs -driver raw (the SDK speaks protocol.Version)")
 	case c.Token == "" && c.SecretFile == "":
 		return nil, errors.New("one of -token and -secret-file is required")
 	}
@@ -567,6 +581,12 @@ func (w *worker) token(i int) (string, error) {
 	}
 	now := time.Now()
 	claims := jwt.MapClaims{"sub": w.cfg.UserPrefix + strconv.Itoa(i), "iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix()}
+	if w.cfg.Issuer != "" {
+		claims["iss"] = w.cfg.Issuer
+	}
+	if w.cfg.Audience != "" {
+		claims["aud"] = w.cfg.Audience
+	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(w.cfg.secret)
 }
 
@@ -715,7 +735,7 @@ func dialRaw(ctx context.Context, w *worker, token, device string, i int) (*rawC
 	dl, _ := ctx.Deadline()
 	_ = nc.SetDeadline(dl)
 	hs, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Handshake{Handshake: &pb.Handshake{
-		ProtocolVersion: protocol.Version, Token: token, DeviceId: device, ClientVersion: "tcpgwctl-bench",
+		ProtocolVersion: w.cfg.ProtocolVersion, Token: token, DeviceId: device, ClientVersion: "tcpgwctl-bench",
 	}}}, w.cfg.MaxFrame)
 	if err == nil {
 		_, err = nc.Write(hs)

@@ -218,7 +218,7 @@ func TestNetpollBufferVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Close)
-	env.Variants = map[string]string{}
+	env.Variants = map[string]Variant{}
 	kinds := []string{Gateway}
 	for _, v := range []struct {
 		name           string
@@ -228,7 +228,7 @@ func TestNetpollBufferVariants(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		env.Variants[v.name] = bin
+		env.Variants[v.name] = Variant{Bin: bin}
 		kinds = append(kinds, v.name)
 	}
 	rep := &Report{}

@@ -102,6 +102,7 @@ func dlToken(secret []byte, user string) (string, error) {
 	now := time.Now()
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": user, "iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix(),
+		"iss": benchIssuer, "aud": benchAudience,
 	}).SignedString(secret)
 }
 

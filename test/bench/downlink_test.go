@@ -98,8 +98,12 @@ func TestDownlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pprof, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(env.Dir, "gateway-downlink.yaml")
-	body := fmt.Appendf(nil, configYAML, "downlink", addr, admin, filepath.Join(env.Dir, "downlink.sock"), env.SecretFile, env.EchoAddr)
+	body := fmt.Appendf(nil, configYAML, "downlink", addr, admin, filepath.Join(env.Dir, "downlink.sock"), env.SecretFile, env.EchoAddr, pprof)
 	body = fmt.Appendf(body, dlConfigKafka, bootstrap, downTopic, receiptsTopic)
 	if err := os.WriteFile(cfg, body, 0o600); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,9 +22,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,14 +92,60 @@ func BuildGatewayVariant(ctx context.Context, root, dir, name, source string) (s
 	return bin, nil
 }
 
+// BuildGatewayAt compiles cmd/gateway as it was at the git revision ref of the repository
+// at root (extracted with git archive into dir/name-src: the work tree and the repository's
+// worktree list are not touched) into dir/name, and describes what it speaks and reads: the
+// protocol version to send it and the configuration template its strict loader accepts.
+func BuildGatewayAt(ctx context.Context, root, dir, name, ref string) (Variant, string, error) {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", ref+"^{commit}").Output()
+	if err != nil {
+		return Variant{}, "", fmt.Errorf("git rev-parse %s: %w", ref, err)
+	}
+	commit := strings.TrimSpace(string(out))
+	src := filepath.Join(dir, name+"-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return Variant{}, "", err
+	}
+	archive := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, commit, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		return Variant{}, "", fmt.Errorf("git archive %s: %w\n%s", commit, err, out)
+	}
+	v := Variant{Bin: filepath.Join(dir, name), Config: configYAML}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", v.Bin, "./cmd/gateway")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return Variant{}, "", fmt.Errorf("go build %s at %s: %w\n%s", name, commit, err, out)
+	}
+	codec, err := os.ReadFile(filepath.Join(src, "gateway", "protocol", "codec.go"))
+	if err != nil {
+		return Variant{}, "", err
+	}
+	m := regexp.MustCompile(`(?m)^const Version = (\d+)$`).FindSubmatch(codec)
+	if m == nil {
+		return Variant{}, "", fmt.Errorf("%s: no protocol Version in gateway/protocol/codec.go", commit)
+	}
+	v.BenchArgs = []string{"-protocol-version", string(m[1])}
+	schema, err := os.ReadFile(filepath.Join(src, "gateway", "config", "config.go"))
+	if err != nil {
+		return Variant{}, "", err
+	}
+	if !bytes.Contains(schema, []byte(`json:"control`)) {
+		v.Config, v.PprofOnAdmin = configYAMLOpenAdmin, true
+	}
+	return v, commit, nil
+}
+
 // Proc is a started process; Stop ends it (SIGTERM, then SIGKILL) and waits.
 type Proc struct {
 	Name string
 	Pid  int
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	done chan struct{}
-	err  error
+	// Pprof is the base URL of a server's net/http/pprof handlers ("" if it has none).
+	Pprof string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	done  chan struct{}
+	err   error
 }
 
 // Nice is the niceness the harness runs servers, backend and load tool at (through nice(1),
@@ -345,6 +394,18 @@ func WaitQuiet(ctx context.Context, maxCores float64, limit time.Duration) float
 	}
 }
 
+// Variant is a gateway binary other than the work tree's cmd/gateway.
+type Variant struct {
+	Bin string // takes -config, as cmd/gateway does
+	// Config is the configuration template (configYAML if empty): an older gateway's strict
+	// loader refuses fields it does not know.
+	Config string
+	// BenchArgs are added to every `tcpgwctl bench` run against it (e.g. -protocol-version).
+	BenchArgs []string
+	// PprofOnAdmin: it serves pprof on the admin port rather than on listen.pprof.
+	PprofOnAdmin bool
+}
+
 // Env is a running comparison environment: binaries, the echo backend, an HS256 secret.
 type Env struct {
 	Bins       Binaries
@@ -353,9 +414,9 @@ type Env struct {
 	EchoAddr   string
 	Logf       func(format string, args ...any)
 
-	// Variants are more server kinds to compare: name -> binary taking -config, as
-	// cmd/gateway does (see BuildGatewayVariant).
-	Variants map[string]string
+	// Variants are more server kinds to compare, by name (see BuildGatewayVariant and
+	// BuildGatewayAt).
+	Variants map[string]Variant
 
 	echo    *Proc
 	sources int // source address blocks handed out so far
@@ -406,14 +467,22 @@ func (e *Env) nextSources(n int) string {
 	return strings.Join(ips, ",")
 }
 
+// Bench tokens carry an issuer and an audience, and the servers require them: gateways from
+// before issue 12 accept these fields, later ones may require them.
+const (
+	benchIssuer   = "tcpgw-bench"
+	benchAudience = "tcpgateway"
+)
+
 // configYAML is the configuration both servers get: HS256 auth, one route to the echo
-// backend, limits generous enough that only the machine limits the benchmark.
-const configYAML = `serverID: bench-%s
+// backend, limits generous enough that only the machine limits the benchmark. Arguments:
+// server kind, client address, admin address, control socket, secret file, echo address,
+// pprof address (the baseline ignores listen.pprof).
+const configYAML = `serverID: bench-%[1]s
 listen:
-  clients: %s
-  admin: %s
-  control: %s
-limits:
+  clients: %[2]s
+  admin: %[3]s
+` + adminLines + `limits:
   maxConnections: 50000
   handshakeTimeout: 10s
   heartbeatInterval: 30s
@@ -427,18 +496,29 @@ limits:
     handshakeBurst: 1000000
 auth:
   jwt:
-    hs256SecretFile: %s
-    # tcpgwctl bench mints tokens without iss and aud.
-    skipIssuerCheck: true
-    skipAudienceCheck: true
+    hs256SecretFile: %[5]s
+    issuer: ` + benchIssuer + `
+    audience: ` + benchAudience + `
 routes:
   - service: echo
-    url: http://%s/rpc
+    url: http://%[6]s/rpc
     timeout: 5s
     maxInFlight: 4096
 logging:
   level: warn
 `
+
+// adminLines are listen.control and listen.pprof (argument 7: pprof address), which gateways
+// before commit a243da1 do not know: they serve pprof on the admin port.
+const adminLines = "  control: %[4]s\n  pprof: %[7]s\n"
+
+// configYAMLOpenAdmin is configYAML for those gateways.
+var configYAMLOpenAdmin = strings.Replace(configYAML, adminLines, "", 1)
+
+// benchAuth are the tcpgwctl bench flags minting tokens the servers accept.
+func (e *Env) benchAuth() []string {
+	return []string{"-secret-file", e.SecretFile, "-issuer", benchIssuer, "-audience", benchAudience}
+}
 
 // StartServer starts a fresh server of the given kind and waits until it accepts connections;
 // its address is returned.
@@ -451,15 +531,23 @@ func (e *Env) StartServer(ctx context.Context, kind string) (*Proc, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	cfg := filepath.Join(e.Dir, kind+".yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, configYAML, kind, addr, admin, filepath.Join(e.Dir, kind+".sock"), e.SecretFile, e.EchoAddr), 0o600); err != nil {
+	pprof, err := FreeAddr()
+	if err != nil {
 		return nil, "", err
 	}
-	bin := e.Bins.Gateway
+	bin, tmpl := e.Bins.Gateway, configYAML
 	if kind == Baseline {
 		bin = e.Bins.Baseline
 	} else if v, ok := e.Variants[kind]; ok {
-		bin = v
+		bin = v.Bin
+		tmpl = cmp.Or(v.Config, configYAML)
+		if v.PprofOnAdmin {
+			pprof = admin
+		}
+	}
+	cfg := filepath.Join(e.Dir, kind+".yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, tmpl, kind, addr, admin, filepath.Join(e.Dir, kind+".sock"), e.SecretFile, e.EchoAddr, pprof), 0o600); err != nil {
+		return nil, "", err
 	}
 	p, err := Start(ctx, kind, bin, "-config", cfg)
 	if err != nil {
@@ -468,6 +556,9 @@ func (e *Env) StartServer(ctx context.Context, kind string) (*Proc, string, erro
 	if err := waitListening(p, addr, 15*time.Second); err != nil {
 		p.Stop()
 		return nil, "", err
+	}
+	if kind != Baseline {
+		p.Pprof = "http://" + pprof + "/debug/pprof"
 	}
 	return p, addr, nil
 }
@@ -551,6 +642,52 @@ type IdleResult struct {
 	RSSAfterKiB   int64
 	PerConnKiB    float64
 	ToolMaxRSSKiB int64
+	// Live heap and stacks (LiveHeapKiB) before and after, and the growth per connection;
+	// 0 for a server without pprof (the baseline).
+	HeapBeforeKiB, HeapAfterKiB int64
+	HeapPerConnKiB              float64
+}
+
+// LiveHeapKiB has the server collect garbage (pprof's heap?gc=1) and returns what is live
+// then: heap objects (HeapAlloc) plus goroutine stacks (StackInuse), in KiB. RSS depends on
+// when the GC last ran and what it returned to the kernel (run to run, ±0.4 KiB per idle
+// connection here); this does not, so it resolves a few hundred bytes per connection.
+func LiveHeapKiB(ctx context.Context, pprof string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pprof+"/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s/heap: %s", pprof, resp.Status)
+	}
+	var heap, stack int64 = -1, -1
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() { // "# HeapAlloc = N", "# Stack = inuse / sys"
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			heap, err = strconv.ParseInt(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(sc.Text(), "# Stack = "); ok {
+			v, _, _ = strings.Cut(v, " ")
+			stack, err = strconv.ParseInt(v, 10, 64)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	if heap < 0 || stack < 0 {
+		return 0, fmt.Errorf("%s/heap?debug=1: no HeapAlloc or Stack line", pprof)
+	}
+	return (heap + stack) / 1024, nil
 }
 
 // Idle starts a fresh server, opens conns connections that then stay idle (heartbeats only),
@@ -566,16 +703,25 @@ func (e *Env) Idle(ctx context.Context, kind string, conns, procs int) (*IdleRes
 	if res.RSSBeforeKiB, err = RSSKiB(p.Pid); err != nil {
 		return nil, err
 	}
+	if p.Pprof != "" {
+		if res.HeapBeforeKiB, err = LiveHeapKiB(ctx, p.Pprof); err != nil {
+			return nil, err
+		}
+	}
 	var after int64
 	var afterErr error
 	nSources := max(2, conns/8000+1)
+	args := append(e.benchAuth(), "-addr", addr, "-conns", strconv.Itoa(conns),
+		"-procs", strconv.Itoa(procs), "-sources", e.nextSources(nSources), "-ramp", "5000",
+		"-rate", "0", "-warmup", "3s", "-duration", "1s")
 	lr, err := e.RunBench(ctx, 3*time.Minute, func(phase string, _ int) {
 		if phase == "measure-start" { // established, then 3 s of warm-up to settle
 			after, afterErr = RSSKiB(p.Pid)
+			if p.Pprof != "" && afterErr == nil { // after RSS: the forced GC may lower it
+				res.HeapAfterKiB, afterErr = LiveHeapKiB(ctx, p.Pprof)
+			}
 		}
-	}, "-addr", addr, "-secret-file", e.SecretFile, "-conns", strconv.Itoa(conns),
-		"-procs", strconv.Itoa(procs), "-sources", e.nextSources(nSources), "-ramp", "5000",
-		"-rate", "0", "-warmup", "3s", "-duration", "1s")
+	}, append(args, e.Variants[kind].BenchArgs...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -588,6 +734,9 @@ func (e *Env) Idle(ctx context.Context, kind string, conns, procs int) (*IdleRes
 	res.Established, res.RSSAfterKiB, res.ToolMaxRSSKiB = lr.Established, after, lr.ToolMaxRSSKiB
 	if lr.Established > 0 {
 		res.PerConnKiB = float64(after-res.RSSBeforeKiB) / float64(lr.Established)
+		if p.Pprof != "" {
+			res.HeapPerConnKiB = float64(res.HeapAfterKiB-res.HeapBeforeKiB) / float64(lr.Established)
+		}
 	}
 	return res, nil
 }
@@ -652,10 +801,11 @@ func (e *Env) Load(ctx context.Context, kind string, spec LoadSpec) (*LoadOutcom
 		case "measure-end":
 			take(1, toolPid)
 		}
-	}, "-addr", addr, "-secret-file", e.SecretFile, "-conns", strconv.Itoa(spec.Conns),
+	}, append(append(e.benchAuth(), "-addr", addr, "-conns", strconv.Itoa(spec.Conns),
 		"-sources", e.nextSources(2), "-ramp", "5000",
 		"-rate", strconv.FormatFloat(spec.Rate, 'f', -1, 64), "-payload", strconv.Itoa(spec.Payload),
-		"-warmup", spec.Warmup.String(), "-duration", spec.Duration.String())
+		"-warmup", spec.Warmup.String(), "-duration", spec.Duration.String()),
+		e.Variants[kind].BenchArgs...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -695,11 +845,15 @@ type Report struct {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	if len(r.Idle) > 0 {
-		b.WriteString("| idle connections | server | established | RSS before (MiB) | RSS after (MiB) | KiB per connection |\n")
-		b.WriteString("|---:|---|---:|---:|---:|---:|\n")
+		b.WriteString("| idle connections | server | established | RSS before (MiB) | RSS after (MiB) | KiB per connection | live heap+stacks KiB per connection |\n")
+		b.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
 		for _, i := range r.Idle {
-			fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.1f | **%.2f** |\n", i.Conns, i.Server, i.Established,
-				float64(i.RSSBeforeKiB)/1024, float64(i.RSSAfterKiB)/1024, i.PerConnKiB)
+			heap := "–"
+			if i.HeapAfterKiB > 0 {
+				heap = fmt.Sprintf("%.2f", i.HeapPerConnKiB)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.1f | **%.2f** | %s |\n", i.Conns, i.Server, i.Established,
+				float64(i.RSSBeforeKiB)/1024, float64(i.RSSAfterKiB)/1024, i.PerConnKiB, heap)
 		}
 		b.WriteString("\n")
 	}
@@ -728,11 +882,7 @@ func (r *Report) Markdown() string {
 			for i, o := range rs {
 				v[i] = f(o)
 			}
-			slices.Sort(v)
-			if len(v)%2 == 1 {
-				return v[len(v)/2]
-			}
-			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+			return Median(v)
 		}
 		p99 := make([]float64, len(rs))
 		var failed []string
@@ -779,11 +929,16 @@ func (r *Report) Median(spec LoadSpec, server string, f func(*LoadOutcome) float
 	if len(v) == 0 {
 		return 0, false
 	}
+	return Median(v), true
+}
+
+// Median is the median of v (not empty); it sorts v.
+func Median(v []float64) float64 {
 	slices.Sort(v)
 	if len(v)%2 == 1 {
-		return v[len(v)/2], true
+		return v[len(v)/2]
 	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2, true
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func failedText(r *LoadResult) string {
