@@ -35,6 +35,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -109,7 +110,7 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	fs.StringVar(&c.SecretFile, "secret-file", "", "HS256 secret: mint one token per connection (user <user-prefix><index>) instead of -token")
 	fs.StringVar(&c.UserPrefix, "user-prefix", "bench-", "user id prefix of the minted tokens")
 	fs.IntVar(&c.Conns, "conns", 100, "connections to open")
-	fs.StringVar(&sources, "sources", "", "comma-separated local source IPs, used round-robin (each gives ~28k ports); empty: the kernel's choice")
+	fs.StringVar(&sources, "sources", "", "comma-separated local source IPs or prefixes (127.11.0.0/18: all its addresses, at most 65536), used round-robin (each gives ~28k ports); empty: the kernel's choice")
 	fs.Float64Var(&c.Ramp, "ramp", 2000, "new connections per second (all processes together)")
 	fs.Float64Var(&c.Rate, "rate", 1000, "requests per second offered in total; 0 holds the connections idle (heartbeats only)")
 	fs.IntVar(&c.Payload, "payload", 128, "request payload bytes")
@@ -132,6 +133,16 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	c.ProtocolVersion = uint32(min(protocolVersion, math.MaxUint32)) // range checked below
 	for _, s := range strings.Split(sources, ",") {
 		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil || p.Addr().BitLen()-p.Bits() > 16 {
+				return nil, fmt.Errorf("-sources: %q is not a prefix of at most 65536 addresses", s)
+			}
+			for a, i := p.Masked().Addr(), 0; i < 1<<(p.Addr().BitLen()-p.Bits()); a, i = a.Next(), i+1 {
+				c.Sources = append(c.Sources, net.IP(a.AsSlice()))
+			}
 			continue
 		}
 		ip := net.ParseIP(s)

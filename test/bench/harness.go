@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"os"
@@ -126,12 +127,23 @@ func BuildGatewayAt(ctx context.Context, root, dir, name, ref string) (Variant, 
 		return Variant{}, "", fmt.Errorf("%s: no protocol Version in gateway/protocol/codec.go", commit)
 	}
 	v.BenchArgs = []string{"-protocol-version", string(m[1])}
-	schema, err := os.ReadFile(filepath.Join(src, "gateway", "config", "config.go"))
+	files, err := filepath.Glob(filepath.Join(src, "gateway", "config", "*.go"))
 	if err != nil {
 		return Variant{}, "", err
 	}
-	if !bytes.Contains(schema, []byte(`json:"control`)) {
-		v.Config, v.PprofOnAdmin = configYAMLOpenAdmin, true
+	var schema []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return Variant{}, "", err
+		}
+		schema = append(schema, b...)
+	}
+	for _, f := range newerConfig {
+		if !bytes.Contains(schema, []byte(f.tag)) {
+			v.Config = strings.Replace(v.Config, f.lines, "", 1)
+			v.PprofOnAdmin = v.PprofOnAdmin || f.lines == pprofLine
+		}
 	}
 	return v, commit, nil
 }
@@ -418,6 +430,11 @@ type Env struct {
 	// BuildGatewayAt).
 	Variants map[string]Variant
 
+	// IdleAddresses is how many source addresses Idle spreads its connections over (0: the
+	// fewest with enough ports; the gateway's per-address state then costs nothing per
+	// connection).
+	IdleAddresses int
+
 	echo    *Proc
 	sources int // source address blocks handed out so far
 }
@@ -455,11 +472,16 @@ func (e *Env) Close() {
 	}
 }
 
-// nextSources hands out n fresh source addresses (127.0.B.2 ... 127.0.B.(n+1)), a new block B
-// per run, so that no run meets the ports another left behind.
+// nextSources hands out at least n fresh source addresses in a new block B per run, so that no
+// run meets the ports another left behind: 127.B.0.2 ... 127.B.0.(n+1), or above 250 the
+// smallest prefix 127.B.0.0/L that holds n (a list that long would pass the kernel's limit
+// on one argument).
 func (e *Env) nextSources(n int) string {
 	e.sources++
 	b := 10 + e.sources%240
+	if n > 250 {
+		return fmt.Sprintf("127.%d.0.0/%d", b, 32-bits.Len(uint(n-1)))
+	}
 	ips := make([]string, n)
 	for i := range ips {
 		ips[i] = fmt.Sprintf("127.0.%d.%d", b, i+2)
@@ -482,19 +504,14 @@ const configYAML = `serverID: bench-%[1]s
 listen:
   clients: %[2]s
   admin: %[3]s
-` + adminLines + `limits:
+` + controlLine + pprofLine + `limits:
   maxConnections: 50000
   handshakeTimeout: 10s
   heartbeatInterval: 30s
   idleTimeout: 10m
   requestsPerSecond: 1000000
   requestBurst: 1000000
-  # Every connection comes from a few loopback addresses.
-  perAddress:
-    maxConnections: 50000
-    handshakesPerSecond: 1000000
-    handshakeBurst: 1000000
-auth:
+` + perAddressLines + `auth:
   jwt:
     hs256SecretFile: %[5]s
     issuer: ` + benchIssuer + `
@@ -508,12 +525,26 @@ logging:
   level: warn
 `
 
-// adminLines are listen.control and listen.pprof (argument 7: pprof address), which gateways
-// before commit a243da1 do not know: they serve pprof on the admin port.
-const adminLines = "  control: %[4]s\n  pprof: %[7]s\n"
+// Lines of configYAML for fields that older gateways do not know (before a243da1 and a605407):
+// their loader is strict, so BuildGatewayAt drops those its reference lacks (newerConfig).
+// A gateway without listen.pprof serves pprof on its admin port.
+const (
+	controlLine     = "  control: %[4]s\n"
+	pprofLine       = "  pprof: %[7]s\n"
+	perAddressLines = `  # Every connection comes from a few loopback addresses.
+  perAddress:
+    maxConnections: 50000
+    handshakesPerSecond: 1000000
+    handshakeBurst: 1000000
+`
+)
 
-// configYAMLOpenAdmin is configYAML for those gateways.
-var configYAMLOpenAdmin = strings.Replace(configYAML, adminLines, "", 1)
+// newerConfig pairs those lines with the field's json tag in gateway/config.
+var newerConfig = []struct{ lines, tag string }{
+	{controlLine, `json:"control`},
+	{pprofLine, `json:"pprof`},
+	{perAddressLines, `json:"perAddress`},
+}
 
 // benchAuth are the tcpgwctl bench flags minting tokens the servers accept.
 func (e *Env) benchAuth() []string {
@@ -711,6 +742,9 @@ func (e *Env) Idle(ctx context.Context, kind string, conns, procs int) (*IdleRes
 	var after int64
 	var afterErr error
 	nSources := max(2, conns/8000+1)
+	if e.IdleAddresses > 0 {
+		nSources = e.IdleAddresses
+	}
 	args := append(e.benchAuth(), "-addr", addr, "-conns", strconv.Itoa(conns),
 		"-procs", strconv.Itoa(procs), "-sources", e.nextSources(nSources), "-ramp", "5000",
 		"-rate", "0", "-warmup", "3s", "-duration", "1s")
