@@ -52,11 +52,16 @@ func addressKey(remote net.Addr) (key netip.Addr, ok bool) {
 	return a, true
 }
 
-// addressEntry is what the gateway knows about one client address.
+// addressEntry is what the gateway knows about one client address. Most addresses hold one
+// connection that handshakes once, so the token bucket is allocated only for an address's
+// second handshake within one refill of a token: until then the time of the first is enough
+// to know the bucket's state. 48 bytes, plus a bucket (~80) for busier addresses.
 type addressEntry struct {
-	key        netip.Addr
-	conns      int           // guarded by addressTable.mu
-	handshakes *rate.Limiter // safe for concurrent use on its own
+	key netip.Addr
+	// Guarded by addressTable.mu.
+	conns      int
+	first      int64         // Unix ns of the one handshake taken from a bucket not yet allocated; 0: none
+	handshakes *rate.Limiter // nil until needed (see above)
 }
 
 // addressTable holds per-address state: open connections and a handshake token bucket. It is
@@ -98,7 +103,7 @@ func (t *addressTable) acquire(key netip.Addr, now time.Time) *addressEntry {
 		if len(t.entries) >= t.maxEntries {
 			return nil // every entry holds a connection: cannot happen within the bound
 		}
-		e = &addressEntry{key: key, handshakes: rate.NewLimiter(t.rate, t.burst)}
+		e = &addressEntry{key: key}
 		t.entries[key] = e
 	}
 	if e.conns >= t.maxConns {
@@ -120,12 +125,35 @@ func (t *addressTable) release(e *addressEntry, now time.Time) {
 
 // allowHandshake takes a token from the address's handshake bucket.
 func (t *addressTable) allowHandshake(e *addressEntry, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.handshakes == nil {
+		if e.first == 0 || t.refilled(e.first, now) {
+			// The bucket is full: taking a token is all there is to remember.
+			e.first = now.UnixNano()
+			return true
+		}
+		// A second handshake while the first token refills: replay the first into a real bucket.
+		e.handshakes = rate.NewLimiter(t.rate, t.burst)
+		e.handshakes.AllowN(time.Unix(0, e.first), 1)
+	}
 	return e.handshakes.AllowN(now, 1)
+}
+
+// refilled reports whether one token taken at first (Unix ns) is back by now.
+func (t *addressTable) refilled(first int64, now time.Time) bool {
+	return float64(now.UnixNano()-first) >= float64(time.Second)/float64(t.rate)
 }
 
 // idle: no connection and a full bucket, so forgetting the entry changes nothing.
 func (t *addressTable) idle(e *addressEntry, now time.Time) bool {
-	return e.conns == 0 && e.handshakes.TokensAt(now) >= float64(t.burst)
+	if e.conns != 0 {
+		return false
+	}
+	if e.handshakes == nil {
+		return e.first == 0 || t.refilled(e.first, now)
+	}
+	return e.handshakes.TokensAt(now) >= float64(t.burst)
 }
 
 // sweep removes idle entries.

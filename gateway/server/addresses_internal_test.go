@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 )
 
@@ -119,5 +121,26 @@ func TestAddressTableIsBounded(t *testing.T) {
 	}
 	if tab.acquire(netip.MustParseAddr("192.0.2.99"), now) != nil || tab.len() != bound {
 		t.Fatalf("the table grew past its bound (%d entries)", tab.len())
+	}
+}
+
+// The bucket allocated only at an address's second handshake answers exactly as a bucket
+// allocated at the first would.
+func TestAddressTableLazyBucketMatchesRateLimiter(t *testing.T) {
+	start := time.Unix(1000, 0)
+	for _, l := range []config.AddressLimits{
+		{MaxConnections: 10, HandshakesPerSecond: 2, HandshakeBurst: 3},
+		{MaxConnections: 10, HandshakesPerSecond: 0.5, HandshakeBurst: 1},
+	} {
+		tab := newAddressTable(l, 10)
+		e := tab.acquire(netip.MustParseAddr("192.0.2.1"), start)
+		ref := rate.NewLimiter(rate.Limit(l.HandshakesPerSecond), l.HandshakeBurst)
+		// Handshakes at irregular offsets (ms): bursts, pauses, a long idle gap.
+		for i, ms := range []int{0, 3000, 3100, 3200, 3300, 3400, 4000, 4600, 20000, 20001, 20002, 20003, 21500} {
+			now := start.Add(time.Duration(ms) * time.Millisecond)
+			if got, want := tab.allowHandshake(e, now), ref.AllowN(now, 1); got != want {
+				t.Fatalf("%+v: handshake %d at %d ms: allowed %v, a rate.Limiter says %v", l, i, ms, got, want)
+			}
+		}
 	}
 }
