@@ -60,7 +60,7 @@ func TestIdleMemoryAgainstReference(t *testing.T) {
 	// is per connection).
 	rep := &Report{}
 	var b strings.Builder
-	fmt.Fprintf(&b, "| %d idle connections, median of %d (min–max) | reference %s | HEAD %s | difference | ratio | target ≤ +%.1f KiB |\n|---|---|---:|---:|---:|---:|---|\n",
+	fmt.Fprintf(&b, "| %d idle connections, median of %d (min–max) | | reference %s | HEAD %s | difference | ratio | target ≤ +%.1f KiB |\n|---|---|---:|---:|---:|---:|---|\n",
 		conns, repeat, refCommit, head, maxGrowthKiB)
 	for _, addresses := range []int{2, conns} {
 		env.IdleAddresses = addresses
