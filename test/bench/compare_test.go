@@ -12,6 +12,25 @@ import (
 	"time"
 )
 
+// startEnv starts the harness (echo backend, binaries built from the work tree) in a temporary
+// directory for a test that may take up to limit; it returns the test's context, the work
+// tree's root and the environment, closed when the test ends.
+func startEnv(t *testing.T, limit time.Duration) (context.Context, string, *Env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := NewEnv(ctx, root, t.TempDir(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	return ctx, root, env
+}
+
 // Knobs, from the environment (defaults are what docs/benchmarks.md reports):
 //
 //	TCPGW_BENCH_RATE      offered requests/s of the load scenarios (4000)
@@ -63,17 +82,7 @@ func TestCompare(t *testing.T) {
 	const maxAttempts = 3
 	setNice(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	t.Cleanup(cancel)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := NewEnv(ctx, root, t.TempDir(), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
+	ctx, _, env := startEnv(t, 25*time.Minute)
 	servers := []string{Gateway, Baseline}
 	rep := &Report{}
 
@@ -206,18 +215,8 @@ func init() {
 //	go test -tags bench -run TestNetpollBufferVariants -v -timeout 30m ./test/bench/
 func TestNetpollBufferVariants(t *testing.T) {
 	setNice(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	t.Cleanup(cancel)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	env, err := NewEnv(ctx, root, dir, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
+	ctx, root, env := startEnv(t, 25*time.Minute)
+	dir := env.Dir
 	env.Variants = map[string]Variant{}
 	kinds := []string{Gateway}
 	for _, v := range []struct {

@@ -68,22 +68,11 @@ func TestDownlink(t *testing.T) {
 	repeat := envInt(t, "TCPGW_DL_BROADCAST_REPEAT", 3)
 	latRepeat := envInt(t, "TCPGW_DL_LATENCY_REPEAT", 3)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Minute)
-	t.Cleanup(cancel)
-
 	bootstrap := kafkatest.Bootstrap(t)
 	downTopic := kafkatest.CreateTopic(t, bootstrap, 6)
 	receiptsTopic := kafkatest.CreateTopic(t, bootstrap, 6)
 
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := NewEnv(ctx, root, t.TempDir(), t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
+	ctx, _, env := startEnv(t, 18*time.Minute)
 	secret, err := os.ReadFile(env.SecretFile)
 	if err != nil {
 		t.Fatal(err)

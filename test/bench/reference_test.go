@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,18 +33,8 @@ func TestIdleMemoryAgainstReference(t *testing.T) {
 		t.Fatalf("TCPGW_BENCH_REPEAT: want a positive count (%v)", err)
 	}
 	setNice(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	t.Cleanup(cancel)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	env, err := NewEnv(ctx, root, dir, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
+	ctx, root, env := startEnv(t, 15*time.Minute)
+	dir := env.Dir
 	t.Logf("building the gateway at %s", ref)
 	v, refCommit, err := BuildGatewayAt(ctx, root, dir, Reference, ref)
 	if err != nil {
