@@ -93,9 +93,9 @@ type Limits struct {
 	// Default 256.
 	UplinkWorkers int `json:"uplinkWorkers,omitempty"`
 	// PendingAnswers bounds the pushes asking for an ack or reply that one session holds as
-	// answerable (answered ones included, until they expire, so that a second answer is
-	// refused); beyond it the oldest is forgotten: its answer is refused and its publisher
-	// gets EXPIRED. Default 128.
+	// answerable (answered ones kept while there is room, so that a second answer is
+	// refused); beyond it expired and answered ones go first, then the oldest, whose answer
+	// is then refused and whose publisher gets EXPIRED. Default 128.
 	PendingAnswers int `json:"pendingAnswers,omitempty"`
 	// RefusedAnswers: a session whose answers were refused (ERROR UNKNOWN_PUSH) more than this
 	// many times is closed. Default 16.

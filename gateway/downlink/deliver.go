@@ -157,8 +157,8 @@ func (c *Consumer) Attach(s *session.Session, resume *pb.Resume, attach func(wat
 // expectAnswer makes the session a recipient allowed to answer the push, before the push is
 // queued (its answer cannot overtake it).
 func (c *Consumer) expectAnswer(s *session.Session, d *pb.Downlink, partition int, offset int64, now time.Time) {
-	if s.ExpectAnswer(answerable(d, partition, offset), c.o.PendingAnswers, now.UnixMilli()) {
-		c.o.Metrics.AnswersForgotten.Inc()
+	if n := s.ExpectAnswer(answerable(d, partition, offset), c.o.PendingAnswers, now.UnixMilli()); n > 0 {
+		c.o.Metrics.AnswersForgotten.Add(float64(n))
 	}
 }
 

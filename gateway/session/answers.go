@@ -21,8 +21,8 @@ type Refusal string
 
 const (
 	// RefusedUnknown: no push with that message id was sent to this session's identity and
-	// is still held (here or in the replay window), or it was forgotten as the oldest of too
-	// many.
+	// is still held (here or in the replay window), or it was forgotten as one of the oldest
+	// of too many.
 	RefusedUnknown Refusal = "unknown"
 	// RefusedExpired: the push expired before the answer came.
 	RefusedExpired Refusal = "expired"
@@ -40,46 +40,52 @@ type answers struct {
 	refused int // answers refused so far (abuse beyond a bound closes the session)
 }
 
-// ExpectAnswer records a push sent on the session that waits for an answer. Expired entries
-// are dropped first; a session already holding max entries forgets its oldest, reported as
-// forgotten (its answer will be refused and the publisher gets EXPIRED). A push already held
-// (a replayed or duplicated record with the same message id) is updated in place.
-func (s *Session) ExpectAnswer(a Answerable, max int, nowMs int64) (forgotten bool) {
+// ExpectAnswer records a push sent on the session that waits for an answer. It appends; a
+// session holding max entries first compacts them: expired pushes and answered ones (whose
+// second answer is then no longer refused) are dropped, then, if that is not enough, the oldest
+// owed ones down to three quarters of max, reported as forgotten (their answer will be refused
+// and their publisher gets EXPIRED). Compacting a quarter at a time keeps the cost per push
+// constant on average.
+func (s *Session) ExpectAnswer(a Answerable, max int, nowMs int64) (forgotten int) {
 	s.answers.mu.Lock()
 	defer s.answers.mu.Unlock()
-	p := s.answers.pending[:0]
-	for _, e := range s.answers.pending {
-		if e.MessageID == a.MessageID {
-			continue
-		}
-		if e.ExpiresAtMs == 0 || nowMs < e.ExpiresAtMs {
+	if max > 0 && len(s.answers.pending) >= max {
+		forgotten = s.compactAnswersLocked(max-max/4-1, nowMs)
+	}
+	s.answers.pending = append(s.answers.pending, a)
+	return forgotten
+}
+
+// compactAnswersLocked keeps at most keep entries: the owed, unexpired ones, newest first.
+func (s *Session) compactAnswersLocked(keep int, nowMs int64) (forgotten int) {
+	all := s.answers.pending
+	p := all[:0]
+	for _, e := range all {
+		if (e.Ack || e.Reply) && (e.ExpiresAtMs == 0 || nowMs < e.ExpiresAtMs) {
 			p = append(p, e)
 		}
 	}
-	clear(s.answers.pending[len(p):]) // drop references to the records' strings
-	if len(p) >= max && max > 0 {
-		n := copy(p, p[len(p)-max+1:])
-		clear(p[n:])
-		p, forgotten = p[:n], true
+	if over := len(p) - max(keep, 0); over > 0 {
+		p, forgotten = p[:copy(p, p[over:])], over
 	}
-	s.answers.pending = append(p, a)
+	clear(all[len(p):]) // drop references to the records' strings
+	s.answers.pending = p
 	return forgotten
 }
 
 // TakeAnswer checks an answer (reply false: PUSH_ACK; true: PUSH_REPLY) against the pushes the
-// session waits on and, when it is owed, returns the push and marks that answer given. An
-// answered push stays as a tombstone (nothing owed) until it expires or is the oldest of too
-// many, so a second answer is refused.
+// session waits on and, when it is owed, returns the push and marks that answer given. The
+// newest entries are searched first (answers follow their pushes closely). An answered push
+// stays as a tombstone (nothing owed) until a compaction, so a second answer is refused.
 func (s *Session) TakeAnswer(messageID string, reply bool, nowMs int64) (Answerable, Refusal) {
 	s.answers.mu.Lock()
 	defer s.answers.mu.Unlock()
-	for i := range s.answers.pending {
+	for i := len(s.answers.pending) - 1; i >= 0; i-- {
 		e := &s.answers.pending[i]
 		if e.MessageID != messageID {
 			continue
 		}
 		if e.ExpiresAtMs != 0 && nowMs >= e.ExpiresAtMs {
-			s.removeAnswerLocked(i)
 			return Answerable{}, RefusedExpired
 		}
 		owed := &e.Ack
@@ -101,14 +107,4 @@ func (s *Session) Refused() int {
 	defer s.answers.mu.Unlock()
 	s.answers.refused++
 	return s.answers.refused
-}
-
-func (s *Session) removeAnswerLocked(i int) {
-	p := s.answers.pending
-	copy(p[i:], p[i+1:])
-	p[len(p)-1] = Answerable{}
-	s.answers.pending = p[:len(p)-1]
-	if len(s.answers.pending) == 0 {
-		s.answers.pending = nil // an idle session keeps no array
-	}
 }
