@@ -202,6 +202,41 @@ type Kafka struct {
 	// Expiry tunes the expiry group: the consumer group over the receipts topic through which
 	// the pods write EXPIRED receipts for unanswered pushes.
 	Expiry KafkaExpiry `json:"expiry"`
+	// TLS, when set, makes every connection to the brokers TLS (1.2 or later). Nil: plaintext.
+	TLS *KafkaTLS `json:"tls,omitempty"`
+	// SASL, when set, authenticates every connection to the brokers (over TLS when TLS is
+	// set: SASL_SSL; else SASL_PLAINTEXT, which sends PLAIN passwords in clear). Nil: none.
+	SASL *KafkaSASL `json:"sasl,omitempty"`
+}
+
+// KafkaTLS is the TLS the gateway speaks to the brokers. The files are mounted from Secrets;
+// they are read at start (a missing or invalid one fails it) and again for each new broker
+// connection, so rotated certificates apply without a restart. A relative path is relative to
+// the configuration file's directory.
+type KafkaTLS struct {
+	// CAFile is a PEM bundle of the certificate authorities trusted for the brokers'
+	// certificates. Empty: the system roots.
+	CAFile string `json:"caFile,omitempty"`
+	// CertFile and KeyFile are a PEM client certificate and its private key, presented when a
+	// broker asks for one (mTLS, ssl.client.auth=required). Both or neither.
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+	// ServerName is the name the brokers' certificates must carry. Empty: the host of the
+	// address dialled (the bootstrap address, then each broker's advertised host).
+	ServerName string `json:"serverName,omitempty"`
+}
+
+// KafkaSASL authenticates the gateway to the brokers. Username and password are files
+// mounted from a Secret, read at start and again for each new broker connection, so a
+// rotated password applies without a restart; one trailing line break is dropped from each.
+// A relative path is relative to the configuration file's directory.
+type KafkaSASL struct {
+	// Mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Default SCRAM-SHA-512.
+	Mechanism string `json:"mechanism,omitempty"`
+	// UsernameFile holds the user name. Required.
+	UsernameFile string `json:"usernameFile"`
+	// PasswordFile holds the password. Required.
+	PasswordFile string `json:"passwordFile"`
 }
 
 // KafkaExpiry tunes the expiry group ("<receiptsTopic>.expiry"). The broker bounds the session

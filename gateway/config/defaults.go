@@ -47,6 +47,10 @@ const (
 	DefaultExpiryHeartbeatInterval = 500 * time.Millisecond
 	DefaultExpiryRebalanceTimeout  = 10 * time.Second
 
+	// DefaultKafkaSASLMechanism is the strongest mechanism Kafka offers (and the CRD's
+	// default).
+	DefaultKafkaSASLMechanism = "SCRAM-SHA-512"
+
 	DefaultDeregistrationDelay = 5 * time.Second
 	DefaultSpreadWindow        = 20 * time.Second
 	DefaultFlushTimeout        = 5 * time.Second
@@ -106,6 +110,9 @@ func (c *Config) defaults(hostname func() (string, error)) {
 	c.Drain.Default()
 	c.Replay.Default()
 	c.Kafka.Expiry.Default(c.Replay.MaxRecords)
+	if c.Kafka.SASL != nil {
+		setString(&c.Kafka.SASL.Mechanism, DefaultKafkaSASLMechanism)
+	}
 	c.Logging.Default()
 }
 

@@ -82,17 +82,32 @@ func load(path string, env lookupEnv) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	// Key files named by a relative path are relative to the config file's directory, so a
-	// config and its keys mounted together (the operator renders "keys/<name>") work wherever
-	// the volume is mounted. Parse, having no file, leaves them relative to the working dir.
-	if j := c.Auth.JWT; j != nil {
-		for _, f := range []*string{&j.HS256SecretFile, &j.RS256PublicKeyFile, &j.KeySetFile} {
-			if *f != "" && !filepath.IsAbs(*f) {
-				*f = filepath.Join(filepath.Dir(path), *f)
-			}
+	// Key, certificate and credential files named by a relative path are relative to the
+	// config file's directory, so a config and its keys mounted together (the operator renders
+	// "keys/<name>") work wherever the volume is mounted. Parse, having no file, leaves them
+	// relative to the working dir.
+	for _, f := range c.secretFiles() {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(filepath.Dir(path), *f)
 		}
 	}
 	return c, nil
+}
+
+// secretFiles are the configured files mounted from Secrets: auth keys, Kafka TLS material
+// and credentials.
+func (c *Config) secretFiles() []*string {
+	var files []*string
+	if j := c.Auth.JWT; j != nil {
+		files = append(files, &j.HS256SecretFile, &j.RS256PublicKeyFile, &j.KeySetFile)
+	}
+	if t := c.Kafka.TLS; t != nil {
+		files = append(files, &t.CAFile, &t.CertFile, &t.KeyFile)
+	}
+	if s := c.Kafka.SASL; s != nil {
+		files = append(files, &s.UsernameFile, &s.PasswordFile)
+	}
+	return files
 }
 
 func parse(data []byte, env lookupEnv) (*Config, error) {

@@ -305,3 +305,33 @@ func TestLoadResolvesKeyFilesAgainstTheConfigDirectory(t *testing.T) {
 		t.Errorf("hs256SecretFile = %q, want %q", c.Auth.JWT.HS256SecretFile, want)
 	}
 }
+
+func TestLoadResolvesKafkaFilesAgainstTheConfigDirectory(t *testing.T) {
+	yaml := minimalYAML + `kafka:
+  brokers: [kafka:9093]
+  downlinkTopic: d
+  receiptsTopic: r
+  tls: {caFile: tls/ca.crt, certFile: /abs/tls.crt, keyFile: tls/tls.key}
+  sasl: {usernameFile: sasl/username, passwordFile: sasl/password}
+`
+	path := writeFile(t, yaml)
+	c, err := load(path, mapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(path)
+	for _, f := range []struct{ got, want string }{
+		{c.Kafka.TLS.CAFile, filepath.Join(dir, "tls", "ca.crt")},
+		{c.Kafka.TLS.CertFile, "/abs/tls.crt"},
+		{c.Kafka.TLS.KeyFile, filepath.Join(dir, "tls", "tls.key")},
+		{c.Kafka.SASL.UsernameFile, filepath.Join(dir, "sasl", "username")},
+		{c.Kafka.SASL.PasswordFile, filepath.Join(dir, "sasl", "password")},
+	} {
+		if f.got != f.want {
+			t.Errorf("file = %q, want %q", f.got, f.want)
+		}
+	}
+	if c.Kafka.SASL.Mechanism != DefaultKafkaSASLMechanism {
+		t.Errorf("kafka.sasl.mechanism = %q, want the default %q", c.Kafka.SASL.Mechanism, DefaultKafkaSASLMechanism)
+	}
+}

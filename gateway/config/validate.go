@@ -35,8 +35,10 @@ var (
 	serviceRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
 	topicRE   = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
-	logLevels  = []string{"debug", "info", "warn", "error"}
-	logFormats = []string{"json", "text"}
+	logLevels = []string{"debug", "info", "warn", "error"}
+	// kafkaSASLMechanisms are the SASL mechanisms the gateway speaks (kafka-go's).
+	kafkaSASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+	logFormats          = []string{"json", "text"}
 )
 
 // Validate reports every problem at once (joined with errors.Join), each prefixed with the
@@ -289,6 +291,25 @@ func (c *Config) validateKafka(v *validator) {
 		v.addf("kafka.receiptsTopic", "must differ from kafka.downlinkTopic %q", k.DownlinkTopic)
 	}
 	validateExpiry(v, k.Expiry)
+	validateKafkaSecurity(v, k.TLS, k.SASL)
+}
+
+// validateKafkaSecurity checks the shape of kafka.tls and kafka.sasl; whether the files exist
+// and hold what they should is checked when the gateway reads them at start
+// (kafkasec.FromConfig), so that Validate stays pure.
+func validateKafkaSecurity(v *validator, t *KafkaTLS, s *KafkaSASL) {
+	if t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		v.addf("kafka.tls", "certFile and keyFile go together (a client certificate and its key), got only one")
+	}
+	if s != nil {
+		v.oneOf("kafka.sasl.mechanism", s.Mechanism, kafkaSASLMechanisms)
+		if s.UsernameFile == "" {
+			v.addf("kafka.sasl.usernameFile", "required")
+		}
+		if s.PasswordFile == "" {
+			v.addf("kafka.sasl.passwordFile", "required")
+		}
+	}
 }
 
 // validateExpiry checks what the client can; whether the broker accepts the session timeout

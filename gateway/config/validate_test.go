@@ -33,6 +33,15 @@ func TestValidateAcceptsValidConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("key set with both claim checks skipped by name rejected: %v", err)
 	}
+	c.Kafka.TLS = &KafkaTLS{}                                                                 // system roots, no client certificate
+	c.Kafka.SASL = &KafkaSASL{Mechanism: "PLAIN", UsernameFile: "/s/u", PasswordFile: "/s/p"} // SASL_SSL
+	if err := c.Validate(); err != nil {
+		t.Fatalf("kafka.tls with system roots and kafka.sasl rejected: %v", err)
+	}
+	c.Kafka.TLS = &KafkaTLS{CAFile: "/t/ca.crt", CertFile: "/t/tls.crt", KeyFile: "/t/tls.key", ServerName: "kafka"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("kafka.tls with a client certificate rejected: %v", err)
+	}
 	c.Kafka = Kafka{} // downlink disabled: the expiry block is ignored too
 	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}},
 		RefreshLead: c.Auth.RefreshLead, RefreshGrace: c.Auth.RefreshGrace}
@@ -150,6 +159,20 @@ func TestValidateRules(t *testing.T) {
 		{"expiry session timeout beyond int32 milliseconds", func(c *Config) { c.Kafka.Expiry.SessionTimeout = d(600 * time.Hour) },
 			"kafka.expiry.sessionTimeout: 600h0m0s must be at most 596h31m23.646s: Kafka carries it as int32 milliseconds"},
 		{"expiry max entries", func(c *Config) { c.Kafka.Expiry.MaxEntries = -1 }, "kafka.expiry.maxEntries: must be positive, got -1"},
+		{"kafka tls cert without key", func(c *Config) { c.Kafka.TLS = &KafkaTLS{CertFile: "/t/tls.crt"} },
+			"kafka.tls: certFile and keyFile go together"},
+		{"kafka tls key without cert", func(c *Config) { c.Kafka.TLS = &KafkaTLS{CAFile: "/t/ca.crt", KeyFile: "/t/tls.key"} },
+			"kafka.tls: certFile and keyFile go together"},
+		{"kafka sasl mechanism", func(c *Config) {
+			c.Kafka.SASL = &KafkaSASL{Mechanism: "GSSAPI", UsernameFile: "/s/u", PasswordFile: "/s/p"}
+		}, `kafka.sasl.mechanism: "GSSAPI" is not one of ["PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512"]`},
+		{"kafka sasl mechanism lower case", func(c *Config) {
+			c.Kafka.SASL = &KafkaSASL{Mechanism: "plain", UsernameFile: "/s/u", PasswordFile: "/s/p"}
+		}, `kafka.sasl.mechanism: "plain" is not one of`},
+		{"kafka sasl username", func(c *Config) { c.Kafka.SASL = &KafkaSASL{Mechanism: "PLAIN", PasswordFile: "/s/p"} },
+			"kafka.sasl.usernameFile: required"},
+		{"kafka sasl password", func(c *Config) { c.Kafka.SASL = &KafkaSASL{Mechanism: "PLAIN", UsernameFile: "/s/u"} },
+			"kafka.sasl.passwordFile: required"},
 		{"drain negative", func(c *Config) { c.Drain.FlushTimeout = d(-time.Second) }, "drain.flushTimeout: must not be negative"},
 		{"drain hard deadline", func(c *Config) { c.Drain.HardDeadline = d(30 * time.Second) },
 			"drain.hardDeadline: 30s must be longer than deregistrationDelay + spreadWindow + flushTimeout = 5s + 20s + 5s = 30s"},
