@@ -16,6 +16,9 @@
 # Environment:
 #   KAFKA_STATE_DIR      pid file, bootstrap file, server.properties, kafka.log and the data
 #                        dir (default $CACHE_DIR/kafka-run). One broker per state dir.
+#   KAFKA_SECURITY       plaintext (default) or sasl_ssl; read by `start` only (the mode is
+#                        recorded in $KAFKA_STATE_DIR/security, and `start` refuses to reuse a
+#                        running broker of the other mode). See "sasl_ssl mode" below.
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker to answer (default 90).
 #   KAFKA_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (default 30).
 #   KAFKA_HEAP_OPTS      JVM heap flags (default -Xms256m -Xmx512m: the machine has 2 cores
@@ -23,6 +26,33 @@
 #   KAFKA_OWNER_PID      optional: when that process exits, a detached watcher stops the
 #                        broker, so a test binary that dies (panic, -timeout, SIGKILL) does
 #                        not leak a java process. test/kafkatest sets it.
+#
+# sasl_ssl mode (KAFKA_SECURITY=sasl_ssl): the same single broker, with security material
+# generated afresh at every start into $KAFKA_STATE_DIR (nothing is committed or cached), and
+# four client listeners on 127.0.0.1:
+#   SASL_SSL   the address printed and written to `bootstrap`: TLS (server certificate signed
+#              by ca.crt, SANs IP:127.0.0.1 and DNS:localhost) then SASL with SCRAM-SHA-256,
+#              SCRAM-SHA-512 or PLAIN. No client certificate is asked for.
+#   EXPIRED    `expired.bootstrap`: the same as SASL_SSL, but its server certificate (same CA,
+#              same SANs) expired yesterday: clients must refuse the handshake.
+#   MTLS       `mtls.bootstrap`: TLS only (security protocol SSL) and a client certificate
+#              signed by ca.crt is required (client.crt, client.key); no SASL.
+#   PLAINTEXT  `plaintext.bootstrap`: no security, for test set-up (topic creation, admin)
+#              and inter-broker traffic. Like the CONTROLLER listener it is bound to
+#              127.0.0.1 only: a test broker, never reachable from another host.
+# Files in $KAFKA_STATE_DIR (PEM; the keys are unencrypted PKCS#8):
+#   ca.crt                    the CA that signed every certificate below
+#   other-ca.crt              an unrelated CA (certificate only), for "unknown CA" tests
+#   client.crt, client.key    a client certificate (CN=tcpgw-client) for the MTLS listener
+#   sasl.username             "tcpgw" (no trailing newline, like a Kubernetes Secret key)
+#   sasl.password             its random password (hex, no trailing newline): the same user
+#                             and password for SCRAM-SHA-256, SCRAM-SHA-512 (credentials
+#                             written into the storage at format time) and PLAIN (the
+#                             listeners' JAAS config)
+#   tls/                      private material of the broker and the CAs (keys, CSRs)
+# There is no authorizer: an authenticated user may do anything, so no super user or ACLs
+# are configured. The stop command removes the *.bootstrap files; the rest stays for
+# post-mortems until the next start regenerates it.
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -42,10 +72,18 @@ LOG_FILE="$STATE_DIR/kafka.log"
 READY_SRC="$STATE_DIR/KafkaReady.java"
 READY_LOG="$STATE_DIR/ready.log"
 WATCH_PID_FILE="$STATE_DIR/watch.pid"
+SECURITY_FILE="$STATE_DIR/security"
+TLS_DIR="$STATE_DIR/tls"
 
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+SECURITY="${KAFKA_SECURITY:-plaintext}"
+case "$SECURITY" in
+  plaintext | sasl_ssl) ;;
+  *) die "KAFKA_SECURITY=$SECURITY: want plaintext or sasl_ssl" ;;
+esac
+SASL_USER=tcpgw
 
 usage() { echo "usage: $0 start|stop|status|logs|pause|resume" >&2; exit 2; }
 
@@ -104,27 +142,38 @@ check_java() {
   [[ "${v%%.*}" -ge 17 ]] 2>/dev/null || die "Kafka $KAFKA_VERSION needs Java 17+, found java.specification.version=$v"
 }
 
-# two_free_ports prints two distinct free ports (broker listener, controller listener).
-two_free_ports() {
-  local a b
-  a="$(free_port)"
-  b="$(free_port)"
-  while [[ "$b" == "$a" ]]; do b="$(free_port)"; done
-  echo "$a $b"
+# free_ports N prints N distinct ports that are free now.
+free_ports() {
+  local n=$1 p ports=()
+  while ((${#ports[@]} < n)); do
+    p="$(free_port)"
+    [[ -n "$p" ]] || return 1
+    [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+  done
+  echo "${ports[*]}"
 }
 
-write_config() { # port controller_port data_dir
-  local port=$1 cport=$2 data=$3
+# write_config writes server.properties for the state's security mode; the sasl_ssl ports
+# are ignored in plaintext mode.
+write_config() { # port controller_port data_dir [sasl_ssl_port expired_port mtls_port]
+  local port=$1 cport=$2 data=$3 sport=${4:-} eport=${5:-} mport=${6:-}
+  local listeners="PLAINTEXT://127.0.0.1:$port"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    listeners="SASL_SSL://127.0.0.1:$sport,EXPIRED://127.0.0.1:$eport,MTLS://127.0.0.1:$mport,$listeners"
+    protocols="SASL_SSL:SASL_SSL,EXPIRED:SASL_SSL,MTLS:SSL,$protocols"
+  fi
   cat >"$PROPS_FILE" <<EOF
 # Generated by hack/kafka.sh: single-node KRaft test broker (combined broker+controller).
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listeners
+# Inter-broker and controller traffic stay in clear, on 127.0.0.1 only (a single test broker).
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$data
 
 # One broker: every internal topic must live with replication factor 1.
@@ -156,6 +205,7 @@ num.recovery.threads.per.data.dir=1
 background.threads=4
 log.cleaner.threads=1
 EOF
+  if [[ "$SECURITY" == sasl_ssl ]]; then write_security_config; fi
   cat >"$LOG4J_FILE" <<'EOF'
 # Generated by hack/kafka.sh: broker log to stdout (redirected to kafka.log).
 status = warn
@@ -170,6 +220,124 @@ logger.statechange.level = WARN
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
 EOF
+}
+
+# write_security_config appends the sasl_ssl listeners' settings to server.properties.
+write_security_config() {
+  local l pw scram plain
+  pw="$(<"$STATE_DIR/sasl.password")"
+  scram='org.apache.kafka.common.security.scram.ScramLoginModule required;'
+  plain="org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER=\"$pw\";"
+  {
+    echo
+    echo "# sasl_ssl mode (see the header of hack/kafka.sh). SCRAM credentials live in the metadata"
+    echo "# (written by the format tool); PLAIN checks the user_<name> entries of its JAAS config."
+    for l in sasl_ssl expired; do
+      local pem="$TLS_DIR/server.pem"
+      [[ $l == expired ]] && pem="$TLS_DIR/expired.pem"
+      echo "listener.name.$l.ssl.keystore.type=PEM"
+      echo "listener.name.$l.ssl.keystore.location=$pem"
+      echo "listener.name.$l.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+      echo "listener.name.$l.scram-sha-256.sasl.jaas.config=$scram"
+      echo "listener.name.$l.scram-sha-512.sasl.jaas.config=$scram"
+      echo "listener.name.$l.plain.sasl.jaas.config=$plain"
+    done
+    echo "listener.name.mtls.ssl.keystore.type=PEM"
+    echo "listener.name.mtls.ssl.keystore.location=$TLS_DIR/server.pem"
+    echo "listener.name.mtls.ssl.truststore.type=PEM"
+    echo "listener.name.mtls.ssl.truststore.location=$STATE_DIR/ca.crt"
+    echo "listener.name.mtls.ssl.client.auth=required"
+  } >>"$PROPS_FILE"
+}
+
+# gen_security_material writes the sasl_ssl mode's CAs, certificates and SASL password into
+# the state dir (file list in the header). EC P-256 keys: generated in milliseconds.
+gen_security_material() {
+  rm -rf "$TLS_DIR" "$STATE_DIR"/{ca.crt,other-ca.crt,client.crt,client.key,sasl.username,sasl.password}
+  mkdir -p "$TLS_DIR/issued"
+  : >"$TLS_DIR/index.txt"
+  local cnf="$TLS_DIR/openssl.cnf" out="$TLS_DIR/openssl.log"
+  # `openssl ca` rather than `openssl x509 -req`: only it takes explicit validity dates in
+  # OpenSSL 3.0, which the expired certificate needs.
+  cat >"$cnf" <<EOF
+[ req ]
+distinguished_name = dn
+[ dn ]
+[ ca ]
+default_ca = test_ca
+[ test_ca ]
+database = $TLS_DIR/index.txt
+new_certs_dir = $TLS_DIR/issued
+rand_serial = yes
+default_md = sha256
+policy = any_cn
+unique_subject = no
+copy_extensions = none
+[ any_cn ]
+commonName = supplied
+[ ca_ext ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[ server_ext ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+authorityKeyIdentifier = keyid
+[ client_ext ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+EOF
+  local newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  # leaf NAME CN EXTENSIONS START END: a key and a certificate signed by ca.crt.
+  leaf() {
+    openssl req -new -config "$cnf" "${newkey[@]}" -keyout "$TLS_DIR/$1.key" \
+      -out "$TLS_DIR/$1.csr" -subj "/CN=$2" &&
+      openssl ca -batch -notext -config "$cnf" -cert "$STATE_DIR/ca.crt" -keyfile "$TLS_DIR/ca.key" \
+        -extensions "$3" -startdate "$4" -enddate "$5" -in "$TLS_DIR/$1.csr" -out "$TLS_DIR/$1.crt"
+  }
+  local hour_ago two_days_ago yesterday in_30_days
+  hour_ago="$(date -u -d '1 hour ago' +%Y%m%d%H%M%SZ)"
+  two_days_ago="$(date -u -d '2 days ago' +%Y%m%d%H%M%SZ)"
+  yesterday="$(date -u -d '1 day ago' +%Y%m%d%H%M%SZ)"
+  in_30_days="$(date -u -d '30 days' +%Y%m%d%H%M%SZ)"
+  if ! {
+    openssl req -x509 -new -config "$cnf" -extensions ca_ext "${newkey[@]}" -days 30 \
+      -subj "/CN=tcpgw test CA" -keyout "$TLS_DIR/ca.key" -out "$STATE_DIR/ca.crt" &&
+      openssl req -x509 -new -config "$cnf" -extensions ca_ext "${newkey[@]}" -days 30 \
+        -subj "/CN=tcpgw unrelated test CA" -keyout "$TLS_DIR/other-ca.key" -out "$STATE_DIR/other-ca.crt" &&
+      leaf server localhost server_ext "$hour_ago" "$in_30_days" &&
+      leaf expired localhost server_ext "$two_days_ago" "$yesterday" &&
+      leaf client tcpgw-client client_ext "$hour_ago" "$in_30_days"
+  } >"$out" 2>&1; then
+    cat "$out" >&2
+    die "generating the test certificates failed (openssl output above)"
+  fi
+  # Kafka's PEM key store: the private key and the certificate chain in one file.
+  cat "$TLS_DIR/server.key" "$TLS_DIR/server.crt" >"$TLS_DIR/server.pem"
+  cat "$TLS_DIR/expired.key" "$TLS_DIR/expired.crt" >"$TLS_DIR/expired.pem"
+  cp "$TLS_DIR/client.crt" "$STATE_DIR/client.crt"
+  cp "$TLS_DIR/client.key" "$STATE_DIR/client.key"
+  printf '%s' "$SASL_USER" >"$STATE_DIR/sasl.username"
+  printf '%s' "$(openssl rand -hex 16)" >"$STATE_DIR/sasl.password"
+}
+
+# scram_args prints the format tool's options that store the SASL user's SCRAM credentials.
+scram_args() {
+  local pw m
+  [[ "$SECURITY" == sasl_ssl ]] || return 0
+  pw="$(<"$STATE_DIR/sasl.password")"
+  for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+    printf '%s\n' --add-scram "$m=[name=$SASL_USER,password=$pw]"
+  done
+}
+
+# listener_addr prints the host:port of listener NAME from the written config.
+listener_addr() { # NAME
+  sed -n 's/^advertised\.listeners=//p' "$PROPS_FILE" | tr ',' '\n' | sed -n "s|^$1://||p"
 }
 
 # write_ready_check writes a tiny Java program run with the JDK's source launcher (no build
@@ -284,7 +452,7 @@ stop_pid() { # pid
 # remove_data removes the broker's data dir(s) (always $STATE_DIR/data.XXXXXX) and the files
 # that describe a running broker; the config and logs stay for post-mortems.
 remove_data() {
-  rm -rf "$STATE_DIR"/data.* "$PID_FILE" "$BOOTSTRAP_FILE"
+  rm -rf "$STATE_DIR"/data.* "$PID_FILE" "$BOOTSTRAP_FILE" "$STATE_DIR"/*.bootstrap
 }
 
 # set_jvm defines the java command lines of the broker (JVM) and of the tools (TOOL).
@@ -303,8 +471,11 @@ set_jvm() {
 
 cmd_start() {
   lock_state
-  local pid
+  local pid running_mode
   if pid="$(broker_pid)" && [[ -s "$BOOTSTRAP_FILE" ]]; then
+    running_mode="$(cat "$SECURITY_FILE" 2>/dev/null || echo plaintext)"
+    [[ "$running_mode" == "$SECURITY" ]] ||
+      die "a $running_mode broker already runs in $STATE_DIR; stop it or use another KAFKA_STATE_DIR for $SECURITY"
     cat "$BOOTSTRAP_FILE"
     return 0
   fi
@@ -315,6 +486,8 @@ cmd_start() {
   fetch_jars
   set_jvm
   write_ready_check
+  echo "$SECURITY" >"$SECURITY_FILE"
+  if [[ "$SECURITY" == sasl_ssl ]]; then gen_security_material; fi
 
   local t0=$SECONDS attempt rc
   # free_port only finds ports free *now*; another process may take one before the broker
@@ -343,11 +516,12 @@ cmd_start() {
 # answers. Returns 0 when ready (bootstrap file written), 3 when the broker died because a
 # port was taken, 1 otherwise; on failure nothing is left running.
 launch_once() {
-  local port cport data cluster_id pid
-  read -r port cport < <(two_free_ports)
+  local port cport sport eport mport data cluster_id n=2
+  [[ "$SECURITY" == sasl_ssl ]] && n=5
+  read -r port cport sport eport mport < <(free_ports "$n")
   [[ -n "${cport:-}" ]] || die "could not find free ports (free_port needs python3)"
   data="$(mktemp -d "$STATE_DIR/data.XXXXXX")"
-  write_config "$port" "$cport" "$data"
+  write_config "$port" "$cport" "$data" "$sport" "$eport" "$mport"
   if [[ -f "$LOG_FILE" ]]; then mv -f "$LOG_FILE" "$LOG_FILE.prev"; fi
   : >"$LOG_FILE"
 
@@ -362,25 +536,29 @@ while True:
         print(s)
         break
 ')"
+  local scram=()
+  mapfile -t scram < <(scram_args)
   log "formatting KRaft storage in $data (cluster $cluster_id)"
   if ! "${TOOL[@]}" -Dlog4j2.configurationFile="$LOG4J_FILE" kafka.tools.StorageTool format \
-      -t "$cluster_id" -c "$PROPS_FILE" >>"$LOG_FILE" 2>&1 9>&-; then
+      -t "$cluster_id" -c "$PROPS_FILE" "${scram[@]}" >>"$LOG_FILE" 2>&1 9>&-; then
     log "formatting KRaft storage failed"
     remove_data
     return 1
   fi
 
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$port (controller :$cport), log $LOG_FILE"
-  if run_broker "$port"; then return 0; fi
+  log "starting Kafka $KAFKA_VERSION ($SECURITY) on 127.0.0.1:$port (controller :$cport${sport:+, SASL_SSL :$sport, expired :$eport, mTLS :$mport}), log $LOG_FILE"
+  if run_broker; then return 0; fi
   remove_data
   if grep -q 'Address already in use' "$LOG_FILE"; then return 3; fi
   return 1
 }
 
 # run_broker starts the broker on its written config and data and waits until it answers on
-# port. Returns 0 when ready (bootstrap file written); on failure nothing is left running.
-run_broker() { # port
-  local port=$1 pid
+# its PLAINTEXT listener. Returns 0 when ready (bootstrap files written); on failure nothing
+# is left running.
+run_broker() {
+  local plain pid
+  plain="$(listener_addr PLAINTEXT)"
   # setsid: the broker leaves the caller's session and process group, so a Ctrl-C on the
   # caller does not hit it half-way; stop (or the owner watcher) ends it.
   setsid "${JVM[@]}" kafka.Kafka "$PROPS_FILE" </dev/null >>"$LOG_FILE" 2>&1 9>&- &
@@ -391,14 +569,29 @@ run_broker() { # port
 
   # The check's own output (its verdict, kafka-clients errors) goes to $READY_LOG. It does
   # not hold the state lock (fd 9), so if this script is killed, `stop` can still run.
-  if "${TOOL[@]}" "$READY_SRC" "127.0.0.1:$port" "$pid" "$START_TIMEOUT" >"$READY_LOG" 2>&1 9>&-; then
-    echo "127.0.0.1:$port" >"$BOOTSTRAP_FILE"
+  if "${TOOL[@]}" "$READY_SRC" "$plain" "$pid" "$START_TIMEOUT" >"$READY_LOG" 2>&1 9>&-; then
+    write_bootstraps
     return 0
   fi
   stop_pid "$pid" || true
   stop_watcher
   rm -f "$PID_FILE"
   return 1
+}
+
+# write_bootstraps writes the address files of a ready broker: `bootstrap` is the PLAINTEXT
+# listener, or in sasl_ssl mode the SASL_SSL one with the others beside it.
+write_bootstraps() {
+  local sasl
+  sasl="$(listener_addr SASL_SSL)"
+  if [[ -z "$sasl" ]]; then
+    listener_addr PLAINTEXT >"$BOOTSTRAP_FILE"
+    return 0
+  fi
+  listener_addr PLAINTEXT >"$STATE_DIR/plaintext.bootstrap"
+  listener_addr EXPIRED >"$STATE_DIR/expired.bootstrap"
+  listener_addr MTLS >"$STATE_DIR/mtls.bootstrap"
+  echo "$sasl" >"$BOOTSTRAP_FILE"
 }
 
 # cmd_pause stops the broker but keeps its data, ports and address: `resume` brings the same
@@ -418,12 +611,10 @@ cmd_resume() {
   lock_state
   if broker_pid >/dev/null; then cat "$BOOTSTRAP_FILE"; return 0; fi
   [[ -s "$BOOTSTRAP_FILE" && -f "$PROPS_FILE" ]] || die "no paused broker in $STATE_DIR"
-  local addr
-  addr="$(<"$BOOTSTRAP_FILE")"
   check_java
   set_jvm
-  log "resuming Kafka on $addr"
-  run_broker "${addr##*:}" || die "Kafka failed to resume; see $LOG_FILE"
+  log "resuming Kafka on $(<"$BOOTSTRAP_FILE")"
+  run_broker || die "Kafka failed to resume; see $LOG_FILE"
   cat "$BOOTSTRAP_FILE"
 }
 

@@ -3,8 +3,10 @@
 #
 # `all` runs the lint and generated-code checks, short fuzzing, then every Go test against real
 # components: etcd + kube-apiserver (KUBEBUILDER_ASSETS), helm (TCPGW_HELM) and one Kafka broker
-# shared by all test packages (TCPGW_KAFKA_BOOTSTRAP), stopped on exit. go test runs last so
-# that its summary closes the output.
+# shared by all test packages, stopped on exit. The broker runs in sasl_ssl mode (one JVM for
+# both kinds of test): its plaintext listener is TCPGW_KAFKA_BOOTSTRAP, its state dir (the
+# SASL_SSL listeners, CAs and user) TCPGW_KAFKA_SECURE_DIR (see test/kafkatest). go test runs
+# last so that its summary closes the output.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -51,9 +53,11 @@ start_components() {
   KAFKA_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tcpgw-kafka.XXXXXX")
   export KAFKA_STATE_DIR
   trap 'hack/kafka.sh stop >/dev/null 2>&1 || true; rm -rf "$KAFKA_STATE_DIR"' EXIT
-  TCPGW_KAFKA_BOOTSTRAP=$(hack/kafka.sh start)
-  export TCPGW_KAFKA_BOOTSTRAP
-  log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS TCPGW_HELM=$TCPGW_HELM TCPGW_KAFKA_BOOTSTRAP=$TCPGW_KAFKA_BOOTSTRAP"
+  KAFKA_SECURITY=sasl_ssl hack/kafka.sh start >/dev/null
+  TCPGW_KAFKA_BOOTSTRAP=$(<"$KAFKA_STATE_DIR/plaintext.bootstrap")
+  TCPGW_KAFKA_SECURE_DIR=$KAFKA_STATE_DIR
+  export TCPGW_KAFKA_BOOTSTRAP TCPGW_KAFKA_SECURE_DIR
+  log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS TCPGW_HELM=$TCPGW_HELM TCPGW_KAFKA_BOOTSTRAP=$TCPGW_KAFKA_BOOTSTRAP TCPGW_KAFKA_SECURE_DIR=$TCPGW_KAFKA_SECURE_DIR"
 }
 
 case "$mode" in

@@ -5,11 +5,15 @@
 // Kafka — consumer groups, commits, rebalances, protocol versions — is exactly what a fake
 // would get wrong.
 //
-// One broker serves a whole `make test` run: the Makefile runs `hack/kafka.sh start` once
-// and passes the address to every test binary in TCPGW_KAFKA_BOOTSTRAP, since starting a
-// JVM broker costs seconds and memory on a 2-core machine. When that variable is absent
-// (plain `go test ./...`), each test binary that asks for a broker starts its own through
-// the same script, in a private state directory, and stops it when the binary ends.
+// One broker serves a whole `make test` run: hack/test.sh starts it once and passes its
+// address to every test binary in TCPGW_KAFKA_BOOTSTRAP, since starting a JVM broker costs
+// seconds and memory on a 2-core machine. When that variable is absent (plain
+// `go test ./...`), each test binary that asks for a broker starts its own through the same
+// script, in a private state directory, and stops it when the binary ends.
+//
+// StartSecure gives the secured broker (TLS, SASL, an expired certificate, a second CA; see
+// Secure) the same way, through TCPGW_KAFKA_SECURE_DIR. hack/test.sh starts a single broker
+// in sasl_ssl mode and passes both: its plaintext listener is TCPGW_KAFKA_BOOTSTRAP.
 //
 // Because the broker is shared, tests never rely on broker-wide state: each test creates
 // its own uniquely named topics with CreateTopic (and uses its own consumer group names),
@@ -71,10 +75,12 @@ var (
 // about a second after the process is gone.
 func Main(m *testing.M) int {
 	code := m.Run()
-	if err := stopOwn(code != 0); err != nil {
-		fmt.Fprintf(os.Stderr, "kafkatest: %v\n", err)
-		if code == 0 {
-			code = 1
+	for _, state := range []string{ownState, ownSecState} {
+		if err := stopOwn(state, code != 0); err != nil {
+			fmt.Fprintf(os.Stderr, "kafkatest: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}
 	return code
@@ -237,9 +243,10 @@ func startOwn() (string, error) {
 	return addr, nil
 }
 
-// stopOwn stops the broker started by startOwn, if any, and removes its state dir (kept,
-// with the broker log, when keepLogs is set so a failed run can be examined).
-func stopOwn(keepLogs bool) error {
+// stopOwn stops the broker started by startOwn or startOwnSecure in state, if any ("" when
+// none), and removes its state dir (kept, with the broker log, when keepLogs is set so a
+// failed run can be examined).
+func stopOwn(ownState string, keepLogs bool) error {
 	if ownState == "" {
 		return nil
 	}
