@@ -27,6 +27,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -81,6 +82,8 @@ type benchConfig struct {
 	ProtocolVersion uint32
 	Issuer          string
 	Audience        string
+	// TLS, when set, makes every connection TLS (both drivers).
+	TLS *tls.Config
 
 	// child is this process's index when it was started by a parent with -procs; -1 otherwise.
 	child int
@@ -127,9 +130,21 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	fs.StringVar(&c.Issuer, "issuer", "", "iss claim of the minted tokens (-secret-file)")
 	fs.StringVar(&c.Audience, "audience", "", "aud claim of the minted tokens (-secret-file)")
 	fs.IntVar(&c.child, "child", -1, "internal: index of this child process")
+	var tf tlsFlags
+	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	tlsConfig, err := tf.config()
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil && tlsConfig.ServerName == "" {
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil {
+			tlsConfig.ServerName = host
+		}
+	}
+	c.TLS = tlsConfig
 	c.ProtocolVersion = uint32(min(protocolVersion, math.MaxUint32)) // range checked below
 	for _, s := range strings.Split(sources, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -745,6 +760,14 @@ func dialRaw(ctx context.Context, w *worker, token, device string, i int) (*rawC
 	}
 	dl, _ := ctx.Deadline()
 	_ = nc.SetDeadline(dl)
+	if w.cfg.TLS != nil {
+		tc := tls.Client(nc, w.cfg.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = tc
+	}
 	hs, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Handshake{Handshake: &pb.Handshake{
 		ProtocolVersion: w.cfg.ProtocolVersion, Token: token, DeviceId: device, ClientVersion: "tcpgwctl-bench",
 	}}}, w.cfg.MaxFrame)
@@ -846,7 +869,11 @@ func (c *rawConn) fail(reason string) {
 	if !c.w.closing.Load() {
 		c.w.lost.Add(1)
 	}
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = c.nc.Close()
@@ -999,7 +1026,7 @@ func dialSDK(ctx context.Context, w *worker, token, device string, i int) (*sdkC
 	c := &sdkConn{w: w, payload: payloadOf(w.cfg.Payload)}
 	cl, err := client.Connect(ctx, client.Options{
 		Addr: w.cfg.Addr, Token: token, DeviceID: device, ClientVersion: "tcpgwctl-bench",
-		Dialer: w.dialer(i), MaxFrameBytes: w.cfg.MaxFrame, HandshakeTimeout: w.cfg.Timeout,
+		Dialer: w.dialer(i), TLS: w.cfg.TLS, MaxFrameBytes: w.cfg.MaxFrame, HandshakeTimeout: w.cfg.Timeout,
 		NoReconnect: true,
 		OnDisconnect: func(error) {
 			if !w.closing.Load() {
@@ -1246,9 +1273,13 @@ func us(v float64) string {
 // classify names a connection failure for the report.
 func classify(err error) string {
 	var se *client.ServerError
+	var verify *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
 	switch {
 	case errors.As(err, &se):
 		return protocol.Reason(se.Code)
+	case errors.As(err, &verify), errors.As(err, &header):
+		return "tls"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
 	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EADDRINUSE):

@@ -22,7 +22,9 @@ const usage = `tcpgwctl — talk to a tcpgateway
                    [-rate R] [-payload B] [-duration D] [-procs P] [-json]   open N connections, drive
                    load, print throughput and latency percentiles (tcpgwctl bench -h for all flags)
 
-The token may also come from $TCPGW_TOKEN.
+The token may also come from $TCPGW_TOKEN. connect, request, watch and bench speak TLS with
+-tls (system roots), -ca FILE (trust these CA certificates) and -server-name NAME (the name
+the certificate must hold; default the host of -addr); -ca and -server-name imply -tls.
 `
 
 func main() {

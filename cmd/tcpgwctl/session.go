@@ -21,6 +21,7 @@ import (
 // connFlags are the flags shared by the commands that open a session.
 type connFlags struct {
 	addr, token, tokenFile, session, device string
+	tls                                     tlsFlags
 }
 
 func (f *connFlags) register(fs *flag.FlagSet) {
@@ -29,12 +30,18 @@ func (f *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the token, re-read on every reconnect and refresh (replaces -token)")
 	fs.StringVar(&f.session, "session", "", "session id to open or resume (default: assigned)")
 	fs.StringVar(&f.device, "device", "tcpgwctl", "device id")
+	f.tls.register(fs)
 }
 
 func (f *connFlags) connect(ctx context.Context, out io.Writer, reconnect bool) (*client.Client, error) {
+	tlsConfig, err := f.tls.config()
+	if err != nil {
+		return nil, err
+	}
 	var c *client.Client
 	var mu sync.Mutex
 	opts := client.Options{
+		TLS:  tlsConfig,
 		Addr: f.addr, Token: f.token, SessionID: f.session, DeviceID: f.device,
 		ClientVersion: "tcpgwctl", NoReconnect: !reconnect,
 		OnPush: func(p *pb.Push) {

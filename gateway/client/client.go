@@ -8,6 +8,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"maps"
 	"math/rand/v2"
@@ -96,6 +97,12 @@ type Options struct {
 	Dialer *net.Dialer
 	// DialContext, when set, replaces Dialer (custom transports, tests that move clients).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, when set, makes every connection TLS, for a gateway with listen.tls or behind a
+	// load balancer that terminates TLS. RootCAs nil trusts the system roots; ServerName
+	// empty is Addr's host. The TLS handshake counts against HandshakeTimeout. A certificate
+	// the client does not trust fails Connect, and later reconnects are retried with backoff
+	// like any transport error (the server's certificate may be mid-rotation). Nil: plaintext.
+	TLS *tls.Config
 	// MaxFrameBytes accepted from the gateway. Default 65536.
 	MaxFrameBytes int
 	// HandshakeTimeout bounds dial + handshake. Default 10s.
@@ -117,6 +124,13 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
+	if o.TLS != nil && o.TLS.ServerName == "" {
+		o.TLS = o.TLS.Clone() // the caller's stays as it was
+		o.TLS.ServerName = o.Addr
+		if host, _, err := net.SplitHostPort(o.Addr); err == nil {
+			o.TLS.ServerName = host
+		}
+	}
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{Timeout: 5 * time.Second}
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -79,6 +80,11 @@ func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Pus
 	if err != nil {
 		return nil, err
 	}
+	if o.TLS != nil {
+		if nc, err = handshakeTLS(ctx, nc, o.Addr, o.TLS); err != nil {
+			return nil, err
+		}
+	}
 	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, onRefresh: onRefresh, w: bufio.NewWriter(nc),
 		pending: map[uint64]chan *pb.Frame{}, leaving: make(chan struct{}), done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {
@@ -108,6 +114,16 @@ func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Pus
 	go c.readLoop(r, buf)
 	go c.heartbeat(time.Duration(c.ack.HeartbeatIntervalMs) * time.Millisecond)
 	return c, nil
+}
+
+// handshakeTLS runs a client TLS handshake on nc within ctx. It closes nc on failure.
+func handshakeTLS(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config) (net.Conn, error) {
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("while running the TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
 }
 
 func (c *conn) write(f *pb.Frame) error {

@@ -41,6 +41,29 @@ type Listen struct {
 	// for whoever is inside the pod (kubectl port-forward), never for the network. Default
 	// "" (off).
 	Pprof string `json:"pprof,omitempty"`
+	// TLS, when set, makes the clients listener speak TLS only: the gateway terminates TLS
+	// itself (crypto/tls) instead of a load balancer in front of it. Nil: plaintext.
+	TLS *ListenTLS `json:"tls,omitempty"`
+}
+
+// TLS versions accepted by ListenTLS.MinVersion.
+const (
+	TLS12 = "1.2"
+	TLS13 = "1.3"
+)
+
+// ListenTLS is the clients listener's certificate and protocol floor. The files are mounted
+// from a kubernetes.io/tls Secret; both are re-read when they change (checked at most once a
+// second, on handshakes), so a rotated certificate applies to new connections without a
+// restart and without dropping live ones. A pair that fails to load keeps the previous one
+// in service.
+type ListenTLS struct {
+	// CertFile is the PEM certificate chain (leaf first), e.g. /etc/tcpgateway/tls/tls.crt.
+	CertFile string `json:"certFile"`
+	// KeyFile is the PEM private key of the leaf, e.g. /etc/tcpgateway/tls/tls.key.
+	KeyFile string `json:"keyFile"`
+	// MinVersion is the lowest TLS version accepted: "1.2" or "1.3". Default "1.2".
+	MinVersion string `json:"minVersion,omitempty"`
 }
 
 // Limits bound every resource a client can make the gateway spend.

@@ -121,6 +121,9 @@ func (l *Listen) Default() {
 	setString(&l.Clients, DefaultClientsAddress)
 	setString(&l.Admin, DefaultAdminAddress)
 	setString(&l.Control, DefaultControlSocket)
+	if l.TLS != nil {
+		setString(&l.TLS.MinVersion, TLS12)
+	}
 }
 
 // Default fills the resource limits.

@@ -160,3 +160,22 @@ func clone(t *testing.T, c Config) Config {
 	}
 	return out
 }
+
+// listen.tls stays off unless set; when set, its version floor defaults to TLS 1.2.
+func TestDefaultListenTLS(t *testing.T) {
+	var off Listen
+	off.Default()
+	if off.TLS != nil {
+		t.Errorf("Default turned TLS on: %+v", off.TLS)
+	}
+	on := Listen{TLS: &ListenTLS{CertFile: "/c", KeyFile: "/k"}}
+	on.Default()
+	if on.TLS.MinVersion != TLS12 {
+		t.Errorf("minVersion %q, want %q", on.TLS.MinVersion, TLS12)
+	}
+	on.TLS.MinVersion = TLS13
+	on.Default()
+	if on.TLS.MinVersion != TLS13 {
+		t.Errorf("Default overwrote minVersion 1.3 with %q", on.TLS.MinVersion)
+	}
+}

@@ -148,6 +148,15 @@ func (c *Config) validateListen(v *validator) {
 			}
 		}
 	}
+	if t := c.Listen.TLS; t != nil {
+		if t.CertFile == "" {
+			v.addf("listen.tls.certFile", "required")
+		}
+		if t.KeyFile == "" {
+			v.addf("listen.tls.keyFile", "required")
+		}
+		v.oneOf("listen.tls.minVersion", t.MinVersion, []string{TLS12, TLS13})
+	}
 }
 
 func (c *Config) validateLimits(v *validator) {

@@ -35,6 +35,11 @@ type Gateway struct {
 	AnswersRefused     *prometheus.CounterVec // reason
 	TokenRefreshes     *prometheus.CounterVec // result
 
+	// TLS to clients (listen.tls; gateway/server/tls.go, certificate.go).
+	TLSHandshakes *prometheus.CounterVec // result
+	CertReloads   *prometheus.CounterVec // result
+	CertNotAfter  *prometheus.GaugeVec   // file
+
 	// Limits (gateway/server/limits.go, addresses.go).
 	PendingHandshakes prometheus.Gauge
 	OutboundBudget    prometheus.Gauge
@@ -134,6 +139,18 @@ func New(reg prometheus.Registerer) *Gateway {
 			Name: "tcpgw_token_refreshes_total",
 			Help: "Session token refreshes by result: requested (REFRESH_REQUEST sent), ok, other_user, rate_limited, an auth failure reason, or expired (closed with TOKEN_EXPIRED).",
 		}, []string{"result"}),
+		TLSHandshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_tls_handshakes_total",
+			Help: "TLS handshakes on the clients listener (listen.tls) by result: ok, timeout, not_tls, client_closed, remote_alert, failed.",
+		}, []string{"result"}),
+		CertReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_tls_certificate_reloads_total",
+			Help: "Reloads of the clients listener's certificate and key after their files changed, by result: ok, or failed (the previous pair stays in service).",
+		}, []string{"result"}),
+		CertNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tcpgw_tls_certificate_not_after_seconds",
+			Help: "Expiry (Unix seconds) of the certificate the clients listener serves, by certificate file.",
+		}, []string{"file"}),
 	}
 	m.outboundBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tcpgw_outbound_bytes", Help: "Bytes accepted for clients and not yet written, all sessions together (bounded by limits.outboundBudgetBytes).",
@@ -144,7 +161,7 @@ func New(reg prometheus.Registerer) *Gateway {
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
 		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining,
 		m.Lingering, m.LingerTimeouts, m.AnswersRefused,
-		m.TokenRefreshes,
+		m.TokenRefreshes, m.TLSHandshakes, m.CertReloads, m.CertNotAfter,
 		m.PendingHandshakes, m.OutboundBudget, m.OutboundShed, m.AddressLimited, m.outboundBytes, m.addressesTracked)
 	return m
 }

@@ -1,7 +1,8 @@
 // Package protocol is the client–gateway wire format: length-prefixed protobuf frames (see
 // proto/tcpgateway/v1/protocol.proto, the contract). It does no I/O of its own beyond the
-// reader and writer it is handed, so the same codec serves netpoll connections on the gateway
-// and blocking net.Conn readers in the client SDK.
+// reader and writer it is handed, so the same codec serves netpoll connections and TLS
+// connections (bufio over crypto/tls) on the gateway, and blocking net.Conn readers in the
+// client SDK.
 package protocol
 
 import (
@@ -92,26 +93,33 @@ func DecodeSize(r Reader, maxBody int) (*pb.Frame, int, error) {
 // Read reads one frame from a blocking reader, for clients on net.Conn. buf is reused when it
 // is large enough; the returned frame does not alias it.
 func Read(r *bufio.Reader, maxBody int, buf []byte) (*pb.Frame, []byte, error) {
+	f, _, buf, err := ReadSize(r, maxBody, buf)
+	return f, buf, err
+}
+
+// ReadSize is Read that also returns the frame's size on the wire, prefix included: the
+// gateway's TLS connections read with it.
+func ReadSize(r *bufio.Reader, maxBody int, buf []byte) (*pb.Frame, int, []byte, error) {
 	head, err := r.Peek(HeaderLen)
 	if err != nil {
-		return nil, buf, err
+		return nil, 0, buf, err
 	}
 	n, err := bodyLen(head, maxBody)
 	if err != nil {
-		return nil, buf, err
+		return nil, 0, buf, err
 	}
 	if _, err := r.Discard(HeaderLen); err != nil {
-		return nil, buf, err
+		return nil, 0, buf, err
 	}
 	if cap(buf) < n {
 		buf = make([]byte, n)
 	}
 	body := buf[:n]
 	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, buf, err
+		return nil, 0, buf, err
 	}
 	f, err := unmarshal(body)
-	return f, buf, err
+	return f, HeaderLen + n, buf, err
 }
 
 // Append appends f, length-prefixed, to dst. It refuses frames whose body exceeds maxBody, so

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -16,13 +17,15 @@ import (
 
 type connKey struct{}
 
-// conn is the server's state for one connection.
+// conn is the server's state for one connection, whatever its transport: a netpoll
+// connection (socket.go) or a TLS connection (stream.go).
 type conn struct {
-	srv  *Server
-	nc   netpoll.Connection
-	sess *session.Session
+	srv    *Server
+	remote net.Addr
+	sess   *session.Session
 
-	// Owned by the connection's reader (onRequest runs one at a time per connection).
+	// Owned by the connection's reader (onRequest runs one at a time per connection; a TLS
+	// connection has one reader goroutine).
 	handshaken bool
 	limiter    *rate.Limiter
 
@@ -32,7 +35,7 @@ type conn struct {
 	// admission: the bound the connection counts against (admitPending...; limits.go).
 	admission atomic.Uint32
 	// addr is the connection's entry in the address table (nil when it has none); set by
-	// onConnect, released by the close hook.
+	// admit, released by the close hook.
 	addr *addressEntry
 
 	// The session's token: its expiry (Unix ms, 0 = none) and whether REFRESH_REQUEST was
@@ -43,24 +46,24 @@ type conn struct {
 	timer session.Timer
 }
 
-func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
-	now := s.now()
-	c := &conn{srv: s, nc: nc}
-	sock := &socket{srv: s, nc: nc}
-	c.sess = session.New(sock, nc.RemoteAddr().String(), &s.sessionLimits, s.hooks, now)
+// newConn makes the state of a connection just accepted on transport t and counts it against
+// limits.maxPendingHandshakes (withinPending: whether it is within the bound). Until the
+// caller calls admit, only a close may happen to it.
+func (s *Server) newConn(remote net.Addr, t session.Transport, now time.Time) (c *conn, withinPending bool) {
+	c = &conn{srv: s, remote: remote}
+	c.sess = session.New(t, remote.String(), &s.sessionLimits, s.hooks, now)
 	s.conns.Add(1)
 	s.m.Connections.Inc()
-	withinPending := s.admitPendingConn()
+	withinPending = s.admitPendingConn()
 	s.mu.Lock()
 	s.live[c.sess] = c
 	s.mu.Unlock()
-	// Any close, ours or the peer's, ends in the session's Closed hook exactly once.
-	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
-		sock.goneNow()
-		c.sess.Abort(session.ReasonClientClosed)
-		return nil
-	})
+	return c, withinPending
+}
 
+// admit turns a new connection away (drain, limits) or schedules its deadlines.
+func (c *conn) admit(withinPending bool, now time.Time) {
+	s := c.srv
 	switch {
 	case s.refusing.Load():
 		s.m.ConnectionsRefused.WithLabelValues(string(session.ReasonDraining)).Inc()
@@ -75,6 +78,19 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 		c.timer.Due = c.due
 		s.wheel.Schedule(&c.timer, now.Add(min(s.limits.HandshakeTimeout.Duration, s.limits.IdleTimeout.Duration)))
 	}
+}
+
+func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
+	now := s.now()
+	sock := &socket{srv: s, nc: nc}
+	c, withinPending := s.newConn(nc.RemoteAddr(), sock, now)
+	// Any close, ours or the peer's, ends in the session's Closed hook exactly once.
+	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
+		sock.goneNow()
+		c.sess.Abort(session.ReasonClientClosed)
+		return nil
+	})
+	c.admit(withinPending, now)
 	return context.WithValue(ctx, connKey{}, c)
 }
 
@@ -120,8 +136,7 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("panic while handling a frame", "panic", p, "remote", c.sess.Remote, "stack", string(debug.Stack()))
-			c.fail(pb.ErrorCode_ERROR_CODE_INTERNAL, "internal error")
+			c.recovered(p)
 		}
 	}()
 	r := nc.Reader()
@@ -131,28 +146,51 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 			// Nothing more is read from a closing connection.
 			return r.Skip(r.Len())
 		}
-		maxBody := s.limits.MaxFrameBytes
-		if !c.handshaken {
-			// Until the handshake, room for a handshake only: an unauthenticated client cannot
-			// make the gateway hold a full-size frame.
-			maxBody = s.limits.MaxHandshakeFrameBytes
-		}
-		f, size, err := protocol.DecodeSize(r, maxBody)
+		f, size, err := protocol.DecodeSize(r, c.frameLimit())
 		if err != nil {
-			if fe, ok := protocol.IsFrameError(err); ok {
-				c.fail(fe.Code, fe.Detail)
-				return nil
-			}
-			c.sess.Abort(session.ReasonClientClosed)
+			c.readFailed(err)
 			return nil
 		}
 		if f == nil {
 			return nil
 		}
-		s.frames.in(protocol.Kind(f), size)
-		c.sess.Touch(s.now())
-		c.handle(f)
+		c.received(f, size)
 	}
+}
+
+// frameLimit is the largest frame body the connection accepts now. Until the handshake,
+// room for a handshake only: an unauthenticated client cannot make the gateway hold a
+// full-size frame.
+func (c *conn) frameLimit() int {
+	if !c.handshaken {
+		return c.srv.limits.MaxHandshakeFrameBytes
+	}
+	return c.srv.limits.MaxFrameBytes
+}
+
+// readFailed ends a connection whose next frame could not be read: a framing violation gets
+// its ERROR, anything else (the peer closed, the network failed) ends it silently.
+func (c *conn) readFailed(err error) {
+	if fe, ok := protocol.IsFrameError(err); ok {
+		c.fail(fe.Code, fe.Detail)
+		return
+	}
+	c.sess.Abort(session.ReasonClientClosed)
+}
+
+// received handles one frame read from the connection, size bytes on the wire.
+func (c *conn) received(f *pb.Frame, size int) {
+	s := c.srv
+	s.frames.in(protocol.Kind(f), size)
+	c.sess.Touch(s.now())
+	c.handle(f)
+}
+
+// recovered turns a panic while handling a frame into ERROR INTERNAL for this connection
+// only.
+func (c *conn) recovered(p any) {
+	c.srv.log.Error("panic while handling a frame", "panic", p, "remote", c.sess.Remote, "stack", string(debug.Stack()))
+	c.fail(pb.ErrorCode_ERROR_CODE_INTERNAL, "internal error")
 }
 
 func (c *conn) handle(f *pb.Frame) {

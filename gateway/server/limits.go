@@ -42,7 +42,7 @@ func (c *conn) refuseLimit(reason, limit string, code pb.ErrorCode, detail strin
 // admitAddress counts the connection against its address's limit, and reports whether it is
 // within it. A connection without an IP address (none over TCP) is not limited.
 func (c *conn) admitAddress(now time.Time) bool {
-	key, ok := addressKey(c.nc.RemoteAddr())
+	key, ok := addressKey(c.remote)
 	if !ok {
 		return true
 	}

@@ -1,10 +1,12 @@
-// Package server wires the data plane onto netpoll: it accepts connections, decodes frames,
-// runs the handshake, answers heartbeats, dispatches uplink requests to a bounded worker pool,
-// enforces every limit with a typed reason, and shuts down in order.
+// Package server wires the data plane onto netpoll, or onto crypto/tls when the gateway
+// terminates TLS itself (listen.tls; tls.go): it accepts connections, decodes frames, runs the
+// handshake, answers heartbeats, dispatches uplink requests to a bounded worker pool, enforces
+// every limit with a typed reason, and shuts down in order.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,13 +87,21 @@ type Server struct {
 	addrs         *addressTable
 	shedLog       rateLog
 	refuseLog     rateLog
+	acceptLog     rateLog
+	tlsLog        rateLog
 	draining      atomic.Bool // readiness fails: the first drain phase
 	refusing      atomic.Bool // new connections get GOAWAY: after the deregistration delay
 
-	mu       sync.Mutex // guards loop, listener, live
-	loop     netpoll.EventLoop
+	mu       sync.Mutex        // guards loop, listener, live
+	loop     netpoll.EventLoop // nil with listen.tls
 	listener net.Listener
 	live     map[*session.Session]*conn // every open connection, for drain
+
+	// With listen.tls (tls.go): the TLS configuration, the accept loop and the connections'
+	// reader goroutines.
+	tlsConfig *tls.Config
+	accepting sync.WaitGroup
+	streams   sync.WaitGroup
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -130,7 +140,16 @@ func New(opts Options) (*Server, error) {
 		stop:      make(chan struct{}),
 		shedLog:   newRateLog(),
 		refuseLog: newRateLog(),
+		acceptLog: newRateLog(),
+		tlsLog:    newRateLog(),
 		addrs:     newAddressTable(l.PerAddress, l.MaxConnections+l.MaxPendingHandshakes),
+	}
+	if t := opts.Config.Listen.TLS; t != nil {
+		cfg, err := newTLSConfig(*t, opts.Metrics, log, now)
+		if err != nil {
+			return nil, err
+		}
+		s.tlsConfig = cfg
 	}
 	s.budget = session.NewBudget(int64(l.OutboundBudgetBytes), s.shed)
 	s.m.OutboundBudget.Set(float64(l.OutboundBudgetBytes))
@@ -152,16 +171,20 @@ func (s *Server) SetDownlink(d Downlink) { s.downlink = d }
 // Sessions is the registry of live sessions (the downlink delivers through it).
 func (s *Server) Sessions() *session.Manager { return s.sessions }
 
-// Serve listens on the configured client address and serves until Shutdown. It returns once
-// the listener is bound; errors after that are logged.
+// Serve serves clients on ln until Shutdown: on netpoll, or with listen.tls on Go's net
+// package and crypto/tls. It returns once serving started; errors after that are logged.
 func (s *Server) Serve(ln net.Listener) error {
-	loop, err := netpoll.NewEventLoop(s.onRequest,
-		netpoll.WithOnConnect(s.onConnect),
-		netpoll.WithOnDisconnect(s.onDisconnect),
-		netpoll.WithWriteTimeout(writeTimeout),
-	)
-	if err != nil {
-		return fmt.Errorf("while creating the event loop: %w", err)
+	var loop netpoll.EventLoop
+	if s.tlsConfig == nil {
+		var err error
+		loop, err = netpoll.NewEventLoop(s.onRequest,
+			netpoll.WithOnConnect(s.onConnect),
+			netpoll.WithOnDisconnect(s.onDisconnect),
+			netpoll.WithWriteTimeout(writeTimeout),
+		)
+		if err != nil {
+			return fmt.Errorf("while creating the event loop: %w", err)
+		}
 	}
 	s.mu.Lock()
 	s.loop, s.listener = loop, ln
@@ -177,6 +200,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		defer ticker.Stop()
 		s.wheel.Run(ticker.C, s.stop)
 	}()
+	if loop == nil {
+		s.accepting.Add(1)
+		go s.acceptTLS(ln)
+		s.log.Info("serving clients over TLS", "address", ln.Addr().String())
+		return nil
+	}
 	go func() {
 		if err := loop.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("event loop stopped", "err", err)

@@ -28,8 +28,11 @@ const (
 
 	// Not told: the peer is gone or the process is stopping.
 	ReasonClientClosed = CloseReason("client_closed")
-	ReasonWriteFailed  = CloseReason("write_failed")
-	ReasonShutdown     = CloseReason("shutdown")
+	// The TLS handshake failed (listen.tls): crypto/tls told the client with an alert, when
+	// it could.
+	ReasonTLSFailed   = CloseReason("tls_failed")
+	ReasonWriteFailed = CloseReason("write_failed")
+	ReasonShutdown    = CloseReason("shutdown")
 )
 
 // ReasonForCode maps an ERROR frame's code to the close reason of the same name.

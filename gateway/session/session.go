@@ -15,7 +15,8 @@ import (
 
 // Transport is the write side of a connection. Write sends every buffer and flushes (it may
 // block on a slow peer, but only the session's own flusher ever calls it); Close ends the
-// connection. The server implements it on netpoll; tests on anything.
+// connection. The server implements it on netpoll (socket.go) and on crypto/tls (stream.go);
+// tests on anything.
 type Transport interface {
 	Write(bufs [][]byte) error
 	Close() error

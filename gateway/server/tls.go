@@ -1,0 +1,173 @@
+package server
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+// The TLS path (listen.tls). netpoll has no TLS (cloudwego/netpoll#387), so a TLS listener is
+// served by Go's net package and crypto/tls: an accept loop, and per connection one reader
+// goroutine that runs the TLS handshake and then reads frames into the same conn (limits,
+// handshake, requests, drain) as the netpoll path; stream is the session's transport.
+
+// maxKeptFrameBuffer bounds the frame buffer a TLS connection's reader keeps between frames;
+// a larger frame's buffer is dropped after it, so one large frame does not stay allocated
+// for the life of an idle connection.
+const maxKeptFrameBuffer = 4 << 10
+
+// Results of tcpgw_tls_handshakes_total.
+const (
+	tlsOK          = "ok"
+	tlsTimeout     = "timeout"      // not done within limits.handshakeTimeout
+	tlsNotTLS      = "not_tls"      // the first bytes are not a TLS handshake (a plaintext client)
+	tlsClosed      = "closed"       // the connection closed during the handshake
+	tlsRemoteAlert = "remote_alert" // the client aborted it: typically it does not trust the certificate
+	tlsFailed      = "failed"       // anything else: no common version or cipher suite, malformed
+)
+
+// tlsHandshakeResult names the outcome of a TLS handshake for the metric and the logs.
+func tlsHandshakeResult(err error) string {
+	var header tls.RecordHeaderError
+	var op *net.OpError
+	switch {
+	case err == nil:
+		return tlsOK
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return tlsTimeout
+	case errors.As(err, &header):
+		return tlsNotTLS
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return tlsClosed
+	case errors.As(err, &op) && op.Op == "remote error":
+		return tlsRemoteAlert
+	default:
+		return tlsFailed
+	}
+}
+
+// acceptTLS accepts until the listener is closed (stopLoops).
+func (s *Server) acceptTLS(ln net.Listener) {
+	defer s.accepting.Done()
+	var backoff time.Duration
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http does, rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logSometimes(&s.acceptLog, "accepting TLS connections failed", "err", err, "retry_in", backoff.String())
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-s.stop:
+				return
+			}
+		}
+		backoff = 0
+		s.openStream(raw)
+	}
+}
+
+// openStream admits a connection accepted on the TLS listener and starts its reader.
+func (s *Server) openStream(raw net.Conn) {
+	now := s.now()
+	k := newStream(s, raw, s.tlsConfig)
+	c, withinPending := s.newConn(raw.RemoteAddr(), k, now)
+	c.admit(withinPending, now)
+	s.streams.Add(1)
+	go s.readStream(c, k)
+}
+
+// readStream is a TLS connection's reader: the TLS handshake, then frames until the
+// connection ends. Returning closes the connection; it returns when the peer closes, when
+// the connection fails, or when the gateway closes it (Close's linger bound).
+func (s *Server) readStream(c *conn, k *stream) {
+	defer s.streams.Done()
+	defer func() {
+		k.readerDone()
+		c.sess.Abort(session.ReasonClientClosed)
+	}()
+	if !s.tlsHandshake(c, k) {
+		return
+	}
+	r := bufio.NewReaderSize(k.tc, s.limits.ConnectionBufferBytes)
+	var buf []byte
+	for {
+		if closing, _ := c.sess.Closing(); closing {
+			// Nothing more is read from a closing connection: discard until the peer closes.
+			_, _ = io.Copy(io.Discard, r)
+			return
+		}
+		f, size, next, err := protocol.ReadSize(r, c.frameLimit(), buf)
+		if err != nil {
+			c.readFailed(err)
+			if _, ok := protocol.IsFrameError(err); !ok {
+				return
+			}
+			continue // closing: discarded above
+		}
+		if buf = next; cap(buf) > maxKeptFrameBuffer {
+			buf = nil
+		}
+		s.receivedSafe(c, f, size)
+	}
+}
+
+// tlsHandshake runs the TLS handshake within the connection's handshake deadline, and reports
+// whether frames can be read. A connection a limit refused gets none: the gateway spends no
+// handshake on it. One refused by the drain gets one, to be told GOAWAY.
+func (s *Server) tlsHandshake(c *conn, k *stream) bool {
+	if closing, reason := c.sess.Closing(); closing && reason != session.ReasonDraining {
+		k.handshakeDone(false)
+		return false
+	}
+	deadline := c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
+	_ = k.raw.SetDeadline(deadline)
+	err := k.tc.Handshake()
+	result := tlsHandshakeResult(err)
+	s.m.TLSHandshakes.WithLabelValues(result).Inc()
+	if err != nil {
+		k.handshakeDone(false)
+		reason := session.ReasonTLSFailed
+		switch result {
+		case tlsTimeout:
+			reason = session.ReasonHandshakeTimeout
+		case tlsClosed:
+			reason = session.ReasonClientClosed
+		}
+		if c.sess.CloseAfter(nil, reason) && reason == session.ReasonHandshakeTimeout {
+			// Counted like a silent plaintext client's (due counts those it closes).
+			s.m.Handshakes.WithLabelValues(string(session.ReasonHandshakeTimeout)).Inc()
+		}
+		if result != tlsClosed { // closed: port scanners, TCP health checks; counted only
+			s.logSometimes(&s.tlsLog, "TLS handshake failed", "result", result, "err", err, "remote", c.sess.Remote)
+		}
+		return false
+	}
+	_ = k.raw.SetDeadline(time.Time{})
+	k.handshakeDone(true)
+	return true
+}
+
+// receivedSafe is received with a panic confined to the connection, as onRequest does.
+func (s *Server) receivedSafe(c *conn, f *pb.Frame, size int) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.recovered(p)
+		}
+	}()
+	c.received(f, size)
+}
