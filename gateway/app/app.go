@@ -64,7 +64,15 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
 
-	verifier, err := auth.New(cfg.Auth)
+	if cfg.Auth.Webhook != nil {
+		for _, c := range auth.WebhookCauses() {
+			m.AuthWebhookFailures.WithLabelValues(c) // present at 0 from the start
+		}
+	}
+	verifier, err := auth.New(cfg.Auth, auth.Options{
+		Logger:         log,
+		WebhookFailure: func(cause string) { m.AuthWebhookFailures.WithLabelValues(cause).Inc() },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("while setting up auth: %w", err)
 	}

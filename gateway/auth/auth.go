@@ -9,6 +9,8 @@
 //     key set holding the old and the new key keeps both valid during the rotation.
 //   - Webhook (NewWebhook): a POST to an HTTP endpoint owned by the application, for tokens
 //     the gateway cannot verify itself (opaque sessions, revocation lists, device checks).
+//     Over https it trusts the system roots, or only the CA bundle of auth.webhook.caFile
+//     (re-read when it changes).
 //
 // Every failure is an *Error carrying one of the Reason constants. The reason strings are
 // stable and lower_snake: they are sent to the client in ERROR frames and used as metric
@@ -19,6 +21,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
@@ -81,13 +85,20 @@ type Error struct {
 	// Err is the cause. For ReasonDenied it is the webhook's own explanation, which is meant
 	// for the client.
 	Err error
+	// Cause is one of the WebhookCause constants for ReasonWebhookUnavailable, else "". It
+	// is for the operator (metric, log), never sent to the client.
+	Cause string
 }
 
 func (e *Error) Error() string {
-	if e.Err == nil {
-		return "auth: " + e.Reason
+	s := "auth: " + e.Reason
+	if e.Cause != "" {
+		s += " (" + e.Cause + ")"
 	}
-	return "auth: " + e.Reason + ": " + e.Err.Error()
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -122,9 +133,22 @@ func fail(reason string, format string, args ...any) *Error {
 	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
 }
 
-// New builds the verifier selected by cfg: JWT or webhook, exactly one. The webhook gets its
-// own HTTP client; use NewWebhook to share one.
-func New(cfg config.Auth) (Verifier, error) {
+// Options are the verifiers' dependencies beyond the configuration; the zero value is usable.
+type Options struct {
+	// Logger receives the webhook's failures (each cause at most once a minute). Default
+	// slog.Default().
+	Logger *slog.Logger
+	// WebhookFailure, if set, is called with the cause of every failed webhook call
+	// (ReasonWebhookUnavailable): the gateway counts them in a metric.
+	WebhookFailure func(cause string)
+	// WebhookClient replaces the webhook's own HTTP client (tests). It is used as it is, so
+	// it cannot be combined with auth.webhook.caFile.
+	WebhookClient *http.Client
+}
+
+// New builds the verifier selected by cfg: JWT or webhook, exactly one. Files it names (keys,
+// the webhook's CA bundle) are read now: a missing or malformed file is an error.
+func New(cfg config.Auth, o Options) (Verifier, error) {
 	switch {
 	case cfg.JWT != nil && cfg.Webhook != nil:
 		return nil, errors.New("auth: both jwt and webhook are configured, want exactly one")
@@ -134,7 +158,7 @@ func New(cfg config.Auth) (Verifier, error) {
 		if cfg.Webhook.URL == "" {
 			return nil, errors.New("auth: webhook url is empty")
 		}
-		return NewWebhook(*cfg.Webhook, nil), nil
+		return NewWebhook(*cfg.Webhook, o)
 	default:
 		return nil, errors.New("auth: neither jwt nor webhook is configured")
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -25,7 +26,9 @@ const (
 type webhookVerifier struct {
 	url     string
 	timeout time.Duration
-	client  *http.Client
+	client  func() *http.Client // the current client: fixed, or rebuilt when the CA file changes
+	failed  func(cause string)  // may be nil
+	log     *failureLog
 }
 
 // webhookRequest is the body POSTed to the webhook.
@@ -48,17 +51,42 @@ type webhookResponse struct {
 }
 
 // NewWebhook verifies tokens by POSTing them to cfg.URL, each call bounded by cfg.Timeout
-// (default 2s). client may be nil for a dedicated client; its own Timeout is left alone, the
-// per-call deadline comes from the context. A 200 with allowed=true is an Identity;
-// allowed=false is ReasonDenied with the webhook's reason; anything else (transport error,
-// timeout, other status, malformed or oversized body, allowed without userID) is
-// ReasonWebhookUnavailable.
-func NewWebhook(cfg config.WebhookAuth, client *http.Client) Verifier {
-	cfg.Default()
-	if client == nil {
-		client = &http.Client{}
+// (default 2s). Its HTTP client speaks TLS 1.2 or newer and trusts the system roots, or, with
+// cfg.CAFile, only the certificates of that PEM bundle, re-read when the file changes (an
+// unreadable or malformed file is an error now; later, the previous bundle stays in use).
+// o.WebhookClient, when set, is used instead (its own Timeout is left alone: the per-call
+// deadline comes from the context).
+//
+// A 200 with allowed=true is an Identity; allowed=false is ReasonDenied with the webhook's
+// reason; anything else is ReasonWebhookUnavailable with a WebhookCause (TLS failure,
+// timeout, unreachable, other status, malformed or oversized body, allowed without userID).
+func NewWebhook(cfg config.WebhookAuth, o Options) (Verifier, error) {
+	w, err := newWebhook(cfg, o, time.Now)
+	if err != nil {
+		return nil, err // not a nil *webhookVerifier in a non-nil Verifier
 	}
-	return &webhookVerifier{url: cfg.URL, timeout: cfg.Timeout.Duration, client: client}
+	return w, nil
+}
+
+func newWebhook(cfg config.WebhookAuth, o Options, now func() time.Time) (*webhookVerifier, error) {
+	cfg.Default()
+	w := &webhookVerifier{url: cfg.URL, timeout: cfg.Timeout.Duration, failed: o.WebhookFailure, log: newFailureLog(o.Logger, now)}
+	switch {
+	case o.WebhookClient != nil && cfg.CAFile != "":
+		return nil, errors.New("auth: webhook: a custom HTTP client cannot use caFile")
+	case o.WebhookClient != nil:
+		w.client = func() *http.Client { return o.WebhookClient }
+	case cfg.CAFile != "":
+		clients, err := caClients(cfg.CAFile, now)
+		if err != nil {
+			return nil, fmt.Errorf("auth: webhook caFile: %w", err)
+		}
+		w.client = clients.Get
+	default:
+		c := webhookClient(nil)
+		w.client = func() *http.Client { return c }
+	}
+	return w, nil
 }
 
 // Verify asks the webhook. Empty tokens are rejected without a call.
@@ -66,50 +94,64 @@ func (w *webhookVerifier) Verify(ctx context.Context, req Request) (Identity, er
 	if req.Token == "" {
 		return Identity{}, fail(ReasonMissingToken, "handshake has no token")
 	}
-	body, err := json.Marshal(webhookRequest(req))
+	ans, err := w.call(ctx, req)
 	if err != nil {
-		return Identity{}, fail(ReasonWebhookUnavailable, "while encoding request: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
-	if err != nil {
-		return Identity{}, fail(ReasonWebhookUnavailable, "while building request: %w", err)
-	}
-	httpReq.Header.Set("Content-Type", "application/json")
-	httpReq.Header.Set("Accept", "application/json")
-
-	resp, err := w.client.Do(httpReq)
-	if err != nil {
-		return Identity{}, fail(ReasonWebhookUnavailable, "while calling webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	// Read one byte past the limit to tell "exactly at the limit" from "too large".
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxWebhookResponseBytes+1))
-	if err != nil {
-		return Identity{}, fail(ReasonWebhookUnavailable, "while reading webhook response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return Identity{}, fail(ReasonWebhookUnavailable, "webhook answered %s", resp.Status)
-	}
-	if len(data) > maxWebhookResponseBytes {
-		return Identity{}, fail(ReasonWebhookUnavailable, "webhook response exceeds %d bytes", maxWebhookResponseBytes)
-	}
-	var ans webhookResponse
-	if err := json.Unmarshal(data, &ans); err != nil {
-		return Identity{}, fail(ReasonWebhookUnavailable, "while decoding webhook response: %w", err)
+		w.log.record(err)
+		if w.failed != nil {
+			w.failed(err.Cause)
+		}
+		return Identity{}, err
 	}
 	if !ans.Allowed {
 		return Identity{}, &Error{Reason: ReasonDenied, Err: errors.New(denyReason(ans.Reason))}
-	}
-	if ans.UserID == "" {
-		return Identity{}, fail(ReasonWebhookUnavailable, "webhook allowed the token without a userID")
 	}
 	id := Identity{UserID: ans.UserID, Groups: ans.Groups}
 	if ans.ExpiresAt > 0 {
 		id.ExpiresAt = time.Unix(ans.ExpiresAt, 0)
 	}
 	return id, nil
+}
+
+// call POSTs the request and decodes the answer; every error is ReasonWebhookUnavailable
+// with its cause.
+func (w *webhookVerifier) call(ctx context.Context, req Request) (webhookResponse, *Error) {
+	unavailable := func(cause, format string, args ...any) (webhookResponse, *Error) {
+		return webhookResponse{}, &Error{Reason: ReasonWebhookUnavailable, Cause: cause, Err: fmt.Errorf(format, args...)}
+	}
+	body, _ := json.Marshal(webhookRequest(req)) // three strings: cannot fail
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return unavailable(WebhookCauseUnreachable, "while building request: %w", err)
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set("Accept", "application/json")
+
+	resp, err := w.client().Do(httpReq)
+	if err != nil {
+		return unavailable(transportCause(err), "while calling webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	// Read one byte past the limit to tell "exactly at the limit" from "too large".
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxWebhookResponseBytes+1))
+	if err != nil {
+		return unavailable(transportCause(err), "while reading webhook response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return unavailable(WebhookCauseStatus, "webhook answered %s", resp.Status)
+	}
+	if len(data) > maxWebhookResponseBytes {
+		return unavailable(WebhookCauseResponse, "webhook response exceeds %d bytes", maxWebhookResponseBytes)
+	}
+	var ans webhookResponse
+	if err := json.Unmarshal(data, &ans); err != nil {
+		return unavailable(WebhookCauseResponse, "while decoding webhook response: %w", err)
+	}
+	if ans.Allowed && ans.UserID == "" {
+		return unavailable(WebhookCauseResponse, "webhook allowed the token without a userID")
+	}
+	return ans, nil
 }
 
 // denyReason makes the webhook's reason safe to forward to the client: printable, bounded.

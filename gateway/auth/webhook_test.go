@@ -39,6 +39,16 @@ func checkedHandler(t *testing.T, next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// mustWebhook is NewWebhook for configurations that must be accepted.
+func mustWebhook(t *testing.T, cfg config.WebhookAuth, o Options) Verifier {
+	t.Helper()
+	v, err := NewWebhook(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func reply(status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -53,6 +63,7 @@ func TestWebhookVerify(t *testing.T) {
 		handler   http.HandlerFunc
 		want      Identity
 		reason    string
+		cause     string // for ReasonWebhookUnavailable
 		errSubstr string
 	}{
 		{
@@ -92,30 +103,35 @@ func TestWebhookVerify(t *testing.T) {
 			name:      "server error",
 			handler:   reply(500, `{"allowed":true,"userID":"user-7"}`),
 			reason:    ReasonWebhookUnavailable,
+			cause:     WebhookCauseStatus,
 			errSubstr: "500",
 		},
 		{
 			name:      "unauthorized status is not a denial",
 			handler:   reply(401, `{"allowed":false}`),
 			reason:    ReasonWebhookUnavailable,
+			cause:     WebhookCauseStatus,
 			errSubstr: "401",
 		},
 		{
 			name:      "malformed JSON",
 			handler:   reply(200, `{"allowed":tru`),
 			reason:    ReasonWebhookUnavailable,
+			cause:     WebhookCauseResponse,
 			errSubstr: "decoding",
 		},
 		{
 			name:      "allowed without user id",
 			handler:   reply(200, `{"allowed":true}`),
 			reason:    ReasonWebhookUnavailable,
+			cause:     WebhookCauseResponse,
 			errSubstr: "without a userID",
 		},
 		{
 			name:      "oversized response",
 			handler:   reply(200, `{"allowed":true,"userID":"u","pad":"`+strings.Repeat("x", maxWebhookResponseBytes)+`"}`),
 			reason:    ReasonWebhookUnavailable,
+			cause:     WebhookCauseResponse,
 			errSubstr: "exceeds",
 		},
 	}
@@ -123,10 +139,13 @@ func TestWebhookVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(checkedHandler(t, tt.handler))
 			t.Cleanup(srv.Close)
-			v := NewWebhook(config.WebhookAuth{URL: srv.URL + "/verify"}, srv.Client())
+			v := mustWebhook(t, config.WebhookAuth{URL: srv.URL + "/verify"}, Options{WebhookClient: srv.Client()})
 
 			got, err := v.Verify(context.Background(), testRequest)
 			wantReason(t, err, tt.reason)
+			if got := CauseOf(err); got != tt.cause {
+				t.Errorf("cause = %q, want %q", got, tt.cause)
+			}
 			if tt.errSubstr != "" && !strings.Contains(err.Error(), tt.errSubstr) {
 				t.Errorf("error %q does not contain %q", err, tt.errSubstr)
 			}
@@ -148,10 +167,11 @@ func TestWebhookTimeout(t *testing.T) {
 		close(released)
 	}))
 	t.Cleanup(srv.Close)
-	v := NewWebhook(config.WebhookAuth{URL: srv.URL, Timeout: config.Duration{Duration: 50 * time.Millisecond}}, nil)
+	v := mustWebhook(t, config.WebhookAuth{URL: srv.URL, Timeout: config.Duration{Duration: 50 * time.Millisecond}}, Options{})
 
 	_, err := v.Verify(context.Background(), testRequest)
 	wantReason(t, err, ReasonWebhookUnavailable)
+	wantCause(t, err, WebhookCauseTimeout)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want it to wrap context.DeadlineExceeded", err)
 	}
@@ -168,11 +188,12 @@ func TestWebhookCallerCancel(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	t.Cleanup(srv.Close)
-	v := NewWebhook(config.WebhookAuth{URL: srv.URL}, nil)
+	v := mustWebhook(t, config.WebhookAuth{URL: srv.URL}, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := v.Verify(ctx, testRequest)
 	wantReason(t, err, ReasonWebhookUnavailable)
+	wantCause(t, err, WebhookCauseCanceled)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want it to wrap context.Canceled", err)
 	}
@@ -182,9 +203,17 @@ func TestWebhookUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens on that 127.0.0.1 port any more
-	v := NewWebhook(config.WebhookAuth{URL: url}, nil)
+	v := mustWebhook(t, config.WebhookAuth{URL: url}, Options{})
 	_, err := v.Verify(context.Background(), testRequest)
 	wantReason(t, err, ReasonWebhookUnavailable)
+	wantCause(t, err, WebhookCauseUnreachable)
+}
+
+func wantCause(t *testing.T, err error, cause string) {
+	t.Helper()
+	if got := CauseOf(err); got != cause {
+		t.Errorf("cause of %v = %q, want %q", err, got, cause)
+	}
 }
 
 func TestWebhookMissingTokenSkipsCall(t *testing.T) {
@@ -194,7 +223,7 @@ func TestWebhookMissingTokenSkipsCall(t *testing.T) {
 		_, _ = io.WriteString(w, `{"allowed":true,"userID":"u"}`)
 	}))
 	t.Cleanup(srv.Close)
-	v := NewWebhook(config.WebhookAuth{URL: srv.URL}, srv.Client())
+	v := mustWebhook(t, config.WebhookAuth{URL: srv.URL}, Options{WebhookClient: srv.Client()})
 	_, err := v.Verify(context.Background(), Request{DeviceID: "d"})
 	wantReason(t, err, ReasonMissingToken)
 	if n := calls.Load(); n != 0 {
@@ -231,7 +260,7 @@ func TestNewSelectsVerifier(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := New(tt.cfg)
+			v, err := New(tt.cfg, Options{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want containing %q", err, tt.wantErr)

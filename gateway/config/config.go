@@ -197,6 +197,11 @@ type WebhookAuth struct {
 	URL string `json:"url"`
 	// Timeout of one call. Default 2s.
 	Timeout Duration `json:"timeout,omitempty"`
+	// CAFile is a PEM bundle of CA certificates: when set, the https URL's certificate must
+	// chain to one of them, and to nothing else (the system roots are not trusted). Empty:
+	// the system roots. Requires an https:// URL. The file is re-read when it changes, so
+	// the bundle rotates without a restart. TLS 1.2 or newer either way.
+	CAFile string `json:"caFile,omitempty"`
 }
 
 // Route sends REQUESTs for one service to one HTTP backend.

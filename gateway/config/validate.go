@@ -235,6 +235,11 @@ func (c *Config) validateAuth(v *validator) {
 	if w := a.Webhook; w != nil {
 		v.httpURL("auth.webhook.url", w.URL)
 		v.positiveDuration("auth.webhook.timeout", w.Timeout)
+		// A CA bundle for a plain http URL would do nothing: refuse it rather than let the
+		// config claim a protection it does not give.
+		if u, err := url.Parse(w.URL); w.CAFile != "" && err == nil && u.Scheme != "https" {
+			v.addf("auth.webhook.caFile", "set, but auth.webhook.url %q is not https://", w.URL)
+		}
 	}
 }
 

@@ -43,7 +43,7 @@ func TestValidateAcceptsValidConfig(t *testing.T) {
 		t.Fatalf("kafka.tls with a client certificate rejected: %v", err)
 	}
 	c.Kafka = Kafka{} // downlink disabled: the expiry block is ignored too
-	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}},
+	c.Auth = Auth{Webhook: &WebhookAuth{URL: "https://auth.example.com/verify", Timeout: Duration{time.Second}, CAFile: "/etc/ca.pem"},
 		RefreshLead: c.Auth.RefreshLead, RefreshGrace: c.Auth.RefreshGrace}
 	c.Routes = nil
 	c.Listen = Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0", Control: "/tmp/c.sock", Pprof: "127.0.0.1:0"}
@@ -132,6 +132,9 @@ func TestValidateRules(t *testing.T) {
 		{"webhook url required", func(c *Config) {
 			c.Auth = Auth{Webhook: &WebhookAuth{Timeout: d(time.Second)}}
 		}, "auth.webhook.url: required"},
+		{"webhook caFile without https", func(c *Config) {
+			c.Auth = Auth{Webhook: &WebhookAuth{URL: "http://auth/verify", Timeout: d(time.Second), CAFile: "/ca.pem"}}
+		}, `auth.webhook.caFile: set, but auth.webhook.url "http://auth/verify" is not https://`},
 		{"webhook timeout", func(c *Config) {
 			c.Auth = Auth{Webhook: &WebhookAuth{URL: "http://a", Timeout: d(0)}}
 		}, "auth.webhook.timeout: must be positive"},

@@ -34,6 +34,8 @@ type Gateway struct {
 	LingerTimeouts     prometheus.Counter
 	AnswersRefused     *prometheus.CounterVec // reason
 	TokenRefreshes     *prometheus.CounterVec // result
+	// AuthWebhookFailures: calls to the auth webhook that gave no answer, by cause.
+	AuthWebhookFailures *prometheus.CounterVec // cause
 
 	// TLS to clients (listen.tls; gateway/server/tls.go, certificate.go).
 	TLSHandshakes *prometheus.CounterVec // result
@@ -151,6 +153,10 @@ func New(reg prometheus.Registerer) *Gateway {
 			Name: "tcpgw_tls_certificate_not_after_seconds",
 			Help: "Expiry (Unix seconds) of the certificate the clients listener serves, by certificate file.",
 		}, []string{"file"}),
+		AuthWebhookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_auth_webhook_failures_total",
+			Help: "Auth webhook calls without an answer (handshakes refused as webhook_unavailable), by cause: tls_failed, timeout, unreachable, bad_status, bad_response, canceled.",
+		}, []string{"cause"}),
 	}
 	m.outboundBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tcpgw_outbound_bytes", Help: "Bytes accepted for clients and not yet written, all sessions together (bounded by limits.outboundBudgetBytes).",
@@ -161,7 +167,7 @@ func New(reg prometheus.Registerer) *Gateway {
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
 		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining,
 		m.Lingering, m.LingerTimeouts, m.AnswersRefused,
-		m.TokenRefreshes, m.TLSHandshakes, m.CertReloads, m.CertNotAfter,
+		m.TokenRefreshes, m.AuthWebhookFailures, m.TLSHandshakes, m.CertReloads, m.CertNotAfter,
 		m.PendingHandshakes, m.OutboundBudget, m.OutboundShed, m.AddressLimited, m.outboundBytes, m.addressesTracked)
 	return m
 }

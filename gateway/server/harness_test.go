@@ -73,7 +73,7 @@ func start(t testing.TB, backend http.Handler, mutate func(*config.Config)) *har
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := auth.New(cfg.Auth)
+	verifier, err := auth.New(cfg.Auth, auth.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	verifier, err := auth.New(cfg.Auth)
+	verifier, err := auth.New(cfg.Auth, auth.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
