@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 )
 
 // observed is what one reconcile saw and did; the status is computed from it alone.
@@ -150,12 +151,24 @@ func setKafkaCondition(gw *v1alpha1.TCPGateway, o *observed) {
 	setCondition(gw, v1alpha1.ConditionKafkaReady, metav1.ConditionTrue, v1alpha1.ReasonTopicsReady, msg)
 }
 
-// kafkaReason is the KafkaReady (and Event) reason for a TopicManager error.
+// kafkaReason is the KafkaReady (and Event) reason for an error of the Kafka phase: the
+// CamelCase of the gateway's own reason (kafkasec.Reason) when a request did not complete or
+// Kafka refused who the operator is (an ACL refusal of a topic operation included: the
+// gateway names it kafka_auth_failed too).
 func kafkaReason(err error) string {
-	if errors.Is(err, ErrKafkaUnreachable) {
+	var secretErr *SecretError
+	switch {
+	case errors.As(err, &secretErr):
+		return v1alpha1.ReasonKafkaSecretInvalid
+	case kafkasec.Reason(err) == kafkasec.ReasonAuthFailed:
+		return v1alpha1.ReasonKafkaAuthFailed
+	case !errors.Is(err, ErrKafkaUnreachable):
+		return v1alpha1.ReasonTopicError
+	case kafkasec.Reason(err) == kafkasec.ReasonTLSFailed:
+		return v1alpha1.ReasonKafkaTLSFailed
+	default:
 		return v1alpha1.ReasonKafkaUnreachable
 	}
-	return v1alpha1.ReasonTopicError
 }
 
 // minPartitions is the smaller partition count of the topics (0 when there are none).

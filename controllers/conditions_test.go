@@ -1,12 +1,14 @@
 package controllers
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 )
 
 // sts is a StatefulSet with replicas desired and the given status, fully rolled out unless
@@ -176,6 +179,14 @@ func TestSetKafkaCondition(t *testing.T) {
 			wantCondition{"False", "KafkaUnreachable", "connection refused"}},
 		{"topic error", kafkaOutcome{err: &TopicError{Topic: "d", Op: "create", Err: errors.New("policy violation")}},
 			wantCondition{"False", "TopicError", `while trying to create topic "d": policy violation`}},
+		{"wrong password", kafkaOutcome{err: unreachable(fmt.Errorf("SASL handshake: %w", kafka.SASLAuthenticationFailed))},
+			wantCondition{"False", "KafkaAuthFailed", "SASL Authentication failed"}},
+		{"ACL refuses a topic operation", kafkaOutcome{err: &TopicError{Topic: "d", Op: "create", Err: kafka.TopicAuthorizationFailed}},
+			wantCondition{"False", "KafkaAuthFailed", `while trying to create topic "d": [29] Topic Authorization Failed`}},
+		{"unknown CA", kafkaOutcome{err: unreachable(&kafkasec.TLSError{Addr: "kafka:9093", Err: x509.UnknownAuthorityError{}})},
+			wantCondition{"False", "KafkaTLSFailed", "TLS handshake with Kafka broker kafka:9093 failed"}},
+		{"missing Secret key", kafkaOutcome{err: &SecretError{Field: "spec.kafka.sasl.secretRef", Secret: "kafka-user", Key: "password", Err: errors.New("no such key")}},
+			wantCondition{"False", "KafkaSecretInvalid", `Secret "kafka-user" key "password" (spec.kafka.sasl.secretRef): no such key`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

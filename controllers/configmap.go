@@ -125,6 +125,19 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 		c.Kafka.Brokers = append(c.Kafka.Brokers, string(b))
 	}
 	c.Kafka.DownlinkTopic, c.Kafka.ReceiptsTopic = topicNames(gw)
+	// The files of the Secrets (secretProjections), never their content.
+	if t := s.Kafka.TLS; t != nil {
+		c.Kafka.TLS = &config.KafkaTLS{ServerName: t.ServerName}
+		if t.CA != nil {
+			c.Kafka.TLS.CAFile = kafkaCAFile
+		}
+		if t.ClientCertificate != nil {
+			c.Kafka.TLS.CertFile, c.Kafka.TLS.KeyFile = kafkaCertFile, kafkaKeyFile
+		}
+	}
+	if sasl := s.Kafka.SASL; sasl != nil {
+		c.Kafka.SASL = &config.KafkaSASL{Mechanism: string(sasl.Mechanism), UsernameFile: kafkaUserFile, PasswordFile: kafkaPassFile}
+	}
 	e := s.Kafka.Expiry
 	c.Kafka.Expiry = config.KafkaExpiry{
 		SessionTimeout:    dur("spec.kafka.expiry.sessionTimeout", e.SessionTimeout),

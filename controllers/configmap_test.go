@@ -264,6 +264,15 @@ func TestRenderedConfigLoadsInGateway(t *testing.T) {
 			gw.Spec.Auth = v1alpha1.Auth{Webhook: &v1alpha1.WebhookAuth{URL: "https://auth/verify", Timeout: "2s"}}
 			gw.Spec.Routes = nil
 		}),
+		newGateway(func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{
+				CA:                &v1alpha1.SecretKeyReference{Name: "kafka-ca", Key: "ca.crt"},
+				ClientCertificate: &v1alpha1.ClientCertificate{SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"},
+				ServerName:        "kafka.example.com",
+			}
+			gw.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{Mechanism: v1alpha1.SASLScramSHA256,
+				SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}, UsernameKey: "username", PasswordKey: "password"}
+		}),
 	} {
 		rc := mustRender(t, gw)
 		if rc.Config.ServerID != "" {
@@ -420,6 +429,7 @@ func TestCRDDefaultsMatchGatewayDefaults(t *testing.T) {
 		{"kafka.partitions", num("kafka", "properties", "partitions"), float64(v1alpha1.DefaultPartitions)},
 		{"kafka.replicationFactor", num("kafka", "properties", "replicationFactor"), float64(v1alpha1.DefaultReplicationFactor)},
 		{"kafka.retention", def("kafka", "properties", "retention"), v1alpha1.DefaultRetention},
+		{"kafka.sasl.mechanism", def("kafka", "properties", "sasl", "properties", "mechanism"), config.DefaultKafkaSASLMechanism},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.crd, c.want) {

@@ -9,7 +9,16 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 )
+
+// KafkaCluster is how to reach a Kafka cluster: its bootstrap brokers and the TLS and SASL
+// to speak to them (the gateway's own, from the Secrets spec.kafka references).
+type KafkaCluster struct {
+	Brokers  []string
+	Security kafkasec.Security
+}
 
 // TopicSpec is a topic as the TCPGateway wants it.
 type TopicSpec struct {
@@ -49,14 +58,17 @@ type TopicResult struct {
 type TopicManager interface {
 	// Ensure creates missing topics, adds partitions to topics that have fewer than
 	// requested (never removes any: Kafka cannot, and a topic with more is fine), and sets
-	// retention.ms. Errors wrap ErrKafkaUnreachable when no broker answered, otherwise they
-	// are *TopicError.
-	Ensure(ctx context.Context, brokers []string, topics []TopicSpec) (TopicResult, error)
+	// retention.ms. Errors wrap ErrKafkaUnreachable, and the kafka-go or TLS error that
+	// kafkasec.Reason names, when a request did not complete (no broker answered, TLS or SASL
+	// failed); otherwise they are *TopicError.
+	Ensure(ctx context.Context, k KafkaCluster, topics []TopicSpec) (TopicResult, error)
 	// Delete deletes the topics; topics that do not exist are not an error.
-	Delete(ctx context.Context, brokers []string, topics []string) error
+	Delete(ctx context.Context, k KafkaCluster, topics []string) error
 }
 
-// ErrKafkaUnreachable is wrapped by errors that mean no bootstrap broker answered.
+// ErrKafkaUnreachable is wrapped by errors that mean a request to the brokers did not
+// complete: none answered, or the TLS handshake or the SASL exchange failed (the wrapped cause
+// says which; see kafkaReason).
 var ErrKafkaUnreachable = errors.New("kafka unreachable")
 
 // TopicError is a Kafka refusal about one topic.
@@ -88,23 +100,24 @@ type KafkaTopics struct {
 
 var _ TopicManager = (*KafkaTopics)(nil)
 
-func (k *KafkaTopics) client(brokers []string, topics []string) (*kafka.Client, func()) {
+func (k *KafkaTopics) client(kc KafkaCluster, topics []string) (*kafka.Client, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	dial := k.DialTimeout
 	if dial == 0 {
 		dial = 5 * time.Second
 	}
-	t := &kafka.Transport{
-		DialTimeout:    dial,
-		ClientID:       "tcpgateway-operator",
-		MetadataTopics: topics, // the cluster's other topics are none of our business
-		Context:        ctx,
-	}
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: t}, func() {
+	t := kc.Security.Transport("tcpgateway-operator", dial)
+	t.MetadataTopics = topics // the cluster's other topics are none of our business
+	t.Context = ctx
+	return &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Transport: t}, func() {
 		cancel()
 		t.CloseIdleConnections()
 	}
 }
+
+// unreachable wraps a failed request: ErrKafkaUnreachable for errors.Is, and the cause for
+// kafkasec.Reason.
+func unreachable(err error) error { return fmt.Errorf("%w: %w", ErrKafkaUnreachable, err) }
 
 // Ensure implements TopicManager.
 //
@@ -112,8 +125,8 @@ func (k *KafkaTopics) client(brokers []string, topics []string) (*kafka.Client, 
 // metadata: Kafka refuses a topic with more replicas than brokers, and a one-broker
 // development cluster should get working topics rather than an error.
 // TopicResult.ReplicationCapped reports it.
-func (k *KafkaTopics) Ensure(ctx context.Context, brokers []string, topics []TopicSpec) (TopicResult, error) {
-	if len(brokers) == 0 {
+func (k *KafkaTopics) Ensure(ctx context.Context, kc KafkaCluster, topics []TopicSpec) (TopicResult, error) {
+	if len(kc.Brokers) == 0 {
 		return TopicResult{}, fmt.Errorf("%w: no bootstrap servers", ErrKafkaUnreachable)
 	}
 	// A name twice (an invalid spec whose downlink and receipts topics coincide) is one
@@ -128,7 +141,7 @@ func (k *KafkaTopics) Ensure(ctx context.Context, brokers []string, topics []Top
 	for i, t := range topics {
 		names[i] = t.Name
 	}
-	existing, nBrokers, err := k.partitions(ctx, brokers, names)
+	existing, nBrokers, err := k.partitions(ctx, kc, names)
 	if err != nil {
 		return TopicResult{}, err
 	}
@@ -166,12 +179,12 @@ func (k *KafkaTopics) Ensure(ctx context.Context, brokers []string, topics []Top
 		res.Topics = append(res.Topics, st)
 	}
 
-	c, closeClient := k.client(brokers, names)
+	c, closeClient := k.client(kc, names)
 	defer closeClient()
 	if len(create) > 0 {
 		resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
 		if err != nil {
-			return res, fmt.Errorf("%w: %v", ErrKafkaUnreachable, err)
+			return res, unreachable(err)
 		}
 		for _, tc := range create {
 			// Another writer may have created it since our metadata request; the next Ensure
@@ -182,7 +195,7 @@ func (k *KafkaTopics) Ensure(ctx context.Context, brokers []string, topics []Top
 		}
 	}
 	if len(grow) > 0 {
-		if err := k.grow(ctx, c, brokers, grow); err != nil {
+		if err := k.grow(ctx, c, kc, grow); err != nil {
 			return res, err
 		}
 	}
@@ -194,12 +207,12 @@ func (k *KafkaTopics) Ensure(ctx context.Context, brokers []string, topics []Top
 
 // partitions reads the partition counts of the existing topics among names, and the number of
 // brokers, from a fresh metadata request.
-func (k *KafkaTopics) partitions(ctx context.Context, brokers, names []string) (map[string]int, int, error) {
-	c, closeClient := k.client(brokers, names)
+func (k *KafkaTopics) partitions(ctx context.Context, kc KafkaCluster, names []string) (map[string]int, int, error) {
+	c, closeClient := k.client(kc, names)
 	defer closeClient()
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrKafkaUnreachable, err)
+		return nil, 0, unreachable(err)
 	}
 	existing := make(map[string]int, len(md.Topics))
 	for _, t := range md.Topics {
@@ -217,10 +230,10 @@ func (k *KafkaTopics) partitions(ctx context.Context, brokers, names []string) (
 // grow adds partitions, then waits until the metadata shows them: Kafka answers
 // CreatePartitions before the brokers' metadata has caught up, and a reconcile that read the
 // old count right after would try to grow the topic again (and be refused).
-func (k *KafkaTopics) grow(ctx context.Context, c *kafka.Client, brokers []string, grow []kafka.TopicPartitionsConfig) error {
+func (k *KafkaTopics) grow(ctx context.Context, c *kafka.Client, kc KafkaCluster, grow []kafka.TopicPartitionsConfig) error {
 	resp, err := c.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: grow})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrKafkaUnreachable, err)
+		return unreachable(err)
 	}
 	names := make([]string, len(grow))
 	for i, g := range grow {
@@ -231,7 +244,7 @@ func (k *KafkaTopics) grow(ctx context.Context, c *kafka.Client, brokers []strin
 	}
 	// Nothing notifies us when the metadata is updated: poll it, bounded by ctx.
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
-		have, _, err := k.partitions(ctx, brokers, names)
+		have, _, err := k.partitions(ctx, kc, names)
 		if err != nil {
 			return err
 		}
@@ -269,7 +282,7 @@ func (k *KafkaTopics) configureRetention(ctx context.Context, c *kafka.Client, t
 	}
 	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: describe})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrKafkaUnreachable, err)
+		return unreachable(err)
 	}
 	var alter []kafka.IncrementalAlterConfigsRequestResource
 	for _, r := range resp.Resources {
@@ -295,7 +308,7 @@ func (k *KafkaTopics) configureRetention(ctx context.Context, c *kafka.Client, t
 	}
 	aresp, err := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: alter})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrKafkaUnreachable, err)
+		return unreachable(err)
 	}
 	for _, r := range aresp.Resources {
 		if r.Error != nil {
@@ -313,8 +326,8 @@ func (k *KafkaTopics) configureRetention(ctx context.Context, c *kafka.Client, t
 }
 
 // Delete implements TopicManager.
-func (k *KafkaTopics) Delete(ctx context.Context, brokers []string, topics []string) error {
-	if len(brokers) == 0 {
+func (k *KafkaTopics) Delete(ctx context.Context, kc KafkaCluster, topics []string) error {
+	if len(kc.Brokers) == 0 {
 		return fmt.Errorf("%w: no bootstrap servers", ErrKafkaUnreachable)
 	}
 	seen := map[string]bool{}
@@ -323,11 +336,11 @@ func (k *KafkaTopics) Delete(ctx context.Context, brokers []string, topics []str
 		seen[t] = true
 		return dup
 	})
-	c, closeClient := k.client(brokers, topics)
+	c, closeClient := k.client(kc, topics)
 	defer closeClient()
 	resp, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrKafkaUnreachable, err)
+		return unreachable(err)
 	}
 	for _, t := range topics {
 		if err := resp.Errors[t]; err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {

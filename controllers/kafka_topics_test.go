@@ -79,7 +79,9 @@ func TestKafkaTopics(t *testing.T) {
 	defer cancel()
 	km := &KafkaTopics{}
 	down, rcpt := uniqueName("kt-down"), uniqueName("kt-rcpt")
-	t.Cleanup(func() { _ = km.Delete(context.Background(), []string{bootstrap}, []string{down, rcpt}) })
+	t.Cleanup(func() {
+		_ = km.Delete(context.Background(), KafkaCluster{Brokers: []string{bootstrap}}, []string{down, rcpt})
+	})
 	specs := func(partitions int, retention time.Duration) []TopicSpec {
 		return []TopicSpec{
 			{Name: down, Partitions: partitions, ReplicationFactor: 3, Retention: retention},
@@ -109,7 +111,7 @@ func TestKafkaTopics(t *testing.T) {
 		{"retention", 5, 2 * time.Hour, want{5, "7200000", false, 0, true}, true},
 	}
 	for _, s := range steps {
-		res, err := km.Ensure(ctx, []string{bootstrap}, specs(s.partitions, s.retention))
+		res, err := km.Ensure(ctx, KafkaCluster{Brokers: []string{bootstrap}}, specs(s.partitions, s.retention))
 		if err != nil {
 			t.Fatalf("%s: Ensure: %v", s.name, err)
 		}
@@ -134,7 +136,7 @@ func TestKafkaTopics(t *testing.T) {
 		}
 	}
 
-	if err := km.Delete(ctx, []string{bootstrap}, []string{down, rcpt}); err != nil {
+	if err := km.Delete(ctx, KafkaCluster{Brokers: []string{bootstrap}}, []string{down, rcpt}); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	// Deletion is asynchronous in Kafka too: poll the metadata, bounded.
@@ -145,7 +147,7 @@ func TestKafkaTopics(t *testing.T) {
 		return nil
 	})
 	// Deleting what is gone is not an error.
-	if err := km.Delete(ctx, []string{bootstrap}, []string{down}); err != nil {
+	if err := km.Delete(ctx, KafkaCluster{Brokers: []string{bootstrap}}, []string{down}); err != nil {
 		t.Errorf("Delete of a deleted topic: %v", err)
 	}
 }
@@ -156,11 +158,11 @@ func TestKafkaTopicsUnreachable(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	km := &KafkaTopics{}
-	_, err := km.Ensure(ctx, []string{closedAddr(t)}, []TopicSpec{{Name: "x", Partitions: 1, ReplicationFactor: 1}})
+	_, err := km.Ensure(ctx, KafkaCluster{Brokers: []string{closedAddr(t)}}, []TopicSpec{{Name: "x", Partitions: 1, ReplicationFactor: 1}})
 	if !errors.Is(err, ErrKafkaUnreachable) {
 		t.Fatalf("Ensure = %v, want ErrKafkaUnreachable", err)
 	}
-	if err := km.Delete(ctx, []string{closedAddr(t)}, []string{"x"}); !errors.Is(err, ErrKafkaUnreachable) {
+	if err := km.Delete(ctx, KafkaCluster{Brokers: []string{closedAddr(t)}}, []string{"x"}); !errors.Is(err, ErrKafkaUnreachable) {
 		t.Errorf("Delete = %v, want ErrKafkaUnreachable", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -198,16 +200,18 @@ func TestKafkaTopicsDuplicateName(t *testing.T) {
 	defer cancel()
 	km := &KafkaTopics{}
 	name := uniqueName("kt-dup")
-	t.Cleanup(func() { _ = km.Delete(context.Background(), []string{bootstrap}, []string{name, name}) })
+	t.Cleanup(func() {
+		_ = km.Delete(context.Background(), KafkaCluster{Brokers: []string{bootstrap}}, []string{name, name})
+	})
 	spec := TopicSpec{Name: name, Partitions: 2, ReplicationFactor: 1}
-	res, err := km.Ensure(ctx, []string{bootstrap}, []TopicSpec{spec, spec})
+	res, err := km.Ensure(ctx, KafkaCluster{Brokers: []string{bootstrap}}, []TopicSpec{spec, spec})
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
 	if len(res.Topics) != 1 || !res.Topics[0].Created {
 		t.Errorf("result %+v, want one created topic", res.Topics)
 	}
-	if _, err := km.Ensure(ctx, nil, []TopicSpec{spec}); !errors.Is(err, ErrKafkaUnreachable) {
+	if _, err := km.Ensure(ctx, KafkaCluster{}, []TopicSpec{spec}); !errors.Is(err, ErrKafkaUnreachable) {
 		t.Errorf("Ensure without brokers = %v, want ErrKafkaUnreachable", err)
 	}
 }

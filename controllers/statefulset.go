@@ -173,11 +173,12 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 	}
 }
 
-// volumes: one projected volume at ConfigDir holding gateway.yaml from the ConfigMap and, for
-// JWT auth, the referenced Secret keys under keys/ (KeysDir). One volume rather than a Secret
-// mounted inside a ConfigMap mount: nested mounts need a mount point inside a read-only
-// volume. Projected volumes are updated in place (no subPath), so a rotated key reaches the
-// running gateway, which re-reads its key files.
+// volumes: one projected volume at ConfigDir holding gateway.yaml from the ConfigMap, for
+// JWT auth the referenced Secret keys under keys/ (KeysDir), and the TLS material and Kafka
+// credentials the spec references in their folders (secretProjections). One volume rather
+// than Secrets mounted inside a ConfigMap mount: nested mounts need a mount point inside a
+// read-only volume. Projected volumes are updated in place (no subPath), so a rotated key,
+// certificate or password reaches the running gateway, which re-reads those files.
 func volumes(gw *v1alpha1.TCPGateway) []corev1.Volume {
 	sources := []corev1.VolumeProjection{{
 		ConfigMap: &corev1.ConfigMapProjection{
@@ -197,6 +198,7 @@ func volumes(gw *v1alpha1.TCPGateway) []corev1.Volume {
 			Items:                items,
 		}})
 	}
+	sources = append(sources, secretProjections(gw)...)
 	return []corev1.Volume{
 		{Name: volumeConfig, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: sources,

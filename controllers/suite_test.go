@@ -93,6 +93,7 @@ func (e *env) reconciler(c client.Client, rec events.EventRecorder) *TCPGatewayR
 		Scheme:       e.scheme,
 		Recorder:     rec,
 		Topics:       &KafkaTopics{DialTimeout: 2 * time.Second},
+		SecretReader: e.c,
 		KafkaTimeout: 10 * time.Second,
 	}
 }
@@ -116,6 +117,7 @@ func (e *env) startManager(t *testing.T, ns string) {
 		t.Fatal(err)
 	}
 	r := e.reconciler(mgr.GetClient(), mgr.GetEventRecorder("tcpgateway-operator"))
+	r.SecretReader = mgr.GetAPIReader()
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		t.Fatal(err)
 	}

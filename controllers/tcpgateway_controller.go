@@ -35,6 +35,10 @@ type TCPGatewayReconciler struct {
 	Recorder events.EventRecorder
 	// Topics creates, grows and deletes the Kafka topics.
 	Topics TopicManager
+	// SecretReader reads the Secrets spec.kafka references, for the topic management. It must
+	// not be a cached client (cmd/manager passes mgr.GetAPIReader()): the operator may get
+	// Secrets but not list or watch them, so no cache of the cluster's Secrets exists.
+	SecretReader client.Reader
 	// KafkaTimeout bounds the Kafka calls of one reconcile. Default DefaultKafkaTimeout.
 	KafkaTimeout time.Duration
 	// Now is the clock, for the Kafka retry delay. Default time.Now.
@@ -49,6 +53,7 @@ type TCPGatewayReconciler struct {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile: get → finalizer → ordered object phases (the pods last, read only) → Kafka
@@ -57,7 +62,8 @@ type TCPGatewayReconciler struct {
 // The object phases run in dependency order (the StatefulSet mounts the ConfigMap and names
 // the headless Service) and stop at the first API error. The Kafka phase runs whatever
 // happened before it and never fails the reconcile: its outcome is the KafkaReady condition,
-// and while Kafka fails the reconcile is retried with a growing delay.
+// and while Kafka fails the reconcile is retried with a growing delay. With TLS or SASL to
+// Kafka it is also repeated every kafkaRecheck, to notice changed Secrets.
 func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	gw := &v1alpha1.TCPGateway{}
 	if err := r.Get(ctx, req.NamespacedName, gw); err != nil {
@@ -85,6 +91,9 @@ func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if o.kafka.err != nil {
 		return ctrl.Result{RequeueAfter: r.kafkaRetryAfter(gw)}, nil
+	}
+	if kafkaSecured(gw) {
+		return ctrl.Result{RequeueAfter: kafkaRecheck}, nil
 	}
 	return ctrl.Result{}, nil
 }

@@ -53,6 +53,7 @@ func TestOperator(t *testing.T) {
 	t.Run("client Service changes", e.testServiceChanges)
 	t.Run("network policy on, changed and off", e.testNetworkPolicy)
 	t.Run("crash-looping pods are Degraded", e.testPodsFailing)
+	t.Run("Kafka over TLS and SASL, each failure its reason", e.testKafkaSecurity)
 }
 
 // gateway is a TCPGateway as a user would write it: only what has no default.
@@ -85,7 +86,7 @@ func (e *env) create(t *testing.T, gw *v1alpha1.TCPGateway) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_ = (&KafkaTopics{}).Delete(ctx, []string{e.bootstrap}, []string{down, rcpt})
+		_ = (&KafkaTopics{}).Delete(ctx, KafkaCluster{Brokers: []string{e.bootstrap}}, []string{down, rcpt})
 	})
 }
 
@@ -244,6 +245,15 @@ func (e *env) testValidation(t *testing.T) {
 		{"source range not a CIDR", func(gw *v1alpha1.TCPGateway) {
 			gw.Spec.Service.LoadBalancerSourceRanges = []string{"10.0.0.1"}
 		}, "must be CIDRs such as 203.0.113.0/24"},
+		{"SASL PLAIN without TLS", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{Mechanism: v1alpha1.SASLPlain, SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}}
+		}, "sasl.mechanism PLAIN sends the password as it is: set kafka.tls too"},
+		{"SASL mechanism unknown", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{Mechanism: "GSSAPI", SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}}
+		}, `spec.kafka.sasl.mechanism: Unsupported value: "GSSAPI"`},
+		{"Kafka TLS server name with a path", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{ServerName: "kafka/x"}
+		}, "spec.kafka.tls.serverName in body should match"},
 		{"name too long", func(gw *v1alpha1.TCPGateway) { gw.Name = strings.Repeat("a", 53) },
 			"metadata.name must be at most 52 characters"},
 		{"name not a DNS-1035 label", func(gw *v1alpha1.TCPGateway) { gw.Name = "1chat" },
@@ -318,6 +328,18 @@ func (e *env) testDefaults(t *testing.T) {
 		[]any{int32(3), v1alpha1.Duration("24h"), v1alpha1.TopicDeletionRetain})
 	eq(t, "kafka.expiry", s.Kafka.Expiry, v1alpha1.KafkaExpiry{SessionTimeout: "6s", HeartbeatInterval: "500ms", RebalanceTimeout: "10s"})
 	eq(t, "service", s.Service, v1alpha1.ServiceSpec{Type: "LoadBalancer", ExternalTrafficPolicy: "Local"})
+	eq(t, "no TLS, no SASL", []any{s.Kafka.TLS, s.Kafka.SASL}, []any{(*v1alpha1.KafkaTLS)(nil), (*v1alpha1.KafkaSASL)(nil)})
+
+	secured := e.gateway(ns)
+	secured.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{SecretName: "kafka-user"}}
+	secured.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}}
+	if err := e.c.Create(e.ctx(t), secured, client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "kafka.tls", *secured.Spec.Kafka.TLS, v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{
+		SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"}})
+	eq(t, "kafka.sasl", *secured.Spec.Kafka.SASL, v1alpha1.KafkaSASL{Mechanism: v1alpha1.SASLScramSHA512,
+		SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}, UsernameKey: "username", PasswordKey: "password"})
 }
 
 // A reconcile with nothing to do makes no API writes at all, counted at the client.

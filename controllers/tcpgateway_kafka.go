@@ -63,12 +63,26 @@ func (r *TCPGatewayReconciler) reconcileKafka(ctx context.Context, gw *v1alpha1.
 	o.kafka.downlink, o.kafka.receipts = topicNames(gw)
 	kctx, cancel := r.kafkaContext(ctx)
 	defer cancel()
-	o.kafka.result, o.kafka.err = r.Topics.Ensure(kctx, brokers(gw), topicSpecs(gw))
+	kc, err := r.kafkaCluster(kctx, gw)
+	if err == nil {
+		o.kafka.result, err = r.Topics.Ensure(kctx, kc, topicSpecs(gw))
+	}
+	o.kafka.err = err
 	if o.kafka.err != nil {
 		log.FromContext(ctx).Info("Kafka topics not ready", "reason", kafkaReason(o.kafka.err), "error", o.kafka.err.Error())
 		return
 	}
 	r.recordTopicChanges(gw, o.kafka.result)
+}
+
+// kafkaRecheck is how often a TCPGateway whose Kafka needs TLS or SASL is reconciled while
+// nothing else happens: the operator cannot watch the Secrets (it may only get them), so this
+// bounds how long a changed or revoked credential goes unreported in KafkaReady.
+const kafkaRecheck = 10 * time.Minute
+
+// kafkaSecured: the operator reads Secrets to reach this TCPGateway's Kafka.
+func kafkaSecured(gw *v1alpha1.TCPGateway) bool {
+	return gw.Spec.Kafka.TLS != nil || gw.Spec.Kafka.SASL != nil
 }
 
 // kafkaRetryAfter is the delay before the next attempt while KafkaReady is False.
@@ -114,7 +128,10 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 	if gw.Spec.Kafka.DeletionPolicy == v1alpha1.TopicDeletionDelete {
 		downlink, receipts := topicNames(gw)
 		kctx, cancel := r.kafkaContext(ctx)
-		err := r.Topics.Delete(kctx, brokers(gw), []string{downlink, receipts})
+		kc, err := r.kafkaCluster(kctx, gw)
+		if err == nil {
+			err = r.Topics.Delete(kctx, kc, []string{downlink, receipts})
+		}
 		cancel()
 		if err != nil {
 			before := gw.DeepCopy()

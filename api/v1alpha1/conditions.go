@@ -52,8 +52,22 @@ const (
 
 	// ReasonTopicsReady (KafkaReady=True): both topics exist with enough partitions.
 	ReasonTopicsReady = "TopicsReady"
-	// ReasonKafkaUnreachable (KafkaReady=False): no bootstrap broker answered.
+	// ReasonKafkaUnreachable (KafkaReady=False): no bootstrap broker answered (refused, timed
+	// out, or the address does not resolve).
 	ReasonKafkaUnreachable = "KafkaUnreachable"
+	// ReasonKafkaAuthFailed (KafkaReady=False): a broker refused the SASL credentials of
+	// spec.kafka.sasl (wrong user name or password, a mechanism the broker does not enable),
+	// or an ACL refused a topic operation to that user.
+	ReasonKafkaAuthFailed = "KafkaAuthFailed"
+	// ReasonKafkaTLSFailed (KafkaReady=False): the TLS handshake with a broker failed: a
+	// certificate signed by a CA not in spec.kafka.tls.ca, an expired certificate, a name
+	// mismatch, or a client certificate the broker refused.
+	ReasonKafkaTLSFailed = "KafkaTLSFailed"
+	// ReasonKafkaSecretInvalid (KafkaReady=False): a Secret that spec.kafka.tls or
+	// spec.kafka.sasl references is missing, lacks the named key, or holds unusable material
+	// (PEM that does not parse, a key that does not match its certificate). A Warning Event
+	// names the Secret and the key. The gateway pods cannot start either until it is fixed.
+	ReasonKafkaSecretInvalid = "KafkaSecretInvalid"
 	// ReasonTopicError (KafkaReady=False): Kafka answered but refused to create, grow or
 	// configure a topic.
 	ReasonTopicError = "TopicError"

@@ -354,6 +354,18 @@ type LocalSecretReference struct {
 	Name string `json:"name"`
 }
 
+// SecretKeyReference names one key of a Secret in the TCPGateway's namespace.
+type SecretKeyReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// Key in the Secret.
+	// +required
+	Key SecretKeyName `json:"key"`
+}
+
 // JWTAuth verifies HS256 and/or RS256 tokens. The referenced keys of the Secret are mounted
 // at /etc/tcpgateway/keys/<key>; the gateway re-reads them when the Secret changes, so a key
 // rotation needs no restart. A token with a "kid" header is checked against the keySet key
@@ -494,6 +506,7 @@ const (
 
 // Kafka configures downlink delivery, receipts and the topics the operator manages.
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.sasl) || self.sasl.mechanism != 'PLAIN' || has(self.tls)",message="sasl.mechanism PLAIN sends the password as it is: set kafka.tls too, or use SCRAM-SHA-512 or SCRAM-SHA-256"
 // +kubebuilder:validation:XValidation:rule="!has(self.downlinkTopic) || !has(self.receiptsTopic) || self.downlinkTopic != self.receiptsTopic",message="downlinkTopic and receiptsTopic must differ"
 type Kafka struct {
 	// BootstrapServers lists host:port addresses of Kafka brokers.
@@ -536,15 +549,15 @@ type Kafka struct {
 	// +optional
 	Retention Duration `json:"retention,omitempty"`
 
-	// TLSSecretRef names a Secret with the client TLS material for the brokers. Stored only:
-	// neither the gateway nor the operator uses it yet.
+	// TLS speaks TLS to the brokers (the gateway pods and the operator's topic management).
+	// Unset: plaintext.
 	// +optional
-	TLSSecretRef *LocalSecretReference `json:"tlsSecretRef,omitempty"`
+	TLS *KafkaTLS `json:"tls,omitempty"`
 
-	// SASLSecretRef names a Secret with SASL credentials for the brokers. Stored only:
-	// neither the gateway nor the operator uses it yet.
+	// SASL authenticates to the brokers (the gateway pods and the operator's topic
+	// management). Unset: no authentication.
 	// +optional
-	SASLSecretRef *LocalSecretReference `json:"saslSecretRef,omitempty"`
+	SASL *KafkaSASL `json:"sasl,omitempty"`
 
 	// DeletionPolicy of the topics when the TCPGateway is deleted: Retain (default) or Delete.
 	// +kubebuilder:default=Retain
@@ -556,6 +569,92 @@ type Kafka struct {
 	// +kubebuilder:default={}
 	// +optional
 	Expiry KafkaExpiry `json:"expiry,omitempty"`
+}
+
+// KafkaTLS: TLS to the brokers, with the CAs to trust and, for mutual TLS, a client
+// certificate. The referenced Secret keys are mounted read-only into the gateway pods under
+// /etc/tcpgateway/kafka-tls/; the operator reads the same keys from the API for its topic
+// management (see docs/security.md).
+type KafkaTLS struct {
+	// CA is a Secret key holding the PEM bundle of CAs trusted for the brokers' certificates,
+	// e.g. Strimzi's <cluster>-cluster-ca-cert, key ca.crt. Unset: the system roots (managed
+	// services with public certificates: MSK, Confluent Cloud).
+	// +optional
+	CA *SecretKeyReference `json:"ca,omitempty"`
+
+	// ClientCertificate is presented to the brokers (mutual TLS), e.g. a Strimzi KafkaUser
+	// with authentication type tls or a cert-manager Certificate.
+	// +optional
+	ClientCertificate *ClientCertificate `json:"clientCertificate,omitempty"`
+
+	// ServerName is checked against the brokers' certificates instead of the host of each
+	// broker address (for brokers reached through an address their certificate does not
+	// name). Unset: each broker's host.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?$`
+	// +optional
+	ServerName string `json:"serverName,omitempty"`
+}
+
+// ClientCertificate is a PEM certificate chain and its private key in one Secret. The
+// defaults fit a kubernetes.io/tls Secret; a Strimzi KafkaUser Secret uses user.crt and
+// user.key.
+type ClientCertificate struct {
+	// SecretName of the Secret, in the TCPGateway's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
+
+	// CertificateKey holds the PEM certificate chain, leaf first.
+	// +kubebuilder:default=tls.crt
+	// +optional
+	CertificateKey SecretKeyName `json:"certificateKey,omitempty"`
+
+	// PrivateKeyKey holds the PEM private key (PKCS#1, PKCS#8 or EC).
+	// +kubebuilder:default=tls.key
+	// +optional
+	PrivateKeyKey SecretKeyName `json:"privateKeyKey,omitempty"`
+}
+
+// SASLMechanism names a SASL mechanism the gateway speaks to Kafka.
+//
+// +kubebuilder:validation:Enum=PLAIN;SCRAM-SHA-256;SCRAM-SHA-512
+type SASLMechanism string
+
+const (
+	// SASLPlain sends the user name and password as they are; it needs kafka.tls.
+	SASLPlain SASLMechanism = "PLAIN"
+	// SASLScramSHA256 is SCRAM (RFC 5802) with SHA-256: the password never crosses the wire.
+	SASLScramSHA256 SASLMechanism = "SCRAM-SHA-256"
+	// SASLScramSHA512 is SCRAM with SHA-512.
+	SASLScramSHA512 SASLMechanism = "SCRAM-SHA-512"
+)
+
+// KafkaSASL authenticates to the brokers with a user name and password from a Secret. The
+// two keys are mounted read-only into the gateway pods under /etc/tcpgateway/kafka-sasl/,
+// where the gateway reads them again for each new broker connection, so a changed password
+// applies without a restart once the kubelet has updated the files.
+type KafkaSASL struct {
+	// Mechanism: PLAIN (only with kafka.tls), SCRAM-SHA-256 or SCRAM-SHA-512 (default).
+	// +kubebuilder:default=SCRAM-SHA-512
+	// +optional
+	Mechanism SASLMechanism `json:"mechanism,omitempty"`
+
+	// SecretRef names the Secret holding the credentials.
+	// +required
+	SecretRef LocalSecretReference `json:"secretRef"`
+
+	// UsernameKey is the Secret key holding the user name.
+	// +kubebuilder:default=username
+	// +optional
+	UsernameKey SecretKeyName `json:"usernameKey,omitempty"`
+
+	// PasswordKey is the Secret key holding the password (Strimzi's KafkaUser Secrets:
+	// password).
+	// +kubebuilder:default=password
+	// +optional
+	PasswordKey SecretKeyName `json:"passwordKey,omitempty"`
 }
 
 // KafkaExpiry tunes the expiry group "<receiptsTopic>.expiry". Defaults equal the gateway's

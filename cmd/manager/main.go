@@ -11,10 +11,12 @@ import (
 	"os"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -79,6 +81,10 @@ func run(o options) error {
 		LeaderElectionNamespace:       o.leaderNS,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cache.Options{ByObject: controllers.OwnedCacheOptions()},
+		// The operator may get Secrets, not list or watch them (it reads the ones spec.kafka
+		// references through SecretReader below): a Secret read through the manager's client
+		// must never start a cluster-wide informer.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
 	if err != nil {
 		return fmt.Errorf("while creating the manager: %w", err)
@@ -89,6 +95,7 @@ func run(o options) error {
 		Scheme:       mgr.GetScheme(),
 		Recorder:     mgr.GetEventRecorder("tcpgateway-operator"),
 		Topics:       &controllers.KafkaTopics{DialTimeout: o.kafkaDial},
+		SecretReader: mgr.GetAPIReader(),
 		KafkaTimeout: o.kafkaTimeout,
 	}
 	if err := r.SetupWithManager(mgr, o.concurrent); err != nil {
