@@ -144,8 +144,9 @@ check_java() {
 
 # free_ports N prints N distinct ports that are free now.
 free_ports() {
-  local n=$1 p ports=()
-  while ((${#ports[@]} < n)); do
+  local n=$1 p ports=() tries
+  for ((tries = 0; ${#ports[@]} < n; tries++)); do
+    ((tries < n * 10)) || return 1
     p="$(free_port)"
     [[ -n "$p" ]] || return 1
     [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
@@ -253,6 +254,7 @@ write_security_config() {
 # gen_security_material writes the sasl_ssl mode's CAs, certificates and SASL password into
 # the state dir (file list in the header). EC P-256 keys: generated in milliseconds.
 gen_security_material() {
+  command -v openssl >/dev/null || die "openssl not found on PATH (needed for KAFKA_SECURITY=sasl_ssl)"
   rm -rf "$TLS_DIR" "$STATE_DIR"/{ca.crt,other-ca.crt,client.crt,client.key,sasl.username,sasl.password}
   mkdir -p "$TLS_DIR/issued"
   : >"$TLS_DIR/index.txt"
