@@ -17,7 +17,10 @@ const usage = `tcpgwctl — talk to a tcpgateway
   tcpgwctl watch   -addr HOST:PORT -token T     print pushes as JSON lines (acks them)
   tcpgwctl token   -secret-file F -user U [-groups a,b] [-ttl 24h]   mint an HS256 token for development
   tcpgwctl push    -brokers B -topic T (-user U | -session S | -group G | -all) [-ack | -reply] [-receipts T] PAYLOAD
-                   publish a downlink message through Kafka, optionally waiting for the app's ack or reply
+                   [-kafka-tls] [-kafka-ca F] [-kafka-cert F -kafka-key F] [-kafka-server-name N]
+                   [-sasl-username U [-sasl-mechanism M] [-sasl-password-file F]]
+                   publish a downlink message through Kafka, optionally waiting for the app's ack or reply;
+                   TLS and SASL (SASL_SSL) to the brokers; the SASL password may come from $TCPGW_KAFKA_PASSWORD
   tcpgwctl bench   -addr HOST:PORT (-token T | -secret-file F) [-conns N] [-sources IP,IP] [-ramp R]
                    [-rate R] [-payload B] [-duration D] [-procs P] [-json]   open N connections, drive
                    load, print throughput and latency percentiles (tcpgwctl bench -h for all flags)

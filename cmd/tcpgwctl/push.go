@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ func runPush(ctx context.Context, args []string) error {
 	reply := fs.Bool("reply", false, "wait for the app's reply and print it")
 	ttl := fs.Duration("ttl", 0, "expire the message after this long (0: never)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait")
+	kafkaSec := addKafkaFlags(fs)
 	_ = fs.Parse(args)
 
 	var target push.Target
@@ -38,11 +40,15 @@ func runPush(ctx context.Context, args []string) error {
 		}
 	}
 	if *topic == "" || targets != 1 || fs.NArg() != 1 {
-		return errors.New("usage: tcpgwctl push -brokers B -topic T (-user U [-session S] | -group G | -all) [-ack | -reply -receipts T] PAYLOAD")
+		return errors.New("usage: tcpgwctl push -brokers B -topic T (-user U [-session S] | -group G | -all) [-ack | -reply -receipts T] " +
+			"[-kafka-tls] [-kafka-ca F] [-kafka-cert F -kafka-key F] [-kafka-server-name N] [-sasl-username U [-sasl-mechanism M] [-sasl-password-file F]] PAYLOAD")
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	opts := push.Options{Brokers: strings.Split(*brokers, ","), Topic: *topic}
+	opts := push.Options{Brokers: strings.Split(*brokers, ","), Topic: *topic, ClientID: "tcpgwctl"}
+	if err := kafkaSec.apply(&opts, os.Getenv); err != nil {
+		return err
+	}
 	if *ack || *reply {
 		if *receipts == "" {
 			return errors.New("-ack and -reply need -receipts")
@@ -51,7 +57,7 @@ func runPush(ctx context.Context, args []string) error {
 	}
 	p, err := push.New(ctx, opts)
 	if err != nil {
-		return err
+		return withKafkaReason(err)
 	}
 	defer p.Close()
 	msg := push.Message{Target: target, Payload: []byte(fs.Arg(0)), TTL: *ttl}
@@ -59,19 +65,19 @@ func runPush(ctx context.Context, args []string) error {
 	case *reply:
 		out, err := p.Request(ctx, msg)
 		if err != nil {
-			return err
+			return withKafkaReason(err)
 		}
 		fmt.Printf("reply: %s\n", out)
 	case *ack:
 		r, err := p.PushAndWaitAck(ctx, msg)
 		if err != nil {
-			return err
+			return withKafkaReason(err)
 		}
 		fmt.Printf("acked %s by session %s (user %s) on %s\n", r.MessageId, r.SessionId, r.UserId, r.ServerId)
 	default:
 		id, err := p.Push(ctx, msg)
 		if err != nil {
-			return err
+			return withKafkaReason(err)
 		}
 		fmt.Printf("pushed %s\n", id)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/downlink"
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/server"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
@@ -94,8 +95,15 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		}, []string{"phase"})}
 	reg.MustRegister(a.phase)
 	if len(cfg.Kafka.Brokers) > 0 {
+		// Built once and shared by every Kafka client of the gateway; its files are read
+		// again for each new broker connection.
+		sec, err := kafkasec.FromConfig(cfg.Kafka)
+		if err != nil {
+			return nil, fmt.Errorf("while setting up Kafka TLS and SASL: %w", err)
+		}
 		a.downlink, err = downlink.New(downlink.Options{
 			Brokers:          cfg.Kafka.Brokers,
+			Security:         sec,
 			Topic:            cfg.Kafka.DownlinkTopic,
 			ReceiptsTopic:    cfg.Kafka.ReceiptsTopic,
 			ServerID:         cfg.ServerID,

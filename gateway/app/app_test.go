@@ -157,3 +157,39 @@ func TestPprofOnItsOwnListenerWhenSet(t *testing.T) {
 		t.Errorf("admin port /debug/pprof/ = %d, want 404", code)
 	}
 }
+
+// TestNewRefusesUnreadableKafkaSecrets: kafka.tls and kafka.sasl files are read at start, so
+// a missing Secret key or a bad PEM stops the gateway with the field's name, instead of a pod
+// that runs and is never ready.
+func TestNewRefusesUnreadableKafkaSecrets(t *testing.T) {
+	dir := t.TempDir()
+	key, notPEM := filepath.Join(dir, "hs256"), filepath.Join(dir, "ca.crt")
+	for _, f := range []string{key, notPEM} {
+		if err := os.WriteFile(f, []byte("app-test-secret-0123456789abcdef0123"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		tls  *config.KafkaTLS
+		sasl *config.KafkaSASL
+		want string
+	}{
+		{"password file missing", nil, &config.KafkaSASL{UsernameFile: key, PasswordFile: filepath.Join(dir, "absent")}, "kafka.sasl: kafka SASL credentials: open "},
+		{"CA bundle not PEM", &config.KafkaTLS{CAFile: notPEM}, nil, "kafka.tls: kafka TLS: the CA bundle holds no PEM certificate"},
+	} {
+		cfg := &config.Config{
+			ServerID: "gw-app",
+			Listen:   config.Listen{Clients: "127.0.0.1:0", Admin: "127.0.0.1:0"},
+			Auth:     config.Auth{JWT: &config.JWTAuth{HS256SecretFile: key, SkipIssuerCheck: true, SkipAudienceCheck: true}},
+			Kafka:    config.Kafka{Brokers: []string{"127.0.0.1:9"}, DownlinkTopic: "d", ReceiptsTopic: "r", TLS: tt.tls, SASL: tt.sasl},
+		}
+		cfg.Default()
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.New(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: app.New err = %v, want containing %q", tt.name, err, tt.want)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/time/rate"
 
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
 )
@@ -53,7 +54,10 @@ type Sessions interface {
 
 // Options configure a Consumer.
 type Options struct {
-	Brokers       []string
+	Brokers []string
+	// Security is the TLS and SASL of every connection to the brokers (the zero value:
+	// plaintext).
+	Security      kafkasec.Security
 	Topic         string
 	ReceiptsTopic string
 	ServerID      string
@@ -77,6 +81,8 @@ type Consumer struct {
 	o        Options
 	group    string
 	client   *kafka.Client
+	tr       *kafka.Transport // client's; its idle connections are closed at shutdown
+	dialer   *kafka.Dialer    // the partition readers'
 	receipts *receiptWriter
 	now      func() time.Time
 	log      *slog.Logger
@@ -85,8 +91,13 @@ type Consumer struct {
 	expiry *expiryTracker // owns receipts partitions, writes EXPIRED; nil without receipts
 
 	started atomic.Bool // every partition known at start is positioned
-	up      atomic.Bool // the last metadata probe succeeded
 	missing atomic.Bool // the last probe found the downlink or receipts topic missing
+	// down (a string) is the kafkasec reason of the last probe's failure, "" when it
+	// succeeded: kafka_auth_failed, kafka_tls_failed or kafka_unreachable (also before the
+	// first probe). Written by Run's goroutine.
+	down atomic.Value
+
+	probeLogged string // owned by Run's goroutine: the probe outcome last logged, "ok" or a reason
 
 	missingLog rate.Sometimes // owned by Run's goroutine (poll)
 
@@ -115,10 +126,13 @@ func New(o Options) (*Consumer, error) {
 	if o.ReplayMaxAge <= 0 {
 		o.ReplayMaxAge = 10 * time.Minute
 	}
+	tr := o.Security.Transport(o.ServerID, requestTimeout)
 	c := &Consumer{
 		o:          o,
 		group:      o.Topic + "." + o.ServerID,
-		client:     &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: requestTimeout},
+		client:     &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: requestTimeout, Transport: tr},
+		tr:         tr,
+		dialer:     o.Security.Dialer(o.ServerID, requestTimeout),
 		now:        o.Now,
 		log:        o.Logger.With("component", "downlink"),
 		readers:    map[int]*kafka.Reader{},
@@ -126,20 +140,26 @@ func New(o Options) (*Consumer, error) {
 		dirty:      map[int]bool{},
 		missingLog: rate.Sometimes{Interval: topicsMissingLogInterval},
 	}
+	c.down.Store(kafkasec.ReasonUnreachable) // until the first probe answers
+	for _, r := range []string{kafkasec.ReasonAuthFailed, kafkasec.ReasonTLSFailed, kafkasec.ReasonUnreachable} {
+		o.Metrics.KafkaErrors.WithLabelValues(r) // exported at 0, so rate() works from the first failure
+	}
 	if o.ReceiptsTopic != "" {
-		c.receipts = newReceiptWriter(o.Brokers, o.ReceiptsTopic, o.ServerID, o.Metrics, c.log)
+		c.receipts = newReceiptWriter(o.Brokers, o.Security, o.ReceiptsTopic, o.ServerID, o.Metrics, c.log)
 		o.Expiry.defaults(o.ReplayMaxRecords)
-		c.expiry = newExpiryTracker(o.Expiry, o.Brokers, o.ReceiptsTopic, o.ServerID, c.receipts, o.Metrics, o.Logger, o.Now)
+		c.expiry = newExpiryTracker(o.Expiry, o.Brokers, o.Security, o.ReceiptsTopic, o.ServerID, c.receipts, o.Metrics, o.Logger, o.Now)
 	}
 	return c, nil
 }
 
 // Ready is the readiness check: "" once every partition has refilled its replay window up to
-// where live delivery starts, and Kafka answers.
+// where live delivery starts, and Kafka answers. While Kafka does not, it is the reason of the
+// last probe's failure: kafka_auth_failed, kafka_tls_failed or kafka_unreachable.
 func (c *Consumer) Ready() string {
+	if down := c.down.Load().(string); down != "" {
+		return down
+	}
 	switch {
-	case !c.up.Load():
-		return "kafka_unreachable"
 	case c.missing.Load():
 		return "topics_missing"
 	case !c.started.Load():
@@ -194,16 +214,10 @@ func (c *Consumer) poll(ctx context.Context) {
 		err = c.measureLag(ctx, parts)
 	}
 	if err != nil {
-		if c.up.Swap(false) {
-			c.log.Warn("kafka unreachable", "err", err)
-		}
-		c.o.Metrics.KafkaUp.Set(0)
+		c.probeFailed(err)
 		return
 	}
-	if !c.up.Swap(true) {
-		c.log.Info("kafka reachable", "topic", c.o.Topic, "partitions", len(parts))
-	}
-	c.o.Metrics.KafkaUp.Set(1)
+	c.probeAnswered("topic", c.o.Topic, "partitions", len(parts))
 	c.mu.Lock()
 	held := 0
 	for _, r := range c.win.parts {
@@ -259,10 +273,7 @@ func (c *Consumer) topicsMissing(ctx context.Context) bool {
 	}
 	missing, err := missingTopics(ctx, c.client, topics...)
 	if err != nil {
-		if c.up.Swap(false) {
-			c.log.Warn("kafka unreachable", "err", err)
-		}
-		c.o.Metrics.KafkaUp.Set(0)
+		c.probeFailed(err)
 		return true
 	}
 	c.o.Metrics.TopicsMissing.Set(float64(len(missing)))
@@ -272,8 +283,7 @@ func (c *Consumer) topicsMissing(ctx context.Context) bool {
 		}
 		return false
 	}
-	c.up.Store(true)
-	c.o.Metrics.KafkaUp.Set(1)
+	c.probeAnswered("topics", topics)
 	c.missing.Store(true)
 	c.missingLog.Do(func() {
 		c.log.Warn("kafka topics missing; not ready until they exist", "reason", "topics_missing", "topics", missing)
@@ -413,6 +423,7 @@ func (c *Consumer) fillOffsets(ctx context.Context, starts map[int]int64, perPar
 func (c *Consumer) startReader(ctx context.Context, partition int, offset, deliverFrom int64, capacity int) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        c.o.Brokers,
+		Dialer:         c.dialer,
 		Topic:          c.o.Topic,
 		Partition:      partition,
 		MinBytes:       1,
@@ -515,4 +526,5 @@ func (c *Consumer) shutdown() {
 	if c.receipts != nil {
 		c.receipts.close()
 	}
+	c.tr.CloseIdleConnections()
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
@@ -112,6 +113,8 @@ type expiryTracker struct {
 	serverID string
 	writer   *receiptWriter
 	client   *kafka.Client
+	tr       *kafka.Transport // client's
+	dialer   *kafka.Dialer    // the group's and the partition readers'
 	m        *metrics.Downlink
 	log      *slog.Logger
 	now      func() time.Time
@@ -124,10 +127,15 @@ type expiryTracker struct {
 	missingLog rate.Sometimes // owned by run
 }
 
-func newExpiryTracker(o ExpiryOptions, brokers []string, topic, serverID string, w *receiptWriter, m *metrics.Downlink, log *slog.Logger, now func() time.Time) *expiryTracker {
+func newExpiryTracker(o ExpiryOptions, brokers []string, sec kafkasec.Security, topic, serverID string, w *receiptWriter, m *metrics.Downlink, log *slog.Logger, now func() time.Time) *expiryTracker {
+	tr := sec.Transport(serverID, requestTimeout)
 	t := &expiryTracker{
 		o: o, brokers: brokers, topic: topic, serverID: serverID, writer: w, m: m, now: now,
-		client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: requestTimeout},
+		client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: requestTimeout, Transport: tr},
+		tr:     tr,
+		// The client id is the pod name: `kafka-consumer-groups --describe` shows who owns
+		// which partition.
+		dialer: sec.Dialer(serverID, requestTimeout),
 		log:    log.With("component", "expiry", "group", ExpiryGroup(topic)),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -142,12 +150,10 @@ func newExpiryTracker(o ExpiryOptions, brokers []string, topic, serverID string,
 // is unreachable.
 func (t *expiryTracker) start() error {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:      ExpiryGroup(t.topic),
-		Brokers: t.brokers,
-		Topics:  []string{t.topic},
-		// The client id is the pod name: `kafka-consumer-groups --describe` shows who owns
-		// which partition.
-		Dialer:                 &kafka.Dialer{ClientID: t.serverID, Timeout: requestTimeout, DualStack: true},
+		ID:                     ExpiryGroup(t.topic),
+		Brokers:                t.brokers,
+		Topics:                 []string{t.topic},
+		Dialer:                 t.dialer,
 		HeartbeatInterval:      t.o.HeartbeatInterval,
 		SessionTimeout:         t.o.SessionTimeout,
 		RebalanceTimeout:       t.o.RebalanceTimeout,
@@ -170,6 +176,7 @@ func (t *expiryTracker) start() error {
 // expiryCloseTimeout: an unresponsive coordinator must not hold the drain up (the pod's
 // partitions then move after the session timeout, as for a crash).
 func (t *expiryTracker) close() {
+	defer t.tr.CloseIdleConnections()
 	if t.cg == nil {
 		return
 	}
@@ -203,7 +210,7 @@ func (t *expiryTracker) run() {
 		case err != nil:
 			// kafka-go backs off between attempts; log the first failure of a streak only.
 			if !failing {
-				t.log.Warn("cannot join the expiry group; retrying", "err", err)
+				t.log.Warn("cannot join the expiry group; retrying", "reason", kafkasec.Reason(err), "err", err)
 			}
 			failing = true
 			continue
@@ -330,6 +337,7 @@ func (t *expiryTracker) runPartition(ctx context.Context, g *expiryGeneration, p
 	caughtUp := start >= end
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        t.brokers,
+		Dialer:         t.dialer,
 		Topic:          t.topic,
 		Partition:      partition,
 		MinBytes:       1,

@@ -8,6 +8,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
@@ -17,13 +18,16 @@ import (
 // asynchronous and reports each batch's outcome to the metrics.
 type receiptWriter struct {
 	w        *kafka.Writer
+	tr       *kafka.Transport
 	serverID string
 }
 
-func newReceiptWriter(brokers []string, topic, serverID string, m *metrics.Downlink, log *slog.Logger) *receiptWriter {
-	return &receiptWriter{serverID: serverID, w: &kafka.Writer{
-		Addr:  kafka.TCP(brokers...),
-		Topic: topic,
+func newReceiptWriter(brokers []string, sec kafkasec.Security, topic, serverID string, m *metrics.Downlink, log *slog.Logger) *receiptWriter {
+	tr := sec.Transport(serverID, requestTimeout)
+	return &receiptWriter{serverID: serverID, tr: tr, w: &kafka.Writer{
+		Addr:      kafka.TCP(brokers...),
+		Transport: tr,
+		Topic:     topic,
 		// Keyed by message id, partitioned like the Java client (murmur2), so all receipts of
 		// one message are ordered.
 		Balancer: &kafka.Murmur2Balancer{},
@@ -36,7 +40,7 @@ func newReceiptWriter(brokers []string, topic, serverID string, m *metrics.Downl
 			result := "ok"
 			if err != nil {
 				result = "error"
-				log.Warn("receipts lost", "count", len(msgs), "err", err)
+				log.Warn("receipts lost", "count", len(msgs), "reason", kafkasec.Reason(err), "err", err)
 			}
 			for _, msg := range msgs {
 				m.Receipts.WithLabelValues(receiptKind(msg), result).Inc()
@@ -78,7 +82,10 @@ func (r *receiptWriter) write(rc *pb.Receipt, done func(error)) {
 	}
 }
 
-func (r *receiptWriter) close() { _ = r.w.Close() }
+func (r *receiptWriter) close() {
+	_ = r.w.Close()
+	r.tr.CloseIdleConnections()
+}
 
 // receipt writes a receipt about d for session s, carrying d's expiry: the expiry tracker
 // (expiry.go) keeps a DELIVERED open until then, and the tombstone of an answer until then

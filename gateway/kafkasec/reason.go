@@ -34,8 +34,18 @@ var authErrors = []kafka.Error{
 }
 
 // Reason classifies a Kafka client error: ReasonAuthFailed, ReasonTLSFailed or
-// ReasonUnreachable ("" for nil). It looks through wrapped and joined errors.
+// ReasonUnreachable ("" for nil). It looks through wrapped and joined errors, and through
+// kafka.WriteErrors (a Writer's per-message errors), which does not unwrap: the first
+// message's error that is not nil decides.
 func Reason(err error) string {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil {
+				return Reason(e)
+			}
+		}
+	}
 	switch {
 	case err == nil:
 		return ""

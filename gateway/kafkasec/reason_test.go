@@ -43,6 +43,8 @@ func TestReasonOfErrors(t *testing.T) {
 		{"timeout", context.DeadlineExceeded, ReasonUnreachable},
 		{"closed", io.EOF, ReasonUnreachable},
 		{"other Kafka error", kafka.LeaderNotAvailable, ReasonUnreachable},
+		{"a Writer's per-message errors", fmt.Errorf("push: %w", kafka.WriteErrors{nil, kafka.TopicAuthorizationFailed}), ReasonAuthFailed},
+		{"a Writer's per-message errors, TLS", kafka.WriteErrors{&TLSError{Err: io.EOF}}, ReasonTLSFailed},
 	}
 	for _, tt := range tests {
 		if got := Reason(tt.err); got != tt.want {

@@ -10,6 +10,8 @@ type Downlink struct {
 	Latency    prometheus.Histogram
 	Receipts   *prometheus.CounterVec // kind, result
 	KafkaUp    prometheus.Gauge
+	// KafkaErrors counts failed Kafka probes by kafkasec reason.
+	KafkaErrors *prometheus.CounterVec // reason
 	// TopicsMissing counts the configured topics Kafka does not know.
 	TopicsMissing prometheus.Gauge
 	Replayed      prometheus.Counter
@@ -66,6 +68,10 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 		KafkaUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_kafka_up", Help: "1 when the last metadata probe of the downlink topic succeeded.",
 		}),
+		KafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_kafka_errors_total",
+			Help: "Failed Kafka probes (every 2 s while failing) by reason: kafka_auth_failed, kafka_tls_failed, kafka_unreachable.",
+		}, []string{"reason"}),
 	}
 	m.Replayed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tcpgw_downlink_replayed_total", Help: "PUSH frames replayed to resuming sessions from the recent-record window.",
@@ -102,7 +108,7 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 	m.ExpiryRebalances = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tcpgw_expiry_generations_total", Help: "Expiry group generations this pod joined (each one a rebalance).",
 	})
-	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.TopicsMissing, m.Replayed, m.Resumes, m.Window, m.AnswersForgotten,
+	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.KafkaErrors, m.TopicsMissing, m.Replayed, m.Resumes, m.Window, m.AnswersForgotten,
 		m.PendingAcks, m.ExpiryEntries, m.ExpiryPartitions, m.ExpiryWritten, m.ExpiryDropped, m.ExpiryRebalances)
 	return m
 }

@@ -7,14 +7,17 @@ package push
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
 
@@ -74,24 +77,53 @@ type Options struct {
 	// calls).
 	Topic         string
 	ReceiptsTopic string
+	// TLS, when set, makes every connection to the brokers TLS; an empty ServerName means
+	// the host of each address dialled. kafkasec.TLSConfig builds one from PEM bytes (CA
+	// bundle, optional client certificate), TLS 1.2 or later. Nil: plaintext.
+	TLS *tls.Config
+	// SASL, when set, authenticates every connection to the brokers: kafka-go's
+	// plain.Mechanism or scram.Mechanism, or kafkasec.Mechanism(name, user, password).
+	// A mechanism that reads its credentials in Start gets them per new connection.
+	SASL sasl.Mechanism
+	// ClientID names the publisher's connections in the brokers' logs and quotas. Default
+	// "tcpgateway-push".
+	ClientID string
 }
+
+// DefaultClientID is Options.ClientID's default.
+const DefaultClientID = "tcpgateway-push"
+
+// dialTimeout bounds each connection to a broker: TCP, TLS handshake and SASL exchange.
+const dialTimeout = 10 * time.Second
 
 // Publisher publishes downlink records. It is safe for concurrent use.
 type Publisher struct {
 	w        *kafka.Writer
+	tr       *kafka.Transport
 	receipts *receiptWatcher // nil without ReceiptsTopic
 }
 
 // New makes a publisher. With a receipts topic it first positions its receipt readers at the
 // end of every partition, so that no receipt of a later push can be missed; while the topic
-// is too new for every partition to have a known leader, it retries until ctx ends.
+// is too new for every partition to have a known leader, it retries until ctx ends. Without
+// a receipts topic it connects at the first push.
+//
+// Errors that come from Kafka (here, or from Push and the waiting calls) can be classified
+// with kafkasec.Reason: kafka_auth_failed (SASL credentials or ACLs refused),
+// kafka_tls_failed (TLS handshake) or kafka_unreachable.
 func New(ctx context.Context, o Options) (*Publisher, error) {
 	if len(o.Brokers) == 0 || o.Topic == "" {
 		return nil, errors.New("push: Brokers and Topic are required")
 	}
-	p := &Publisher{w: &kafka.Writer{
-		Addr:  kafka.TCP(o.Brokers...),
-		Topic: o.Topic,
+	if o.ClientID == "" {
+		o.ClientID = DefaultClientID
+	}
+	sec := kafkasec.Security{TLS: o.TLS, SASL: o.SASL}
+	tr := sec.Transport(o.ClientID, dialTimeout)
+	p := &Publisher{tr: tr, w: &kafka.Writer{
+		Addr:      kafka.TCP(o.Brokers...),
+		Transport: tr,
+		Topic:     o.Topic,
 		// murmur2 on the key, as the Java client does, so that our SDK and producers in other
 		// languages put one user's records in the same partition (order per user).
 		Balancer: &kafka.Murmur2Balancer{},
@@ -107,8 +139,9 @@ func New(ctx context.Context, o Options) (*Publisher, error) {
 		WriteTimeout: 10 * time.Second,
 	}}
 	if o.ReceiptsTopic != "" {
-		rw, err := watchReceipts(ctx, o.Brokers, o.ReceiptsTopic)
+		rw, err := watchReceipts(ctx, o.Brokers, sec, o.ReceiptsTopic)
 		if err != nil {
+			tr.CloseIdleConnections()
 			return nil, err
 		}
 		p.receipts = rw
@@ -237,7 +270,9 @@ func (p *Publisher) Close() error {
 	if p.receipts != nil {
 		p.receipts.close()
 	}
-	return p.w.Close()
+	err := p.w.Close()
+	p.tr.CloseIdleConnections()
+	return err
 }
 
 func newID() string {

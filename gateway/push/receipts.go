@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/receipts"
 )
@@ -16,9 +17,9 @@ type receiptWatcher struct {
 	waiting map[string]chan *pb.Receipt
 }
 
-func watchReceipts(ctx context.Context, brokers []string, topic string) (*receiptWatcher, error) {
+func watchReceipts(ctx context.Context, brokers []string, sec kafkasec.Security, topic string) (*receiptWatcher, error) {
 	rw := &receiptWatcher{waiting: map[string]chan *pb.Receipt{}}
-	w, err := receipts.Watch(ctx, brokers, topic, rw.dispatch)
+	w, err := receipts.Watch(ctx, brokers, sec, topic, rw.dispatch)
 	if err != nil {
 		return nil, err
 	}

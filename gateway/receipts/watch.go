@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
 
@@ -25,16 +26,23 @@ type Watcher struct {
 	wg      sync.WaitGroup
 }
 
-// Watch starts reading; handle is called for every receipt, from the readers' goroutines.
-func Watch(ctx context.Context, brokers []string, topic string, handle func(*pb.Receipt)) (*Watcher, error) {
-	ends, err := endOffsets(ctx, &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, topic)
+// clientID names the watcher's connections in the brokers' logs and quotas.
+const clientID = "tcpgateway-receipts"
+
+// Watch starts reading with sec's TLS and SASL; handle is called for every receipt, from the
+// readers' goroutines. A broker refusing sec (kafkasec.Reason says which way) fails it.
+func Watch(ctx context.Context, brokers []string, sec kafkasec.Security, topic string, handle func(*pb.Receipt)) (*Watcher, error) {
+	tr := sec.Transport(clientID, 10*time.Second)
+	defer tr.CloseIdleConnections() // the readers dial their own connections
+	ends, err := endOffsets(ctx, &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}, topic)
 	if err != nil {
 		return nil, err
 	}
 	w := &Watcher{}
+	dialer := sec.Dialer(clientID, 10*time.Second)
 	for _, po := range ends {
 		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: brokers, Topic: topic, Partition: po.Partition,
+			Brokers: brokers, Dialer: dialer, Topic: topic, Partition: po.Partition,
 			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond,
 			MaxAttempts: 1 << 30, // keep retrying while the broker is away
 		})

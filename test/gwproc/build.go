@@ -14,7 +14,7 @@ import (
 )
 
 // Binaries are the programs the tests run.
-type Binaries struct{ Gateway, Echo string }
+type Binaries struct{ Gateway, Echo, Tcpgwctl string }
 
 var (
 	buildMu sync.Mutex
@@ -22,9 +22,9 @@ var (
 	binDirs []string
 )
 
-// Build compiles cmd/gateway and test/echobackend into a temporary directory, once per test
-// binary (and per race setting); race builds them with the race detector (heavier, and a
-// race they report fails the test, see Proc).
+// Build compiles cmd/gateway, cmd/tcpgwctl and test/echobackend into a temporary directory,
+// once per test binary (and per race setting); race builds them with the race detector
+// (heavier, and a race they report fails the test, see Proc).
 func Build(t testing.TB, race bool) Binaries {
 	t.Helper()
 	buildMu.Lock()
@@ -49,13 +49,13 @@ func Build(t testing.TB, race bool) Binaries {
 		args = append(args, "-race")
 		env = append(os.Environ(), "CGO_ENABLED=1")
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/gateway", "./test/echobackend")...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/gateway", "./cmd/tcpgwctl", "./test/echobackend")...)
 	cmd.Dir = root
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatal(fmt.Errorf("go build: %w\n%s", err, out))
 	}
-	b := Binaries{Gateway: filepath.Join(dir, "gateway"), Echo: filepath.Join(dir, "echobackend")}
+	b := Binaries{Gateway: filepath.Join(dir, "gateway"), Echo: filepath.Join(dir, "echobackend"), Tcpgwctl: filepath.Join(dir, "tcpgwctl")}
 	builds[race] = b
 	return b
 }
