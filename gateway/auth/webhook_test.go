@@ -274,3 +274,27 @@ func TestNewSelectsVerifier(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookRedirectNotFollowed: a webhook answering with a redirect does not get the token
+// sent on to the redirect's target (which would allow it here); the answer is a bad status.
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	var followed atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed.Add(1)
+		reply(200, `{"allowed":true,"userID":"mallory"}`)(w, r)
+	}))
+	defer target.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+
+	_, err := mustWebhook(t, config.WebhookAuth{URL: srv.URL}, Options{}).Verify(context.Background(), testRequest)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Reason != ReasonWebhookUnavailable || ae.Cause != WebhookCauseStatus {
+		t.Fatalf("err = %v, want webhook_unavailable caused by %s", err, WebhookCauseStatus)
+	}
+	if n := followed.Load(); n != 0 {
+		t.Fatalf("the redirect target was called %d times; the token must not leave for it", n)
+	}
+}

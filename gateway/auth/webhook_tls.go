@@ -48,8 +48,13 @@ func parseCABundle(data []byte) (*x509.CertPool, error) {
 func webhookClient(roots *x509.CertPool) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: t, CheckRedirect: refuseRedirect}
 }
+
+// refuseRedirect keeps a redirect from the webhook as its answer (a bad_status failure)
+// instead of following it: the token goes only to the configured URL, never to wherever a
+// compromised or misconfigured webhook points (another host, or plain http).
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // caClients builds a new client for each version of the CA file, checked at most once per
 // keyCheckInterval. A file that fails to load keeps the previous client in service. A
