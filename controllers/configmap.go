@@ -111,6 +111,13 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 	c.Auth.RefreshGrace = dur("spec.auth.refreshGrace", s.Auth.RefreshGrace)
 	if w := s.Auth.Webhook; w != nil {
 		c.Auth.Webhook = &config.WebhookAuth{URL: w.URL, Timeout: dur("spec.auth.webhook.timeout", w.Timeout)}
+		if w.CABundle != nil {
+			c.Auth.Webhook.CAFile = webhookCAFile
+		}
+	}
+	// The files of the Secrets (secretProjections), never their content.
+	if t := s.TLS; t != nil {
+		c.Listen.TLS = &config.ListenTLS{CertFile: listenCertFile, KeyFile: listenKeyFile, MinVersion: string(t.MinVersion)}
 	}
 	for i, r := range s.Routes {
 		c.Routes = append(c.Routes, config.Route{
@@ -125,7 +132,6 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 		c.Kafka.Brokers = append(c.Kafka.Brokers, string(b))
 	}
 	c.Kafka.DownlinkTopic, c.Kafka.ReceiptsTopic = topicNames(gw)
-	// The files of the Secrets (secretProjections), never their content.
 	if t := s.Kafka.TLS; t != nil {
 		c.Kafka.TLS = &config.KafkaTLS{ServerName: t.ServerName}
 		if t.CA != nil {

@@ -265,6 +265,7 @@ func TestRenderedConfigLoadsInGateway(t *testing.T) {
 			gw.Spec.Routes = nil
 		}),
 		newGateway(func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.TLS = &v1alpha1.ListenerTLS{SecretName: "chat-tls", MinVersion: "1.2"}
 			gw.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{
 				CA:                &v1alpha1.SecretKeyReference{Name: "kafka-ca", Key: "ca.crt"},
 				ClientCertificate: &v1alpha1.ClientCertificate{SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"},
@@ -272,6 +273,10 @@ func TestRenderedConfigLoadsInGateway(t *testing.T) {
 			}
 			gw.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{Mechanism: v1alpha1.SASLScramSHA256,
 				SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}, UsernameKey: "username", PasswordKey: "password"}
+		}),
+		newGateway(func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Auth = v1alpha1.Auth{Webhook: &v1alpha1.WebhookAuth{URL: "https://auth/verify", Timeout: "2s",
+				CABundle: &v1alpha1.CABundle{SecretRef: &v1alpha1.SecretKeyReference{Name: "auth-ca", Key: "ca.crt"}}}}
 		}),
 	} {
 		rc := mustRender(t, gw)
@@ -430,6 +435,7 @@ func TestCRDDefaultsMatchGatewayDefaults(t *testing.T) {
 		{"kafka.replicationFactor", num("kafka", "properties", "replicationFactor"), float64(v1alpha1.DefaultReplicationFactor)},
 		{"kafka.retention", def("kafka", "properties", "retention"), v1alpha1.DefaultRetention},
 		{"kafka.sasl.mechanism", def("kafka", "properties", "sasl", "properties", "mechanism"), config.DefaultKafkaSASLMechanism},
+		{"tls.minVersion", def("tls", "properties", "minVersion"), config.TLS12},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.crd, c.want) {

@@ -22,14 +22,29 @@ func TestSecretMounts(t *testing.T) {
 		return corev1.VolumeProjection{Secret: &corev1.SecretProjection{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name}, Items: items}}
 	}
+	webhook := func(b *v1alpha1.CABundle) func(*v1alpha1.TCPGateway) {
+		return func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Auth = v1alpha1.Auth{Webhook: &v1alpha1.WebhookAuth{URL: "https://auth/verify", Timeout: "2s", CABundle: b}}
+		}
+	}
 	tests := []struct {
 		name     string
 		mutate   func(*v1alpha1.TCPGateway)
 		sources  []corev1.VolumeProjection // after gateway.yaml
+		listen   *config.ListenTLS
 		kafkaTLS *config.KafkaTLS
 		sasl     *config.KafkaSASL
+		caFile   string
 	}{
 		{name: "all off", sources: []corev1.VolumeProjection{jwt}},
+		{
+			name: "client TLS",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.TLS = &v1alpha1.ListenerTLS{SecretName: "chat-tls", MinVersion: "1.3"}
+			},
+			sources: []corev1.VolumeProjection{jwt, secretItems("chat-tls", corev1.KeyToPath{Key: "tls.crt", Path: "tls/tls.crt"}, corev1.KeyToPath{Key: "tls.key", Path: "tls/tls.key"})},
+			listen:  &config.ListenTLS{CertFile: "tls/tls.crt", KeyFile: "tls/tls.key", MinVersion: "1.3"},
+		},
 		{
 			name: "Kafka TLS with the system roots mounts nothing",
 			mutate: func(gw *v1alpha1.TCPGateway) {
@@ -56,6 +71,23 @@ func TestSecretMounts(t *testing.T) {
 			kafkaTLS: &config.KafkaTLS{CAFile: "kafka-tls/ca.crt", CertFile: "kafka-tls/tls.crt", KeyFile: "kafka-tls/tls.key"},
 			sasl:     &config.KafkaSASL{Mechanism: "SCRAM-SHA-512", UsernameFile: "kafka-sasl/username", PasswordFile: "kafka-sasl/password"},
 		},
+		{
+			name:    "webhook CA bundle from a ConfigMap",
+			mutate:  webhook(&v1alpha1.CABundle{ConfigMapRef: &v1alpha1.ConfigMapKeyReference{Name: "kube-root-ca.crt", Key: "ca.crt"}}),
+			sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "webhook-ca/ca.crt"}}}}},
+			caFile:  "webhook-ca/ca.crt",
+		},
+		{
+			name:    "webhook CA bundle from a Secret",
+			mutate:  webhook(&v1alpha1.CABundle{SecretRef: &v1alpha1.SecretKeyReference{Name: "auth-ca", Key: "bundle.pem"}}),
+			sources: []corev1.VolumeProjection{secretItems("auth-ca", corev1.KeyToPath{Key: "bundle.pem", Path: "webhook-ca/ca.crt"})},
+			caFile:  "webhook-ca/ca.crt",
+		},
+		{
+			name:    "webhook with the system roots",
+			mutate:  webhook(nil),
+			sources: nil,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,8 +105,12 @@ func TestSecretMounts(t *testing.T) {
 				corev1.VolumeMount{Name: volumeConfig, MountPath: ConfigDir, ReadOnly: true})
 
 			c := rc.Config
+			eq(t, "listen.tls", c.Listen.TLS, tt.listen)
 			eq(t, "kafka.tls", c.Kafka.TLS, tt.kafkaTLS)
 			eq(t, "kafka.sasl", c.Kafka.SASL, tt.sasl)
+			if c.Auth.Webhook != nil {
+				eq(t, "auth.webhook.caFile", c.Auth.Webhook.CAFile, tt.caFile)
+			}
 			// Paths only: the operator never puts Secret content in the ConfigMap (the builder
 			// does not even see it), and the paths are relative to the config's folder, where
 			// the volume puts the files.

@@ -251,6 +251,23 @@ func (e *env) testValidation(t *testing.T) {
 		{"SASL mechanism unknown", func(gw *v1alpha1.TCPGateway) {
 			gw.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{Mechanism: "GSSAPI", SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}}
 		}, `spec.kafka.sasl.mechanism: Unsupported value: "GSSAPI"`},
+		{"listener TLS 1.1", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.TLS = &v1alpha1.ListenerTLS{SecretName: "chat-tls", MinVersion: "1.1"}
+		}, `spec.tls.minVersion: Unsupported value: "1.1"`},
+		{"webhook CA bundle from both a ConfigMap and a Secret", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Auth = v1alpha1.Auth{Webhook: &v1alpha1.WebhookAuth{URL: "https://auth/verify", CABundle: &v1alpha1.CABundle{
+				ConfigMapRef: &v1alpha1.ConfigMapKeyReference{Name: "ca", Key: "ca.crt"},
+				SecretRef:    &v1alpha1.SecretKeyReference{Name: "ca", Key: "ca.crt"},
+			}}}
+		}, "set exactly one of configMapRef or secretRef"},
+		{"webhook CA bundle with neither", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Auth = v1alpha1.Auth{Webhook: &v1alpha1.WebhookAuth{URL: "https://auth/verify", CABundle: &v1alpha1.CABundle{}}}
+		}, "set exactly one of configMapRef or secretRef"},
+		{"webhook CA bundle for an http URL", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Auth = v1alpha1.Auth{Webhook: &v1alpha1.WebhookAuth{URL: "http://auth/verify", CABundle: &v1alpha1.CABundle{
+				ConfigMapRef: &v1alpha1.ConfigMapKeyReference{Name: "ca", Key: "ca.crt"},
+			}}}
+		}, "caBundle only applies to an https:// url"},
 		{"Kafka TLS server name with a path", func(gw *v1alpha1.TCPGateway) {
 			gw.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{ServerName: "kafka/x"}
 		}, "spec.kafka.tls.serverName in body should match"},
@@ -328,14 +345,16 @@ func (e *env) testDefaults(t *testing.T) {
 		[]any{int32(3), v1alpha1.Duration("24h"), v1alpha1.TopicDeletionRetain})
 	eq(t, "kafka.expiry", s.Kafka.Expiry, v1alpha1.KafkaExpiry{SessionTimeout: "6s", HeartbeatInterval: "500ms", RebalanceTimeout: "10s"})
 	eq(t, "service", s.Service, v1alpha1.ServiceSpec{Type: "LoadBalancer", ExternalTrafficPolicy: "Local"})
-	eq(t, "no TLS, no SASL", []any{s.Kafka.TLS, s.Kafka.SASL}, []any{(*v1alpha1.KafkaTLS)(nil), (*v1alpha1.KafkaSASL)(nil)})
+	eq(t, "no TLS, no SASL", []any{s.TLS, s.Kafka.TLS, s.Kafka.SASL}, []any{(*v1alpha1.ListenerTLS)(nil), (*v1alpha1.KafkaTLS)(nil), (*v1alpha1.KafkaSASL)(nil)})
 
 	secured := e.gateway(ns)
+	secured.Spec.TLS = &v1alpha1.ListenerTLS{SecretName: "chat-tls"}
 	secured.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{SecretName: "kafka-user"}}
 	secured.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}}
 	if err := e.c.Create(e.ctx(t), secured, client.DryRunAll); err != nil {
 		t.Fatal(err)
 	}
+	eq(t, "tls", *secured.Spec.TLS, v1alpha1.ListenerTLS{SecretName: "chat-tls", MinVersion: "1.2"})
 	eq(t, "kafka.tls", *secured.Spec.Kafka.TLS, v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{
 		SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"}})
 	eq(t, "kafka.sasl", *secured.Spec.Kafka.SASL, v1alpha1.KafkaSASL{Mechanism: v1alpha1.SASLScramSHA512,

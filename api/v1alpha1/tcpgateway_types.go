@@ -108,6 +108,13 @@ type TCPGatewaySpec struct {
 	// +required
 	Kafka Kafka `json:"kafka"`
 
+	// TLS makes the client port speak TLS only, with the certificate and key of a
+	// kubernetes.io/tls Secret (mounted read-only at /etc/tcpgateway/tls/; the gateway reloads
+	// a rotated certificate without dropping live connections). Unset: plaintext, e.g. with TLS
+	// terminated at the load balancer (docs/security.md).
+	// +optional
+	TLS *ListenerTLS `json:"tls,omitempty"`
+
 	// Drain paces a pod's graceful shutdown; it also sets the pods'
 	// terminationGracePeriodSeconds (hardDeadline + 10s).
 	// +kubebuilder:default={}
@@ -152,6 +159,26 @@ type TCPGatewaySpec struct {
 	// operator's and wins).
 	// +optional
 	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+}
+
+// TLSVersion is a minimum TLS protocol version.
+//
+// +kubebuilder:validation:Enum="1.2";"1.3"
+type TLSVersion string
+
+// ListenerTLS is the client port's TLS.
+type ListenerTLS struct {
+	// SecretName of a kubernetes.io/tls Secret (keys tls.crt, the PEM chain leaf first, and
+	// tls.key) in the TCPGateway's namespace, e.g. one cert-manager keeps renewed.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
+
+	// MinVersion is the oldest TLS version accepted: "1.2" (default) or "1.3".
+	// +kubebuilder:default="1.2"
+	// +optional
+	MinVersion TLSVersion `json:"minVersion,omitempty"`
 }
 
 // Duration is a Go duration string: decimal numbers, each with a unit, such as "500ms", "5s"
@@ -366,6 +393,18 @@ type SecretKeyReference struct {
 	Key SecretKeyName `json:"key"`
 }
 
+// ConfigMapKeyReference names one key of a ConfigMap in the TCPGateway's namespace.
+type ConfigMapKeyReference struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// Key in the ConfigMap.
+	// +required
+	Key SecretKeyName `json:"key"`
+}
+
 // JWTAuth verifies HS256 and/or RS256 tokens. The referenced keys of the Secret are mounted
 // at /etc/tcpgateway/keys/<key>; the gateway re-reads them when the Secret changes, so a key
 // rotation needs no restart. A token with a "kid" header is checked against the keySet key
@@ -437,6 +476,8 @@ type JWTAuth struct {
 }
 
 // WebhookAuth delegates token verification to an HTTP endpoint.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.caBundle) || url(self.url).getScheme() == 'https'",message="caBundle only applies to an https:// url"
 type WebhookAuth struct {
 	// URL receives POST {"token","deviceID","clientAddress"} and answers
 	// {"allowed":bool,"userID":string,"groups":[string],"reason":string,"expiresAt":int}
@@ -450,6 +491,25 @@ type WebhookAuth struct {
 	// +kubebuilder:default="2s"
 	// +optional
 	Timeout Duration `json:"timeout,omitempty"`
+
+	// CABundle holds the PEM CAs trusted for an https url's certificate, from a ConfigMap or a
+	// Secret (exactly one). It is mounted read-only at /etc/tcpgateway/webhook-ca/. Unset: the
+	// system roots.
+	// +optional
+	CABundle *CABundle `json:"caBundle,omitempty"`
+}
+
+// CABundle is a PEM bundle of CA certificates in a ConfigMap key (CAs are public: a
+// ConfigMap such as the trust-manager's or kube-root-ca.crt fits) or a Secret key.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="set exactly one of configMapRef or secretRef"
+type CABundle struct {
+	// ConfigMapRef names the ConfigMap key holding the bundle.
+	// +optional
+	ConfigMapRef *ConfigMapKeyReference `json:"configMapRef,omitempty"`
+	// SecretRef names the Secret key holding the bundle.
+	// +optional
+	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
 }
 
 // Route sends the REQUESTs for one service to one HTTP backend, at url + "/" + method.

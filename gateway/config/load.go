@@ -94,12 +94,19 @@ func load(path string, env lookupEnv) (*Config, error) {
 	return c, nil
 }
 
-// secretFiles are the configured files mounted from Secrets: auth keys, Kafka TLS material
+// secretFiles are the configured files mounted from Secrets (or a ConfigMap, for the webhook's
+// CAs): auth keys, the clients listener's certificate, the webhook's CAs, Kafka TLS material
 // and credentials.
 func (c *Config) secretFiles() []*string {
 	var files []*string
 	if j := c.Auth.JWT; j != nil {
 		files = append(files, &j.HS256SecretFile, &j.RS256PublicKeyFile, &j.KeySetFile)
+	}
+	if w := c.Auth.Webhook; w != nil {
+		files = append(files, &w.CAFile)
+	}
+	if t := c.Listen.TLS; t != nil {
+		files = append(files, &t.CertFile, &t.KeyFile)
 	}
 	if t := c.Kafka.TLS; t != nil {
 		files = append(files, &t.CAFile, &t.CertFile, &t.KeyFile)

@@ -335,3 +335,40 @@ func TestLoadResolvesKafkaFilesAgainstTheConfigDirectory(t *testing.T) {
 		t.Errorf("kafka.sasl.mechanism = %q, want the default %q", c.Kafka.SASL.Mechanism, DefaultKafkaSASLMechanism)
 	}
 }
+
+// The operator renders the clients listener's certificate and the webhook's CAs relative to
+// the config file too (tls/..., webhook-ca/...).
+func TestLoadResolvesTLSFilesAgainstTheConfigDirectory(t *testing.T) {
+	withTLS := minimalYAML + `listen:
+  tls: {certFile: tls/tls.crt, keyFile: /abs/tls.key}
+`
+	webhook := `
+serverID: from-file
+auth:
+  webhook: {url: "https://auth.example.com/verify", caFile: webhook-ca/ca.crt}
+`
+	var files []struct{ got, want string }
+	for _, yaml := range []string{withTLS, webhook} {
+		path := writeFile(t, yaml)
+		c, err := load(path, mapEnv(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Dir(path)
+		if l := c.Listen.TLS; l != nil {
+			files = append(files, struct{ got, want string }{l.CertFile, filepath.Join(dir, "tls", "tls.crt")},
+				struct{ got, want string }{l.KeyFile, "/abs/tls.key"})
+		}
+		if w := c.Auth.Webhook; w != nil {
+			files = append(files, struct{ got, want string }{w.CAFile, filepath.Join(dir, "webhook-ca", "ca.crt")})
+		}
+	}
+	if len(files) != 3 {
+		t.Fatalf("checked %d files, want 3", len(files))
+	}
+	for _, f := range files {
+		if f.got != f.want {
+			t.Errorf("file = %q, want %q", f.got, f.want)
+		}
+	}
+}
