@@ -72,6 +72,9 @@ func (k *kafkaFlags) apply(o *push.Options, getenv func(string) string) error {
 	if password == "" {
 		return fmt.Errorf("-sasl-username needs a password: -sasl-password-file or $%s", kafkaPasswordEnv)
 	}
+	if k.mechanism == kafkasec.Plain && o.TLS == nil {
+		return errors.New("-sasl-mechanism PLAIN sends the password as it is: only with TLS (-kafka-tls or -kafka-ca)")
+	}
 	m, err := kafkasec.Mechanism(k.mechanism, k.user, password)
 	if err != nil {
 		return err

@@ -233,7 +233,7 @@ type Kafka struct {
 	// TLS, when set, makes every connection to the brokers TLS (1.2 or later). Nil: plaintext.
 	TLS *KafkaTLS `json:"tls,omitempty"`
 	// SASL, when set, authenticates every connection to the brokers (over TLS when TLS is
-	// set: SASL_SSL; else SASL_PLAINTEXT, which sends PLAIN passwords in clear). Nil: none.
+	// set: SASL_SSL; else SASL_PLAINTEXT, for SCRAM only). Nil: none.
 	SASL *KafkaSASL `json:"sasl,omitempty"`
 }
 
@@ -259,7 +259,8 @@ type KafkaTLS struct {
 // rotated password applies without a restart; one trailing line break is dropped from each.
 // A relative path is relative to the configuration file's directory.
 type KafkaSASL struct {
-	// Mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Default SCRAM-SHA-512.
+	// Mechanism: PLAIN (only with TLS: it sends the password as it is), SCRAM-SHA-256 or
+	// SCRAM-SHA-512. Default SCRAM-SHA-512.
 	Mechanism string `json:"mechanism,omitempty"`
 	// UsernameFile holds the user name. Required.
 	UsernameFile string `json:"usernameFile"`

@@ -317,6 +317,9 @@ func validateKafkaSecurity(v *validator, t *KafkaTLS, s *KafkaSASL) {
 	}
 	if s != nil {
 		v.oneOf("kafka.sasl.mechanism", s.Mechanism, kafkaSASLMechanisms)
+		if s.Mechanism == "PLAIN" && t == nil {
+			v.addf("kafka.sasl.mechanism", "PLAIN sends the password as it is: only with kafka.tls (or use SCRAM-SHA-512)")
+		}
 		if s.UsernameFile == "" {
 			v.addf("kafka.sasl.usernameFile", "required")
 		}

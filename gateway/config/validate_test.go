@@ -175,9 +175,12 @@ func TestValidateRules(t *testing.T) {
 		{"kafka sasl mechanism lower case", func(c *Config) {
 			c.Kafka.SASL = &KafkaSASL{Mechanism: "plain", UsernameFile: "/s/u", PasswordFile: "/s/p"}
 		}, `kafka.sasl.mechanism: "plain" is not one of`},
-		{"kafka sasl username", func(c *Config) { c.Kafka.SASL = &KafkaSASL{Mechanism: "PLAIN", PasswordFile: "/s/p"} },
+		{"kafka sasl plain without tls", func(c *Config) {
+			c.Kafka.SASL = &KafkaSASL{Mechanism: "PLAIN", UsernameFile: "/s/u", PasswordFile: "/s/p"}
+		}, "kafka.sasl.mechanism: PLAIN sends the password as it is: only with kafka.tls"},
+		{"kafka sasl username", func(c *Config) { c.Kafka.SASL = &KafkaSASL{Mechanism: "SCRAM-SHA-256", PasswordFile: "/s/p"} },
 			"kafka.sasl.usernameFile: required"},
-		{"kafka sasl password", func(c *Config) { c.Kafka.SASL = &KafkaSASL{Mechanism: "PLAIN", UsernameFile: "/s/u"} },
+		{"kafka sasl password", func(c *Config) { c.Kafka.SASL = &KafkaSASL{Mechanism: "SCRAM-SHA-512", UsernameFile: "/s/u"} },
 			"kafka.sasl.passwordFile: required"},
 		{"drain negative", func(c *Config) { c.Drain.FlushTimeout = d(-time.Second) }, "drain.flushTimeout: must not be negative"},
 		{"drain hard deadline", func(c *Config) { c.Drain.HardDeadline = d(30 * time.Second) },

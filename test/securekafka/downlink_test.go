@@ -2,6 +2,7 @@ package securekafka
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,15 +12,16 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
-	"github.com/tcpgateway/tcpgateway/test/kafkatest"
+	"github.com/tcpgateway/tcpgateway/test/wait"
 )
 
 // TestDownlinkOverSASLSSL: a gateway process whose every Kafka client (downlink readers,
 // receipt writer, expiry group) speaks SASL_SSL with SCRAM-SHA-512 delivers pushes the push
 // SDK (SASL_SSL, SCRAM-SHA-256) and tcpgwctl (SASL_SSL, PLAIN) publish, and their waiting
-// calls get the client's ack and reply through the receipts topic.
+// calls get the client's ack and reply, or EXPIRED from the expiry group, through the
+// receipts topic.
 func TestDownlinkOverSASLSSL(t *testing.T) {
-	s := kafkatest.StartSecure(t)
+	s := secureBroker(t)
 	topic, receipts := s.CreateTopic(t, 3), s.CreateTopic(t, 3)
 	side := kafkaSide{
 		brokers: s.Bootstrap,
@@ -72,6 +74,20 @@ func TestDownlinkOverSASLSSL(t *testing.T) {
 	reply, err := p.Request(ctx, push.Message{Target: push.User("alice"), Payload: []byte("ping"), TTL: time.Minute})
 	if err != nil || string(reply) != "re: ping" {
 		t.Fatalf("Request over SASL_SSL = %q, %v; want \"re: ping\"", reply, err)
+	}
+
+	// The expiry group (a consumer group over the receipts topic, with its own connections)
+	// works over SASL_SSL too: an unanswered push comes back EXPIRED.
+	wait.For(t, 60*time.Second, "the expiry group to own the 3 receipts partitions over SASL_SSL", func() bool {
+		return g.Metric("tcpgw_expiry_partitions_owned") == 3
+	})
+	bob, err := client.Connect(ctx, client.Options{Addr: g.ClientAddr, Token: g.Token("bob")}) // never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bob.Close() })
+	if r, err := p.PushAndWaitAck(ctx, push.Message{Target: push.User("bob"), Payload: []byte("unanswered"), TTL: 2 * time.Second}); !errors.Is(err, push.ErrExpired) {
+		t.Fatalf("unanswered push over SASL_SSL: receipt %v, err %v; want push.ErrExpired", r, err)
 	}
 
 	// tcpgwctl, PLAIN, password from a file, then from the environment.

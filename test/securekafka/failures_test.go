@@ -11,7 +11,6 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
-	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 	"github.com/tcpgateway/tcpgateway/test/wait"
 )
 
@@ -20,7 +19,7 @@ import (
 // error (kafkasec.Reason) and in tcpgwctl's message. Where the fix is a file (password, CA
 // bundle), rewriting the file makes the running gateway ready: no restart.
 func TestKafkaSecurityFailures(t *testing.T) {
-	s := kafkatest.StartSecure(t)
+	s := secureBroker(t)
 	topic, receipts := s.CreateTopic(t, 1), s.CreateTopic(t, 1)
 	ca := &config.KafkaTLS{CAFile: s.CAFile}
 	scram := &config.KafkaSASL{Mechanism: kafkasec.ScramSHA512, UsernameFile: s.UsernameFile, PasswordFile: s.PasswordFile}
@@ -130,7 +129,7 @@ func TestKafkaSecurityFailures(t *testing.T) {
 // TestMutualTLS: a gateway with a client certificate (kafka.tls.certFile, keyFile) is ready
 // on a listener that requires one, and the push SDK with the same certificate publishes there.
 func TestMutualTLS(t *testing.T) {
-	s := kafkatest.StartSecure(t)
+	s := secureBroker(t)
 	topic, receipts := s.CreateTopic(t, 1), s.CreateTopic(t, 1)
 	side := kafkaSide{brokers: s.MTLSBootstrap, tls: &config.KafkaTLS{CAFile: s.CAFile, CertFile: s.ClientCertFile, KeyFile: s.ClientKeyFile}}
 	startGateway(t, side, topic, receipts, true)

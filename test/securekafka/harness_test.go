@@ -14,7 +14,18 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/push"
 	"github.com/tcpgateway/tcpgateway/test/gwproc"
 	"github.com/tcpgateway/tcpgateway/test/hostile"
+	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 )
+
+// secureBroker is the secured test broker; the tests are skipped with -short (make
+// test-unit: no external components).
+func secureBroker(t *testing.T) *kafkatest.Secure {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the secured Kafka broker")
+	}
+	return kafkatest.StartSecure(t)
+}
 
 // kafkaSide is one way to reach the secured broker: its address and the gateway's kafka.tls
 // and kafka.sasl for it. The push SDK and tcpgwctl are given the same settings.
