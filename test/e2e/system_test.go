@@ -256,18 +256,24 @@ func (s *system) gatewaySpec(replicas int32) v1alpha1.TCPGatewaySpec {
 	}
 }
 
-// apply creates namespace ns with the JWT Secret and a TCPGateway, and waits until it is
-// Ready with an address; it returns the gateway and the address clients connect to.
-func (s *system) apply(ctx context.Context, t *testing.T, ns, name string, spec v1alpha1.TCPGatewaySpec) (*v1alpha1.TCPGateway, string) {
+// apply creates namespace ns with the JWT Secret, the extra objects (more Secrets the spec
+// references, created in ns) and a TCPGateway, and waits until it is Ready with an address; it
+// returns the gateway and the address clients connect to.
+func (s *system) apply(ctx context.Context, t *testing.T, ns, name string, spec v1alpha1.TCPGatewaySpec, extra ...crclient.Object) (*v1alpha1.TCPGateway, string) {
 	t.Helper()
-	for _, o := range []crclient.Object{
+	objs := []crclient.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "jwt", Namespace: ns},
 			Data:       map[string][]byte{"hs256.secret": hs256},
 		},
-		&v1alpha1.TCPGateway{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec},
-	} {
+	}
+	for _, o := range extra {
+		o.SetNamespace(ns)
+		objs = append(objs, o)
+	}
+	objs = append(objs, &v1alpha1.TCPGateway{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec})
+	for _, o := range objs {
 		if err := s.k.Create(ctx, o); err != nil {
 			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
 		}
