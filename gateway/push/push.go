@@ -139,7 +139,7 @@ func New(ctx context.Context, o Options) (*Publisher, error) {
 		WriteTimeout: 10 * time.Second,
 	}}
 	if o.ReceiptsTopic != "" {
-		rw, err := watchReceipts(ctx, o.Brokers, sec, o.ReceiptsTopic)
+		rw, err := watchReceipts(ctx, o.Brokers, sec, o.ClientID, o.ReceiptsTopic)
 		if err != nil {
 			tr.CloseIdleConnections()
 			return nil, err

@@ -17,9 +17,9 @@ type receiptWatcher struct {
 	waiting map[string]chan *pb.Receipt
 }
 
-func watchReceipts(ctx context.Context, brokers []string, sec kafkasec.Security, topic string) (*receiptWatcher, error) {
+func watchReceipts(ctx context.Context, brokers []string, sec kafkasec.Security, clientID, topic string) (*receiptWatcher, error) {
 	rw := &receiptWatcher{waiting: map[string]chan *pb.Receipt{}}
-	w, err := receipts.Watch(ctx, brokers, sec, topic, rw.dispatch)
+	w, err := receipts.Watch(ctx, brokers, sec, clientID, topic, rw.dispatch)
 	if err != nil {
 		return nil, err
 	}

@@ -26,12 +26,10 @@ type Watcher struct {
 	wg      sync.WaitGroup
 }
 
-// clientID names the watcher's connections in the brokers' logs and quotas.
-const clientID = "tcpgateway-receipts"
-
-// Watch starts reading with sec's TLS and SASL; handle is called for every receipt, from the
-// readers' goroutines. A broker refusing sec (kafkasec.Reason says which way) fails it.
-func Watch(ctx context.Context, brokers []string, sec kafkasec.Security, topic string, handle func(*pb.Receipt)) (*Watcher, error) {
+// Watch starts reading with sec's TLS and SASL, naming its connections clientID in the
+// brokers' logs and quotas; handle is called for every receipt, from the readers' goroutines.
+// A broker refusing sec (kafkasec.Reason says which way) fails it.
+func Watch(ctx context.Context, brokers []string, sec kafkasec.Security, clientID, topic string, handle func(*pb.Receipt)) (*Watcher, error) {
 	tr := sec.Transport(clientID, 10*time.Second)
 	defer tr.CloseIdleConnections() // the readers dial their own connections
 	ends, err := endOffsets(ctx, &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}, topic)
