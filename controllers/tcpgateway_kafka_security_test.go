@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
@@ -114,6 +116,12 @@ func (e *env) testKafkaSecurity(t *testing.T) {
 	setSecret("kafka-user", map[string][]byte{"username": []byte(s.Username), "password": []byte(s.Password + "\n")})
 	poke()
 	e.waitGateway(t, key, hasCondition(v1alpha1.ConditionKafkaReady, "True", v1alpha1.ReasonTopicsReady))
+	// All is well, and still the reconcile comes back: nothing else would tell the operator
+	// that a Secret changed.
+	res, err := e.reconciler(e.c, events.NewFakeRecorder(100)).Reconcile(e.ctx(t), ctrl.Request{NamespacedName: key})
+	if err != nil || res != (ctrl.Result{RequeueAfter: kafkaRecheck}) {
+		t.Errorf("reconcile = %+v, %v; want a recheck after %v", res, err, kafkaRecheck)
+	}
 
 	setSecret("kafka-user", map[string][]byte{"username": []byte(s.Username), "password": []byte("wrong")})
 	poke()
