@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -39,6 +40,9 @@ func (e *SecretError) Error() string {
 }
 
 func (e *SecretError) Unwrap() error { return e.Err }
+
+// ErrSecretNotFound is the cause of a SecretError about a Secret that does not exist.
+var ErrSecretNotFound = errors.New("not found")
 
 // secretKey is one key of one Secret that spec.kafka references.
 type secretKey struct {
@@ -83,7 +87,7 @@ func KafkaSecurity(k *v1alpha1.Kafka, secrets map[string]*corev1.Secret) (kafkas
 	value := func(ref secretKey) ([]byte, error) {
 		s, ok := secrets[ref.secret]
 		if !ok {
-			return nil, &SecretError{Field: ref.field, Secret: ref.secret, Err: fmt.Errorf("not found")}
+			return nil, &SecretError{Field: ref.field, Secret: ref.secret, Err: ErrSecretNotFound}
 		}
 		v, ok := s.Data[ref.key]
 		if !ok {

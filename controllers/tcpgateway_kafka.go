@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -121,6 +122,7 @@ func (r *TCPGatewayReconciler) reconcileFinalizer(ctx context.Context, gw *v1alp
 // While Kafka cannot be reached the deletion waits, with KafkaReady=False and a Warning Event
 // saying why, and retries with a growing delay. To give up on the topics, set
 // spec.kafka.deletionPolicy to Retain: the finalizer is then removed without touching Kafka.
+// A Kafka Secret that no longer exists gives up by itself (Warning Event TopicsRetained).
 func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1.TCPGateway) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(gw, FinalizerTopics) {
 		return ctrl.Result{}, nil
@@ -133,7 +135,14 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 			err = r.Topics.Delete(kctx, kc, []string{downlink, receipts})
 		}
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrSecretNotFound):
+			// The credentials are gone, typically because the whole namespace is being
+			// deleted (its Secrets go at once): waiting would hold the namespace in
+			// Terminating until someone sets deletionPolicy Retain by hand.
+			r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, "TopicsRetained", "DeleteTopics",
+				"Kafka topics %s and %s left in Kafka: %v", downlink, receipts, err)
+		case err != nil:
 			before := gw.DeepCopy()
 			setCondition(gw, v1alpha1.ConditionKafkaReady, "False", kafkaReason(err),
 				"while deleting the topics before the TCPGateway goes away: "+err.Error())
@@ -142,9 +151,10 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 				return ctrl.Result{}, perr
 			}
 			return ctrl.Result{RequeueAfter: r.kafkaRetryAfter(gw)}, nil
+		default:
+			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TopicsDeleted", "DeleteTopics",
+				"deleted Kafka topics %s and %s", downlink, receipts)
 		}
-		r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TopicsDeleted", "DeleteTopics",
-			"deleted Kafka topics %s and %s", downlink, receipts)
 	}
 	patch := client.MergeFromWithOptions(gw.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(gw, FinalizerTopics)

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -146,4 +148,31 @@ func (e *env) testKafkaSecurity(t *testing.T) {
 		gw.Spec.Kafka.TLS.ClientCertificate = &v1alpha1.ClientCertificate{SecretName: "kafka-client", CertificateKey: "user.crt", PrivateKeyKey: "user.key"}
 	})
 	e.waitGateway(t, key, hasCondition(v1alpha1.ConditionKafkaReady, "True", v1alpha1.ReasonTopicsReady))
+
+	// Deleting the namespace deletes its Secrets at once: with deletionPolicy Delete and the
+	// credentials gone, the TCPGateway goes anyway (the topics stay, and an Event says so)
+	// rather than hold the namespace in Terminating.
+	e.update(t, key, func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.DeletionPolicy = v1alpha1.TopicDeletionDelete })
+	e.waitGateway(t, key, func(gw *v1alpha1.TCPGateway) error {
+		if !slices.Contains(gw.Finalizers, FinalizerTopics) {
+			return errors.New("no topics finalizer yet")
+		}
+		return nil
+	})
+	if err := e.c.Delete(e.ctx(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "kafka-client", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Delete(e.ctx(t), &v1alpha1.TCPGateway{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitTimeout, func() error {
+		err := e.c.Get(e.ctx(t), key, &v1alpha1.TCPGateway{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("TCPGateway still there: %v", err)
+		}
+		if !slices.Contains(e.warningEvents(t, ns), "TopicsRetained") {
+			return errors.New("no TopicsRetained Warning Event")
+		}
+		return nil
+	})
 }
