@@ -18,7 +18,7 @@ GO_PKGS   := ./...
 FUZZTIME  ?= 10s
 
 # Files written by `make generate manifests`; committed, and checked to be up to date.
-GENERATED := '*.pb.go' '*zz_generated*' config/crd config/rbac charts/tcpgateway/crds
+GENERATED := '*.pb.go' '*zz_generated*' config/crd config/rbac charts/tcpgateway/crds sdk/ts/src/gen
 
 # Build tags of test files that make test does not run (whole-system tests, benchmarks): lint
 # still compiles and checks them, so that they do not rot.
@@ -39,11 +39,12 @@ build: ## Build manager, gateway and tcpgwctl into bin/.
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN)/ ./cmd/...
 
 .PHONY: generate
-generate: ## Generate deepcopy code and protobuf Go code.
+generate: ## Generate deepcopy code and protobuf Go and TypeScript code.
 	@cg=$$($(TOOL) controller-gen); \
 	if ls api/*/ >/dev/null 2>&1; then $$cg object:headerFile=hack/boilerplate.go.txt paths=./api/...; fi
 	@if [ -n "$$(find . -name '*.proto' -not -path './bin/*' -print -quit)" ]; then \
 		PATH=$$(dirname $$($(TOOL) protoc-gen-go)):$$PATH $$($(TOOL) buf) generate; fi
+	hack/ts.sh generate
 
 .PHONY: manifests
 manifests: ## Generate the CRD and RBAC manifests from the API types and RBAC markers.
@@ -64,12 +65,13 @@ fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: lint
-lint: ## gofmt check, go vet, staticcheck and buf lint (all pinned).
+lint: ## gofmt check, go vet, staticcheck, buf lint, and tsc + eslint for sdk/ts (all pinned).
 	@bad=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet -tags $(LINT_TAGS) $(GO_PKGS)
 	$$($(TOOL) staticcheck) -tags $(LINT_TAGS) $(GO_PKGS)
 	$$($(TOOL) buf) lint
+	hack/ts.sh lint
 
 ##@ Test
 

@@ -5,8 +5,9 @@
 # components: etcd + kube-apiserver (KUBEBUILDER_ASSETS), helm (TCPGW_HELM) and one Kafka broker
 # shared by all test packages, stopped on exit. The broker runs in sasl_ssl mode (one JVM for
 # both kinds of test): its plaintext listener is TCPGW_KAFKA_BOOTSTRAP, its state dir (the
-# SASL_SSL listeners, CAs and user) TCPGW_KAFKA_SECURE_DIR (see test/kafkatest). go test runs
-# last so that its summary closes the output.
+# SASL_SSL listeners, CAs and user) TCPGW_KAFKA_SECURE_DIR (see test/kafkatest). The
+# TypeScript SDK's tests (hack/ts.sh test: node:test against real gateway processes) run
+# before go test, which runs last so that its summary closes the output.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -68,6 +69,8 @@ case "$mode" in
     make --no-print-directory verify-generated
     run_fuzz
     start_components
+    phase "TypeScript SDK (sdk/ts)"
+    hack/ts.sh test
     phase "go test"
     status=0
     go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || status=$?
