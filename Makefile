@@ -83,6 +83,10 @@ test: ## Everything: lint, generated-code check, unit, integration (real etcd, k
 test-unit: ## Unit tests only: no external components.
 	$(GO) test -short -count=1 $(GO_PKGS)
 
+.PHONY: test-java
+test-java: ## Build and test the Java SDKs (sdk/java; pinned Maven and dependencies, checked against sdk/java/dependencies.lock). Kafka tests need TCPGW_KAFKA_BOOTSTRAP.
+	hack/java.sh test
+
 .PHONY: test-e2e
 test-e2e: ## Whole-system tests.
 	hack/test.sh e2e
