@@ -10,7 +10,9 @@ import (
 	"github.com/tcpgateway/tcpgateway/test/conformance/wire"
 )
 
-// Two sessions whose tokens expire in about 4 s (refreshLead 3 s, refreshGrace 1 s): the one
+// Two sessions whose tokens expire in 4 to 5 s (exp has a resolution of a second; refreshLead
+// 3 s, so REFRESH_REQUEST comes at least a second after the test gave the token source its new
+// token; refreshGrace 1 s): the one
 // with a token source answers REFRESH_REQUEST with the new token and outlives the old
 // deadline; the one with a fixed token stops with TOKEN_EXPIRED.
 func tokenRefresh(t *testing.T, s *suite) {
@@ -20,7 +22,7 @@ func tokenRefresh(t *testing.T, s *suite) {
 	}})
 	g := f.Gateways[0]
 	short := func(user string) string {
-		return f.SignToken(jwt.MapClaims{"sub": user, "iss": Issuer, "aud": Audience, "exp": time.Now().Add(4 * time.Second).Unix()})
+		return f.SignToken(jwt.MapClaims{"sub": user, "iss": Issuer, "aud": Audience, "exp": time.Now().Add(5 * time.Second).Unix()})
 	}
 	mark := s.d.Mark()
 	st := s.connect(t, "src", g.ClientAddr, short("refresher"), func(c *wire.Command) { c.Refreshable = true; fast(c) })
