@@ -7,7 +7,8 @@
 # build     tsc into sdk/ts/dist.
 # lint      tsc --noEmit (strict) and eslint with typescript-eslint's strict type-checked rules.
 # test      build, then node:test; the end-to-end tests start real gateway processes built
-#           here (TCPGW_GATEWAY_BIN) and publish to TCPGW_KAFKA_BOOTSTRAP when it is set.
+#           here (TCPGW_TS_BIN_DIR: gateway, tcpgwctl, kafkatopics) and publish through the
+#           Kafka broker at TCPGW_KAFKA_BOOTSTRAP (hack/test.sh starts one; unset: skipped).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -52,12 +53,13 @@ lint() {
 
 test_sdk() {
   build
-  if [ -z "${TCPGW_GATEWAY_BIN:-}" ]; then
+  if [ -z "${TCPGW_TS_BIN_DIR:-}" ]; then
     local dir
     dir=$(mktemp -d "${TMPDIR:-/tmp}/tcpgw-ts.XXXXXX")
     trap 'rm -rf "$dir"' EXIT
-    CGO_ENABLED=0 go build -o "$dir/gateway" ./cmd/gateway
-    export TCPGW_GATEWAY_BIN=$dir/gateway
+    log "building gateway, tcpgwctl and kafkatopics for the end-to-end tests"
+    CGO_ENABLED=0 go build -o "$dir/" ./cmd/gateway ./cmd/tcpgwctl ./hack/kafkatopics
+    export TCPGW_TS_BIN_DIR=$dir
   fi
   (cd "$SDK" && node --test --test-concurrency=1 dist/test/*.test.js)
 }
