@@ -265,3 +265,16 @@ func (b *Backend) Saw(method string) bool {
 	defer b.mu.Unlock()
 	return slices.Contains(b.seen, method)
 }
+
+// Count is how many times the backend was called with method.
+func (b *Backend) Count(method string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, m := range b.seen {
+		if m == method {
+			n++
+		}
+	}
+	return n
+}

@@ -3,8 +3,10 @@ package conformance
 import (
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Link is a TCP proxy between clients and one gateway that the test can break: Cut closes
@@ -15,9 +17,10 @@ type Link struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex // guards down, conns
-	down  bool
-	conns map[net.Conn]struct{}
+	mu      sync.Mutex // guards down, conns, accepts
+	down    bool
+	conns   map[net.Conn]struct{}
+	accepts []time.Time // when each client connection arrived
 }
 
 // StartLink listens on a loopback port and forwards to target until the test ends.
@@ -46,6 +49,14 @@ func (l *Link) SetDown(down bool) {
 	l.mu.Unlock()
 }
 
+// Accepts are the arrival times of the connections from index from on: every connect
+// attempt of the clients behind the link, failed or not.
+func (l *Link) Accepts(from int) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.accepts[min(from, len(l.accepts)):])
+}
+
 // Cut closes every connection through the link.
 func (l *Link) Cut() {
 	l.mu.Lock()
@@ -69,6 +80,7 @@ func (l *Link) accept() {
 func (l *Link) serve(c net.Conn) {
 	l.mu.Lock()
 	down := l.down
+	l.accepts = append(l.accepts, time.Now())
 	l.mu.Unlock()
 	if down {
 		_ = c.Close()

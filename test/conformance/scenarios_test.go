@@ -19,5 +19,9 @@ var scenarios = []scenario{
 	{name: "token_refresh", rules: "R29 R33 R34 R35", run: tokenRefresh},
 	{name: "tls", rules: "R2 R9", run: tlsScenario},
 	{name: "reconnect_spread_after_kill", rules: "R24 R30 R31", run: reconnectSpreadAfterKill},
+	{name: "lost_call_not_resent", rules: "R14 R30", run: lostCallNotResent},
+	{name: "backoff_bounds", rules: "R30 R31", run: backoffBounds},
+	{name: "floors_name_every_partition", rules: "R22 R23 R25", run: floorsNameEveryPartition},
+	{name: "auth_refusals_retried", rules: "R29 R31 R33", run: authRefusalsRetried},
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
 }

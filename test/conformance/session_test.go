@@ -123,7 +123,20 @@ func frameTooLargeRefused(t *testing.T, s *suite) {
 	if r.Error == nil || r.Error.Kind != wire.KindFrameTooLarge {
 		t.Fatalf("oversized request: %s %+v, want frame_too_large", failureString(r.Error), r.Response)
 	}
-	s.d.MustCall(wire.Command{Op: "ping", DeadlineMs: 10000})
+	// The Go SDK ends its connection after the refusal (Q2), and calls made before it noticed
+	// fail too: wait (bounded) for the reconnected client.
+	var last *wire.Failure
+	ok := false
+	for range 50 {
+		if last = s.d.Call(wire.Command{Op: "ping", DeadlineMs: 10000}).Error; last == nil {
+			ok = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the reconnect has no event to await on a call's path
+	}
+	if !ok {
+		t.Fatalf("the client did not recover from the refusal: %s", failureString(last))
+	}
 	s.d.MustCall(wire.Command{Op: "request", Service: "echo", Method: "small", Payload: make([]byte, 1000)})
 	if n, err := g.Metric("tcpgw_closes_total", "reason", "frame_too_large"); err != nil || n != 0 {
 		t.Fatalf("the gateway closed %v connections for frame_too_large (%v)", n, err)

@@ -1,0 +1,163 @@
+package conformance
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/test/conformance/wire"
+	"github.com/tcpgateway/tcpgateway/test/wait"
+)
+
+// A request held by the backend when the link is cut fails with connection_lost and is not
+// resent: the backend sees it once, and the client works again after its reconnect.
+func lostCallNotResent(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{})
+	link := StartLink(t, f.Gateways[0].ClientAddr)
+	s.connect(t, "", link.Addr(), f.Token("unlucky"), fast)
+	held := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "sleep/500/lost"})
+	wait.For(t, 10*time.Second, "the backend holds the request", func() bool { return f.Backend.Saw("sleep/500/lost") })
+	mark := s.d.Mark()
+	link.Cut()
+	if r := s.d.Result(held, eventTimeout); r.Error == nil || r.Error.Kind != wire.KindConnLost {
+		t.Fatalf("request cut off: %s %+v, want connection_lost", failureString(r.Error), r.Response)
+	}
+	s.d.WaitEvent(mark, eventTimeout, "the reconnect", IsState("", "connected"))
+	s.d.MustCall(wire.Command{Op: "ping"})
+	time.Sleep(700 * time.Millisecond) // longer than the backend held it: a resend would have arrived
+	if n := f.Backend.Count("sleep/500/lost"); n != 1 {
+		t.Fatalf("the backend saw the lost request %d times, want 1", n)
+	}
+}
+
+// Reconnect attempts against a link that stays down, with reconnect settings 200 ms / 800 ms
+// and no loss spread: the first attempt waits delay(0), each failed attempt n then waits a
+// random time in [d/2, d], d = min(800 ms, 200 ms · 2ⁿ).
+func backoffBounds(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{})
+	link := StartLink(t, f.Gateways[0].ClientAddr)
+	s.connect(t, "", link.Addr(), f.Token("patient"), func(c *wire.Command) {
+		c.Reconnect = &wire.Reconnect{InitialMs: 200, MaxMs: 800, LostSpreadMs: -1}
+	})
+	from := len(link.Accepts(0))
+	mark := s.d.Mark()
+	link.SetDown(true)
+	cut := time.Now()
+	link.Cut()
+	wait.For(t, 10*time.Second, "six reconnect attempts", func() bool { return len(link.Accepts(from)) >= 6 })
+	link.SetDown(false)
+	at := link.Accepts(from)
+	// Waits: loss → attempt 1: delay(0); attempt k fails → attempt k+1: delay(k-1).
+	bounds := [][2]time.Duration{{100, 200}, {100, 200}, {200, 400}, {400, 800}, {400, 800}, {400, 800}}
+	prev := cut
+	var gaps []time.Duration
+	for i, b := range bounds {
+		gap := at[i].Sub(prev)
+		gaps = append(gaps, gap.Round(time.Millisecond))
+		// The low bound is exact; the high one allows for the failed attempt's own time.
+		if lo, hi := b[0]*time.Millisecond, b[1]*time.Millisecond+150*time.Millisecond; gap < lo || gap > hi {
+			t.Errorf("wait before attempt %d: %v, want within [%v, %v]", i+1, gap, lo, hi)
+		}
+		prev = at[i]
+	}
+	t.Logf("FIGURES waits %v", gaps)
+	s.d.WaitEvent(mark, eventTimeout, "the reconnect once the link is up", IsState("", "connected"))
+}
+
+// Watermarks are a floor for every partition, -1 included: a record written at offset 0 of a
+// partition that was empty at the handshake is replayed after a loss, and a partition from
+// which the client never received a push is named in the resume (from its watermark), so a
+// window that no longer starts at offset 0 does not make the result NOT_RECOVERED.
+func floorsNameEveryPartition(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{Partitions: 1, Configure: func(c *config.Config) { c.Replay.MaxRecords = 2 }})
+	g := f.Gateways[0]
+	link := StartLink(t, g.ClientAddr)
+
+	// An empty partition: watermark -1.
+	st := s.connect(t, "a", link.Addr(), f.Token("floor-a"), fast)
+	if w := st.Ack.Positions; len(w) != 1 || w[0] != (wire.Position{Partition: 0, Offset: -1}) {
+		t.Fatalf("watermarks of an empty topic: %+v, want [{0 -1}]", w)
+	}
+	cutOff := func(publish func()) Received {
+		t.Helper()
+		mark := s.d.Mark()
+		link.SetDown(true)
+		link.Cut()
+		s.d.WaitEvent(mark, eventTimeout, "the loss", IsState("a", "disconnected"))
+		publish()
+		link.SetDown(false)
+		return s.d.WaitEvent(mark, eventTimeout, "the resume of a", IsState("a", "connected"))
+	}
+	back := cutOff(func() { f.Push(push.Message{ID: "fa-0", Target: push.User("floor-a")}) })
+	if r := back.Ack.Resume; r == nil || r.Status != "COMPLETE" {
+		t.Fatalf("resume after the first record: %+v, want COMPLETE", r)
+	}
+	s.d.WaitEvent(0, eventTimeout, "the record written at offset 0 while away", IsPush("a", "fa-0"))
+
+	// Records for others move the window (2 records) past offset 0; client b never gets one.
+	skipped, err := g.Metric("tcpgw_downlink_records_total", "result", "skipped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		f.Push(push.Message{ID: fmt.Sprintf("other-%d", i), Target: push.User("someone-else")})
+	}
+	wait.For(t, 10*time.Second, "the gateway read the other records", func() bool {
+		n, err := g.Metric("tcpgw_downlink_records_total", "result", "skipped")
+		return err == nil && n >= skipped+3
+	})
+	st = s.connect(t, "b", link.Addr(), f.Token("floor-b"), fast)
+	if w := st.Ack.Positions; len(w) != 1 || w[0].Offset < 3 {
+		t.Fatalf("watermarks %+v, want offset 3 or more", w)
+	}
+	mark := s.d.Mark()
+	link.SetDown(true)
+	link.Cut()
+	s.d.WaitEvent(mark, eventTimeout, "the loss", IsState("b", "disconnected"))
+	f.Push(push.Message{ID: "fb-0", Target: push.User("floor-b")})
+	link.SetDown(false)
+	back = s.d.WaitEvent(mark, eventTimeout, "the resume of b", IsState("b", "connected"))
+	if r := back.Ack.Resume; r == nil || r.Status != "COMPLETE" || len(r.Rejected) != 0 {
+		t.Fatalf("resume of a client that never received from the partition: %+v, want COMPLETE", r)
+	}
+	s.d.WaitEvent(mark, eventTimeout, "the record written while away", IsPush("b", "fb-0"))
+	if ps := s.d.Pushes(0, "b"); len(ps) != 1 {
+		t.Fatalf("b got %v, want only fb-0", pushIDs(ps))
+	}
+}
+
+// With a token source, a reconnect refused as UNAUTHENTICATED asks the source again for every
+// attempt and goes on until a good token comes; a source that keeps giving refused tokens stops
+// the client after 10 refusals in a row, with the refusal as the reason.
+func authRefusalsRetried(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{})
+	link := StartLink(t, f.Gateways[0].ClientAddr)
+	for _, c := range []string{"recovers", "gives-up"} {
+		s.connect(t, c, link.Addr(), f.Token(c), func(cmd *wire.Command) { cmd.Refreshable = true; fast(cmd) })
+		s.d.MustCall(wire.Command{Op: "set_token", Client: c, Token: "revoked"})
+	}
+	mark := s.d.Mark()
+	link.Cut()
+	fetched := func(client string, n int) func(Received) bool {
+		return func(e Received) bool { return e.Event.Event == "token_fetched" && e.Client == client && e.N == n }
+	}
+	s.d.WaitEvent(mark, eventTimeout, "a second refused attempt", fetched("recovers", 3))
+	s.d.MustCall(wire.Command{Op: "set_token", Client: "recovers", Token: f.Token("recovers")})
+	s.d.WaitEvent(mark, eventTimeout, "the reconnect with the good token", IsState("recovers", "connected"))
+
+	stop := s.d.WaitEvent(mark, 20*time.Second, "the stop after 10 refusals", IsState("gives-up", "stopped"))
+	if c := stop.Cause; c == nil || c.Kind != wire.KindServerError || c.Code != "UNAUTHENTICATED" || c.Message != "invalid_token" {
+		t.Fatalf("stopped with %s, want server_error UNAUTHENTICATED invalid_token", failureString(stop.Cause))
+	}
+	n := 0
+	for _, e := range s.d.Events(mark) {
+		if e.Event.Event == "token_fetched" && e.Client == "gives-up" {
+			n++
+		}
+	}
+	if n != 10 {
+		t.Fatalf("the token source was asked %d times after the loss, want 10 (one per refused handshake)", n)
+	}
+}
