@@ -20,12 +20,12 @@ class BytecodeTest {
 
   @Test
   void sdkClassesAreJava11() throws Exception {
-    Path classes = Paths.get(Frames.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    Path classes = Paths.get(Client.class.getProtectionDomain().getCodeSource().getLocation().toURI());
     List<Path> files;
     try (Stream<Path> s = Files.walk(classes)) {
       files = s.filter(p -> p.toString().endsWith(".class")).collect(Collectors.toList());
     }
-    assertTrue(files.size() >= 3, "classes found in " + classes + ": " + files.size());
+    assertTrue(files.size() > 10, "classes found in " + classes + ": " + files.size());
     for (Path f : files) {
       try (InputStream in = Files.newInputStream(f)) {
         assertEquals(JAVA_11, major(in), f.toString());

@@ -1,0 +1,157 @@
+package io.tcpgateway.client;
+
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.HttpURLConnection;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.URL;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Base64;
+import java.util.concurrent.TimeUnit;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
+
+/**
+ * A real gateway process (cmd/gateway, built with the go on PATH) on loopback ports, with an HS256
+ * key, an echo backend (route "echo") and short heartbeats (400 ms, idle timeout 1.2 s), so every
+ * test exercises the SDK's heartbeat. Stopped by close().
+ */
+final class GatewayProcess implements AutoCloseable {
+  static final String ISSUER = "tcpgw-java-sdk-test";
+  static final String AUDIENCE = "tcpgw-java-sdk-clients";
+  static final byte[] SECRET = "java-sdk-test-hs256-secret-0123456789".getBytes(StandardCharsets.UTF_8);
+
+  private static Path binary;
+
+  final String clientAddr;
+  final String adminAddr;
+  final Path dir;
+  final Path log;
+  private final Process proc;
+  private final HttpServer backend;
+
+  /** Builds cmd/gateway once per test JVM into target/. */
+  static synchronized Path build() throws IOException, InterruptedException {
+    if (binary != null) {
+      return binary;
+    }
+    Path root = RepoRoot.get();
+    Path out = Path.of("target", "gateway-bin", "gateway").toAbsolutePath();
+    Files.createDirectories(out.getParent());
+    Process p = new ProcessBuilder("go", "build", "-o", out.toString(), "./cmd/gateway")
+        .directory(root.toFile()).redirectErrorStream(true).start();
+    String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    if (!p.waitFor(5, TimeUnit.MINUTES) || p.exitValue() != 0) {
+      throw new IOException("go build ./cmd/gateway failed:\n" + output);
+    }
+    binary = out;
+    return out;
+  }
+
+  GatewayProcess() throws Exception {
+    Path bin = build();
+    dir = Files.createTempDirectory("tcpgw-java-gw");
+    Path key = dir.resolve("hs256.secret");
+    Files.write(key, SECRET);
+    backend = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+    backend.createContext("/", ex -> {
+      byte[] body;
+      try (InputStream in = ex.getRequestBody()) {
+        body = in.readAllBytes();
+      }
+      ex.getResponseHeaders().add("X-Tcpgw-Meta-Method", ex.getRequestURI().getPath());
+      ex.sendResponseHeaders(200, body.length == 0 ? -1 : body.length);
+      try (OutputStream out = ex.getResponseBody()) {
+        out.write(body);
+      }
+    });
+    backend.start();
+    clientAddr = "127.0.0.1:" + freePort();
+    adminAddr = "127.0.0.1:" + freePort();
+    log = dir.resolve("gateway.log");
+    String cfg = String.join("\n",
+        "serverID: java-sdk-test",
+        "listen:",
+        "  clients: \"" + clientAddr + "\"",
+        "  admin: \"" + adminAddr + "\"",
+        "  control: " + dir.resolve("ctl.sock"),
+        "limits:",
+        "  heartbeatInterval: 400ms",
+        "  idleTimeout: 1200ms",
+        "  requestsPerSecond: 1000",
+        "  requestBurst: 1000",
+        "auth:",
+        "  jwt:",
+        "    hs256SecretFile: " + key,
+        "    issuer: " + ISSUER,
+        "    audience: " + AUDIENCE,
+        "routes:",
+        "  - service: echo",
+        "    url: http://127.0.0.1:" + backend.getAddress().getPort() + "/rpc",
+        "    timeout: 5s",
+        "logging:",
+        "  level: info",
+        "  format: json",
+        "");
+    Path cfgFile = dir.resolve("gateway.yaml");
+    Files.writeString(cfgFile, cfg);
+    proc = new ProcessBuilder(bin.toString(), "-config", cfgFile.toString())
+        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    waitReady();
+  }
+
+  private void waitReady() throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline) {
+      if (!proc.isAlive()) {
+        throw new IOException("gateway exited: " + Files.readString(log));
+      }
+      try {
+        HttpURLConnection c = (HttpURLConnection) new URL("http://" + adminAddr + "/readyz").openConnection();
+        c.setConnectTimeout(500);
+        c.setReadTimeout(500);
+        if (c.getResponseCode() == 200) {
+          return;
+        }
+      } catch (IOException notYet) {
+        // not listening yet
+      }
+      Thread.sleep(50); // polling readiness: the process offers no event to await
+    }
+    throw new IOException("gateway not ready within 60s: " + Files.readString(log));
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+
+  /** An HS256 JWT for user, valid for ttlSeconds (exp is required by the gateway). */
+  static String token(String user, long ttlSeconds) throws Exception {
+    Base64.Encoder b64 = Base64.getUrlEncoder().withoutPadding();
+    String header = b64.encodeToString("{\"alg\":\"HS256\",\"typ\":\"JWT\"}".getBytes(StandardCharsets.UTF_8));
+    long exp = System.currentTimeMillis() / 1000 + ttlSeconds;
+    String claims = b64.encodeToString(("{\"sub\":\"" + user + "\",\"iss\":\"" + ISSUER + "\",\"aud\":\"" + AUDIENCE
+        + "\",\"exp\":" + exp + "}").getBytes(StandardCharsets.UTF_8));
+    Mac mac = Mac.getInstance("HmacSHA256");
+    mac.init(new SecretKeySpec(SECRET, "HmacSHA256"));
+    String sig = b64.encodeToString(mac.doFinal((header + "." + claims).getBytes(StandardCharsets.UTF_8)));
+    return header + "." + claims + "." + sig;
+  }
+
+  @Override
+  public void close() throws Exception {
+    proc.destroy();
+    if (!proc.waitFor(10, TimeUnit.SECONDS)) {
+      proc.destroyForcibly();
+    }
+    backend.stop(0);
+  }
+}
