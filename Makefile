@@ -87,6 +87,11 @@ test-unit: ## Unit tests only: no external components.
 test-java: ## Build and test the Java SDKs (sdk/java; pinned Maven and dependencies, checked against sdk/java/dependencies.lock). Kafka tests need TCPGW_KAFKA_BOOTSTRAP.
 	hack/java.sh test
 
+.PHONY: test-ts
+test-ts: ## Build and test the TypeScript SDK (sdk/ts), then run the conformance suite against its driver. Kafka tests use TCPGW_KAFKA_BOOTSTRAP.
+	hack/ts.sh test
+	hack/ts.sh conformance
+
 .PHONY: test-e2e
 test-e2e: ## Whole-system tests.
 	hack/test.sh e2e

@@ -6,7 +6,8 @@
 # shared by all test packages, stopped on exit. The broker runs in sasl_ssl mode (one JVM for
 # both kinds of test): its plaintext listener is TCPGW_KAFKA_BOOTSTRAP, its state dir (the
 # SASL_SSL listeners, CAs and user) TCPGW_KAFKA_SECURE_DIR (see test/kafkatest). The
-# TypeScript SDK's tests (hack/ts.sh test: node:test against real gateway processes) and the
+# TypeScript SDK's tests (hack/ts.sh test: node:test against real gateway processes; hack/ts.sh
+# conformance: test/conformance with its driver; go test ./... runs it with the Go SDK's) and the
 # Java SDKs' (hack/java.sh test: JUnit against real gateway processes and the same broker) run
 # before go test, which runs last so that its summary closes the output.
 set -euo pipefail
@@ -72,6 +73,8 @@ case "$mode" in
     start_components
     phase "TypeScript SDK (sdk/ts)"
     hack/ts.sh test
+    phase "conformance suite against the TypeScript SDK's driver"
+    hack/ts.sh conformance
     phase "Java SDKs (sdk/java)"
     hack/java.sh test
     phase "go test"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ts.sh deps|generate|build|lint|test — the TypeScript SDK (sdk/ts) with the machine's Node.js.
+# ts.sh deps|generate|build|lint|test|conformance — the TypeScript SDK (sdk/ts) with the
+# machine's Node.js.
 #
 # deps      npm ci from package-lock.json (exact versions), the npm cache in $CACHE_DIR/npm so
 #           every clone shares the downloads; skipped while node_modules matches the lock.
@@ -9,6 +10,8 @@
 # test      build, then node:test; the end-to-end tests start real gateway processes built
 #           here (TCPGW_TS_BIN_DIR: gateway, tcpgwctl, kafkatopics) and publish through the
 #           Kafka broker at TCPGW_KAFKA_BOOTSTRAP (hack/test.sh starts one; unset: skipped).
+# conformance  build, then the cross-language conformance suite (test/conformance) with the
+#           SDK's driver (sdk/ts/dist/src/driver.js); it uses TCPGW_KAFKA_BOOTSTRAP when set.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -64,11 +67,18 @@ test_sdk() {
   (cd "$SDK" && node --test --test-concurrency=1 dist/test/*.test.js)
 }
 
+conformance() {
+  build
+  TCPGW_CONFORMANCE_DRIVER='node sdk/ts/dist/src/driver.js' \
+    go test -count=1 -timeout "${GO_TEST_TIMEOUT:-20m}" ./test/conformance/
+}
+
 case "${1:-}" in
   deps) deps ;;
   generate) generate ;;
   build) build ;;
   lint) lint ;;
   test) test_sdk ;;
-  *) die "usage: ts.sh deps|generate|build|lint|test" ;;
+  conformance) conformance ;;
+  *) die "usage: ts.sh deps|generate|build|lint|test|conformance" ;;
 esac

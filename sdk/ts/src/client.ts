@@ -145,13 +145,14 @@ export class Client {
   private stopReasonValue: Error | undefined;
   private started = false;
   private stopRequested: (() => void) | undefined;
+  private readonly stopAbort = new AbortController(); // aborts a handshake in progress on close()
   private readonly stopPromise: Promise<void>;
   private doneResolve!: () => void;
   /** Resolves once the client stopped for good (see stopReason). */
   readonly done: Promise<void>;
 
   constructor(options: ClientOptions) {
-    if (!options.token && !options.tokenSource) {
+    if (options.token === undefined && !options.tokenSource) {
       throw new TypeError("tcpgateway: one of token or tokenSource is required");
     }
     this.opts = options;
@@ -279,6 +280,7 @@ export class Client {
       this.started = true;
       this.finish(new ClosedError());
     }
+    this.stopAbort.abort(new ClosedError());
     this.stopRequested?.();
     await this.done;
   }
@@ -286,7 +288,7 @@ export class Client {
   // --- connections
 
   private async connectOnce(): Promise<Conn> {
-    const signal = AbortSignal.timeout(this.handshakeTimeoutMs);
+    const signal = AbortSignal.any([AbortSignal.timeout(this.handshakeTimeoutMs), this.stopAbort.signal]);
     let token: string;
     try {
       token = this.opts.tokenSource ? await this.opts.tokenSource(signal) : (this.opts.token ?? "");
