@@ -1,7 +1,7 @@
 package conformance
 
 import (
-	"io"
+	"bytes"
 	"net"
 	"slices"
 	"sync"
@@ -9,18 +9,35 @@ import (
 	"time"
 )
 
-// Link is a TCP proxy between clients and one gateway that the test can break: Cut closes
-// every connection through it (the client sees a loss without GOAWAY, as when its network
-// drops), and while it is Down it closes each new connection at once (the client's reconnects
-// fail). Everything else is passed through unchanged.
+// Link is a TCP proxy between clients and a gateway (or the LB) that the test can break:
+//
+//   - Cut closes every connection through it (the client sees a loss without GOAWAY, as when
+//     its network drops);
+//   - while it is Down it closes each new connection at once (reconnects fail);
+//   - Freeze makes the current connections drop every byte both ways without closing (a
+//     half-open connection: only the client's heartbeat can tell);
+//   - Hold keeps what the clients of the current connections send, and Release delivers it
+//     (a request that crosses a GOAWAY).
+//
+// Everything else is passed through unchanged.
 type Link struct {
 	ln     net.Listener
 	target string
 
-	mu      sync.Mutex // guards down, conns, accepts
+	mu      sync.Mutex // guards everything below
 	down    bool
-	conns   map[net.Conn]struct{}
+	pipes   map[*pipe]struct{}
 	accepts []time.Time // when each client connection arrived
+}
+
+// pipe is one proxied connection.
+type pipe struct {
+	client, gateway net.Conn
+
+	mu     sync.Mutex // guards frozen, held, queued; writes to gateway from the client side
+	frozen bool
+	held   bool
+	queued []byte
 }
 
 // StartLink listens on a loopback port and forwards to target until the test ends.
@@ -30,7 +47,7 @@ func StartLink(t testing.TB, target string) *Link {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Link{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	l := &Link{ln: ln, target: target, pipes: map[*pipe]struct{}{}}
 	go l.accept()
 	t.Cleanup(func() {
 		_ = ln.Close()
@@ -59,12 +76,62 @@ func (l *Link) Accepts(from int) []time.Time {
 
 // Cut closes every connection through the link.
 func (l *Link) Cut() {
+	for _, p := range l.current() {
+		p.close()
+	}
+}
+
+// Freeze makes the current connections drop everything, both ways, from now on.
+func (l *Link) Freeze() {
+	for _, p := range l.current() {
+		p.mu.Lock()
+		p.frozen = true
+		p.mu.Unlock()
+	}
+}
+
+// Hold keeps what the clients of the current connections send from now on, until Release.
+func (l *Link) Hold() {
+	for _, p := range l.current() {
+		p.mu.Lock()
+		p.held = true
+		p.mu.Unlock()
+	}
+}
+
+// Holding reports whether the bytes held so far contain s (a method name in a REQUEST).
+func (l *Link) Holding(s string) bool {
+	for _, p := range l.current() {
+		p.mu.Lock()
+		found := bytes.Contains(p.queued, []byte(s))
+		p.mu.Unlock()
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// Release delivers what Hold kept and forwards again.
+func (l *Link) Release() {
+	for _, p := range l.current() {
+		p.mu.Lock()
+		if len(p.queued) > 0 {
+			_, _ = p.gateway.Write(p.queued)
+		}
+		p.queued, p.held = nil, false
+		p.mu.Unlock()
+	}
+}
+
+func (l *Link) current() []*pipe {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for c := range l.conns {
-		_ = c.Close()
+	out := make([]*pipe, 0, len(l.pipes))
+	for p := range l.pipes {
+		out = append(out, p)
 	}
-	clear(l.conns)
+	return out
 }
 
 func (l *Link) accept() {
@@ -91,29 +158,54 @@ func (l *Link) serve(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	if !l.track(c, g) {
+	p := &pipe{client: c, gateway: g}
+	l.mu.Lock()
+	if l.down {
+		l.mu.Unlock()
+		p.close()
 		return
 	}
-	go func() {
-		_, _ = io.Copy(g, c)
-		_ = g.Close()
-		_ = c.Close()
+	l.pipes[p] = struct{}{}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.pipes, p)
+		l.mu.Unlock()
+		p.close()
 	}()
-	_, _ = io.Copy(c, g)
-	_ = c.Close()
-	_ = g.Close()
+	go func() {
+		defer p.close()
+		p.copy(g, c, true)
+	}()
+	p.copy(c, g, false)
 }
 
-// track registers both ends unless the link went down meanwhile (then it closes them).
-func (l *Link) track(c, g net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.down {
-		_ = c.Close()
-		_ = g.Close()
-		return false
+// copy forwards src to dst until either fails; fromClient: the direction Hold applies to.
+func (p *pipe) copy(dst, src net.Conn, fromClient bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			switch {
+			case p.frozen:
+			case fromClient && p.held:
+				p.queued = append(p.queued, buf[:n]...)
+			default:
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					p.mu.Unlock()
+					return
+				}
+			}
+			p.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
 	}
-	l.conns[c] = struct{}{}
-	l.conns[g] = struct{}{}
-	return true
+}
+
+func (p *pipe) close() {
+	_ = p.client.Close()
+	_ = p.gateway.Close()
 }

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +160,74 @@ func authRefusalsRetried(t *testing.T, s *suite) {
 	}
 	if n != 10 {
 		t.Fatalf("the token source was asked %d times after the loss, want 10 (one per refused handshake)", n)
+	}
+}
+
+// A connection that silently stops carrying bytes (a half-open TCP connection: the link drops
+// everything both ways without closing) is detected by the heartbeat: the SDK gives it up
+// within two heartbeat intervals (1 s) plus a margin, reconnects and works.
+func missedPongDetected(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{})
+	link := StartLink(t, f.Gateways[0].ClientAddr)
+	s.connect(t, "", link.Addr(), f.Token("half-open"), fast)
+	mark := s.d.Mark()
+	frozen := time.Now()
+	link.Freeze()
+	gone := s.d.WaitEvent(mark, 10*time.Second, "the loss of the frozen connection", IsState("", "disconnected"))
+	if took := gone.At.Sub(frozen); took > 3*time.Second {
+		t.Errorf("the frozen connection was given up after %v, want within 2 heartbeats (2 s) + 1 s", took)
+	}
+	if c := gone.Cause; c == nil || c.Kind != wire.KindTransport {
+		t.Errorf("cause %s, want a transport failure (the missed PONG)", failureString(gone.Cause))
+	}
+	s.d.WaitEvent(mark, eventTimeout, "the reconnect", IsState("", "connected"))
+	s.d.MustCall(wire.Command{Op: "ping"})
+	t.Logf("FIGURES detected after %v", gone.At.Sub(frozen))
+}
+
+// A REQUEST that crosses the GOAWAY (the link holds it until the client has read the GOAWAY of
+// its draining gateway) is answered DRAINING by that gateway, resent by the SDK on its new
+// connection to the other gateway, and answered there: the backend sees it once and the app
+// gets the answer, not the DRAINING.
+func drainingResend(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{Gateways: 2, Configure: func(c *config.Config) {
+		// Heartbeats far apart: a PING held with the request must not end the connection.
+		c.Limits.HeartbeatInterval = config.Duration{Duration: 10 * time.Second}
+		c.Limits.IdleTimeout = config.Duration{Duration: 30 * time.Second}
+	}})
+	link := StartLink(t, f.Addr())
+	st := s.connect(t, "", link.Addr(), f.Token("crosser"), nil)
+	from := f.Gateway(st.Ack.ServerID)
+
+	link.Hold()
+	req := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "crossed", Payload: []byte("x")})
+	wait.For(t, 10*time.Second, "the link holds the request", func() bool { return link.Holding("crossed") })
+	mark := s.d.Mark()
+	f.LB.Remove(from.ClientAddr)
+	drained := make(chan bool, 1)
+	go func() { drained <- from.PreStop().OK() }()
+	gone := s.d.WaitEvent(mark, eventTimeout, "the GOAWAY", IsState("", "disconnected"))
+	if c := gone.Cause; c == nil || c.Kind != wire.KindGoAway || c.Reason != "DRAINING" {
+		t.Fatalf("left with %s, want goaway DRAINING", failureString(gone.Cause))
+	}
+	link.Release()
+	r := s.d.Result(req, eventTimeout)
+	if r.Error != nil || r.Response.Code != "OK" || !strings.HasSuffix(string(r.Response.Payload), "/crossed: x") {
+		t.Fatalf("the crossed request: %s %+v, want OK from the backend", failureString(r.Error), r.Response)
+	}
+	back := s.d.WaitEvent(mark, eventTimeout, "the new connection", IsState("", "connected"))
+	if back.Ack.ServerID == from.ID {
+		t.Fatalf("reconnected to the draining gateway %s", from.ID)
+	}
+	if n := f.Backend.Count("crossed"); n != 1 {
+		t.Fatalf("the backend saw the crossed request %d times, want 1", n)
+	}
+	// The OK above already shows the resend (without it the app would get DRAINING); the
+	// gateway's count says so too while it still runs (its drain may have ended by now).
+	if n, err := from.Metric("tcpgw_uplink_requests_total", "code", "draining"); err == nil && n != 1 {
+		t.Errorf("the draining gateway answered %v requests DRAINING, want 1", n)
+	}
+	if !<-drained {
+		t.Fatalf("preStop did not report a finished drain:\n%s", from.Log.Tail(20))
 	}
 }

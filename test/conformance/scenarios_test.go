@@ -23,5 +23,7 @@ var scenarios = []scenario{
 	{name: "backoff_bounds", rules: "R30 R31", run: backoffBounds},
 	{name: "floors_name_every_partition", rules: "R22 R23 R25", run: floorsNameEveryPartition},
 	{name: "auth_refusals_retried", rules: "R29 R31 R33", run: authRefusalsRetried},
+	{name: "missed_pong_detected", rules: "R10 R30", run: missedPongDetected},
+	{name: "draining_resend", rules: "R15 R26", run: drainingResend},
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
 }

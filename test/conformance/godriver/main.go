@@ -201,7 +201,11 @@ func (d *driver) connect(ctx context.Context, cmd wire.Command) (string, *wire.F
 			d.emit(wire.Event{Event: "state", Client: name, State: "connected", Ack: ackOf(a)})
 		},
 		OnDisconnect: func(err error) {
-			d.emit(wire.Event{Event: "state", Client: name, State: "disconnected", Cause: failure(err)})
+			cause := failure(err)
+			if cause.Kind == wire.KindTimeout {
+				cause.Kind = wire.KindTransport // a PONG that did not come: no command's deadline
+			}
+			d.emit(wire.Event{Event: "state", Client: name, State: "disconnected", Cause: cause})
 		},
 		OnRefused: func(e *pb.Error) {
 			d.emit(wire.Event{Event: "error", Client: name, Code: codeName(e.Code), Message: e.Message})
