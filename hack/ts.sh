@@ -59,7 +59,9 @@ test_sdk() {
   if [ -z "${TCPGW_TS_BIN_DIR:-}" ]; then
     local dir
     dir=$(mktemp -d "${TMPDIR:-/tmp}/tcpgw-ts.XXXXXX")
-    trap 'rm -rf "$dir"' EXIT
+    # Expanded now: at EXIT the function's local is gone (set -u would fail the script).
+    # shellcheck disable=SC2064
+    trap "rm -rf '$dir'" EXIT
     log "building gateway, tcpgwctl and kafkatopics for the end-to-end tests"
     CGO_ENABLED=0 go build -o "$dir/" ./cmd/gateway ./cmd/tcpgwctl ./hack/kafkatopics
     export TCPGW_TS_BIN_DIR=$dir
