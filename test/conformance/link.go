@@ -17,7 +17,9 @@ import (
 //   - Freeze makes the current connections drop every byte both ways without closing (a
 //     half-open connection: only the client's heartbeat can tell);
 //   - Hold keeps what the clients of the current connections send, and Release delivers it
-//     (a request that crosses a GOAWAY).
+//     (a request that crosses a GOAWAY);
+//   - Inject writes bytes to the clients of the current connections as if the gateway had sent
+//     them (call it only where the gateway's stream is between frames).
 //
 // Everything else is passed through unchanged.
 type Link struct {
@@ -110,6 +112,15 @@ func (l *Link) Holding(s string) bool {
 		}
 	}
 	return false
+}
+
+// Inject writes b to the client of every current connection.
+func (l *Link) Inject(b []byte) {
+	for _, p := range l.current() {
+		p.mu.Lock()
+		_, _ = p.client.Write(b)
+		p.mu.Unlock()
+	}
 }
 
 // Release delivers what Hold kept and forwards again.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
 	"github.com/tcpgateway/tcpgateway/test/conformance/wire"
 	"github.com/tcpgateway/tcpgateway/test/wait"
@@ -230,4 +232,60 @@ func drainingResend(t *testing.T, s *suite) {
 	if !<-drained {
 		t.Fatalf("preStop did not report a finished drain:\n%s", from.Log.Tail(20))
 	}
+}
+
+// A PUSH that arrives after the GOAWAY on the leaving connection (injected where a push that
+// raced with the GOAWAY would be) is not delivered and moves no position: a record published
+// after the move, at a lower offset than the stray push's, is delivered.
+func pushAfterGoAwayIgnored(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{Gateways: 2, Partitions: 1, Configure: func(c *config.Config) {
+		c.Limits.HeartbeatInterval = config.Duration{Duration: 10 * time.Second}
+		c.Limits.IdleTimeout = config.Duration{Duration: 30 * time.Second}
+	}})
+	link := StartLink(t, f.Addr())
+	st := s.connect(t, "", link.Addr(), f.Token("late"), nil)
+	from := f.Gateway(st.Ack.ServerID)
+	f.Push(push.Message{ID: "before", Target: push.User("late")})
+	first := s.d.WaitEvent(0, eventTimeout, "the first record", IsPush("", "before")).Push.Position
+
+	// A request held by the link keeps the leaving connection open after its GOAWAY.
+	link.Hold()
+	req := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "keep-open"})
+	wait.For(t, 10*time.Second, "the link holds the request", func() bool { return link.Holding("keep-open") })
+	mark := s.d.Mark()
+	f.LB.Remove(from.ClientAddr)
+	go from.PreStop()
+	s.d.WaitEvent(mark, eventTimeout, "the GOAWAY", IsState("", "disconnected"))
+	stray, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Push{Push: &pb.Push{MessageId: "stray", Payload: []byte("x"),
+		Position: &pb.Position{Partition: first.Partition, Offset: first.Offset + 1000}}}}, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link.Inject(stray)
+	link.Release()
+	if r := s.d.Result(req, eventTimeout); r.Error != nil || r.Response.Code != "OK" {
+		t.Fatalf("held request: %s %+v", failureString(r.Error), r.Response)
+	}
+	s.d.WaitEvent(mark, eventTimeout, "the new connection", IsState("", "connected"))
+	f.Push(push.Message{ID: "after", Target: push.User("late")})
+	s.d.WaitEvent(mark, eventTimeout, "the record published after the move", IsPush("", "after"))
+	if got := pushIDs(s.d.Pushes(0, "")); fmt.Sprint(got) != "[before after]" {
+		t.Fatalf("delivered %v, want [before after] (the stray push ignored)", got)
+	}
+}
+
+// A frame longer than the client's limit (a 4-byte length of 1 MiB) ends the connection, with
+// frame_too_large as the cause, without waiting for the body; the client reconnects and works.
+func oversizedIncomingFrame(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{})
+	link := StartLink(t, f.Gateways[0].ClientAddr)
+	s.connect(t, "", link.Addr(), f.Token("flooded"), fast)
+	mark := s.d.Mark()
+	link.Inject([]byte{0x00, 0x10, 0x00, 0x00, 0x0a})
+	gone := s.d.WaitEvent(mark, eventTimeout, "the end of the connection", IsState("", "disconnected"))
+	if c := gone.Cause; c == nil || c.Kind != wire.KindFrameTooLarge {
+		t.Fatalf("cause %s, want frame_too_large", failureString(gone.Cause))
+	}
+	s.d.WaitEvent(mark, eventTimeout, "the reconnect", IsState("", "connected"))
+	s.d.MustCall(wire.Command{Op: "ping"})
 }

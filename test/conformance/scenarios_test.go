@@ -25,5 +25,7 @@ var scenarios = []scenario{
 	{name: "auth_refusals_retried", rules: "R29 R31 R33", run: authRefusalsRetried},
 	{name: "missed_pong_detected", rules: "R10 R30", run: missedPongDetected},
 	{name: "draining_resend", rules: "R15 R26", run: drainingResend},
+	{name: "push_after_goaway_ignored", rules: "R17 R20 R26", run: pushAfterGoAwayIgnored},
+	{name: "oversized_incoming_frame", rules: "R3 R30", run: oversizedIncomingFrame},
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
 }

@@ -95,7 +95,7 @@ type Event struct {
 const (
 	KindServerError   = "server_error"    // a fatal ERROR frame: Code, Message
 	KindGoAway        = "goaway"          // a GOAWAY: Reason, ReconnectDelayMs
-	KindFrameTooLarge = "frame_too_large" // the SDK refused to send a frame above the limit
+	KindFrameTooLarge = "frame_too_large" // a frame above the limit: refused to send, or received (a cause)
 	KindConnLost      = "connection_lost" // the connection ended before the answer
 	KindClosed        = "closed"          // the app closed the client, or it stopped for good
 	KindTimeout       = "timeout"         // deadline_ms passed
