@@ -5,7 +5,8 @@
 #   test   build sdk/java (protoc generates the lite message classes from proto/), run its JUnit
 #          tests, then check that every file Maven resolved (dependencies of every module,
 #          plugins and their dependencies, the protoc executable) has the sha256 recorded in
-#          sdk/java/dependencies.lock. A changed or added artifact fails the run.
+#          sdk/java/dependencies.lock (a changed or added artifact fails the run), then run the
+#          conformance suite (test/conformance) against the Java driver (sdk/java/driver).
 #   lock   the same build without tests, then rewrite sdk/java/dependencies.lock (after a
 #          deliberate version change; review the diff).
 #   mvn    run the pinned Maven on sdk/java with the project's local repository.
@@ -15,8 +16,9 @@
 # artifact lives in $CACHE_DIR/m2 (never ~/.m2), shared by the clones of the machine.
 #
 # Environment: the tests that need them read TCPGW_KAFKA_BOOTSTRAP (a plaintext broker; the
-# push SDK's Kafka tests are skipped without it) and build cmd/gateway with the go on PATH.
-# JAVA_SDK_TESTS: a surefire -Dtest filter (default: all).
+# push SDK's Kafka tests are skipped without it, the conformance suite needs it) and build
+# cmd/gateway with the go on PATH. JAVA_SDK_TESTS: a surefire -Dtest filter (default: all).
+# JAVA_CONFORMANCE=0 skips the conformance suite.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -108,6 +110,11 @@ case "$mode" in
     [ "$status" -eq 0 ] || die "the Java SDK build or its tests failed (reports: sdk/java/*/target/surefire-reports)"
     if ! diff -u <(grep -v '^#' "$LOCK") <(resolved | sort -u -k2) >&2; then
       die "the resolved Java artifacts differ from sdk/java/dependencies.lock (see the diff above; after a deliberate change run 'hack/java.sh lock')"
+    fi
+    if [ "${JAVA_CONFORMANCE:-1}" != 0 ]; then
+      log "conformance suite against the Java driver"
+      TCPGW_CONFORMANCE_DRIVER='java -jar sdk/java/driver/target/driver.jar' \
+        go test -count=1 -timeout 15m ./test/conformance/
     fi
     ;;
   lock)

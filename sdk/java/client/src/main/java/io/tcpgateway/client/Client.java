@@ -518,12 +518,12 @@ public final class Client implements AutoCloseable {
         : Client.<Conn>failed(new IOException("client: internal error: a leaving connection is still current")));
   }
 
-  /** A PING round trip, in ms. */
-  public CompletableFuture<Long> ping() {
+  /** A PING round trip. */
+  public CompletableFuture<java.time.Duration> ping() {
     return current().thenComposeAsync(cn -> {
       long start = System.nanoTime();
       return cn.call(Frame.newBuilder().setPing(Ping.newBuilder().setClientTimeMs(System.currentTimeMillis())))
-          .thenApply(f -> TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+          .thenApply(f -> java.time.Duration.ofNanos(System.nanoTime() - start));
     }, io);
   }
 

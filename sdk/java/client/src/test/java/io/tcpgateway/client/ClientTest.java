@@ -190,10 +190,10 @@ class ClientTest {
     // A non-fatal ERROR is reported and the session goes on.
     c.peer.write(Frame.newBuilder().setError(Error.newBuilder().setCode(ErrorCode.ERROR_CODE_UNKNOWN_PUSH).setMessage("no")));
     assertEquals(ErrorCode.ERROR_CODE_UNKNOWN_PUSH, refused.poll(5, TimeUnit.SECONDS).getCode());
-    CompletableFuture<Long> rtt = c.client.ping();
+    CompletableFuture<java.time.Duration> rtt = c.client.ping();
     Frame ping = c.peer.read();
     c.peer.write(Frame.newBuilder().setSeq(ping.getSeq()).setPong(tcpgateway.v1.Protocol.Pong.getDefaultInstance()));
-    assertTrue(rtt.get(5, TimeUnit.SECONDS) >= 0);
+    assertTrue(!rtt.get(5, TimeUnit.SECONDS).isNegative());
     c.client.close();
   }
 
