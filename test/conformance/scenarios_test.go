@@ -27,5 +27,6 @@ var scenarios = []scenario{
 	{name: "draining_resend", rules: "R15 R26", run: drainingResend},
 	{name: "push_after_goaway_ignored", rules: "R17 R20 R26", run: pushAfterGoAwayIgnored},
 	{name: "oversized_incoming_frame", rules: "R3 R30", run: oversizedIncomingFrame},
+	{name: "error_code_actions", rules: "R28 R29 R30 R35", run: errorCodeActions},
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
 }
