@@ -167,9 +167,8 @@ func TestTLSSlowHandshakeClosedAtDeadlineAndCounted(t *testing.T) {
 			counter(h.m.PendingHandshakes) == 0 && h.srv.Connections() == 0
 	})
 
-	// The per-address limit counts TLS connections too (two pending from 127.0.0.1, the
-	// pending bound raised out of the way is not needed: it is 2 as well, so check the
-	// address refusal with one established and one pending).
+	// The per-address limit (2) counts TLS connections too, established or pending: with one
+	// of each from 127.0.0.1, a third is refused without a TLS handshake.
 	c := h.connectTLS("alice")
 	defer c.Close()
 	pending := h.raw()

@@ -14,6 +14,8 @@
 //     Conn.ExpectError and Conn.ExpectClosed speak and check the wire protocol.
 //   - Gateway.Metric reads a series from /metrics, Gateway.Readyz the readiness answer, and
 //     Gateway.Log (from test/gwproc) the process's output.
+//   - tls_test.go's startTLS starts a gateway with listen.tls (certificates from test/tlstest
+//     in a directory laid out like a mounted Secret); dialTLS opens a raw client over TLS.
 //
 // `go test ./test/hostile/` runs the suite (make test includes it); it uses the broker named by
 // TCPGW_KAFKA_BOOTSTRAP, or starts one of its own. TCPGW_HOSTILE_RACE_GATEWAYS=1 builds the
