@@ -14,8 +14,9 @@ import (
 // newTLSConfig is the clients listener's TLS configuration (listen.tls): the certificate is
 // served from its files, re-read when they change, so a rotated Secret applies to new
 // connections without a restart while live ones keep their session. Go's defaults stand for
-// the rest: AEAD cipher suites with forward secrecy, session tickets with rotating keys (a
-// client reconnecting to the same pod resumes without a full handshake).
+// the rest: cipher suites with forward secrecy (AEAD preferred), session tickets with keys
+// rotating in memory (a client that keeps a session cache resumes on the same pod without a
+// full handshake).
 func newTLSConfig(cfg config.ListenTLS, m *metrics.Gateway, log *slog.Logger, now func() time.Time) (*tls.Config, error) {
 	cert, err := newCertificate(cfg, m, log, now)
 	if err != nil {

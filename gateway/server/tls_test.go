@@ -22,7 +22,7 @@ type tlsHarness struct {
 	dir *tlstest.SecretDir
 }
 
-func startTLS(t *testing.T, mutate func(*config.Config)) *tlsHarness {
+func startTLS(t testing.TB, mutate func(*config.Config)) *tlsHarness {
 	t.Helper()
 	ca, err := tlstest.NewCA("tcpgateway test CA")
 	if err != nil {
