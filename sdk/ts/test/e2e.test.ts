@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client, ErrorCode, FrameError, GoAwayError, GoAway_Reason, ServerError, TransportError, connect } from "../src/index.js";
 import type { HandshakeAck, ReceivedPush } from "../src/index.js";
-import { Backend, Gateway, binDir, selfSignedCert } from "./gateway.js";
+import { Backend, Gateway, binDir, selfSignedCert, signJwt } from "./gateway.js";
 
 const run = promisify(execFile);
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -74,7 +74,7 @@ describe("a plaintext gateway with a route", () => {
   });
 
   test("a token the gateway refuses fails connect with UNAUTHENTICATED and its reason", async () => {
-    const bad = new Gateway().token("u-3"); // signed with another secret
+    const bad = signJwt(randomBytes(32), "u-3"); // signed with another secret
     await assert.rejects(connect({ address: gw.address, token: bad }), (e: unknown) => e instanceof ServerError && e.code === ErrorCode.UNAUTHENTICATED && e.reason === "invalid_token");
   });
 
