@@ -31,6 +31,10 @@ export class FrameError extends Error {
   ) {
     super(`${reason(code)}: ${detail}`);
   }
+  /** "frame_too_large" or "bad_frame", like the other errors' kind. */
+  get kind(): string {
+    return reason(this.code);
+  }
 }
 
 /** encodeFrame returns f with its length prefix; it refuses a body above maxBody. */

@@ -161,7 +161,9 @@ export class Conn {
     try {
       frames = this.decoder.push(chunk);
     } catch (e) {
-      this.close(new TransportError(`reading a frame: ${asError(e).message}`, { cause: e }));
+      // A FrameError (length 0, above the limit, undecodable) is the cause as it is, so the
+      // app can tell frame_too_large from other transport failures (R3).
+      this.close(e instanceof FrameError ? e : new TransportError(`reading a frame: ${asError(e).message}`, { cause: e }));
       return;
     }
     for (const f of frames) {

@@ -47,7 +47,7 @@ export class ClosedError extends Error {
   }
 }
 
-/** TransportError: dial, TLS, I/O, a bad inbound frame, a missed PONG or the handshake timeout. */
+/** TransportError: dial, TLS, I/O, a missed PONG or the handshake timeout. */
 export class TransportError extends Error {
   override readonly name = "TransportError";
   readonly kind = "transport";
