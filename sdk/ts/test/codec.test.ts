@@ -72,3 +72,28 @@ test("reason strings match the gateway's", () => {
   assert.equal(reason(ErrorCode.FRAME_TOO_LARGE), "frame_too_large");
   assert.equal(reason(ErrorCode.UNAUTHENTICATED), "unauthenticated");
 });
+
+test("arbitrary bytes, whole or split, give frames or a FrameError, never anything else", () => {
+  // A bounded stand-in for Go's FuzzDecode: seeded, so a failure is reproducible.
+  let seed = 0x2545f491;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  for (let i = 0; i < 3000; i++) {
+    const input = new Uint8Array(rand(64));
+    for (let j = 0; j < input.length; j++) input[j] = rand(256);
+    if (i % 3 === 0 && input.length >= 4) input.set([0, 0, 0, rand(input.length)], 0); // plausible lengths
+    const cut = rand(input.length + 1);
+    const d = new FrameDecoder(1024);
+    try {
+      d.push(input.subarray(0, cut));
+      d.push(input.subarray(cut));
+      assert.ok(d.pending <= 4 + 1024);
+    } catch (e) {
+      assert.ok(e instanceof FrameError, `input ${Buffer.from(input).toString("hex")} threw ${String(e)}`);
+    }
+  }
+});
