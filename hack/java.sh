@@ -4,7 +4,7 @@
 #
 #   test   build sdk/java (protoc generates the lite message classes from proto/), run its JUnit
 #          tests, then check that every file Maven resolved (dependencies of every module,
-#          plugins and their dependencies, the protoc executable) has the sha256 recorded in
+#          plugins and their dependencies, protoc, the Android API signature) has the sha256 in
 #          sdk/java/dependencies.lock (a changed or added artifact fails the run), then run the
 #          conformance suite (test/conformance) against the Java driver (sdk/java/driver).
 #   lock   the same build without tests, then rewrite sdk/java/dependencies.lock (after a
@@ -64,7 +64,8 @@ run_mvn() {
 
 # resolved prints "sha256  coordinates" for every artifact the last build resolved, sorted
 # and without duplicates: each module's dependencies (target/resolved-dependencies.txt),
-# every plugin with its dependencies (target/resolved-plugins.txt) and protoc.
+# every plugin with its dependencies (target/resolved-plugins.txt), protoc and the Android API
+# signature.
 resolved() {
   local f line coords path
   for f in "$SDK"/*/target/resolved-dependencies.txt "$SDK"/target/resolved-plugins.txt "$SDK"/*/target/resolved-plugins.txt; do
@@ -88,6 +89,12 @@ resolved() {
   protoc="$M2/com/google/protobuf/protoc/$v/protoc-$v-linux-x86_64.exe"
   [ -f "$protoc" ] || die "protoc $v missing from $M2"
   printf '%s  com.google.protobuf:protoc:exe:linux-x86_64:%s\n' "$(sha256sum "$protoc" | cut -d' ' -f1)" "$v"
+  # The Android API signature animal-sniffer checks the client against, resolved by the plugin.
+  local sig
+  sig=$(sed -n '/<artifactId>android-api-level-26<\/artifactId>/{n;s:.*<version>\(.*\)</version>.*:\1:p}' "$SDK/client/pom.xml")
+  sig="$M2/net/sf/androidscents/signature/android-api-level-26/$sig/android-api-level-26-$sig.signature"
+  [ -f "$sig" ] || die "Android API signature missing: $sig"
+  printf '%s  net.sf.androidscents.signature:android-api-level-26:signature:%s\n' "$(sha256sum "$sig" | cut -d' ' -f1)" "$(basename "$(dirname "$sig")")"
 }
 
 lock_header() {
@@ -101,6 +108,7 @@ case "$mode" in
   test)
     args=(verify)
     [ -n "${JAVA_SDK_TESTS:-}" ] && args+=("-Dtest=$JAVA_SDK_TESTS" -Dsurefire.failIfNoSpecifiedTests=false)
+    rm -rf "$SDK"/*/target/surefire-reports # so that the summary below is this run's
     status=0
     run_mvn "${args[@]}" || status=$?
     # Surefire's per-class summary, so the output says what ran (mvn -q hides it).

@@ -108,7 +108,9 @@ public final class Client implements AutoCloseable {
       return t;
     };
     timers = Executors.newSingleThreadScheduledExecutor(tf);
-    io = Executors.newCachedThreadPool(tf);
+    // One sender thread: frames go out in the order the app asked for them (a request, then an
+    // ack, ...), and no network I/O runs on the app's thread (Android's main thread forbids it).
+    io = Executors.newSingleThreadExecutor(tf);
   }
 
   public static Builder builder() {
