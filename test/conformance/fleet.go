@@ -136,17 +136,16 @@ func StartFleet(t testing.TB, o FleetOptions) *Fleet {
 }
 
 // config is a gateway's base configuration: HS256 with issuer and audience, routes "echo"
-// (the backend) and "down" (nothing listens), heartbeats every second with an idle timeout of
-// 2.5 s (so every scenario exercises the SDK's heartbeat; the Go SDK drops a connection whose
-// PONG is an interval late, and shorter intervals made that happen on a loaded machine), short
-// drain knobs.
+// (the backend) and "down" (nothing listens), heartbeats every 2 s with an idle timeout of 5 s
+// (so every scenario exercises the SDK's heartbeat; the Go SDK drops a connection whose PONG is
+// an interval late, and shorter intervals risk that on a loaded machine), short drain knobs.
 func (f *Fleet) config(id, keyFile, clients, admin string) config.Config {
 	d := func(v time.Duration) config.Duration { return config.Duration{Duration: v} }
 	cfg := config.Config{
 		ServerID: id,
 		Listen:   config.Listen{Clients: clients, Admin: admin},
 		Limits: config.Limits{RequestsPerSecond: 1000, RequestBurst: 1000,
-			HeartbeatInterval: d(time.Second), IdleTimeout: d(2500 * time.Millisecond)},
+			HeartbeatInterval: d(2 * time.Second), IdleTimeout: d(5 * time.Second)},
 		Auth: config.Auth{JWT: &config.JWTAuth{HS256SecretFile: keyFile, Issuer: Issuer, Audience: Audience}},
 		Routes: []config.Route{
 			{Service: "echo", URL: f.Backend.URL, Timeout: d(5 * time.Second)},

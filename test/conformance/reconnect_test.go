@@ -59,8 +59,9 @@ func backoffBounds(t *testing.T, s *suite) {
 	for i, b := range bounds {
 		gap := at[i].Sub(prev)
 		gaps = append(gaps, gap.Round(time.Millisecond))
-		// The low bound is exact; the high one allows for the failed attempt's own time.
-		if lo, hi := b[0]*time.Millisecond, b[1]*time.Millisecond+150*time.Millisecond; gap < lo || gap > hi {
+		// The low bound is exact; the high one allows for the failed attempt's own time and a
+		// loaded machine's timer latency.
+		if lo, hi := b[0]*time.Millisecond, b[1]*time.Millisecond+300*time.Millisecond; gap < lo || gap > hi {
 			t.Errorf("wait before attempt %d: %v, want within [%v, %v]", i+1, gap, lo, hi)
 		}
 		prev = at[i]
@@ -167,7 +168,7 @@ func authRefusalsRetried(t *testing.T, s *suite) {
 
 // A connection that silently stops carrying bytes (a half-open TCP connection: the link drops
 // everything both ways without closing) is detected by the heartbeat: the SDK gives it up
-// within two heartbeat intervals (1 s) plus a margin, reconnects and works.
+// within two heartbeat intervals (2 s each) plus a margin, reconnects and works.
 func missedPongDetected(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{})
 	link := StartLink(t, f.Gateways[0].ClientAddr)
@@ -176,8 +177,8 @@ func missedPongDetected(t *testing.T, s *suite) {
 	frozen := time.Now()
 	link.Freeze()
 	gone := s.d.WaitEvent(mark, 10*time.Second, "the loss of the frozen connection", IsState("", "disconnected"))
-	if took := gone.At.Sub(frozen); took > 3*time.Second {
-		t.Errorf("the frozen connection was given up after %v, want within 2 heartbeats (2 s) + 1 s", took)
+	if took := gone.At.Sub(frozen); took > 5500*time.Millisecond {
+		t.Errorf("the frozen connection was given up after %v, want within 2 heartbeats (4 s) + 1.5 s", took)
 	}
 	if c := gone.Cause; c == nil || c.Kind != wire.KindTransport {
 		t.Errorf("cause %s, want a transport failure (the missed PONG)", failureString(gone.Cause))

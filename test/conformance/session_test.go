@@ -19,7 +19,7 @@ func handshakeAndIdentity(t *testing.T, s *suite) {
 	st := s.connect(t, "", f.Addr(), f.Token("alice-hs"), nil)
 	a := st.Ack
 	if a.UserID != "alice-hs" || a.ProtocolVersion != 2 || len(a.SessionID) != 22 ||
-		!strings.HasPrefix(a.ServerID, "conf-") || a.HeartbeatIntervalMs != 1000 || a.IdleTimeoutMs != 2500 ||
+		!strings.HasPrefix(a.ServerID, "conf-") || a.HeartbeatIntervalMs != 2000 || a.IdleTimeoutMs != 5000 ||
 		a.MaxFrameBytes != 65536 || a.TokenExpiresAtMs == 0 || a.Resume != nil || len(a.Positions) != 2 {
 		t.Fatalf("ack %+v", a)
 	}
@@ -66,12 +66,12 @@ func ping(t *testing.T, s *suite) {
 	}
 }
 
-// A session with nothing to say outlives the idle timeout (2.5 s) by far: the SDK pings at the
-// heartbeat interval the ack gave (1 s).
+// A session with nothing to say outlives the idle timeout (5 s): the SDK pings at the heartbeat
+// interval the ack gave (2 s).
 func heartbeatKeepsSession(t *testing.T, s *suite) {
 	mark := s.d.Mark()
 	s.connect(t, "", s.shared.Addr(), s.shared.Token("quiet"), nil)
-	s.noEvent(t, mark, 4*time.Second, "disconnect of an idle session", IsState("", "disconnected"))
+	s.noEvent(t, mark, 6500*time.Millisecond, "disconnect of an idle session", IsState("", "disconnected"))
 }
 
 // Two requests on one connection: the first is held by the backend, the second answered at
