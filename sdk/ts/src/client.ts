@@ -88,7 +88,7 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-/** maxResends bounds resends of one request answered DRAINING (R15). */
+/** MAX_RESENDS bounds resends of one request answered DRAINING (R15). */
 const MAX_RESENDS = 3;
 /** The UNAUTHENTICATED reason when the gateway's auth webhook could not answer. */
 const REASON_WEBHOOK_UNAVAILABLE = "webhook_unavailable";

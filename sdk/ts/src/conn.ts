@@ -1,7 +1,6 @@
 // One connection after (or during) its handshake: frame reading in order, seq correlation,
 // heartbeats, GOAWAY and ERROR handling. The Client (client.ts) owns the session across
 // connections; a Conn reports to it through ConnHandlers.
-import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FrameDecoder, FrameError, encodeFrame } from "./codec.js";
 import { ConnectionLostError, GoAwayError, ServerError, TransportError, asError } from "./errors.js";
@@ -9,7 +8,7 @@ import { FrameSchema } from "./gen/tcpgateway/v1/protocol_pb.js";
 import type { Error as ErrorFrame, Frame, GoAway, Handshake, HandshakeAck, Push, RefreshRequest } from "./gen/tcpgateway/v1/protocol_pb.js";
 import type { Transport } from "./transport.js";
 
-/** LEAVING fails a call that would go out on a connection told to go away: it was not sent. */
+/** LeavingError fails a call that would go out on a connection told to go away: it was not sent. */
 export class LeavingError extends Error {
   override readonly name = "LeavingError";
   constructor() {
@@ -273,9 +272,4 @@ export class Conn {
       );
     }, everyMs);
   }
-}
-
-/** newFrame builds a frame, for tests and tools. */
-export function newFrame(f: FrameInit): Frame {
-  return create(FrameSchema, f);
 }
