@@ -22,14 +22,14 @@ import javax.crypto.spec.SecretKeySpec;
  * key, an echo backend (route "echo") and short heartbeats (400 ms, idle timeout 1.2 s), so every
  * test exercises the SDK's heartbeat. Stopped by close().
  */
-final class GatewayProcess implements AutoCloseable {
+public final class GatewayProcess implements AutoCloseable {
   static final String ISSUER = "tcpgw-java-sdk-test";
   static final String AUDIENCE = "tcpgw-java-sdk-clients";
   static final byte[] SECRET = "java-sdk-test-hs256-secret-0123456789".getBytes(StandardCharsets.UTF_8);
 
   private static Path binary;
 
-  final String clientAddr;
+  public final String clientAddr;
   final String adminAddr;
   final Path dir;
   final Path log;
@@ -55,6 +55,11 @@ final class GatewayProcess implements AutoCloseable {
   }
 
   GatewayProcess() throws Exception {
+    this(null, null, null);
+  }
+
+  /** A gateway reading downlink records from (and writing receipts to) the given broker and topics. */
+  public GatewayProcess(String brokers, String downlinkTopic, String receiptsTopic) throws Exception {
     Path bin = build();
     dir = Files.createTempDirectory("tcpgw-java-gw");
     Path key = dir.resolve("hs256.secret");
@@ -99,6 +104,14 @@ final class GatewayProcess implements AutoCloseable {
         "  level: info",
         "  format: json",
         "");
+    if (brokers != null) {
+      cfg += String.join("\n",
+          "kafka:",
+          "  brokers: [\"" + brokers + "\"]",
+          "  downlinkTopic: " + downlinkTopic,
+          "  receiptsTopic: " + receiptsTopic,
+          "");
+    }
     Path cfgFile = dir.resolve("gateway.yaml");
     Files.writeString(cfgFile, cfg);
     proc = new ProcessBuilder(bin.toString(), "-config", cfgFile.toString())
@@ -134,7 +147,7 @@ final class GatewayProcess implements AutoCloseable {
   }
 
   /** An HS256 JWT for user, valid for ttlSeconds (exp is required by the gateway). */
-  static String token(String user, long ttlSeconds) throws Exception {
+  public static String token(String user, long ttlSeconds) throws Exception {
     Base64.Encoder b64 = Base64.getUrlEncoder().withoutPadding();
     String header = b64.encodeToString("{\"alg\":\"HS256\",\"typ\":\"JWT\"}".getBytes(StandardCharsets.UTF_8));
     long exp = System.currentTimeMillis() / 1000 + ttlSeconds;
