@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +63,30 @@ func (s *suite) noEvent(t *testing.T, from int, d time.Duration, what string, ma
 			t.Fatalf("unexpected %s: %s", what, describe([]Received{e}))
 		}
 		time.Sleep(50 * time.Millisecond) // a bounded watch for something that must not happen
+	}
+}
+
+// TestREADMEListsEveryScenario keeps README.md's table and the scenarios in step: every
+// scenario has a row, and every row names a scenario.
+func TestREADMEListsEveryScenario(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, ok := strings.CutPrefix(line, "| `"); ok {
+			name, _, _ = strings.Cut(name, "`")
+			rows[name] = true
+		}
+	}
+	for _, sc := range scenarios {
+		if !rows[sc.name] {
+			t.Errorf("README.md has no row for scenario %s", sc.name)
+		}
+		delete(rows, sc.name)
+	}
+	for name := range rows {
+		t.Errorf("README.md lists %s, which is no scenario", name)
 	}
 }

@@ -79,8 +79,8 @@ func heartbeatKeepsSession(t *testing.T, s *suite) {
 func requestsOutOfOrder(t *testing.T, s *suite) {
 	f := s.shared
 	s.connect(t, "", f.Addr(), f.Token("ooo"), nil)
-	slow := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "sleep/800/ooo", Payload: []byte("first")})
-	wait.For(t, 10*time.Second, "the backend has the first request", func() bool { return f.Backend.Saw("sleep/800/ooo") })
+	slow := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "sleep/2000/ooo", Payload: []byte("first")})
+	wait.For(t, 10*time.Second, "the backend has the first request", func() bool { return f.Backend.Saw("sleep/2000/ooo") })
 	mark := s.d.Mark()
 	fastID := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "now/ooo", Payload: []byte("second")})
 	fr := s.d.Result(fastID, eventTimeout)
@@ -88,7 +88,7 @@ func requestsOutOfOrder(t *testing.T, s *suite) {
 		t.Fatal("the held request was answered before the immediate one")
 	}
 	sr := s.d.Result(slow, eventTimeout)
-	if !strings.HasSuffix(string(fr.Response.Payload), "/now/ooo: second") || !strings.HasSuffix(string(sr.Response.Payload), "/sleep/800/ooo: first") {
+	if !strings.HasSuffix(string(fr.Response.Payload), "/now/ooo: second") || !strings.HasSuffix(string(sr.Response.Payload), "/sleep/2000/ooo: first") {
 		t.Fatalf("responses crossed: fast %q, slow %q", fr.Response.Payload, sr.Response.Payload)
 	}
 }
