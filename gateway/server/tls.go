@@ -29,7 +29,7 @@ const maxKeptFrameBuffer = 4 << 10
 const (
 	tlsOK          = "ok"
 	tlsTimeout     = "timeout"      // not done within limits.handshakeTimeout
-	tlsNotTLS      = "not_tls"      // the first bytes are not a TLS handshake (a plaintext client)
+	tlsNotTLS      = "not_tls"      // the first bytes are not a TLS handshake (a plaintext client: told so)
 	tlsClosed      = "closed"       // the connection closed during the handshake
 	tlsRemoteAlert = "remote_alert" // the client aborted it: typically it does not trust the certificate
 	tlsFailed      = "failed"       // anything else: no common version or cipher suite, malformed
@@ -140,6 +140,9 @@ func (s *Server) tlsHandshake(c *conn, k *stream) bool {
 	result := tlsHandshakeResult(err)
 	s.m.TLSHandshakes.WithLabelValues(result).Inc()
 	if err != nil {
+		if result == tlsNotTLS {
+			answerPlaintext(k.raw)
+		}
 		k.handshakeDone(false)
 		reason := session.ReasonTLSFailed
 		switch result {
@@ -160,6 +163,33 @@ func (s *Server) tlsHandshake(c *conn, k *stream) bool {
 	_ = k.raw.SetDeadline(time.Time{})
 	k.handshakeDone(true)
 	return true
+}
+
+// notTLSFrame is the fatal ERROR a plaintext client of the TLS port gets, in plaintext: it
+// reads frames, and a TLS alert or a bare close would tell it nothing.
+var notTLSFrame = func() []byte {
+	b, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Error{Error: &pb.Error{
+		Code: pb.ErrorCode_ERROR_CODE_BAD_FRAME, Fatal: true,
+		Message: "this port speaks TLS: connect with TLS (client.Options.TLS, tcpgwctl -tls)",
+	}}}, 1<<10)
+	if err != nil {
+		panic(err) // a constant frame
+	}
+	return b
+}()
+
+// answerPlaintext tells a plaintext client of the TLS port why it is refused, and closes the
+// way socket and stream do (FIN, then reading until the client closes, at most closeLinger),
+// so that its unread bytes do not turn the close into a reset that loses the ERROR. The
+// answer is smaller than what the client sent: nothing to amplify.
+func answerPlaintext(raw net.Conn) {
+	_ = raw.SetDeadline(time.Now().Add(closeLinger))
+	if _, err := raw.Write(notTLSFrame); err != nil {
+		return
+	}
+	if tcp, ok := raw.(interface{ CloseWrite() error }); ok && tcp.CloseWrite() == nil {
+		_, _ = io.Copy(io.Discard, raw)
+	}
 }
 
 // receivedSafe is received with a panic confined to the connection, as onRequest does.

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,18 +105,18 @@ func TestTLSSession(t *testing.T) {
 	}
 }
 
-// A plaintext client of a TLS listener is closed at once, without a frame, and counted.
+// A plaintext client of a TLS listener is told so in plaintext (a fatal ERROR BAD_FRAME),
+// closed at once and counted.
 func TestTLSPlaintextClientRefused(t *testing.T) {
 	h := startTLS(t, nil)
 	r := h.raw()
 	r.send(&pb.Frame{Body: &pb.Frame_Handshake{Handshake: &pb.Handshake{ProtocolVersion: 2, Token: h.token("eve")}}})
-	_ = r.nc.SetReadDeadline(time.Now().Add(wait))
 	start := time.Now()
-	if _, _, err := readRaw(r); err == nil {
-		t.Fatal("a plaintext client was answered with a frame")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Fatal("the plaintext client's connection was not closed")
+	f := r.read()
+	if e := f.GetError(); e == nil || e.Code != pb.ErrorCode_ERROR_CODE_BAD_FRAME || !e.Fatal || !strings.Contains(e.Message, "speaks TLS") {
+		t.Fatalf("a plaintext client got %v, want a fatal ERROR BAD_FRAME saying the port speaks TLS", f)
 	}
+	r.expectClosed()
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("closed after %v: should be at once", took)
 	}
@@ -122,6 +124,15 @@ func TestTLSPlaintextClientRefused(t *testing.T) {
 		return counter(h.m.TLSHandshakes.WithLabelValues("not_tls")) == 1 &&
 			counter(h.m.Closes.WithLabelValues("tls_failed")) == 1 && h.srv.Connections() == 0
 	})
+
+	// The SDK without TLS reports the gateway's reason.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, err := client.Connect(ctx, client.Options{Addr: h.addr, Token: h.token("bob"), NoReconnect: true})
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != pb.ErrorCode_ERROR_CODE_BAD_FRAME {
+		t.Fatalf("plaintext SDK connect: %v, want ServerError BAD_FRAME", err)
+	}
 }
 
 // The hostile slow TLS handshake: clients that open TCP and never finish TLS (silent, or a
