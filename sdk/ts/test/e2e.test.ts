@@ -129,8 +129,11 @@ describe("a gateway with listen.tls", () => {
     await assert.rejects(connect({ address: gw.address, token: gw.token("u-5"), tls: { ca: pem, servername: "example.com" } }), TransportError);
   });
 
-  test("a plaintext client on the TLS port gets no frame: connect fails", async () => {
-    await assert.rejects(connect({ address: gw.address, token: gw.token("u-5"), handshakeTimeoutMs: 3000 }), TransportError);
+  test("a plaintext client on the TLS port is told so: connect fails with ERROR BAD_FRAME", async () => {
+    await assert.rejects(
+      connect({ address: gw.address, token: gw.token("u-5"), handshakeTimeoutMs: 3000 }),
+      (err: unknown) => err instanceof ServerError && err.code === ErrorCode.BAD_FRAME && /speaks TLS/.test(err.reason),
+    );
   });
 });
 
