@@ -63,8 +63,6 @@ import tcpgateway.v1.Protocol.Resume;
 public final class Client implements AutoCloseable {
   /** The protocol version this SDK speaks. */
   public static final int PROTOCOL_VERSION = 2;
-  /** The UNAUTHENTICATED message when the gateway's auth webhook could not answer. */
-  static final String REASON_WEBHOOK_UNAVAILABLE = "webhook_unavailable";
   /** How often one request is resent after DRAINING answers (each goes to a newer connection). */
   static final int MAX_RESENDS = 3;
 
@@ -423,36 +421,12 @@ public final class Client implements AutoCloseable {
     }
   }
 
-  /**
-   * Whether err (a closed session or a failed reconnect) stops the client for good, refusals
-   * being the consecutive auth refusals so far (R29).
-   */
   private boolean stopAfter(IOException err, int refusals) {
-    if (!(err instanceof Errors.ServerError)) {
-      return false; // transport errors, token source errors: retried with backoff
-    }
-    Errors.ServerError se = (Errors.ServerError) err;
-    if (se.code() == ErrorCode.ERROR_CODE_UNSUPPORTED_VERSION) {
-      return true;
-    }
-    if (!isAuthRefusal(err)) {
-      return false;
-    }
-    if (REASON_WEBHOOK_UNAVAILABLE.equals(se.gatewayMessage())) {
-      return false;
-    }
-    if (!o.refreshable) {
-      return true;
-    }
-    return o.authAttempts >= 0 && refusals >= o.authAttempts;
+    return StopPolicy.stops(err, o.refreshable, o.authAttempts, refusals);
   }
 
   private static boolean isAuthRefusal(IOException err) {
-    if (!(err instanceof Errors.ServerError)) {
-      return false;
-    }
-    ErrorCode c = ((Errors.ServerError) err).code();
-    return c == ErrorCode.ERROR_CODE_UNAUTHENTICATED || c == ErrorCode.ERROR_CODE_TOKEN_EXPIRED;
+    return StopPolicy.isAuthRefusal(err);
   }
 
   private void finish(IOException reason) {
@@ -670,9 +644,12 @@ public final class Client implements AutoCloseable {
       return this;
     }
 
-    /** Consecutive refusals (UNAUTHENTICATED, TOKEN_EXPIRED) after which a client with a token source stops; negative: never. Default 10. */
+    /**
+     * Consecutive refusals (UNAUTHENTICATED, TOKEN_EXPIRED) after which a client with a token
+     * source stops; negative: never; 0 keeps the default, 10 (as in the Go SDK).
+     */
     public Builder authAttempts(int n) {
-      this.authAttempts = n;
+      this.authAttempts = n == 0 ? 10 : n;
       return this;
     }
 
