@@ -2,6 +2,9 @@ module github.com/tcpgateway/tcpgateway
 
 go 1.26.0
 
+// npm packages may ship Go code (flatted does): not ours, never built, vetted or tested.
+ignore ./sdk/ts/node_modules
+
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/cloudwego/netpoll v0.7.2

@@ -30,8 +30,9 @@ type conn struct {
 	limiter    *rate.Limiter
 
 	// Drain: after GOAWAY the session takes no new requests (they get DRAINING); the requests
-	// already in flight still get their responses.
-	goingAway atomic.Bool
+	// already in flight still get their responses. away: awayNone, then awayQueuing while
+	// the GOAWAY frame is queued, then awayQueued (drain.go).
+	away atomic.Uint32
 	// admission: the bound the connection counts against (admitPending...; limits.go).
 	admission atomic.Uint32
 	// addr is the connection's entry in the address table (nil when it has none); set by

@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"encoding/base64"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
@@ -119,10 +120,36 @@ func (c *conn) goAway(delay time.Duration) {
 	if s.sessions.Unregister(c.sess) {
 		s.m.Sessions.Dec()
 	}
-	// GOAWAY first: every DRAINING answer then follows it on the wire, so the client knows
-	// the connection is leaving when it reads one.
+	// Requests are refused from before the GOAWAY is queued, so a request the client sends
+	// after reading it is never forwarded; and every DRAINING answer follows the GOAWAY on the
+	// wire (the reader waits while it is being queued: refusing), so the client knows the
+	// connection is leaving when it reads one.
+	c.away.Store(awayQueuing)
 	s.SendEncoded(c.sess, "goaway", s.goAwayFrame(pb.GoAway_REASON_DRAINING, delay, resumeToken(s.cfg.ServerID)))
-	c.goingAway.Store(true)
+	c.away.Store(awayQueued)
+}
+
+// States of conn.away.
+const (
+	awayNone    uint32 = iota // serving requests
+	awayQueuing               // the GOAWAY frame is being queued: requests wait, then get DRAINING
+	awayQueued                // the GOAWAY is queued: requests get DRAINING
+)
+
+// refusing reports whether a request must get DRAINING. While the GOAWAY is being queued (a
+// non-blocking append to the session's queue) it waits for that, so that the DRAINING answer
+// is queued after the GOAWAY.
+func (c *conn) refusing() bool {
+	for range 1 << 20 { // bounded: the append takes microseconds
+		switch c.away.Load() {
+		case awayNone:
+			return false
+		case awayQueued:
+			return true
+		}
+		runtime.Gosched()
+	}
+	return true
 }
 
 // resumeToken is opaque to clients; it names the pod that sent it, for diagnostics.

@@ -23,7 +23,7 @@ var codeToProto = map[uplink.Code]pb.ErrorCode{
 func (c *conn) request(seq uint64, req *pb.Request) {
 	s := c.srv
 	switch {
-	case c.goingAway.Load():
+	case c.refusing():
 		// Not forwarded: the client resends it on its next connection.
 		c.reject(seq, req.Service, uplink.CodeDraining, "the gateway is draining; retry on the new connection")
 		return
