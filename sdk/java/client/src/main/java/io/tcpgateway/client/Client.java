@@ -472,6 +472,15 @@ public final class Client implements AutoCloseable {
     return current().thenComposeAsync(cn -> send(cn, req, 0), io);
   }
 
+  /**
+   * {@link #request(Request)} that fails with {@link Errors.Timeout} when no RESPONSE arrived
+   * within timeout (waiting for a connection included), like the Go SDK's context deadline. The
+   * gateway may still forward the request; set {@code Request.timeout_ms} to bound the backend.
+   */
+  public CompletableFuture<Response> request(Request req, java.time.Duration timeout) {
+    return within(request(req), timeout.toMillis());
+  }
+
   private CompletableFuture<Response> send(Conn cn, Request req, int resends) {
     return cn.call(Frame.newBuilder().setRequest(req)).handle((f, e) -> {
       Throwable cause = unwrap(e);

@@ -352,6 +352,21 @@ class ClientTest {
   }
 
   @Test
+  void aRequestWithoutAnswerTimesOutAndTheSessionGoesOn() throws Exception {
+    Connected c = connect(builder(), FakeGateway.ack("s-1"));
+    CompletableFuture<Response> call = c.client.request(tcpgateway.v1.Protocol.Request.newBuilder().setService("svc").build(),
+        java.time.Duration.ofMillis(200));
+    c.peer.readSkippingPings(); // received, never answered
+    ExecutionException e = assertThrows(ExecutionException.class, () -> call.get(5, TimeUnit.SECONDS));
+    assertInstanceOf(Errors.Timeout.class, e.getCause());
+    CompletableFuture<java.time.Duration> rtt = c.client.ping();
+    Frame ping = c.peer.read();
+    c.peer.write(Frame.newBuilder().setSeq(ping.getSeq()).setPong(tcpgateway.v1.Protocol.Pong.getDefaultInstance()));
+    rtt.get(5, TimeUnit.SECONDS);
+    c.client.close();
+  }
+
+  @Test
   void backoffStaysWithinItsBounds() {
     Backoff b = new Backoff(250, 30_000, 3_000);
     java.util.Random r = new java.util.Random(1);
