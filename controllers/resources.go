@@ -15,6 +15,9 @@ const (
 	// resourceIdleConnectionBytes is the memory of one idle established connection: 7.1 KiB
 	// measured with 1 KiB connection buffers (docs/benchmarks.md), rounded up.
 	resourceIdleConnectionBytes = 8 << 10
+	// resourceIdleTLSConnectionBytes is the same over TLS (spec.tls): 30 KiB of RSS measured
+	// (a reader goroutine and crypto/tls's buffers, docs/benchmarks.md), rounded up.
+	resourceIdleTLSConnectionBytes = 32 << 10
 	// resourceCPURequest: the gateway's CPU follows traffic, not connections; half a core
 	// keeps the scheduler from packing pods onto a busy node. No CPU limit is set: throttling
 	// a latency-sensitive server at its limit is worse than sharing the node.
@@ -22,7 +25,8 @@ const (
 )
 
 // GatewayResources is the gateway container's resources: spec.resources when it sets
-// anything, otherwise requests and limits derived from the limits the pod runs with:
+// anything, otherwise requests and limits derived from the limits the pod runs with and
+// whether the client port speaks TLS (an idle connection costs 8 KiB, 32 KiB over TLS):
 //
 //	request.memory = base + maxConnections × idle connection
 //	limit.memory   = 5/4 × (request.memory
@@ -32,13 +36,17 @@ const (
 // The request is a full pod at rest; the limit adds what clients can make it hold on top
 // (a frame being read by every pending connection, every outbound byte the budget allows) and
 // a quarter for the garbage collector's headroom. Both are rounded up to whole MiB.
-func GatewayResources(spec corev1.ResourceRequirements, l config.Limits) corev1.ResourceRequirements {
+func GatewayResources(spec corev1.ResourceRequirements, l config.Limits, tls bool) corev1.ResourceRequirements {
 	if len(spec.Requests) > 0 || len(spec.Limits) > 0 || len(spec.Claims) > 0 {
 		return spec
 	}
-	request := int64(resourceBaseBytes) + int64(l.MaxConnections)*resourceIdleConnectionBytes
+	conn := int64(resourceIdleConnectionBytes)
+	if tls {
+		conn = resourceIdleTLSConnectionBytes
+	}
+	request := int64(resourceBaseBytes) + int64(l.MaxConnections)*conn
 	peak := request +
-		int64(l.MaxPendingHandshakes)*int64(resourceIdleConnectionBytes+l.MaxHandshakeFrameBytes) +
+		int64(l.MaxPendingHandshakes)*(conn+int64(l.MaxHandshakeFrameBytes)) +
 		int64(l.OutboundBudgetBytes)
 	limit := peak + peak/4
 	return corev1.ResourceRequirements{

@@ -19,16 +19,20 @@ func TestGatewayResources(t *testing.T) {
 		name                   string
 		spec                   corev1.ResourceRequirements
 		limits                 config.Limits
+		tls                    bool
 		cpu, request, limitMem string
 	}{
 		// 128 MiB + 100000 × 8 KiB = 909.25 MiB; + 10000 × 16 KiB + 195.3 MiB budget, × 5/4.
 		{name: "defaults", limits: defaults, cpu: "500m", request: "910Mi", limitMem: "1577Mi"},
 		// 128 MiB + 1000 × 8 KiB; + 10000 × 16 KiB + 64 MiB budget (its floor), × 5/4.
 		{name: "1000 connections", limits: small, cpu: "500m", request: "136Mi", limitMem: "446Mi"},
+		// 128 MiB + 100000 × 32 KiB = 3253 MiB; + 10000 × 40 KiB + 195.3 MiB budget, × 5/4.
+		{name: "defaults over TLS", limits: defaults, tls: true, cpu: "500m", request: "3253Mi", limitMem: "4799Mi"},
 		{name: "spec.resources wins", spec: explicit, limits: defaults, limitMem: "1Gi"},
+		{name: "spec.resources wins over TLS", spec: explicit, limits: defaults, tls: true, limitMem: "1Gi"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := GatewayResources(tt.spec, tt.limits)
+			got := GatewayResources(tt.spec, tt.limits, tt.tls)
 			if tt.cpu != "" {
 				if q := got.Requests[corev1.ResourceCPU]; q.String() != tt.cpu {
 					t.Errorf("cpu request %s, want %s", q.String(), tt.cpu)
