@@ -51,12 +51,20 @@ func (c *conn) tokenDue(now time.Time) (time.Time, bool) {
 	case now.Before(ask):
 		return ask, true
 	case c.refreshAsked.CompareAndSwap(false, true):
-		c.srv.m.TokenRefreshes.WithLabelValues(refreshRequested).Inc()
-		c.send(&pb.Frame{Body: &pb.Frame_RefreshRequest{RefreshRequest: &pb.RefreshRequest{
-			TokenExpiresAtMs: expMs, DeadlineMs: deadline.UnixMilli(),
-		}}})
+		c.askRefresh(expMs)
 	}
 	return deadline, true
+}
+
+// askRefresh sends REFRESH_REQUEST for the token expiring at expMs (the caller set
+// refreshAsked).
+func (c *conn) askRefresh(expMs int64) {
+	a := c.srv.cfg.Auth
+	_, deadline := refreshTimes(time.UnixMilli(expMs), a.RefreshLead.Duration, a.RefreshGrace.Duration)
+	c.srv.m.TokenRefreshes.WithLabelValues(refreshRequested).Inc()
+	c.send(&pb.Frame{Body: &pb.Frame_RefreshRequest{RefreshRequest: &pb.RefreshRequest{
+		TokenExpiresAtMs: expMs, DeadlineMs: deadline.UnixMilli(),
+	}}})
 }
 
 // refresh handles a REFRESH: the new token must verify and name the session's user; then the
@@ -87,11 +95,29 @@ func (c *conn) refresh(seq uint64, r *pb.Refresh) {
 		refuse(refreshOtherUser, "the token authenticates another user")
 		return
 	}
-	exp := expiryMs(id.ExpiresAt)
+	exp := laterExpiry(c.tokenExpMs.Load(), expiryMs(id.ExpiresAt))
 	c.tokenExpMs.Store(exp)
-	c.refreshAsked.Store(false)
 	s.m.TokenRefreshes.WithLabelValues(refreshOK).Inc()
 	c.send(&pb.Frame{Seq: seq, Body: &pb.Frame_RefreshAck{RefreshAck: &pb.RefreshAck{
 		Code: pb.ErrorCode_ERROR_CODE_OK, TokenExpiresAtMs: exp,
 	}}})
+	// The wheel's next check of this session may be as late as the deadline: a token that is
+	// already within the refresh lead (a source that returned the same token) is asked for
+	// again now, so that no session is closed without a REFRESH_REQUEST for its token.
+	a := s.cfg.Auth
+	if ask, _ := refreshTimes(time.UnixMilli(exp), a.RefreshLead.Duration, a.RefreshGrace.Duration); exp != 0 && !s.now().Before(ask) {
+		c.askRefresh(exp)
+		return
+	}
+	c.refreshAsked.Store(false)
+}
+
+// laterExpiry is the session's expiry after a REFRESH: the later of the current token's and
+// the new one's (0: never). A REFRESH never shortens a session (the current token still
+// authorizes it until it expires), so the deadline the wheel checks never moves earlier.
+func laterExpiry(current, refreshed int64) int64 {
+	if current == 0 || refreshed == 0 {
+		return 0
+	}
+	return max(current, refreshed)
 }

@@ -150,3 +150,43 @@ func TestSDKRefreshesThroughTokenSource(t *testing.T) {
 		t.Fatalf("%v sessions closed as expired", n)
 	}
 }
+
+// TestRefreshWithStaleTokenIsAskedAgain: a REFRESH accepted with a token already within the
+// refresh lead (a token source that returned the same token) gets a new REFRESH_REQUEST at
+// once. Before, the gateway asked again only at its next check of the session, which could be
+// the deadline itself: the session closed with TOKEN_EXPIRED without a second request (seen by
+// the conformance suite). A REFRESH with a token that expires sooner does not shorten the
+// session.
+func TestRefreshWithStaleTokenIsAskedAgain(t *testing.T) {
+	h := start(t, nil, shortTokens)
+	exp := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	r := h.raw()
+	r.handshake(h.tokenUntil("alice", exp))
+	if req := r.read().GetRefreshRequest(); req == nil {
+		t.Fatal("no REFRESH_REQUEST")
+	}
+	for i, token := range []string{
+		h.tokenUntil("alice", exp),                   // the same expiry
+		h.tokenUntil("alice", exp.Add(-time.Second)), // sooner (within the verifier's leeway)
+	} {
+		seq := uint64(i + 1)
+		r.send(&pb.Frame{Seq: seq, Body: &pb.Frame_Refresh{Refresh: &pb.Refresh{Token: token}}})
+		f := r.read()
+		if a := f.GetRefreshAck(); a == nil || f.Seq != seq || a.Code != pb.ErrorCode_ERROR_CODE_OK || a.TokenExpiresAtMs != exp.UnixMilli() {
+			t.Fatalf("REFRESH %d: got %v, want REFRESH_ACK OK seq %d keeping exp %d", seq, f, seq, exp.UnixMilli())
+		}
+		f = r.read()
+		if req := f.GetRefreshRequest(); req == nil || req.TokenExpiresAtMs != exp.UnixMilli() || time.Now().UnixMilli() >= req.DeadlineMs {
+			t.Fatalf("REFRESH %d: got %v, want a new REFRESH_REQUEST before the deadline", seq, f)
+		}
+	}
+	newExp := exp.Add(3 * time.Second)
+	r.send(&pb.Frame{Seq: 3, Body: &pb.Frame_Refresh{Refresh: &pb.Refresh{Token: h.tokenUntil("alice", newExp)}}})
+	if f := r.read(); f.GetRefreshAck().GetTokenExpiresAtMs() != newExp.UnixMilli() {
+		t.Fatalf("got %v, want REFRESH_ACK OK for exp %d", f, newExp.UnixMilli())
+	}
+	// The old deadline passes without a close: the next frame is the new token's request.
+	if f := r.read(); f.GetRefreshRequest().GetTokenExpiresAtMs() != newExp.UnixMilli() {
+		t.Fatalf("got %v, want REFRESH_REQUEST for the new token", f)
+	}
+}
