@@ -19,7 +19,8 @@ import (
 //   - Hold keeps what the clients of the current connections send, and Release delivers it
 //     (a request that crosses a GOAWAY);
 //   - Inject writes bytes to the clients of the current connections as if the gateway had sent
-//     them (call it only where the gateway's stream is between frames).
+//     them (call it only where the gateway's stream is between frames); InjectThenReset then
+//     half-closes and resets them at once (a last frame followed by a reset).
 //
 // Everything else is passed through unchanged.
 type Link struct {
@@ -120,6 +121,24 @@ func (l *Link) Inject(b []byte) {
 		p.mu.Lock()
 		_, _ = p.client.Write(b)
 		p.mu.Unlock()
+	}
+}
+
+// InjectThenReset writes b to the client of every current connection, half-closes it (FIN) and
+// resets it (SO_LINGER 0): what a client that wrote after the gateway's last frame and FIN can
+// get (client-behaviour.md R37), without waiting for the client to write. Nothing more passes
+// between that client and its gateway.
+func (l *Link) InjectThenReset(b []byte) {
+	for _, p := range l.current() {
+		p.mu.Lock()
+		p.frozen = true
+		_, _ = p.client.Write(b)
+		if tc, ok := p.client.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+			_ = tc.SetLinger(0)
+		}
+		p.mu.Unlock()
+		p.close()
 	}
 }
 
