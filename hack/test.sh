@@ -9,7 +9,9 @@
 # TypeScript SDK's tests (hack/ts.sh test: node:test against real gateway processes; hack/ts.sh
 # conformance: test/conformance with its driver; go test ./... runs it with the Go SDK's) and the
 # Java SDKs' (hack/java.sh test: JUnit against real gateway processes and the same broker) run
-# before go test, which runs last so that its summary closes the output.
+# before go test, which runs last so that its summary closes the output; go test gets the Java
+# and TypeScript drivers they built (TCPGW_JAVA_DRIVER, TCPGW_TS_DRIVER) for test/drain's
+# mixed-language drain.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -78,6 +80,9 @@ case "$mode" in
     phase "Java SDKs (sdk/java)"
     hack/java.sh test
     phase "go test"
+    # The drivers built above, for test/drain's mixed-language drain (unset: it skips them).
+    export TCPGW_JAVA_DRIVER='java -jar sdk/java/driver/target/driver.jar'
+    export TCPGW_TS_DRIVER='node sdk/ts/dist/src/driver.js'
     status=0
     go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || status=$?
     exit $status

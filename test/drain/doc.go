@@ -6,7 +6,10 @@
 // then SIGTERM) or SIGKILL it, and check what the applications see: every record Kafka
 // accepted arrives once, in order per user, every moved client reconnects within the window
 // at a bounded rate, in-flight requests get their responses and the drained process exits 0
-// before its deadline.
+// before its deadline. TestMixedLanguageDrain drains a fleet of Go, Java and TypeScript
+// clients at once (the other languages through their conformance drivers, test/sdkdriver;
+// TCPGW_JAVA_DRIVER and TCPGW_TS_DRIVER name them, a missing one is skipped) and checks the
+// same guarantees for each language.
 //
 // `go test ./test/drain/` (and `make test`) runs a scaled version; TCPGW_DRAIN_LONG=1 runs
 // the figures of the issue (>= 1000 clients, >= 500 records/s). docs/drain.md has the

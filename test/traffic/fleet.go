@@ -91,20 +91,12 @@ type FleetOptions struct {
 // in a group; it fails the test if any cannot connect. They are closed when the test ends.
 func Connect(t testing.TB, o FleetOptions) *Fleet {
 	t.Helper()
-	f := &Fleet{t: t, changed: make(chan struct{}, 1)}
-	for i := range o.Clients {
-		f.Clients = append(f.Clients, &App{Index: i, User: UserName(i), group: groupOf(i), f: f,
-			lastOwn: -1, lastGrp: -1, goAwayed: make(chan struct{})})
-	}
+	f := NewFleet(t, 0, o.Clients)
 	sem := make(chan struct{}, connectParallel)
 	errs := make([]error, o.Clients)
 	var wg sync.WaitGroup
 	for i, ac := range f.Clients {
-		var groups []string
-		if ac.group >= 0 {
-			groups = []string{GroupName(ac.group)}
-		}
-		token := o.Token(ac.User, groups)
+		token := o.Token(ac.User, ac.Groups())
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -147,6 +139,27 @@ func Connect(t testing.TB, o FleetOptions) *Fleet {
 	return f
 }
 
+// NewFleet makes n apps with no client: indices first..first+n-1 (users and groups as
+// Connect gives them), for clients that are not the Go SDK's (another language's, through its
+// conformance driver, test/sdkdriver): the test reports what they see with RecordConnect,
+// RecordDisconnect and RecordPush, and the checks are those of a connected Fleet.
+func NewFleet(t testing.TB, first, n int) *Fleet {
+	f := &Fleet{t: t, changed: make(chan struct{}, 1)}
+	for i := first; i < first+n; i++ {
+		f.Clients = append(f.Clients, &App{Index: i, User: UserName(i), group: groupOf(i), f: f,
+			lastOwn: -1, lastGrp: -1, goAwayed: make(chan struct{})})
+	}
+	return f
+}
+
+// Groups are the group tags of the app's token.
+func (ac *App) Groups() []string {
+	if ac.group < 0 {
+		return nil
+	}
+	return []string{GroupName(ac.group)}
+}
+
 // GoAwayed is closed at the client's first GOAWAY.
 func (ac *App) GoAwayed() <-chan struct{} { return ac.goAwayed }
 
@@ -169,6 +182,11 @@ func (ac *App) onConnect(ack *pb.HandshakeAck) {
 	if r := ack.GetResume(); r != nil {
 		ev.Resumed, ev.Status, ev.NotRecovered = true, r.GetStatus(), r.GetNotRecovered()
 	}
+	ac.RecordConnect(ev)
+}
+
+// RecordConnect records a completed handshake.
+func (ac *App) RecordConnect(ev ConnectEvent) {
 	ac.mu.Lock()
 	ac.connects = append(ac.connects, ev)
 	ac.mu.Unlock()
@@ -183,6 +201,13 @@ func (ac *App) onDisconnect(err error) {
 	var ga *client.GoAwayError
 	if errors.As(err, &ga) {
 		ev.GoAway = ga.GoAway
+	}
+	ac.RecordDisconnect(ev)
+}
+
+// RecordDisconnect records a connection's end (a GOAWAY closes GoAwayed).
+func (ac *App) RecordDisconnect(ev DisconnectEvent) {
+	if ev.GoAway != nil {
 		ac.goAwayOnce.Do(func() { close(ac.goAwayed) })
 	}
 	ac.mu.Lock()
@@ -191,10 +216,13 @@ func (ac *App) onDisconnect(err error) {
 	ac.f.signal()
 }
 
-// onPush records a push: payloads are "b:<seq>" (broadcast), "u:<user index>:<seq>" and
-// "g:<group>:<seq>", numbered per target from 0 by the Producer.
-func (ac *App) onPush(p *pb.Push) {
-	kind, target, seq, err := parsePayload(string(p.GetPayload()))
+func (ac *App) onPush(p *pb.Push) { ac.RecordPush(p.GetPayload()) }
+
+// RecordPush records the payload of a push delivered to the app: payloads are "b:<seq>"
+// (broadcast), "u:<user index>:<seq>" and "g:<group>:<seq>", numbered per target from 0 by
+// the Producer.
+func (ac *App) RecordPush(payload []byte) {
+	kind, target, seq, err := parsePayload(string(payload))
 	ac.mu.Lock()
 	defer ac.mu.Unlock()
 	defer ac.f.signal()
@@ -207,7 +235,7 @@ func (ac *App) onPush(p *pb.Push) {
 		ac.bcast = count(ac.bcast, seq)
 	case 'u':
 		if target != ac.Index {
-			ac.problem("received %q meant for user %d", p.GetPayload(), target)
+			ac.problem("received %q meant for user %d", payload, target)
 			return
 		}
 		ac.own = count(ac.own, seq)
@@ -217,7 +245,7 @@ func (ac *App) onPush(p *pb.Push) {
 		ac.lastOwn = max(ac.lastOwn, seq)
 	case 'g':
 		if target != ac.group {
-			ac.problem("received %q meant for group %d (member of %d)", p.GetPayload(), target, ac.group)
+			ac.problem("received %q meant for group %d (member of %d)", payload, target, ac.group)
 			return
 		}
 		ac.grp = count(ac.grp, seq)
