@@ -93,6 +93,12 @@ type Options struct {
 	SessionID     string // empty: the gateway assigns one, kept across reconnects
 	DeviceID      string
 	ClientVersion string
+	// Resume, when set, is a ResumeState an earlier run exported (R36): the first connect
+	// resumes that session from its positions, so the gateway replays what was published
+	// while the app was not running (or answers NOT_RECOVERED). It replaces SessionID, which
+	// must then be empty or the same. A state without positions or resume token resumes
+	// nothing: the first connect opens the session as new.
+	Resume *ResumeState
 	// Dialer dials the gateway; set LocalAddr to pick the source address. Default: 5s timeout.
 	Dialer *net.Dialer
 	// DialContext, when set, replaces Dialer (custom transports, tests that move clients).
@@ -193,6 +199,19 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c := &Client{opts: opts, sessionID: opts.SessionID, positions: map[int32]int64{}, floor: map[int32]int64{},
 		seen: newIDWindow(opts.DedupWindow),
 		up:   make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	if r := opts.Resume; r != nil {
+		if err := r.check(); err != nil {
+			return nil, err
+		}
+		if opts.SessionID != "" && opts.SessionID != r.SessionID {
+			return nil, errors.New("client: Options.SessionID and Options.Resume name different sessions")
+		}
+		// Imported offsets count as delivered: a replay of one is dropped like any duplicate.
+		c.sessionID, c.resumeToken, c.positions = r.SessionID, r.ResumeToken, maps.Clone(r.Positions)
+		if c.positions == nil {
+			c.positions = map[int32]int64{}
+		}
+	}
 	first, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -218,13 +237,7 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	}
 	if c.resumeToken != "" || len(c.positions) > 0 || len(c.floor) > 0 {
 		hs.Resume = &pb.Resume{ResumeToken: c.resumeToken}
-		from := maps.Clone(c.floor)
-		for p, o := range c.positions {
-			if cur, ok := from[p]; !ok || o > cur {
-				from[p] = o
-			}
-		}
-		for p, o := range from {
+		for p, o := range c.resumePositionsLocked() {
 			hs.Resume.Positions = append(hs.Resume.Positions, &pb.Position{Partition: p, Offset: o})
 		}
 	}

@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +35,7 @@ const defaultDeadline = 30 * time.Second
 
 func main() {
 	d := &driver{out: json.NewEncoder(os.Stdout), clients: map[string]*sdkClient{}}
-	d.emit(wire.Event{Event: "ready", Driver: "go"})
+	d.emit(wire.Event{Event: "ready", Driver: "go", Capabilities: []string{wire.CapPositions}})
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 64<<10), maxLine)
 	var running sync.WaitGroup
@@ -156,7 +158,12 @@ func (d *driver) run(cmd wire.Command) {
 		sc.mu.Unlock()
 		err = sc.c.Close()
 	case "export_positions":
-		res.Error = &wire.Failure{Kind: wire.KindUnsupported, Message: "the Go SDK keeps positions in memory only"}
+		st := sc.c.ResumeState()
+		exp := &wire.Exported{SessionID: st.SessionID, ResumeToken: st.ResumeToken, Positions: []wire.Position{}}
+		for _, p := range slices.Sorted(maps.Keys(st.Positions)) {
+			exp.Positions = append(exp.Positions, wire.Position{Partition: p, Offset: st.Positions[p]})
+		}
+		res.Positions = exp
 	default:
 		res.Error = &wire.Failure{Kind: wire.KindUnsupported, Message: "unknown op " + cmd.Op}
 	}
@@ -175,9 +182,6 @@ func (sc *sdkClient) push(id string) *pb.Push {
 
 // connect maps the command onto client.Options and runs client.Connect.
 func (d *driver) connect(ctx context.Context, cmd wire.Command) (string, *wire.Failure) {
-	if cmd.Resume != nil {
-		return "", &wire.Failure{Kind: wire.KindUnsupported, Message: "the Go SDK cannot import positions"}
-	}
 	if d.client(cmd.Client) != nil {
 		return "", &wire.Failure{Kind: wire.KindBadCommand, Message: "client " + cmd.Client + " exists"}
 	}
@@ -210,6 +214,12 @@ func (d *driver) connect(ctx context.Context, cmd wire.Command) (string, *wire.F
 		OnRefused: func(e *pb.Error) {
 			d.emit(wire.Event{Event: "error", Client: name, Code: codeName(e.Code), Message: e.Message})
 		},
+	}
+	if r := cmd.Resume; r != nil {
+		o.Resume = &client.ResumeState{SessionID: r.SessionID, ResumeToken: r.ResumeToken, Positions: map[int32]int64{}}
+		for _, p := range r.Positions {
+			o.Resume.Positions[p.Partition] = p.Offset
+		}
 	}
 	if cmd.Refreshable {
 		o.TokenSource = func(context.Context) (string, error) {
