@@ -80,3 +80,23 @@ func fatalErrorBeforeReset(t *testing.T, s *suite) {
 	s.d.WaitEvent(mark, eventTimeout, "the reconnect", IsState("", "connected"))
 	s.d.MustCall(wire.Command{Op: "ping"})
 }
+
+// A client whose frames stop reaching the gateway while the gateway's still reach it (the link
+// drops them and answers the client's PINGs itself, so its heartbeat sees nothing wrong) is
+// closed by the gateway's idle timeout (5 s) with ERROR IDLE_TIMEOUT: the SDK reports that
+// cause, reconnects as after a loss and resumes its session.
+func idleTimeoutRecovered(t *testing.T, s *suite) {
+	link := StartLink(t, s.shared.Gateways[0].ClientAddr)
+	s.connect(t, "", link.Addr(), s.shared.Token("unheard"), fast)
+	mark := s.d.Mark()
+	link.Mute()
+	gone := s.d.WaitEvent(mark, eventTimeout, "the idle timeout", IsState("", "disconnected"))
+	if c := gone.Cause; c == nil || c.Kind != wire.KindServerError || c.Code != "IDLE_TIMEOUT" {
+		t.Fatalf("disconnected with %s, want server_error IDLE_TIMEOUT", failureString(gone.Cause))
+	}
+	back := s.d.WaitEvent(mark, eventTimeout, "the reconnect", IsState("", "connected"))
+	if r := back.Ack.Resume; r == nil || r.Status != "COMPLETE" {
+		t.Fatalf("reconnect after IDLE_TIMEOUT: resume %+v, want COMPLETE", r)
+	}
+	s.d.MustCall(wire.Command{Op: "ping"})
+}

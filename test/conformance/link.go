@@ -2,11 +2,17 @@ package conformance
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tcpgateway/tcpgateway/gateway/protocol"
+	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 )
 
 // Link is a TCP proxy between clients and a gateway (or the LB) that the test can break:
@@ -16,6 +22,10 @@ import (
 //   - while it is Down it closes each new connection at once (reconnects fail);
 //   - Freeze makes the current connections drop every byte both ways without closing (a
 //     half-open connection: only the client's heartbeat can tell);
+//   - CutAfterFirstFrame makes the next connections end right after the gateway's first frame
+//     (the HANDSHAKE_ACK) reached the client: a loss in the middle of a resume replay;
+//   - Mute makes the current connections drop what the clients send while answering their
+//     PINGs itself: the gateway hears nothing (its idle timeout fires), the client sees PONGs;
 //   - Hold keeps what the clients of the current connections send, and Release delivers it
 //     (a request that crosses a GOAWAY);
 //   - Inject writes bytes to the clients of the current connections as if the gateway had sent
@@ -29,6 +39,7 @@ type Link struct {
 
 	mu      sync.Mutex // guards everything below
 	down    bool
+	cutNext int // how many new connections end after the gateway's first frame
 	pipes   map[*pipe]struct{}
 	accepts []time.Time // when each client connection arrived
 }
@@ -41,6 +52,11 @@ type pipe struct {
 	frozen bool
 	held   bool
 	queued []byte
+	// cutAfterFirst: end the connection once the gateway's first frame is through.
+	cutAfterFirst bool
+	// muted: the client's frames are dropped, its PINGs answered here (both directions then
+	// pass whole frames only, so that a PONG never splits a frame of the gateway's).
+	muted bool
 }
 
 // StartLink listens on a loopback port and forwards to target until the test ends.
@@ -89,6 +105,23 @@ func (l *Link) Freeze() {
 	for _, p := range l.current() {
 		p.mu.Lock()
 		p.frozen = true
+		p.mu.Unlock()
+	}
+}
+
+// CutAfterFirstFrame makes the next n connections end right after the gateway's first frame.
+func (l *Link) CutAfterFirstFrame(n int) {
+	l.mu.Lock()
+	l.cutNext = n
+	l.mu.Unlock()
+}
+
+// Mute makes the current connections drop what the clients send from now on, answering their
+// PINGs with PONGs itself; what the gateway sends still passes.
+func (l *Link) Mute() {
+	for _, p := range l.current() {
+		p.mu.Lock()
+		p.muted = true
 		p.mu.Unlock()
 	}
 }
@@ -195,6 +228,10 @@ func (l *Link) serve(c net.Conn) {
 		p.close()
 		return
 	}
+	if l.cutNext > 0 {
+		l.cutNext--
+		p.cutAfterFirst = true
+	}
 	l.pipes[p] = struct{}{}
 	l.mu.Unlock()
 	defer func() {
@@ -213,26 +250,74 @@ func (l *Link) serve(c net.Conn) {
 // copy forwards src to dst until either fails; fromClient: the direction Hold applies to.
 func (p *pipe) copy(dst, src net.Conn, fromClient bool) {
 	buf := make([]byte, 32<<10)
+	var partial []byte // framed modes: the start of a frame not yet whole
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			switch {
-			case p.frozen:
-			case fromClient && p.held:
-				p.queued = append(p.queued, buf[:n]...)
-			default:
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					p.mu.Unlock()
-					return
-				}
-			}
+			more := p.forward(dst, buf[:n], fromClient, &partial)
 			p.mu.Unlock()
+			if !more {
+				return
+			}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// forward passes b on as the pipe's mode says; false ends the connection. p.mu is held.
+func (p *pipe) forward(dst net.Conn, b []byte, fromClient bool, partial *[]byte) bool {
+	switch {
+	case p.frozen:
+		return true
+	case fromClient && p.muted:
+		*partial = append(*partial, b...)
+		for _, fr := range splitFrames(partial) {
+			var f pb.Frame
+			if proto.Unmarshal(fr[4:], &f) != nil || f.GetPing() == nil {
+				continue
+			}
+			pong, err := protocol.Append(nil, &pb.Frame{Seq: f.Seq, Body: &pb.Frame_Pong{Pong: &pb.Pong{
+				ClientTimeMs: f.GetPing().GetClientTimeMs(), ServerTimeMs: time.Now().UnixMilli()}}}, 1<<16)
+			if err != nil {
+				return false
+			}
+			if _, err := p.client.Write(pong); err != nil {
+				return false
+			}
+		}
+		return true
+	case fromClient && p.held:
+		p.queued = append(p.queued, b...)
+		return true
+	case !fromClient && (p.muted || p.cutAfterFirst):
+		*partial = append(*partial, b...)
+		for _, fr := range splitFrames(partial) {
+			if _, err := dst.Write(fr); err != nil || p.cutAfterFirst {
+				return false
+			}
+		}
+		return true
+	default:
+		_, err := dst.Write(b)
+		return err == nil
+	}
+}
+
+// splitFrames takes the whole frames (length prefix included) off the front of buf.
+func splitFrames(buf *[]byte) [][]byte {
+	var out [][]byte
+	for len(*buf) >= 4 {
+		n := 4 + int(binary.BigEndian.Uint32(*buf))
+		if len(*buf) < n {
+			break
+		}
+		out = append(out, slices.Clone((*buf)[:n]))
+		*buf = (*buf)[n:]
+	}
+	return out
 }
 
 func (p *pipe) close() {

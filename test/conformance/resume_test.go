@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -231,5 +232,60 @@ func appRestartResume(t *testing.T, s *suite) {
 	s.d.MustCall(wire.Command{Op: "ping", Client: "after"})
 	if got := pushIDs(s.d.Pushes(mark, "after")); fmt.Sprint(got) != "[rs-1 rs-2]" {
 		t.Fatalf("after the restart got %v, want [rs-1 rs-2]", got)
+	}
+}
+
+// Watermarks of a resumed connection become the floor only once its first PONG has arrived
+// (R22): a resume whose connection is lost right after its HANDSHAKE_ACK, before the replay got
+// through, is followed by one from the old floor, so the records published while the client was
+// away are replayed then, each once and in order.
+func watermarksAfterPong(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{Partitions: 1})
+	g := f.Gateways[0]
+	link := StartLink(t, g.ClientAddr)
+	first := s.connect(t, "", link.Addr(), f.Token("mid-replay"), fast)
+	if len(first.Ack.Positions) != 1 {
+		t.Fatalf("watermarks %+v, want one partition", first.Ack.Positions)
+	}
+	floor := first.Ack.Positions[0].Offset
+	mark := s.d.Mark()
+	link.SetDown(true)
+	link.Cut()
+	s.d.WaitEvent(mark, eventTimeout, "the loss", IsState("", "disconnected"))
+	handled := func() float64 {
+		var sum float64
+		for _, r := range []string{"skipped", "delivered"} {
+			n, err := g.Metric("tcpgw_downlink_records_total", "result", r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += n
+		}
+		return sum
+	}
+	before := handled()
+	ids := []string{"wm-0", "wm-1", "wm-2"}
+	for _, id := range ids {
+		f.Push(push.Message{ID: id, Target: push.User("mid-replay")})
+	}
+	wait.For(t, 10*time.Second, "the gateway read the records", func() bool { return handled() >= before+3 })
+
+	link.CutAfterFirstFrame(1)
+	link.SetDown(false)
+	cut := s.d.WaitEvent(mark, eventTimeout, "the resume cut after its HANDSHAKE_ACK", IsState("", "connected"))
+	if w := cut.Ack.Positions; len(w) != 1 || w[0].Offset < floor+3 {
+		t.Fatalf("watermarks of the cut resume %+v, want offset %d or more (the records are before them)", w, floor+3)
+	}
+	back := s.d.WaitEvent(mark, eventTimeout, "the resume after the cut one", func(e Received) bool {
+		return IsState("", "connected")(e) && e.At.After(cut.At)
+	})
+	if r := back.Ack.Resume; r == nil || r.Status != "COMPLETE" {
+		t.Fatalf("resume after the cut one: %+v, want COMPLETE", r)
+	}
+	for _, id := range ids {
+		s.d.WaitEvent(mark, eventTimeout, "the replay of "+id, IsPush("", id))
+	}
+	if got := pushIDs(s.d.Pushes(0, "")); strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("pushes %v, want %v once each, in order", got, ids)
 	}
 }

@@ -30,6 +30,8 @@ var scenarios = []scenario{
 	{name: "error_code_actions", rules: "R28 R29 R30 R35", run: errorCodeActions},
 	{name: "token_expired_waits_delay0", rules: "R29 R32 R33", run: tokenExpiredWaitsDelay0},
 	{name: "fatal_error_before_reset", rules: "R28 R37", run: fatalErrorBeforeReset},
+	{name: "idle_timeout_recovered", rules: "R10 R29 R30", run: idleTimeoutRecovered},
+	{name: "watermarks_after_pong", rules: "R22 R23 R24", run: watermarksAfterPong},
 	{name: "webhook_auth", rules: "R6 R9 R29", run: webhookAuth},
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
 }
