@@ -1,6 +1,7 @@
 // @tcpgateway/client: the TypeScript SDK for tcpgateway (Node.js >= 20).
 export { Client, ReceivedPush, connect } from "./client.js";
 export type { ClientEvents, ClientListeners, ClientOptions, RequestOptions, ResumePosition, ResumeState, TokenSource } from "./client.js";
+export { decodeResumeState, encodeResumeState } from "./resumestate.js";
 export type { Backoff } from "./backoff.js";
 export { ClosedError, ConnectionLostError, GoAwayError, ServerError, TokenSourceError, TransportError } from "./errors.js";
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, PROTOCOL_VERSION, decodeBody, encodeFrame, reason } from "./codec.js";
