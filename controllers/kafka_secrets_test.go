@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+	"github.com/tcpgateway/tcpgateway/test/tlstest"
 )
 
 func secret(name string, data map[string][]byte) *corev1.Secret {
@@ -22,17 +23,18 @@ func secret(name string, data map[string][]byte) *corev1.Secret {
 }
 
 func TestKafkaSecurity(t *testing.T) {
-	p := newTestPEM(t)
-	other := newTestPEM(t)
+	ca := tlstest.MustCA(t, "test CA")
+	p := ca.MustIssue(t, tlstest.Leaf{Client: true})
+	other := tlstest.MustCA(t, "other CA").MustIssue(t, tlstest.Leaf{Client: true})
 	caRef := &v1alpha1.SecretKeyReference{Name: "cluster-ca", Key: "ca.crt"}
 	sasl := func(m v1alpha1.SASLMechanism) *v1alpha1.KafkaSASL {
 		return &v1alpha1.KafkaSASL{Mechanism: m, SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}}
 	}
 	good := map[string]*corev1.Secret{
-		"cluster-ca": secret("cluster-ca", map[string][]byte{"ca.crt": p.ca}),
+		"cluster-ca": secret("cluster-ca", map[string][]byte{"ca.crt": ca.PEM}),
 		"kafka-user": secret("kafka-user", map[string][]byte{
 			"username": []byte("gateway"), "password": []byte("s3cret\n"),
-			"user.crt": p.cert, "user.key": p.key, "tls.crt": p.cert, "tls.key": p.key,
+			"user.crt": p.CertPEM, "user.key": p.KeyPEM, "tls.crt": p.CertPEM, "tls.key": p.KeyPEM,
 		}),
 	}
 	with := func(name string, key string, value []byte) map[string]*corev1.Secret {
@@ -82,7 +84,7 @@ func TestKafkaSecurity(t *testing.T) {
 		{"CA not PEM", v1alpha1.Kafka{TLS: &v1alpha1.KafkaTLS{CA: caRef}}, with("cluster-ca", "ca.crt", []byte("not a certificate")),
 			want{err: `Secret "cluster-ca" key "ca.crt" (spec.kafka.tls.ca): kafka TLS: the CA bundle holds no PEM certificate`}},
 		{"client key of another certificate", v1alpha1.Kafka{TLS: &v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{
-			SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"}}}, with("kafka-user", "tls.key", other.key),
+			SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"}}}, with("kafka-user", "tls.key", other.KeyPEM),
 			want{err: `Secret "kafka-user" key "tls.crt, tls.key" (spec.kafka.tls.clientCertificate): kafka TLS: client certificate: tls: private key does not match public key`}},
 		{"client key missing", v1alpha1.Kafka{TLS: &v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{
 			SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"}}}, with("kafka-user", "tls.key", nil),

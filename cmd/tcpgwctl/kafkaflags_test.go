@@ -1,43 +1,20 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/test/tlstest"
 )
-
-// caPEM is a self-signed CA certificate, enough for a CA bundle.
-func caPEM(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
 
 func TestKafkaFlags(t *testing.T) {
 	dir := t.TempDir()
@@ -48,7 +25,7 @@ func TestKafkaFlags(t *testing.T) {
 		}
 		return p
 	}
-	ca, pass := file("ca.crt", caPEM(t)), file("password", "s3cret\n")
+	ca, pass := file("ca.crt", string(tlstest.MustCA(t, "test CA").PEM)), file("password", "s3cret\n")
 	env := func(v string) func(string) string {
 		return func(k string) string {
 			if k == kafkaPasswordEnv {

@@ -2,16 +2,10 @@ package app_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,27 +17,9 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/client"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/test/tlstest"
 	"github.com/tcpgateway/tcpgateway/test/wait"
 )
-
-// unrelatedCAPEM is a self-signed CA certificate that signed nothing the test serves.
-func unrelatedCAPEM(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "unrelated CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
 
 // handshake connects once with token and returns the connect error (nil: authenticated).
 func handshake(t *testing.T, addr, token string) error {
@@ -73,7 +49,7 @@ func TestWebhookOverHTTPSWithCAFile(t *testing.T) {
 	t.Cleanup(webhook.Close)
 
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(caFile, unrelatedCAPEM(t), 0o600); err != nil {
+	if err := os.WriteFile(caFile, tlstest.MustCA(t, "unrelated CA").PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a := startApp(t, func(c *config.Config) {

@@ -2,18 +2,12 @@ package auth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,71 +18,17 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/test/tlstest"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
+// webhookCert issues a server certificate of ca for l (by default for loopback, valid now).
+func webhookCert(t *testing.T, ca *tlstest.CA, l tlstest.Leaf) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := ca.MustIssue(t, l).TLSCertificate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// serverCert issues a server certificate for 127.0.0.1 (or for names, when given), valid
-// from notBefore to notAfter.
-func (ca *testCA) serverCert(t *testing.T, notBefore, notAfter time.Time, names ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "webhook"},
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if len(names) == 0 {
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	} else {
-		tmpl.DNSNames = names
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func (ca *testCA) validCert(t *testing.T) tls.Certificate {
-	return ca.serverCert(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	return cert
 }
 
 // tlsWebhook is an https webhook on loopback serving cert and allowing every token.
@@ -135,9 +75,9 @@ func (c *causes) list() []string {
 // one for another name, a server without TLS 1.2 and a plain-HTTP server are each refused as
 // webhook_unavailable with cause tls_failed, and reported to WebhookFailure.
 func TestWebhookCAFile(t *testing.T) {
-	trusted := newTestCA(t, "trusted CA")
-	other := newTestCA(t, "unrelated CA")
-	caFile := writeFile(t, tempPath(t, "ca.crt"), trusted.pem)
+	trusted := tlstest.MustCA(t, "trusted CA")
+	other := tlstest.MustCA(t, "unrelated CA")
+	caFile := writeFile(t, tempPath(t, "ca.crt"), trusted.PEM)
 	past := time.Now().Add(-48 * time.Hour)
 
 	plainHTTP := httptest.NewServer(reply(200, `{"allowed":true,"userID":"u"}`))
@@ -148,11 +88,11 @@ func TestWebhookCAFile(t *testing.T) {
 		url     string
 		wantErr any // a pointer to the x509 error type expected in the chain, or nil
 	}{
-		{name: "trusted CA", url: tlsWebhook(t, trusted.validCert(t)).URL},
-		{name: "unknown CA", url: tlsWebhook(t, other.validCert(t)).URL, wantErr: &x509.UnknownAuthorityError{}},
-		{name: "expired certificate", url: tlsWebhook(t, trusted.serverCert(t, past, past.Add(time.Hour))).URL, wantErr: &x509.CertificateInvalidError{}},
-		{name: "wrong name", url: tlsWebhook(t, trusted.serverCert(t, past, time.Now().Add(time.Hour), "auth.example.com")).URL, wantErr: &x509.HostnameError{}},
-		{name: "server older than TLS 1.2", url: tlsWebhook(t, trusted.validCert(t), func(c *tls.Config) {
+		{name: "trusted CA", url: tlsWebhook(t, webhookCert(t, trusted, tlstest.Leaf{})).URL},
+		{name: "unknown CA", url: tlsWebhook(t, webhookCert(t, other, tlstest.Leaf{})).URL, wantErr: &x509.UnknownAuthorityError{}},
+		{name: "expired certificate", url: tlsWebhook(t, webhookCert(t, trusted, tlstest.Leaf{NotBefore: past, NotAfter: past.Add(time.Hour)})).URL, wantErr: &x509.CertificateInvalidError{}},
+		{name: "wrong name", url: tlsWebhook(t, webhookCert(t, trusted, tlstest.Leaf{NotBefore: past, NotAfter: time.Now().Add(time.Hour), Hosts: []string{"auth.example.com"}})).URL, wantErr: &x509.HostnameError{}},
+		{name: "server older than TLS 1.2", url: tlsWebhook(t, webhookCert(t, trusted, tlstest.Leaf{}), func(c *tls.Config) {
 			c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
 		}).URL},
 		{name: "plain HTTP behind an https URL", url: strings.Replace(plainHTTP.URL, "http://", "https://", 1)},
@@ -198,13 +138,13 @@ func TestWebhookCAFile(t *testing.T) {
 // is refused); with it, that CA is trusted. (That the system roots are then ignored is
 // TestWebhookCAFile's "unknown CA" case: only the bundle is in the pool.)
 func TestWebhookCAFileReplacesSystemRoots(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	srv := tlsWebhook(t, ca.validCert(t))
+	ca := tlstest.MustCA(t, "test CA")
+	srv := tlsWebhook(t, webhookCert(t, ca, tlstest.Leaf{}))
 
 	_, err := mustWebhook(t, config.WebhookAuth{URL: srv.URL}, Options{}).Verify(context.Background(), testRequest)
 	wantCause(t, err, WebhookCauseTLS)
 
-	caFile := writeFile(t, tempPath(t, "ca.crt"), ca.pem)
+	caFile := writeFile(t, tempPath(t, "ca.crt"), ca.PEM)
 	if _, err := mustWebhook(t, config.WebhookAuth{URL: srv.URL, CAFile: caFile}, Options{}).Verify(context.Background(), testRequest); err != nil {
 		t.Fatalf("with the CA in caFile: %v", err)
 	}
@@ -215,9 +155,9 @@ func TestWebhookCAFileReplacesSystemRoots(t *testing.T) {
 // the next call after the check interval succeeds; a broken replacement keeps the last good
 // bundle in service.
 func TestWebhookCAFileRotation(t *testing.T) {
-	oldCA, newCA := newTestCA(t, "old CA"), newTestCA(t, "new CA")
-	srv := tlsWebhook(t, newCA.validCert(t))
-	caFile := writeFile(t, tempPath(t, "ca.crt"), oldCA.pem)
+	oldCA, newCA := tlstest.MustCA(t, "old CA"), tlstest.MustCA(t, "new CA")
+	srv := tlsWebhook(t, webhookCert(t, newCA, tlstest.Leaf{}))
+	caFile := writeFile(t, tempPath(t, "ca.crt"), oldCA.PEM)
 	clock := newFakeClock()
 	v, err := newWebhook(config.WebhookAuth{URL: srv.URL, CAFile: caFile}, Options{}, clock.Now)
 	if err != nil {
@@ -233,7 +173,7 @@ func TestWebhookCAFileRotation(t *testing.T) {
 	}
 
 	// A bundle with both CAs, as during a CA rotation.
-	writeAtomically(t, caFile, append(append([]byte{}, oldCA.pem...), newCA.pem...))
+	writeAtomically(t, caFile, append(append([]byte{}, oldCA.PEM...), newCA.PEM...))
 	if err := verify(); CauseOf(err) != WebhookCauseTLS {
 		t.Fatalf("within the check interval the old bundle stays: err = %v, want cause tls_failed", err)
 	}
@@ -253,12 +193,8 @@ func TestWebhookCAFileRotation(t *testing.T) {
 // something else than certificates or a certificate that does not parse is a configuration
 // error when the verifier is built, not a failure of every handshake later.
 func TestWebhookCAFileChecksAtStart(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	keyDER, err := x509.MarshalPKCS8PrivateKey(ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	ca := tlstest.MustCA(t, "test CA")
+	keyPEM := ca.MustIssue(t, tlstest.Leaf{}).KeyPEM
 	dir := t.TempDir()
 	tests := []struct {
 		name, wantErr string
@@ -268,9 +204,9 @@ func TestWebhookCAFileChecksAtStart(t *testing.T) {
 		{name: "missing", file: filepath.Join(dir, "absent.crt"), wantErr: "no such file"},
 		{name: "empty", file: writeFile(t, filepath.Join(dir, "empty.crt"), nil), wantErr: "no PEM CERTIFICATE block"},
 		{name: "not PEM", file: writeFile(t, filepath.Join(dir, "text.crt"), []byte("hello")), wantErr: "no PEM CERTIFICATE block"},
-		{name: "a private key too", file: writeFile(t, filepath.Join(dir, "key.crt"), append(append([]byte{}, ca.pem...), keyPEM...)), wantErr: `PEM block 2 is a "PRIVATE KEY"`},
+		{name: "a private key too", file: writeFile(t, filepath.Join(dir, "key.crt"), append(append([]byte{}, ca.PEM...), keyPEM...)), wantErr: `PEM block 2 is a "PRIVATE KEY"`},
 		{name: "broken certificate", file: writeFile(t, filepath.Join(dir, "bad.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("junk")})), wantErr: "PEM block 1"},
-		{name: "with a custom client", file: writeFile(t, filepath.Join(dir, "ok.crt"), ca.pem), o: Options{WebhookClient: &http.Client{}}, wantErr: "cannot use caFile"},
+		{name: "with a custom client", file: writeFile(t, filepath.Join(dir, "ok.crt"), ca.PEM), o: Options{WebhookClient: &http.Client{}}, wantErr: "cannot use caFile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,12 +217,12 @@ func TestWebhookCAFileChecksAtStart(t *testing.T) {
 		})
 	}
 	// Through New, as the gateway builds it.
-	_, err = New(config.Auth{Webhook: &config.WebhookAuth{URL: "https://a/verify", CAFile: filepath.Join(dir, "absent.crt")}}, Options{})
+	_, err := New(config.Auth{Webhook: &config.WebhookAuth{URL: "https://a/verify", CAFile: filepath.Join(dir, "absent.crt")}}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "caFile") {
 		t.Fatalf("New with a missing caFile: err = %v", err)
 	}
 	// Comments around the blocks, as in many bundles, are fine.
-	withText := writeFile(t, filepath.Join(dir, "bundle.crt"), append([]byte("# test CA\n"), ca.pem...))
+	withText := writeFile(t, filepath.Join(dir, "bundle.crt"), append([]byte("# test CA\n"), ca.PEM...))
 	if _, err := NewWebhook(config.WebhookAuth{URL: "https://a/verify", CAFile: withText}, Options{}); err != nil {
 		t.Fatalf("bundle with comments: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/test/tlstest"
 )
 
 func TestReasonOfErrors(t *testing.T) {
@@ -116,14 +117,17 @@ func roundTrip(s Security, addr string) error {
 // TestHandshakeFailures performs each TLS failure against a real TLS server on loopback and
 // checks its reason.
 func TestHandshakeFailures(t *testing.T) {
-	ca, otherCA := newCA(t), newCA(t)
-	cert, key := ca.serverCert(t)
+	ca, otherCA := tlstest.MustCA(t, "test CA"), tlstest.MustCA(t, "other CA")
+	server := ca.MustIssue(t, tlstest.Leaf{})
+	cert, key := server.CertPEM, server.KeyPEM
 	good := serverConfig(t, cert, key)
 	past := time.Now().Add(-48 * time.Hour)
-	expCert, expKey := ca.issue(t, "broker", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, past, past.Add(24*time.Hour))
-	clientCert, clientKey := ca.issue(t, "gateway", nil, nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	expired := ca.MustIssue(t, tlstest.Leaf{NotBefore: past, NotAfter: past.Add(24 * time.Hour)})
+	expCert, expKey := expired.CertPEM, expired.KeyPEM
+	client := ca.MustIssue(t, tlstest.Leaf{Client: true})
+	clientCert, clientKey := client.CertPEM, client.KeyPEM
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	mtls := serverConfig(t, cert, key)
 	mtls.ClientAuth, mtls.ClientCAs = tls.RequireAndVerifyClientCert, pool
 
@@ -163,15 +167,15 @@ func TestHandshakeFailures(t *testing.T) {
 		want string
 		as   any // a typed error the chain must hold
 	}{
-		{"trusted, server name from the address", sec(ca.pem, nil, nil, ""), "localhost:" + tlsServer(t, good), "", nil},
-		{"trusted, IP address", sec(ca.pem, nil, nil, ""), "127.0.0.1:" + tlsServer(t, good), "", nil},
-		{"unknown CA", sec(otherCA.pem, nil, nil, ""), "localhost:" + tlsServer(t, good), ReasonTLSFailed, new(x509.UnknownAuthorityError)},
-		{"expired certificate", sec(ca.pem, nil, nil, ""), "localhost:" + tlsServer(t, serverConfig(t, expCert, expKey)), ReasonTLSFailed, new(x509.CertificateInvalidError)},
-		{"name mismatch", sec(ca.pem, nil, nil, "kafka.example.com"), "localhost:" + tlsServer(t, good), ReasonTLSFailed, new(x509.HostnameError)},
-		{"client certificate required, none given", sec(ca.pem, nil, nil, ""), "localhost:" + tlsServer(t, mtls), ReasonTLSFailed, nil},
-		{"client certificate given", sec(ca.pem, clientCert, clientKey, ""), "localhost:" + tlsServer(t, mtls), "", nil},
-		{"not a TLS listener", sec(ca.pem, nil, nil, ""), plain.Addr().String(), ReasonTLSFailed, nil},
-		{"nothing listening", sec(ca.pem, nil, nil, ""), closedAddr, ReasonUnreachable, nil},
+		{"trusted, server name from the address", sec(ca.PEM, nil, nil, ""), "localhost:" + tlsServer(t, good), "", nil},
+		{"trusted, IP address", sec(ca.PEM, nil, nil, ""), "127.0.0.1:" + tlsServer(t, good), "", nil},
+		{"unknown CA", sec(otherCA.PEM, nil, nil, ""), "localhost:" + tlsServer(t, good), ReasonTLSFailed, new(x509.UnknownAuthorityError)},
+		{"expired certificate", sec(ca.PEM, nil, nil, ""), "localhost:" + tlsServer(t, serverConfig(t, expCert, expKey)), ReasonTLSFailed, new(x509.CertificateInvalidError)},
+		{"name mismatch", sec(ca.PEM, nil, nil, "kafka.example.com"), "localhost:" + tlsServer(t, good), ReasonTLSFailed, new(x509.HostnameError)},
+		{"client certificate required, none given", sec(ca.PEM, nil, nil, ""), "localhost:" + tlsServer(t, mtls), ReasonTLSFailed, nil},
+		{"client certificate given", sec(ca.PEM, clientCert, clientKey, ""), "localhost:" + tlsServer(t, mtls), "", nil},
+		{"not a TLS listener", sec(ca.PEM, nil, nil, ""), plain.Addr().String(), ReasonTLSFailed, nil},
+		{"nothing listening", sec(ca.PEM, nil, nil, ""), closedAddr, ReasonUnreachable, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,12 +193,13 @@ func TestHandshakeFailures(t *testing.T) {
 // TestFromConfigRereadsTLSFiles: the CA bundle is read for each new connection, so a
 // rotated one applies without rebuilding the Security.
 func TestFromConfigRereadsTLSFiles(t *testing.T) {
-	ca, otherCA := newCA(t), newCA(t)
-	cert, key := ca.serverCert(t)
+	ca, otherCA := tlstest.MustCA(t, "test CA"), tlstest.MustCA(t, "other CA")
+	server := ca.MustIssue(t, tlstest.Leaf{})
+	cert, key := server.CertPEM, server.KeyPEM
 	addr := "localhost:" + tlsServer(t, serverConfig(t, cert, key))
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(caFile, otherCA.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, otherCA.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s, err := FromConfig(config.Kafka{TLS: &config.KafkaTLS{CAFile: caFile}})
@@ -204,7 +209,7 @@ func TestFromConfigRereadsTLSFiles(t *testing.T) {
 	if err := roundTrip(s, addr); Reason(err) != ReasonTLSFailed {
 		t.Fatalf("before rotation: err = %v, want kafka_tls_failed", err)
 	}
-	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := roundTrip(s, addr); err != nil {
@@ -219,8 +224,9 @@ func TestFromConfigRereadsTLSFiles(t *testing.T) {
 }
 
 func TestFromConfig(t *testing.T) {
-	ca := newCA(t)
-	cert, key := ca.serverCert(t)
+	ca := tlstest.MustCA(t, "test CA")
+	server := ca.MustIssue(t, tlstest.Leaf{})
+	cert, key := server.CertPEM, server.KeyPEM
 	dir := t.TempDir()
 	file := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
@@ -229,7 +235,7 @@ func TestFromConfig(t *testing.T) {
 		}
 		return p
 	}
-	caFile, certFile, keyFile := file("ca.crt", ca.pem), file("tls.crt", cert), file("tls.key", key)
+	caFile, certFile, keyFile := file("ca.crt", ca.PEM), file("tls.crt", cert), file("tls.key", key)
 	user, pass, empty := file("username", []byte("gw\n")), file("password", []byte("pw\n")), file("empty", nil)
 	absent := filepath.Join(dir, "absent")
 

@@ -4,12 +4,15 @@ import (
 	"crypto/tls"
 	"strings"
 	"testing"
+
+	"github.com/tcpgateway/tcpgateway/test/tlstest"
 )
 
 func TestTLSConfig(t *testing.T) {
-	ca := newCA(t)
-	cert, key := ca.serverCert(t)
-	_, otherKey := ca.serverCert(t)
+	ca := tlstest.MustCA(t, "test CA")
+	server := ca.MustIssue(t, tlstest.Leaf{})
+	cert, key := server.CertPEM, server.KeyPEM
+	otherKey := ca.MustIssue(t, tlstest.Leaf{}).KeyPEM
 	tests := []struct {
 		name                string
 		ca, cert, key       []byte
@@ -17,8 +20,8 @@ func TestTLSConfig(t *testing.T) {
 		wantRoots, wantPair bool
 	}{
 		{name: "system roots", wantRoots: false},
-		{name: "custom CA and server name", ca: ca.pem, serverName: "kafka.internal", wantRoots: true},
-		{name: "client certificate", ca: ca.pem, cert: cert, key: key, wantRoots: true, wantPair: true},
+		{name: "custom CA and server name", ca: ca.PEM, serverName: "kafka.internal", wantRoots: true},
+		{name: "client certificate", ca: ca.PEM, cert: cert, key: key, wantRoots: true, wantPair: true},
 		{name: "CA bundle without a certificate", ca: []byte("not PEM"), wantErr: "the CA bundle holds no PEM certificate"},
 		{name: "certificate without key", cert: cert, wantErr: "needs both the certificate and its key"},
 		{name: "key without certificate", key: key, wantErr: "needs both the certificate and its key"},

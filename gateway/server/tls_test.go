@@ -26,18 +26,7 @@ type tlsHarness struct {
 
 func startTLS(t testing.TB, mutate func(*config.Config)) *tlsHarness {
 	t.Helper()
-	ca, err := tlstest.NewCA("tcpgateway test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := ca.Issue(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := tlstest.NewSecretDir(t.TempDir(), pair)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, dir := tlstest.Serving(t, "tcpgateway test CA")
 	h := start(t, nil, func(c *config.Config) {
 		c.Listen.TLS = &config.ListenTLS{CertFile: dir.CertFile(), KeyFile: dir.KeyFile()}
 		if mutate != nil {

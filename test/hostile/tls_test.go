@@ -26,18 +26,7 @@ type tlsGateway struct {
 
 func startTLS(t *testing.T, o Options) *tlsGateway {
 	t.Helper()
-	ca, err := tlstest.NewCA("tcpgateway hostile CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := ca.Issue(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := tlstest.NewSecretDir(t.TempDir(), pair)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, dir := tlstest.Serving(t, "tcpgateway hostile CA")
 	configure := o.Configure
 	o.Configure = func(c *config.Config) {
 		c.Listen.TLS = &config.ListenTLS{CertFile: dir.CertFile(), KeyFile: dir.KeyFile(), MinVersion: config.TLS12}

@@ -1,6 +1,7 @@
-// Package tlstest makes what TLS tests need: a throwaway certificate authority, certificates
-// for loopback addresses with known serial numbers, and files laid out as the kubelet lays out
-// a Secret volume (so that a rotation is the atomic swap of a ..data symlink).
+// Package tlstest is the one certificate factory for tests: a throwaway certificate authority,
+// certificates for loopback addresses with known serial numbers (or expired, for other names,
+// for clients: Leaf), and files laid out as the kubelet lays out a Secret volume (so that a
+// rotation is the atomic swap of a ..data symlink).
 package tlstest
 
 import (
@@ -16,6 +17,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -69,25 +72,62 @@ type Pair struct {
 // Issue makes a server certificate with the given serial number for localhost, 127.0.0.1
 // and ::1, valid for a day.
 func (ca *CA) Issue(serial int64) (Pair, error) {
-	return ca.IssueValid(serial, time.Now().Add(-time.Minute), time.Now().Add(24*time.Hour))
+	return ca.IssueLeaf(Leaf{Serial: serial})
 }
 
-// IssueValid is Issue with a chosen validity period (an expired certificate, one not yet
-// valid).
-func (ca *CA) IssueValid(serial int64, notBefore, notAfter time.Time) (Pair, error) {
+// Leaf describes a certificate for IssueLeaf; a zero field takes Issue's default.
+type Leaf struct {
+	// Serial is the serial number; 0: one unique within the process.
+	Serial int64
+	// NotBefore and NotAfter bound the validity; zero: from a minute ago for a day.
+	NotBefore, NotAfter time.Time
+	// Hosts are the DNS names and IP addresses the certificate is for; nil: localhost,
+	// 127.0.0.1 and ::1 (a wrong-name certificate gives other names).
+	Hosts []string
+	// Client makes a client certificate (client authentication, no hosts) instead of a
+	// server certificate.
+	Client bool
+}
+
+var lastSerial atomic.Int64
+
+// IssueLeaf makes the certificate l describes, signed by the CA.
+func (ca *CA) IssueLeaf(l Leaf) (Pair, error) {
+	if l.Serial == 0 {
+		l.Serial = 1_000_000 + lastSerial.Add(1) // clear of the small serials tests choose
+	}
+	if l.NotBefore.IsZero() {
+		l.NotBefore = time.Now().Add(-time.Minute)
+	}
+	if l.NotAfter.IsZero() {
+		l.NotAfter = time.Now().Add(24 * time.Hour)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Pair{}, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("tcpgateway test %d", serial)},
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
+		SerialNumber: big.NewInt(l.Serial),
+		Subject:      pkix.Name{CommonName: fmt.Sprintf("tcpgateway test %d", l.Serial)},
+		NotBefore:    l.NotBefore,
+		NotAfter:     l.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	switch {
+	case l.Client:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	case l.Hosts == nil:
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	default:
+		for _, h := range l.Hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -106,6 +146,43 @@ func (ca *CA) IssueValid(serial int64, notBefore, notAfter time.Time) (Pair, err
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 		Leaf:    leaf,
 	}, nil
+}
+
+// TLSCertificate is the pair for tls.Config.Certificates.
+func (p Pair) TLSCertificate() (tls.Certificate, error) {
+	return tls.X509KeyPair(p.CertPEM, p.KeyPEM)
+}
+
+// MustCA is NewCA failing t on error.
+func MustCA(t testing.TB, name string) *CA {
+	t.Helper()
+	ca, err := NewCA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// MustIssue is IssueLeaf failing t on error.
+func (ca *CA) MustIssue(t testing.TB, l Leaf) Pair {
+	t.Helper()
+	p, err := ca.IssueLeaf(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Serving is a CA and a server certificate of serial 1 from it in a new Secret-like
+// directory: what a gateway's clients listener is configured with.
+func Serving(t testing.TB, caName string) (*CA, *SecretDir) {
+	t.Helper()
+	ca := MustCA(t, caName)
+	dir, err := NewSecretDir(t.TempDir(), ca.MustIssue(t, Leaf{Serial: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, dir
 }
 
 // ClientConfig trusts only the CA.
