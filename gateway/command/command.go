@@ -13,14 +13,22 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
 // DefaultConfigPath is where the gateway reads its configuration unless -config says otherwise.
 const DefaultConfigPath = "/etc/tcpgateway/gateway.yaml"
 
+// exitGuard keeps SIGTERM handled from the first Main to the process's exit. Main's own
+// handler is removed when Main returns, and the kubelet sends SIGTERM right after the preStop
+// hook returns: arriving between the two, the default action would end a finished drain with
+// status 143 (seen in test/drain under load).
+var exitGuard sync.Once
+
 // Main runs the command named by args (os.Args[1:]) and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	exitGuard.Do(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM) })
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	var err error

@@ -20,9 +20,9 @@ const closeTimeout = 2 * time.Second
 
 // gatewayCommand runs the gateway. The drain starts from the preStop hook (the control
 // socket) or from SIGTERM (ctx), whichever comes first; both run the same sequence once, and
-// the process exits when it is done. The signal handler stays registered to the end (Main's
-// NotifyContext): the kubelet sends SIGTERM right after preStop returns, and with the default
-// action restored that would end a finished drain with status 143.
+// the process exits when it is done. SIGTERM stays handled to the end (Main's NotifyContext,
+// then its exitGuard): the kubelet sends SIGTERM right after preStop returns, and with the
+// default action restored that would end a finished drain with status 143.
 func gatewayCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("gateway", stderr)
 	path := fs.String("config", DefaultConfigPath, "configuration file (see gateway/config/testdata/full.yaml)")
