@@ -58,27 +58,31 @@ func envOr(t *testing.T, name, def string) string {
 	return def
 }
 
+// loadSettings reads the load runs' settings shared by the comparisons: the offered request
+// rate, each run's duration, the runs per kind, and the share of a core other processes may
+// use during a run before it is repeated.
+func loadSettings(t *testing.T) (rate float64, duration time.Duration, repeat int, maxOther float64) {
+	var err error
+	if repeat, err = strconv.Atoi(envOr(t, "TCPGW_BENCH_REPEAT", "3")); err != nil || repeat < 1 {
+		t.Fatalf("TCPGW_BENCH_REPEAT: want a positive count (%v)", err)
+	}
+	if rate, err = strconv.ParseFloat(envOr(t, "TCPGW_BENCH_RATE", "4000"), 64); err != nil {
+		t.Fatal(err)
+	}
+	if duration, err = time.ParseDuration(envOr(t, "TCPGW_BENCH_DURATION", "10s")); err != nil {
+		t.Fatal(err)
+	}
+	if maxOther, err = strconv.ParseFloat(envOr(t, "TCPGW_BENCH_MAX_OTHER", "0.15"), 64); err != nil {
+		t.Fatal(err)
+	}
+	return rate, duration, repeat, maxOther
+}
+
 // TestCompare runs the whole comparison of docs/benchmarks.md in one go (about 8 minutes):
 //
 //	go test -tags bench -run TestCompare -v -timeout 30m ./test/bench/
 func TestCompare(t *testing.T) {
-	rate, err := strconv.ParseFloat(envOr(t, "TCPGW_BENCH_RATE", "4000"), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	duration, err := time.ParseDuration(envOr(t, "TCPGW_BENCH_DURATION", "10s"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	repeat, err := strconv.Atoi(envOr(t, "TCPGW_BENCH_REPEAT", "3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	maxOther, err := strconv.ParseFloat(envOr(t, "TCPGW_BENCH_MAX_OTHER", "0.15"), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rate, duration, repeat, maxOther := loadSettings(t)
 	const maxAttempts = 3
 	setNice(t)
 
@@ -121,6 +125,7 @@ func TestCompare(t *testing.T) {
 				// Other sessions may share the machine: a run during which they used more
 				// than maxOther cores is repeated (the last attempt is kept regardless).
 				var o *LoadOutcome
+				var err error
 				for attempt := 1; attempt <= maxAttempts; attempt++ {
 					if o, err = env.Load(ctx, kind, spec); err != nil {
 						t.Fatalf("load %+v on %s: %v", spec, kind, err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,22 +32,7 @@ const TLS = "tls"
 func TestTLSAgainstPlaintext(t *testing.T) {
 	const conns = 10000
 	ref := envOr(t, "TCPGW_BENCH_REF", "4a08738")
-	repeat, err := strconv.Atoi(envOr(t, "TCPGW_BENCH_REPEAT", "3"))
-	if err != nil || repeat < 1 {
-		t.Fatalf("TCPGW_BENCH_REPEAT: want a positive count (%v)", err)
-	}
-	rate, err := strconv.ParseFloat(envOr(t, "TCPGW_BENCH_RATE", "4000"), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	duration, err := time.ParseDuration(envOr(t, "TCPGW_BENCH_DURATION", "10s"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	maxOther, err := strconv.ParseFloat(envOr(t, "TCPGW_BENCH_MAX_OTHER", "0.15"), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rate, duration, repeat, maxOther := loadSettings(t)
 	const maxAttempts = 3
 	setNice(t)
 	ctx, root, env := startEnv(t, 50*time.Minute)
