@@ -18,7 +18,7 @@ GO_PKGS   := ./...
 FUZZTIME  ?= 10s
 
 # Files written by `make generate manifests`; committed, and checked to be up to date.
-GENERATED := '*.pb.go' '*zz_generated*' config/crd config/rbac charts/tcpgateway/crds sdk/ts/src/gen
+GENERATED := '*.pb.go' '*zz_generated*' config/crd config/rbac charts/tcpgateway/files/crds sdk/ts/src/gen
 
 # Build tags of test files that make test does not run (whole-system tests, benchmarks): lint
 # still compiles and checks them, so that they do not rot.
@@ -51,7 +51,7 @@ manifests: ## Generate the CRD and RBAC manifests from the API types and RBAC ma
 	@if ls api/*/ >/dev/null 2>&1; then \
 		$$($(TOOL) controller-gen) rbac:roleName=manager-role crd webhook paths=./... \
 			output:crd:artifacts:config=config/crd/bases; fi
-	@if [ -d charts/tcpgateway/crds ]; then cp config/crd/bases/*.yaml charts/tcpgateway/crds/; fi
+	@if [ -d charts/tcpgateway/files/crds ]; then cp config/crd/bases/*.yaml charts/tcpgateway/files/crds/; fi
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when committed generated files differ from a fresh generation.

@@ -54,8 +54,9 @@ done
 
 log "installing the operator with helm"
 # One replica: the pods share this machine's network and the chart's probe port is fixed.
+# --take-ownership: the local cluster starts with the CRD installed; the chart adopts it.
 "$HELM" install tcpgateway charts/tcpgateway --kubeconfig bin/demo.kubeconfig \
-  --namespace tcpgateway-system --create-namespace --set replicaCount=1 \
+  --namespace tcpgateway-system --create-namespace --take-ownership --set replicaCount=1 \
   --set image.repository=example.test/tcpgateway --set image.tag=demo --wait --timeout 3m >/dev/null \
   || die "helm install failed; see bin/demo-cluster.log"
 

@@ -58,6 +58,8 @@ func TestChartOnAPIServer(t *testing.T) {
 	t.Run("ServerSideDryRun", func(t *testing.T) { testDryRun(t, c, h) })
 	t.Run("QuickStartManifests", func(t *testing.T) { testQuickStart(t, c, h) })
 	t.Run("InstallUpgradeUninstall", func(t *testing.T) { testInstall(t, c, h, kubeconfig) })
+	t.Run("UpgradeFromPreviousChart", func(t *testing.T) { testUpgradeFromPrevious(t, c, h, kubeconfig) })
+	t.Run("AggregatedRoles", func(t *testing.T) { testAggregatedRoles(t, c, h, kubeconfig) })
 }
 
 // writeKubeconfig writes an admin kubeconfig for cfg (envtest's client certificate) for helm.
@@ -163,7 +165,7 @@ func podOf(t *testing.T, o object, namespace string) *corev1.Pod {
 // PodSecurity admission plugin. The ServiceMonitor is checked against a cut-down copy of the
 // Prometheus Operator's CRD (testdata/servicemonitor-crd.yaml). The chart's own CRD is
 // created for real by the install test instead: it exists already here (k8stest installs
-// config/crd/bases, which TestCRDIsTheGeneratedOne shows to be identical).
+// config/crd/bases, which TestCRDTemplate shows to be what the chart renders).
 func testDryRun(t *testing.T, c client.Client, h *helm) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: dryRunNS, Labels: map[string]string{
 		"pod-security.kubernetes.io/enforce":         "restricted",
@@ -182,7 +184,12 @@ func testDryRun(t *testing.T, c client.Client, h *helm) {
 		"disabled":       {"--set", "metrics.enabled=false,leaderElection.enabled=false"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			objs := render(t, h, dryRunNS, args...)
+			var objs []object
+			for _, o := range render(t, h, dryRunNS, args...) {
+				if o.GetKind() != "CustomResourceDefinition" {
+					objs = append(objs, o)
+				}
+			}
 			for _, o := range objs {
 				if err := dryRunCreate(t, c, o.DeepCopy()); err != nil {
 					t.Errorf("the API server refuses %s: %v", o, err)
@@ -234,9 +241,10 @@ func fromUnstructured(t *testing.T, u *unstructured.Unstructured, into any) {
 	}
 }
 
-// helm install creates the CRD (from crds/) and the operator's objects; helm upgrade changes
-// them; helm uninstall deletes them all except the CRD, which helm never deletes (that would
-// delete every TCPGateway of the cluster), and the namespace --create-namespace made.
+// helm install creates the CRD and the operator's objects; helm upgrade changes them; helm
+// uninstall deletes them all except the CRD, which the chart marks
+// helm.sh/resource-policy: keep (deleting it would delete every TCPGateway of the cluster),
+// and the namespace --create-namespace made.
 func testInstall(t *testing.T, c client.Client, h *helm, kubeconfig string) {
 	// k8stest installed the CRD at start; delete it so that helm's creating it is observable.
 	crd := &unstructured.Unstructured{}
@@ -296,15 +304,14 @@ func testInstall(t *testing.T, c client.Client, h *helm, kubeconfig string) {
 		t.Errorf("installed ClusterRole rules %+v, want %+v", cr.Rules, want)
 	}
 
-	// The CRD came from the chart's crds/ and serves TCPGateways; helm does not mark it as the
-	// release's, which is why uninstall leaves it.
+	// The CRD is the release's, kept on uninstall, and serves TCPGateways.
 	waitEstablished(t, c, crdName)
 	got, err := get(t, c, crdGVK, "", crdName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, owned := got.GetAnnotations()["meta.helm.sh/release-name"]; owned {
-		t.Errorf("CRD annotated as the release's: %v", got.GetAnnotations())
+	if got.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+		t.Errorf("CRD annotations %v lack helm.sh/resource-policy: keep", got.GetAnnotations())
 	}
 
 	// The TCPGateway NOTES.txt tells the user to apply passes the CRD's validation, and runs
@@ -341,13 +348,16 @@ func testInstall(t *testing.T, c client.Client, h *helm, kubeconfig string) {
 		t.Errorf("helm uninstall: %s", out)
 	}
 	for _, o := range want {
+		if o.GetKind() == "CustomResourceDefinition" {
+			continue
+		}
 		waitFor(t, o.String()+" deleted by helm uninstall", func() (bool, error) {
 			_, err := get(t, c, o.GroupVersionKind(), o.GetNamespace(), o.GetName())
 			return apierrors.IsNotFound(err), err
 		})
 	}
 	if _, err := get(t, c, crdGVK, "", crdName); err != nil {
-		t.Errorf("helm uninstall deleted the CRD (it keeps CRDs by design): %v", err)
+		t.Errorf("helm uninstall deleted the CRD (helm.sh/resource-policy: keep): %v", err)
 	}
 	if _, err := get(t, c, corev1.SchemeGroupVersion.WithKind("Namespace"), "", installNS); err != nil {
 		t.Errorf("namespace %s after uninstall: %v (helm leaves it)", installNS, err)

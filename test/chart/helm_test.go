@@ -141,17 +141,34 @@ func parseManifests(t testing.TB, data []byte) []object {
 	}
 }
 
-// byKind indexes objects by kind; it fails on two objects of one kind unless allowed.
+// byKind indexes objects by kind; it fails on two objects with one key. The chart's
+// ClusterRoles and ClusterRoleBindings other than the operator's own ("<fullname>-manager")
+// are keyed "<Kind>/<role>", e.g. "ClusterRole/edit".
 func byKind(t testing.TB, objs []object) map[string]object {
 	t.Helper()
 	m := map[string]object{}
 	for _, o := range objs {
-		if prev, dup := m[o.GetKind()]; dup {
-			t.Fatalf("two objects of kind %s: %s and %s", o.GetKind(), prev, o)
+		k := kindKey(o)
+		if prev, dup := m[k]; dup {
+			t.Fatalf("two objects with key %s: %s and %s", k, prev, o)
 		}
-		m[o.GetKind()] = o
+		m[k] = o
 	}
 	return m
+}
+
+// clusterRoleRoles are the name suffixes of the chart's ClusterRoles beside the operator's.
+var clusterRoleRoles = []string{"edit", "view"}
+
+func kindKey(o object) string {
+	if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
+		for _, r := range clusterRoleRoles {
+			if strings.HasSuffix(o.GetName(), "-"+r) {
+				return o.GetKind() + "/" + r
+			}
+		}
+	}
+	return o.GetKind()
 }
 
 // decode decodes a rendered object into a typed one, refusing fields the type does not have:
@@ -163,22 +180,37 @@ func decode(t testing.TB, o object, into any) {
 	}
 }
 
-// chartAppVersion reads appVersion from Chart.yaml, the default image tag.
-func chartAppVersion(t testing.TB) string {
+// chartMeta reads Chart.yaml.
+func chartMeta(t testing.TB) (version, appVersion, kubeVersion string) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(chartDir(t), "Chart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c struct {
-		AppVersion string `json:"appVersion"`
-		Version    string `json:"version"`
+		AppVersion  string `json:"appVersion"`
+		Version     string `json:"version"`
+		KubeVersion string `json:"kubeVersion"`
 	}
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.AppVersion == "" {
-		t.Fatal("Chart.yaml has no appVersion")
+	if c.AppVersion == "" || c.Version == "" {
+		t.Fatal("Chart.yaml has no version or appVersion")
 	}
-	return c.AppVersion
+	return c.Version, c.AppVersion, c.KubeVersion
+}
+
+// chartAppVersion reads appVersion from Chart.yaml, the default image tag.
+func chartAppVersion(t testing.TB) string {
+	t.Helper()
+	_, v, _ := chartMeta(t)
+	return v
+}
+
+// chartVersion reads the chart's version from Chart.yaml.
+func chartVersion(t testing.TB) string {
+	t.Helper()
+	v, _, _ := chartMeta(t)
+	return v
 }

@@ -26,9 +26,9 @@ import (
 
 const testNamespace = "tcpgw-system"
 
-// The kinds the chart renders with its default values (the CRD comes from crds/, which
-// `helm template` prints only with --include-crds).
-var defaultKinds = []string{"ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
+// The kinds the chart renders with its default values: the operator's ClusterRole and the
+// aggregated edit and view ones, and the CRD (a template, so that helm upgrade upgrades it).
+var defaultKinds = []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
 
 func kinds(objs []object) []string {
 	var ks []string
@@ -71,7 +71,7 @@ func commonLabels(t testing.TB, o object) {
 		"app.kubernetes.io/version":    chartAppVersion(t),
 		"app.kubernetes.io/part-of":    "tcpgateway",
 		"app.kubernetes.io/managed-by": "Helm",
-		"helm.sh/chart":                "tcpgateway-0.1.0",
+		"helm.sh/chart":                "tcpgateway-" + chartVersion(t),
 	} {
 		if l[k] != want {
 			t.Errorf("%s: label %s = %q, want %q", o, k, l[k], want)
@@ -88,7 +88,7 @@ func TestDefaults(t *testing.T) {
 	byK := byKind(t, objs)
 	for _, o := range objs {
 		commonLabels(t, o)
-		clusterScoped := o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding"
+		clusterScoped := o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" || o.GetKind() == "CustomResourceDefinition"
 		if ns := o.GetNamespace(); clusterScoped && ns != "" || !clusterScoped && ns != testNamespace {
 			t.Errorf("%s: namespace %q", o, ns)
 		}
@@ -205,10 +205,16 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("RoleBinding %+v %+v", rb.RoleRef, rb.Subjects)
 	}
 
-	// --include-crds adds exactly the CRD.
-	withCRDs := render(t, h, testNamespace, "--include-crds")
-	if got, want := kinds(withCRDs), append(slices.Clone(defaultKinds), "CustomResourceDefinition"); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+	// The chart has no crds/ (Helm would install it once and never upgrade it): --include-crds
+	// adds nothing, and crds.enabled=false leaves the CRD out.
+	if got := kinds(render(t, h, testNamespace, "--include-crds")); !slices.Equal(got, defaultKinds) {
 		t.Errorf("with --include-crds: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(chartDir(t), "crds")); !os.IsNotExist(err) {
+		t.Errorf("the chart has a crds/ directory, which helm never upgrades: %v", err)
+	}
+	if _, found := byKindAll(render(t, h, testNamespace, "--set", "crds.enabled=false"))["CustomResourceDefinition"]; found {
+		t.Error("crds.enabled=false renders the CRD")
 	}
 }
 
@@ -287,7 +293,7 @@ func byKindAll(objs []object) map[string][]object {
 func TestMetricsAndLeaderElectionDisabled(t *testing.T) {
 	h := newHelm(t)
 	objs := render(t, h, testNamespace, "--set", "metrics.enabled=false,leaderElection.enabled=false")
-	want := []string{"ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"}
+	want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "ServiceAccount"}
 	if got := kinds(objs); !slices.Equal(got, want) {
 		t.Fatalf("kinds %v, want %v", got, want)
 	}
@@ -314,7 +320,7 @@ func TestCustomValues(t *testing.T) {
 	objs := render(t, h, "edge-system", "--values", path(t, "test/chart/testdata/custom-values.yaml"))
 	want := []string{"ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
 	if got := kinds(objs); !slices.Equal(got, want) {
-		t.Fatalf("kinds %v, want %v (no leader-election Role without leader election)", got, want)
+		t.Fatalf("kinds %v, want %v (no leader-election Role without leader election, no CRD, no aggregated roles)", got, want)
 	}
 	for _, o := range objs {
 		if !strings.HasPrefix(o.GetName(), "edge") {
@@ -497,7 +503,7 @@ func TestSchemaRejectsInvalidValues(t *testing.T) {
 
 // The chart's CRDs are byte-identical copies of the generated ones in config/crd/bases.
 func TestCRDIsTheGeneratedOne(t *testing.T) {
-	gen, chart := path(t, "config/crd/bases"), filepath.Join(chartDir(t), "crds")
+	gen, chart := path(t, "config/crd/bases"), filepath.Join(chartDir(t), "files", "crds")
 	names := func(dir string) []string {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -510,7 +516,7 @@ func TestCRDIsTheGeneratedOne(t *testing.T) {
 		return n
 	}
 	if g, c := names(gen), names(chart); !slices.Equal(g, c) || len(g) == 0 {
-		t.Fatalf("config/crd/bases holds %v, charts/tcpgateway/crds %v; copy them: cp config/crd/bases/*.yaml charts/tcpgateway/crds/", g, c)
+		t.Fatalf("config/crd/bases holds %v, charts/tcpgateway/crds %v; copy them: make manifests", g, c)
 	}
 	for _, name := range names(gen) {
 		want, err := os.ReadFile(filepath.Join(gen, name))
@@ -522,7 +528,7 @@ func TestCRDIsTheGeneratedOne(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("charts/tcpgateway/crds/%s differs from config/crd/bases/%s (regenerated by make manifests?); copy it over", name, name)
+			t.Errorf("charts/tcpgateway/files/crds/%s differs from config/crd/bases/%s; run make manifests", name, name)
 		}
 	}
 }

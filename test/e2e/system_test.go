@@ -193,9 +193,11 @@ func (s *system) startEcho() error {
 // Deployment to be available: its pod runs cmd/manager as a process with the chart's
 // arguments, probes and ServiceAccount (so the chart's RBAC is what it gets). One replica:
 // pods share this machine's network, and the chart's probe and metrics ports are fixed.
+// --take-ownership: the cluster starts with the CRD installed (test/k8stest), which the
+// chart then adopts and upgrades, as after an upgrade from chart 0.1.0.
 func (s *system) installOperator(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, s.helm, "install", operatorRelease, filepath.Join(s.root, "charts", "tcpgateway"),
-		"--kubeconfig", s.cluster.Kubeconfig, "--namespace", operatorNamespace, "--create-namespace",
+		"--kubeconfig", s.cluster.Kubeconfig, "--namespace", operatorNamespace, "--create-namespace", "--take-ownership",
 		"--set", "replicaCount=1", "--set", "image.repository=example.test/tcpgateway", "--set", "image.tag=e2e",
 		"--wait", "--timeout", "3m")
 	if out, err := cmd.CombinedOutput(); err != nil {
