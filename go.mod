@@ -5,6 +5,10 @@ go 1.26.0
 // npm packages may ship Go code (flatted does): not ours, never built, vetted or tested.
 ignore ./sdk/ts/node_modules
 
+// The Go client SDK and the wire protocol are their own module (apps depend on protobuf only);
+// this module builds against the copy in the same commit.
+replace github.com/tcpgateway/tcpgateway/sdk/go => ./sdk/go
+
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/cloudwego/netpoll v0.7.2
@@ -14,6 +18,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	github.com/segmentio/kafka-go v0.4.51
+	github.com/tcpgateway/tcpgateway/sdk/go v0.0.0-00010101000000-000000000000
 	golang.org/x/net v0.59.0
 	golang.org/x/time v0.16.0
 	google.golang.org/protobuf v1.36.12

@@ -52,9 +52,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // benchConfig is the bench command's flags.

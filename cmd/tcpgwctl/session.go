@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // connFlags are the flags shared by the commands that open a session.

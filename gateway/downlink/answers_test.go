@@ -5,10 +5,10 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Another user's session forges answers to alice's push — by message id, at its position, at a

@@ -15,11 +15,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tcpgateway/tcpgateway/gateway/app"
-	"github.com/tcpgateway/tcpgateway/gateway/client"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // ExpiryOptions tune the expiry tracker: the consumer group over the receipts topic through

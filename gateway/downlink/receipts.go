@@ -10,8 +10,8 @@ import (
 
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // receiptWriter publishes receipts without ever blocking delivery: the writer is

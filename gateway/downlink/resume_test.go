@@ -11,10 +11,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // movingClient connects through a dialer whose destination the test moves, like a load

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // window keeps the recent records of every partition, so that a session resuming on this pod

@@ -5,8 +5,8 @@ import (
 	"sync"
 
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/receipts"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // receiptWatcher hands receipts to the calls waiting for their message id.

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 func TestFromTarget(t *testing.T) {

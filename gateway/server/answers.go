@@ -3,8 +3,8 @@ package server
 import (
 	"fmt"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // answer accepts a PUSH_ACK (reply false) or PUSH_REPLY only from a recipient of the push: the

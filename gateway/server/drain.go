@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // drainTick is the pacing step: GOAWAYs go out in one batch per tick.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/server"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 func dur(d time.Duration) config.Duration { return config.Duration{Duration: d} }

@@ -7,10 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // frameCounters resolves the per-kind counters once: a label lookup per frame would cost a

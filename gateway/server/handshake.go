@@ -9,9 +9,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // maxIDLen bounds client-chosen identifiers so they cannot bloat indexes and headers.

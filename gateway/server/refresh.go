@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Token refresh results: tcpgw_token_refreshes_total{result}, besides the auth reasons of a

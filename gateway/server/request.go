@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // codeToProto maps every uplink outcome to its wire code (a test checks the map is complete).

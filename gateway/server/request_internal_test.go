@@ -3,8 +3,8 @@ package server
 import (
 	"testing"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
 )
 
 // Every uplink outcome has a wire code of the same name.

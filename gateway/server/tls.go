@@ -10,9 +10,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // The TLS path (listen.tls). netpoll has no TLS (cloudwego/netpoll#387), so a TLS listener is

@@ -25,8 +25,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 const (

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/test/conformance/wire"
 	"github.com/tcpgateway/tcpgateway/test/wait"
 )

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/test/conformance/wire"
 	"github.com/tcpgateway/tcpgateway/test/sdkdriver"
 	"github.com/tcpgateway/tcpgateway/test/traffic"

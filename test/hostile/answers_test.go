@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Finding 2: PUSH_ACK and PUSH_REPLY were accepted for any message_id, so another user could

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/test/gwproc"
 	"github.com/tcpgateway/tcpgateway/test/wait"
 )

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/push"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // publisher is a push SDK publisher on the gateway's topics, closed when the test ends.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Found by FuzzHandshake: a client that sends a HANDSHAKE (or anything the gateway answers)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Missing counts the accepted records ac has not received (only those accepted before

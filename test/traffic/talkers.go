@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Talkers send echo requests: every request must get a response.

@@ -1,5 +1,5 @@
 // The Client keeps one session with a gateway alive across connections, as
-// docs/client-behaviour.md specifies (rules R1-R41) and the Go SDK (gateway/client) does:
+// docs/client-behaviour.md specifies (rules R1-R41) and the Go SDK (sdk/go/client) does:
 // handshake, heartbeats, requests by seq, pushes in order without duplicates, resume with
 // positions and floors, GOAWAY, ERROR codes, backoff with jitter, token refresh.
 import { create } from "@bufbuild/protobuf";

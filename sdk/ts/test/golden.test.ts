@@ -1,4 +1,4 @@
-// The golden vectors shared by every SDK (gateway/protocol/testdata/golden): each .hex decodes
+// The golden vectors shared by every SDK (sdk/go/protocol/testdata/golden): each .hex decodes
 // to its .textproto, and encoding the .textproto gives the same bytes (protobuf-es writes
 // fields in number order like Go's deterministic marshal; the vectors' maps have one key).
 import { test } from "node:test";
@@ -11,7 +11,7 @@ import { DownlinkSchema, ReceiptSchema } from "../src/gen/tcpgateway/v1/downlink
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from "../src/codec.js";
 import { textprotoToJson } from "./textproto.js";
 
-const dir = new URL("../../../../gateway/protocol/testdata/golden/", import.meta.url);
+const dir = new URL("../../../../sdk/go/protocol/testdata/golden/", import.meta.url);
 const names = readdirSync(dir)
   .filter((f) => f.endsWith(".hex"))
   .map((f) => f.slice(0, -".hex".length));

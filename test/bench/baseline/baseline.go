@@ -30,9 +30,9 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/gateway/uplink"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // writeTimeout bounds one flush to a client, as the gateway's does.

@@ -48,7 +48,7 @@ import tcpgateway.v1.Protocol.Resume;
  * A session with a tcpgateway, kept alive across connections: handshake, heartbeats, requests
  * correlated by seq, pushes delivered in order without duplicates (by position and message id),
  * reconnects with backoff and jitter honouring GOAWAY, resume from positions and watermarks, and
- * token refresh. It implements docs/client-behaviour.md as the Go SDK (gateway/client) does.
+ * token refresh. It implements docs/client-behaviour.md as the Go SDK (sdk/go/client) does.
  *
  * <pre>{@code
  * Client c = Client.builder().address("gw.example.com:7000").tokenSource(auth::freshToken)

@@ -26,12 +26,12 @@ import tcpgateway.v1.DownlinkOuterClass.Receipt;
 import tcpgateway.v1.Protocol.Frame;
 
 /**
- * The shared golden vectors (gateway/protocol/testdata/golden): every .hex decodes to the
+ * The shared golden vectors (sdk/go/protocol/testdata/golden): every .hex decodes to the
  * content of its .textproto, and encodes back to the same bytes (protobuf-javalite writes
  * fields in number order, and maps in the order parsed, like Go's deterministic marshal).
  */
 class GoldenTest {
-  static final Path DIR = RepoRoot.get().resolve("gateway/protocol/testdata/golden");
+  static final Path DIR = RepoRoot.get().resolve("sdk/go/protocol/testdata/golden");
 
   @TestFactory
   Stream<DynamicTest> everyVector() throws IOException {

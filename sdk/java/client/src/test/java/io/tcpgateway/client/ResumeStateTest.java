@@ -31,7 +31,7 @@ class ResumeStateTest {
   }
 
   // Stored state is input like any other: a tampered or truncated one is refused with a reason.
-  // The same inputs as Go's TestResumeStateRefusesMalformedText (gateway/client/resume_test.go).
+  // The same inputs as Go's TestResumeStateRefusesMalformedText (sdk/go/client/resume_test.go).
   @Test
   void refusesMalformedText() {
     Map<String, String> bad = new LinkedHashMap<>();

@@ -5,9 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
-	"github.com/tcpgateway/tcpgateway/test/wait"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // TestDuplicateMessageIDDeliveredOnce: a publisher that retried wrote the same message twice,
@@ -43,7 +42,7 @@ func TestDuplicateMessageIDDeliveredOnce(t *testing.T) {
 	push("m1", 0, 6) // forgotten: delivered again
 	push("end", 0, 8)
 	want := []string{"m1@0/1", "m2@0/3", "m3@0/4", "m4@0/5", "m1@0/6", "end@0/8"}
-	wait.For(t, timeout, "the last push", func() bool {
+	waitFor(t, timeout, "the last push", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) > 0 && got[len(got)-1] == "end@0/8"

@@ -6,25 +6,13 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/cloudwego/netpoll"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 const maxBody = 1 << 16
-
-// feed writes p into a netpoll LinkBuffer, the same reader type the gateway decodes from.
-func feed(t testing.TB, buf *netpoll.LinkBuffer, p []byte) {
-	t.Helper()
-	if _, err := buf.WriteBinary(p); err != nil {
-		t.Fatal(err)
-	}
-	if err := buf.Flush(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func encode(t testing.TB, frames ...*pb.Frame) []byte {
 	t.Helper()
@@ -47,10 +35,10 @@ func TestDecodeWaitsForWholeFrames(t *testing.T) {
 	wire := encode(t, frames...)
 
 	// Every byte arrives on its own: each frame must come out exactly once, whole, in order.
-	buf := netpoll.NewLinkBuffer()
+	buf := &streamReader{}
 	var got []*pb.Frame
 	for i := range wire {
-		feed(t, buf, wire[i:i+1])
+		buf.write(wire[i : i+1])
 		for {
 			f, err := protocol.Decode(buf, maxBody)
 			if err != nil {
@@ -91,8 +79,8 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			buf := netpoll.NewLinkBuffer()
-			feed(t, buf, tt.wire)
+			buf := &streamReader{}
+			buf.write(tt.wire)
 			f, err := protocol.Decode(buf, maxBody)
 			if !errors.Is(err, tt.want) || (tt.want == nil) != (f != nil) {
 				t.Fatalf("Decode = %v, %v; want error %v", f, err, tt.want)

@@ -8,12 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudwego/netpoll"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from goldenFrames")
@@ -108,8 +107,8 @@ func TestGoldenVectors(t *testing.T) {
 			}
 			wire := append([]byte{byte(len(body) >> 24), byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
 			golden, meaning := checkGolden(t, name, "Frame", wire, g.frame, &pb.Frame{})
-			buf := netpoll.NewLinkBuffer()
-			feed(t, buf, golden)
+			buf := &streamReader{}
+			buf.write(golden)
 			decoded, err := protocol.Decode(buf, maxBody)
 			if err != nil || !proto.Equal(decoded, meaning) {
 				t.Fatalf("%s.hex decodes to %v (%v), want %v", name, decoded, err, meaning)

@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Backoff shapes reconnect delays: the n-th consecutive failure waits a random duration in

@@ -3,11 +3,10 @@ package protocol_test
 import (
 	"testing"
 
-	"github.com/cloudwego/netpoll"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // FuzzDecode feeds every input to the decoder whole and split in two at a fuzzed point (a
@@ -26,9 +25,9 @@ func FuzzDecode(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, wire []byte, split uint16) {
 		const max = 4096
-		whole, wholeErr := decodeAll(t, [][]byte{wire}, max)
+		whole, wholeErr := decodeAll([][]byte{wire}, max)
 		cut := int(split) % (len(wire) + 1)
-		parts, partsErr := decodeAll(t, [][]byte{wire[:cut], wire[cut:]}, max)
+		parts, partsErr := decodeAll([][]byte{wire[:cut], wire[cut:]}, max)
 
 		if (wholeErr == nil) != (partsErr == nil) {
 			t.Fatalf("whole: %v; split at %d: %v", wholeErr, cut, partsErr)
@@ -44,7 +43,7 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-encoding frame %d: %v", i, err)
 			}
-			back, _ := decodeAll(t, [][]byte{again}, 1<<20)
+			back, _ := decodeAll([][]byte{again}, 1<<20)
 			if len(back) != 1 || !proto.Equal(back[0], whole[i]) {
 				t.Fatalf("frame %d does not survive re-encoding", i)
 			}
@@ -54,12 +53,12 @@ func FuzzDecode(f *testing.F) {
 
 // decodeAll delivers chunks one after the other and decodes greedily after each, like the
 // gateway's OnRequest does as bytes arrive. It stops at the first error.
-func decodeAll(t *testing.T, chunks [][]byte, max int) ([]*pb.Frame, error) {
-	buf := netpoll.NewLinkBuffer()
+func decodeAll(chunks [][]byte, max int) ([]*pb.Frame, error) {
+	buf := &streamReader{}
 	var out []*pb.Frame
 	for _, c := range chunks {
 		if len(c) > 0 {
-			feed(t, buf, c)
+			buf.write(c)
 		}
 		for {
 			f, err := protocol.Decode(buf, max)

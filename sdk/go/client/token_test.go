@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
-	"github.com/tcpgateway/tcpgateway/test/wait"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // fastReconnect makes reconnects quick and without the loss spread.
@@ -54,7 +53,7 @@ func TestReconnectAfterRefusedTokenAsksTokenSource(t *testing.T) {
 		t.Fatalf("retry token = %q, want t3", tok)
 	}
 	third.ack()
-	wait.For(t, timeout, "the client reconnected", func() bool { return connects.Load() == 2 })
+	waitFor(t, timeout, "the client reconnected", func() bool { return connects.Load() == 2 })
 	if err := c.Err(); err != nil {
 		t.Fatalf("client stopped: %v", err)
 	}
@@ -164,7 +163,7 @@ func TestWebhookUnavailableIsRetried(t *testing.T) {
 	third := g.accept()
 	third.handshake()
 	third.ack()
-	wait.For(t, timeout, "the client reconnected", func() bool { return connects.Load() == 2 })
+	waitFor(t, timeout, "the client reconnected", func() bool { return connects.Load() == 2 })
 }
 
 // TestRefreshAnswersRefreshRequest: the SDK answers REFRESH_REQUEST on the same connection

@@ -4,10 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tcpgateway/tcpgateway/gateway/client"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
-	"github.com/tcpgateway/tcpgateway/test/wait"
+	"github.com/tcpgateway/tcpgateway/sdk/go/client"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // javaEncoded is what the Java SDK's ResumeState.encode writes for the same state: a state
@@ -80,7 +79,7 @@ func TestExportedStateResumesInANewClient(t *testing.T) {
 	c := connected()
 	first.write(pushAt("m3", 0, 3))
 	first.write(pushAt("m4", 0, 4))
-	wait.For(t, timeout, "both pushes", func() bool { return len(pushes) == 2 })
+	waitFor(t, timeout, "both pushes", func() bool { return len(pushes) == 2 })
 	got := c.ResumeState()
 	if got.SessionID != "s1" || got.ResumeToken != "" || len(got.Positions) != 2 || got.Positions[0] != 4 || got.Positions[1] != -1 {
 		t.Fatalf("exported %+v, want s1 at 0:4 1:-1", got)

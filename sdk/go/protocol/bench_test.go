@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cloudwego/netpoll"
-
-	"github.com/tcpgateway/tcpgateway/gateway/protocol"
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Micro-benchmarks of the codec on REQUEST frames of the payload sizes the load benchmarks use
-// (docs/benchmarks.md):
+// (docs/benchmarks.md; Decode from the gateway's netpoll buffers is in gateway/server):
 //
-//	go test -run '^$' -bench . -benchmem ./gateway/protocol/
+//	cd sdk/go && go test -run '^$' -bench . -benchmem ./protocol/
 
 var benchPayloads = []int{128, 1024}
 
@@ -48,38 +46,6 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if buf, err = protocol.Append(buf[:0], f, benchMaxBody); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkDecode decodes a REQUEST frame from a netpoll LinkBuffer, the gateway's reader:
-// each iteration writes the frame's bytes into the buffer, decodes it and releases the buffer,
-// as one onRequest call does.
-func BenchmarkDecode(b *testing.B) {
-	for _, n := range benchPayloads {
-		b.Run(benchName(n), func(b *testing.B) {
-			wire, err := protocol.Append(nil, benchRequest(n), benchMaxBody)
-			if err != nil {
-				b.Fatal(err)
-			}
-			lb := netpoll.NewLinkBuffer()
-			b.SetBytes(int64(len(wire)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := lb.WriteBinary(wire); err != nil {
-					b.Fatal(err)
-				}
-				if err := lb.Flush(); err != nil {
-					b.Fatal(err)
-				}
-				f, err := protocol.Decode(lb, benchMaxBody)
-				if err != nil || f == nil {
-					b.Fatalf("Decode = %v, %v", f, err)
-				}
-				if err := lb.Release(); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -3,7 +3,7 @@ package protocol
 import (
 	"strings"
 
-	"github.com/tcpgateway/tcpgateway/gateway/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // Reason is the stable lower_snake name of an error code ("frame_too_large"), used alike in

@@ -571,7 +571,7 @@ const file_tcpgateway_v1_downlink_proto_rawDesc = "" +
 	"\n" +
 	"KIND_ACKED\x10\x02\x12\x10\n" +
 	"\fKIND_REPLIED\x10\x03\x12\x10\n" +
-	"\fKIND_EXPIRED\x10\x04B9Z7github.com/tcpgateway/tcpgateway/gateway/protocol/pb;pbb\x06proto3"
+	"\fKIND_EXPIRED\x10\x04B8Z6github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb;pbb\x06proto3"
 
 var (
 	file_tcpgateway_v1_downlink_proto_rawDescOnce sync.Once

@@ -1971,7 +1971,7 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\x13ERROR_CODE_INTERNAL\x10\x11\x12\x1b\n" +
 	"\x17ERROR_CODE_UNKNOWN_PUSH\x10\x12\x12\x1c\n" +
 	"\x18ERROR_CODE_TOKEN_EXPIRED\x10\x13\x12\x1c\n" +
-	"\x18ERROR_CODE_ADDRESS_LIMIT\x10\x14B9Z7github.com/tcpgateway/tcpgateway/gateway/protocol/pb;pbb\x06proto3"
+	"\x18ERROR_CODE_ADDRESS_LIMIT\x10\x14B8Z6github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb;pbb\x06proto3"
 
 var (
 	file_tcpgateway_v1_protocol_proto_rawDescOnce sync.Once
