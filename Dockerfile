@@ -4,6 +4,8 @@
 FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# The Go SDK's module, which go.mod replaces with its directory.
+COPY sdk/go/go.mod sdk/go/go.sum ./sdk/go/
 RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0

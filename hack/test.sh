@@ -23,13 +23,18 @@ GO_TEST_TIMEOUT=${GO_TEST_TIMEOUT:-40m}
 phase() { log "── $* ($(date -u +%H:%M:%S))"; }
 
 run_fuzz() {
-  # Every `func FuzzX(f *testing.F)`: a short coverage-guided run on top of the committed corpus.
-  local file pkg name
+  # Every `func FuzzX(f *testing.F)`: a short coverage-guided run on top of the committed corpus,
+  # from inside the target's module (go test cannot name a nested module's packages, sdk/go's).
+  local file dir mod pkg name
   while IFS=: read -r file name; do
-    pkg="./$(dirname "$file")"
+    dir=$(dirname "$file")
+    mod=$dir
+    while [ "$mod" != . ] && [ ! -f "$mod/go.mod" ]; do mod=$(dirname "$mod"); done
+    pkg=./${dir#"$mod"/}
+    [ "$dir" != "$mod" ] || pkg=.
     name=${name#func }; name=${name%%(*}
-    phase "fuzz $pkg $name for $FUZZTIME"
-    fuzz_one "$pkg" "$name"
+    phase "fuzz $dir $name for $FUZZTIME"
+    (cd "$mod" && fuzz_one "$pkg" "$name")
   done < <(git ls-files --cached --others --exclude-standard '*_test.go' | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*(' | sed 's/($//')
 }
 
@@ -84,7 +89,9 @@ case "$mode" in
     export TCPGW_JAVA_DRIVER='java -jar sdk/java/driver/target/driver.jar'
     export TCPGW_TS_DRIVER='node sdk/ts/dist/src/driver.js'
     status=0
+    # ./... stops at nested modules: the Go SDK's (sdk/go) is tested from inside it.
     go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || status=$?
+    (cd sdk/go && go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./...) || status=$?
     exit $status
     ;;
   e2e)

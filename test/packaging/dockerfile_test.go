@@ -50,12 +50,56 @@ func TestDockerfileBuildsLikeTheMakefile(t *testing.T) {
 	}
 }
 
-// Everything under cmd/ reaches the build context.
+// Everything under cmd/ reaches the build context, with the Go SDK's module that go.mod
+// replaces with its directory.
 func TestDockerignoreKeepsTheSources(t *testing.T) {
 	ignore := read(t, ".dockerignore")
-	for _, dir := range []string{"cmd/", "gateway/", "go.mod", "go.sum"} {
+	for _, dir := range []string{"cmd/", "gateway/", "go.mod", "go.sum", "sdk/go/"} {
 		if !strings.Contains(ignore, "!"+dir) {
 			t.Errorf(".dockerignore excludes %s", dir)
 		}
 	}
+}
+
+// The image's `go mod download` sees only the files copied before it, which must include the
+// go.mod of every module that go.mod replaces with a directory (the Go SDK's). The step is
+// replayed here on a copy of those files, offline, from the module cache.
+func TestDockerfileDownloadsWithWhatItCopied(t *testing.T) {
+	top, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, ok := strings.Cut(read(t, "Dockerfile"), "\nRUN go mod download\n")
+	if !ok {
+		t.Fatal("the Dockerfile does not run go mod download")
+	}
+	dir := t.TempDir()
+	copied := 0
+	for _, line := range strings.Split(before, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "COPY" {
+			continue
+		}
+		dest := f[len(f)-1]
+		if strings.HasPrefix(f[1], "--") || !strings.HasSuffix(dest, "/") {
+			t.Fatalf("this test replays only COPY src... dir/, not %q", line)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, dest), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range f[1 : len(f)-1] {
+			b, err := os.ReadFile(filepath.Join(top, src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, dest, filepath.Base(src)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			copied++
+		}
+	}
+	if copied == 0 {
+		t.Fatal("the Dockerfile copies nothing before go mod download")
+	}
+	goIn(t, dir, "mod", "download")
 }
