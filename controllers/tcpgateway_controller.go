@@ -86,6 +86,7 @@ func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.patchStatus(ctx, before, gw); err != nil {
 		return ctrl.Result{}, errors.Join(o.reconcileErr, err)
 	}
+	countConditionChanges(before, gw)
 	if o.reconcileErr != nil {
 		return ctrl.Result{}, o.reconcileErr
 	}

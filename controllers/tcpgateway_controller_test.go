@@ -54,6 +54,7 @@ func TestOperator(t *testing.T) {
 	t.Run("network policy on, changed and off", e.testNetworkPolicy)
 	t.Run("crash-looping pods are Degraded", e.testPodsFailing)
 	t.Run("Kafka over TLS and SASL, each failure its reason", e.testKafkaSecurity)
+	t.Run("topic Events kept apart, operator metrics counted", e.testTopicEventsAndMetrics)
 }
 
 // gateway is a TCPGateway as a user would write it: only what has no default.

@@ -69,6 +69,7 @@ func (r *TCPGatewayReconciler) reconcileKafka(ctx context.Context, gw *v1alpha1.
 		o.kafka.result, err = r.Topics.Ensure(kctx, kc, topicSpecs(gw))
 	}
 	o.kafka.err = err
+	countTopicOperation(topicOpEnsure, o.kafka.result, err)
 	if o.kafka.err != nil {
 		log.FromContext(ctx).Info("Kafka topics not ready", "reason", kafkaReason(o.kafka.err), "error", o.kafka.err.Error())
 		return
@@ -135,6 +136,7 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 			err = r.Topics.Delete(kctx, kc, []string{downlink, receipts})
 		}
 		cancel()
+		countTopicOperation(topicOpDelete, TopicResult{}, err)
 		switch {
 		case errors.Is(err, ErrSecretNotFound):
 			// The credentials are gone, typically because the whole namespace is being
@@ -150,6 +152,7 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 			if perr := r.patchStatus(ctx, before, gw); perr != nil {
 				return ctrl.Result{}, perr
 			}
+			countConditionChanges(before, gw)
 			return ctrl.Result{RequeueAfter: r.kafkaRetryAfter(gw)}, nil
 		default:
 			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TopicsDeleted", "DeleteTopics",

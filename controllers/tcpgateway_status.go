@@ -86,21 +86,3 @@ func eventKey(c *metav1.Condition) string {
 	}
 	return c.Message
 }
-
-// recordTopicChanges emits a Normal Event for each change Ensure made to the topics.
-func (r *TCPGatewayReconciler) recordTopicChanges(gw *v1alpha1.TCPGateway, res TopicResult) {
-	for _, t := range res.Topics {
-		switch {
-		case t.Created:
-			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TopicCreated", "EnsureTopics",
-				"created Kafka topic %s with %d partitions", t.Name, t.Partitions)
-		case t.GrownFrom > 0:
-			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "PartitionsAdded", "EnsureTopics",
-				"Kafka topic %s grown from %d to %d partitions", t.Name, t.GrownFrom, t.Partitions)
-		}
-		if t.RetentionUpdated {
-			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "RetentionUpdated", "EnsureTopics",
-				"Kafka topic %s retention set to %s", t.Name, gw.Spec.Kafka.Retention)
-		}
-	}
-}
