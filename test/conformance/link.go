@@ -30,7 +30,10 @@ import (
 //     (a request that crosses a GOAWAY);
 //   - Inject writes bytes to the clients of the current connections as if the gateway had sent
 //     them (call it only where the gateway's stream is between frames); InjectThenReset then
-//     half-closes and resets them at once (a last frame followed by a reset).
+//     half-closes and resets them at once (a last frame followed by a reset);
+//   - Record makes the next connections pass whole frames only (so an Inject always lands
+//     between two of the gateway's frames) and keeps what the SDK's behaviour is judged by:
+//     each HANDSHAKE the clients send and each GOAWAY the gateway sends (Handshakes, GoAways).
 //
 // Everything else is passed through unchanged.
 type Link struct {
@@ -42,6 +45,10 @@ type Link struct {
 	cutNext int // how many new connections end after the gateway's first frame
 	pipes   map[*pipe]struct{}
 	accepts []time.Time // when each client connection arrived
+	// recording: new connections pass whole frames and note them in handshakes and goaways.
+	recording  bool
+	handshakes []*pb.Handshake
+	goaways    []*pb.GoAway
 }
 
 // pipe is one proxied connection.
@@ -57,6 +64,8 @@ type pipe struct {
 	// muted: the client's frames are dropped, its PINGs answered here (both directions then
 	// pass whole frames only, so that a PONG never splits a frame of the gateway's).
 	muted bool
+	// record, when set (Link.Record), gets every whole frame passed on, both directions.
+	record func(frame []byte, fromClient bool)
 }
 
 // StartLink listens on a loopback port and forwards to target until the test ends.
@@ -175,6 +184,44 @@ func (l *Link) InjectThenReset(b []byte) {
 	}
 }
 
+// Record makes the connections opened from now on pass whole frames only and keep the clients'
+// HANDSHAKEs and the gateway's GOAWAYs.
+func (l *Link) Record() {
+	l.mu.Lock()
+	l.recording = true
+	l.mu.Unlock()
+}
+
+// Handshakes are the HANDSHAKE frames the clients sent on recorded connections, in order.
+func (l *Link) Handshakes() []*pb.Handshake {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.handshakes)
+}
+
+// GoAways are the GOAWAY frames the gateway sent on recorded connections, in order.
+func (l *Link) GoAways() []*pb.GoAway {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.goaways)
+}
+
+// note keeps frame (length prefix included) if it is one that Record keeps.
+func (l *Link) note(frame []byte, fromClient bool) {
+	var f pb.Frame
+	if proto.Unmarshal(frame[4:], &f) != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case fromClient && f.GetHandshake() != nil:
+		l.handshakes = append(l.handshakes, f.GetHandshake())
+	case !fromClient && f.GetGoaway() != nil:
+		l.goaways = append(l.goaways, f.GetGoaway())
+	}
+}
+
 // Release delivers what Hold kept and forwards again.
 func (l *Link) Release() {
 	for _, p := range l.current() {
@@ -231,6 +278,9 @@ func (l *Link) serve(c net.Conn) {
 	if l.cutNext > 0 {
 		l.cutNext--
 		p.cutAfterFirst = true
+	}
+	if l.recording {
+		p.record = l.note
 	}
 	l.pipes[p] = struct{}{}
 	l.mu.Unlock()
@@ -296,6 +346,15 @@ func (p *pipe) forward(dst net.Conn, b []byte, fromClient bool, partial *[]byte)
 		*partial = append(*partial, b...)
 		for _, fr := range splitFrames(partial) {
 			if _, err := dst.Write(fr); err != nil || p.cutAfterFirst {
+				return false
+			}
+		}
+		return true
+	case p.record != nil:
+		*partial = append(*partial, b...)
+		for _, fr := range splitFrames(partial) {
+			p.record(fr, fromClient)
+			if _, err := dst.Write(fr); err != nil {
 				return false
 			}
 		}

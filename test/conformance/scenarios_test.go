@@ -34,4 +34,5 @@ var scenarios = []scenario{
 	{name: "watermarks_after_pong", rules: "R22 R23 R24", run: watermarksAfterPong},
 	{name: "webhook_auth", rules: "R6 R9 R29", run: webhookAuth},
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
+	{name: "resume_token_once", rules: "R23 R26 R36", run: resumeTokenOnce},
 }

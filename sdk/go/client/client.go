@@ -249,6 +249,9 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	}
 	c.mu.Lock()
 	c.sessionID = cn.ack.SessionId
+	// The resume token belongs to the move a GOAWAY DRAINING asked for: this handshake was
+	// acknowledged, so the move is over, whatever its result (R26).
+	c.resumeToken = ""
 	c.cur = cn
 	close(c.up)
 	if hs.Resume == nil {
@@ -375,6 +378,7 @@ func (c *Client) supervise(cn *conn) {
 			c.finish(ErrClosed)
 			return
 		}
+		c.keepResumeToken(cause)
 		if c.opts.OnDisconnect != nil {
 			c.opts.OnDisconnect(cause)
 		}
@@ -415,6 +419,18 @@ func (c *Client) supervise(cn *conn) {
 	}
 }
 
+// keepResumeToken keeps the resume token of a GOAWAY DRAINING for the reconnect it asks for
+// (R26): every handshake until one is acknowledged carries it, and so does an export meanwhile.
+// It is set before the app hears of the disconnect, so an export from OnDisconnect has it.
+func (c *Client) keepResumeToken(cause error) {
+	var ga *GoAwayError
+	if errors.As(cause, &ga) && ga.GoAway.Reason == pb.GoAway_REASON_DRAINING {
+		c.mu.Lock()
+		c.resumeToken = ga.GoAway.ResumeToken
+		c.mu.Unlock()
+	}
+}
+
 // afterDisconnect decides how long to wait before reconnecting, and whether to stop.
 func (c *Client) afterDisconnect(cause error) (time.Duration, bool) {
 	var ga *GoAwayError
@@ -422,9 +438,6 @@ func (c *Client) afterDisconnect(cause error) (time.Duration, bool) {
 		if ga.GoAway.Reason == pb.GoAway_REASON_REPLACED {
 			return 0, true // another connection took the session over
 		}
-		c.mu.Lock()
-		c.resumeToken = ga.GoAway.ResumeToken
-		c.mu.Unlock()
 		return time.Duration(ga.GoAway.ReconnectDelayMs) * time.Millisecond, false
 	}
 	if c.stopAfter(cause, 0) {

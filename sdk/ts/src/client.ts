@@ -215,8 +215,9 @@ export class Client {
 
   /**
    * exportResumeState is what to store to resume this session after an app restart (R36):
-   * per partition the larger of the last delivered offset and the floor. Export after the app
-   * has processed what it was delivered.
+   * per partition the larger of the last delivered offset and the floor, and the resume token
+   * of a GOAWAY DRAINING while its reconnect is pending (R26). Export after the app has
+   * processed what it was delivered.
    */
   exportResumeState(): ResumeState {
     const state: ResumeState = { sessionId: this.sessionIdValue, positions: this.resumePositions() };
@@ -340,6 +341,9 @@ export class Client {
       return;
     }
     this.sessionIdValue = ack.sessionId;
+    // The resume token belongs to the move a GOAWAY DRAINING asked for: this handshake was
+    // acknowledged, so the move is over, whatever its result (R26).
+    this.resumeToken = "";
     this.cur = cn;
     if (!resumed) {
       // A new session is owed nothing from before its watermarks: they are its floor at once.
@@ -445,6 +449,7 @@ export class Client {
         this.finish(new ClosedError());
         return;
       }
+      this.keepResumeToken(cause);
       this.emit("disconnected", cause);
       this.detach(cn);
 
@@ -483,13 +488,21 @@ export class Client {
     }
   }
 
+  // keepResumeToken keeps the resume token of a GOAWAY DRAINING for the reconnect it asks for
+  // (R26): every handshake until one is acknowledged carries it, and so does an export
+  // meanwhile. Set before the app hears of the disconnect, so an export from the listener has it.
+  private keepResumeToken(cause: Error): void {
+    if (cause instanceof GoAwayError && cause.goaway.reason === GoAway_Reason.DRAINING) {
+      this.resumeToken = cause.goaway.resumeToken;
+    }
+  }
+
   // afterDisconnect: how long to wait before reconnecting, and whether to stop.
   private afterDisconnect(cause: Error): [number, boolean] {
     if (cause instanceof GoAwayError) {
       if (cause.goaway.reason === GoAway_Reason.REPLACED) {
         return [0, true]; // another connection took the session over (R27)
       }
-      this.resumeToken = cause.goaway.resumeToken;
       return [cause.goaway.reconnectDelayMs, false];
     }
     if (this.stopAfter(cause, 0)) {

@@ -168,6 +168,9 @@ public final class Client implements AutoCloseable {
         Frame.newBuilder().setHandshake(hs).build(), handler, timers, role -> name + "-" + role, this::dialing);
     synchronized (lock) {
       sessionId = cn.ack.getSessionId();
+      // The resume token belongs to the move a GOAWAY DRAINING asked for: this handshake was
+      // acknowledged, so the move is over, whatever its result (R26).
+      resumeToken = "";
       cur = cn;
       up.complete(cn);
       if (!resume) {
@@ -338,6 +341,7 @@ public final class Client implements AutoCloseable {
           return;
         }
         IOException cause = cn.leaving.isDone() ? cn.leavingCause() : cn.err();
+        keepResumeToken(cause);
         o.listener.onDisconnected(cause);
         detach(cn);
 
@@ -348,9 +352,6 @@ public final class Client implements AutoCloseable {
           if (g.getReason() == GoAway.Reason.REASON_REPLACED) {
             finish(cause); // another connection took the session over (R27)
             return;
-          }
-          synchronized (lock) {
-            resumeToken = g.getResumeToken();
           }
           wait = g.getReconnectDelayMs();
           fatal = false;
@@ -405,6 +406,22 @@ public final class Client implements AutoCloseable {
     } finally {
       if (!done.isDone()) {
         finish(new IOException("client: supervisor ended"));
+      }
+    }
+  }
+
+  /**
+   * Keeps the resume token of a GOAWAY DRAINING for the reconnect it asks for (R26): every
+   * handshake until one is acknowledged carries it, and so does an export meanwhile. Set before
+   * the listener hears of the disconnect, so an export from onDisconnected has it.
+   */
+  private void keepResumeToken(IOException cause) {
+    if (cause instanceof Errors.GoAwayError) {
+      GoAway g = ((Errors.GoAwayError) cause).goAway();
+      if (g.getReason() == GoAway.Reason.REASON_DRAINING) {
+        synchronized (lock) {
+          resumeToken = g.getResumeToken();
+        }
       }
     }
   }
