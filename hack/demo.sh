@@ -21,8 +21,10 @@ kubectl() { "$KUBEBUILDER_ASSETS/kubectl" --kubeconfig "$REPO_ROOT/bin/demo.kube
 
 cleanup() {
   log "tearing down"
-  # The cluster first: its node agents drain and stop the gateway and operator pods.
-  for pid in ${cluster_pid:-} ${backend_pid:-}; do
+  # The watching client, then the cluster: its node agents drain and stop the gateway and
+  # operator pods as a kubelet does at a graceful node shutdown (preStop, SIGTERM, SIGKILL when
+  # the grace period runs out; see -shutdown-grace-period).
+  for pid in ${watch_pid:-} ${cluster_pid:-} ${backend_pid:-}; do
     kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   done
   hack/kafka.sh stop >/dev/null 2>&1 || true
@@ -90,30 +92,26 @@ receipts=$(kubectl get tcpgateway chat -o jsonpath='{.status.kafka.receiptsTopic
 token=$(bin/tcpgwctl token -secret-file bin/demo-hs256 -user alice -groups beta \
   -issuer https://auth.example.com -audience chat)
 
-cat <<MSG
+# A client of alice, so that a push with -ack has someone to ack it (a push reaches only the
+# sessions connected when it is delivered): started before the instructions are printed, which
+# wait for its handshake.
+TCPGW_TOKEN=$token bin/tcpgwctl watch -addr "$address:$port" >bin/demo-watch.log 2>&1 &
+watch_pid=$!
+for _ in $(seq 1 60); do
+  grep -q '^connected: ' bin/demo-watch.log && break
+  kill -0 "$watch_pid" 2>/dev/null || die "the watching client exited; see bin/demo-watch.log"
+  sleep 0.5
+done
+grep -q '^connected: ' bin/demo-watch.log || die "the watching client did not connect within 30s; see bin/demo-watch.log"
 
-tcpgateway demo — running on loopback:
-  operator         helm release tcpgateway in namespace tcpgateway-system
-  TCPGateway       default/chat, Ready; load balancer $address:$port
-  Kubernetes API   kubectl: $KUBEBUILDER_ASSETS/kubectl --kubeconfig bin/demo.kubeconfig
-  Kafka            bootstrap $bootstrap, topics $downlink / $receipts
-  example backend  http://127.0.0.1:18080 (route "echo")
+cat <<MSG
 
 $(kubectl get tcpgateway,pods -o wide)
 $(kubectl get pods -n tcpgateway-system)
 
-In another terminal:
-  export TCPGW_TOKEN=$token
-  alias kubectl='$KUBEBUILDER_ASSETS/kubectl --kubeconfig bin/demo.kubeconfig'
-  bin/tcpgwctl connect -addr $address:$port                 # type: echo chat/send hello | ping | quit
-  bin/tcpgwctl request -addr $address:$port echo chat/send 'hello'
-  bin/tcpgwctl push -brokers $bootstrap -topic $downlink -user alice 'hello from a backend'
-  bin/tcpgwctl push -brokers $bootstrap -topic $downlink -receipts $receipts -user alice -ack 'ack me'
-  kubectl delete pod chat-0                                 # drain one pod: clients resume elsewhere
-  kubectl patch tcpgateway chat --type merge -p '{"spec":{"replicas":5}}'
-
-Logs: bin/demo-cluster.log, pods' logs under bin/demo-cluster/nodes/*/pods/ (the operator's
-in tcpgateway-system_*), bin/demo-echobackend.log.
-Press Ctrl-C to stop everything.
 MSG
+DEMO_ROOT=$REPO_ROOT KUBECTL=$KUBEBUILDER_ASSETS/kubectl ADDRESS=$address:$port BOOTSTRAP=$bootstrap \
+  DOWNLINK=$downlink RECEIPTS=$receipts TOKEN=$token hack/demo-usage.sh
+echo
+echo "Press Ctrl-C to stop everything."
 wait "$cluster_pid"

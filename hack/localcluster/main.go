@@ -26,8 +26,10 @@ func main() {
 	binaries := flag.String("binaries", "", "image or command to local binary map: name=path,... (e.g. /usr/local/bin/gateway=bin/gateway)")
 	dir := flag.String("dir", "", "working directory for logs and pod folders (default: a temporary directory)")
 	dereg := flag.Duration("lb-deregistration-delay", 2*time.Second, "deregistration delay of simulated load balancers")
+	shutdownGrace := flag.Duration("shutdown-grace-period", time.Minute,
+		"at exit, node agents terminate their pods as a kubelet's graceful node shutdown does (preStop, SIGTERM, SIGKILL when the pod's grace period or this runs out); 0: kill them at once")
 	flag.Parse()
-	if err := run(*assets, *kubeconfig, *nodes, *binaries, *dir, *dereg); err != nil {
+	if err := run(*assets, *kubeconfig, *nodes, *binaries, *dir, *dereg, *shutdownGrace); err != nil {
 		slog.Error("localcluster failed", "err", err)
 		os.Exit(1)
 	}
@@ -48,7 +50,7 @@ func parseBinaries(s string) (map[string]string, error) {
 	return m, nil
 }
 
-func run(assets, kubeconfig string, nodes int, binaries, dir string, dereg time.Duration) error {
+func run(assets, kubeconfig string, nodes int, binaries, dir string, dereg, shutdownGrace time.Duration) error {
 	if assets == "" {
 		return fmt.Errorf("no control plane binaries: pass -assets or set KUBEBUILDER_ASSETS")
 	}
@@ -60,7 +62,7 @@ func run(assets, kubeconfig string, nodes int, binaries, dir string, dereg time.
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	c, err := cluster.Start(ctx, cluster.Options{Assets: assets, Dir: dir, Nodes: nodes, Binaries: bins,
-		DeregistrationDelay: dereg, Logger: log})
+		DeregistrationDelay: dereg, ShutdownGracePeriod: shutdownGrace, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -84,6 +86,6 @@ func run(assets, kubeconfig string, nodes int, binaries, dir string, dereg time.
 		"runs", "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, node agents, LoadBalancer simulator",
 		"nodes", strings.Join(names, ","), "pod_ips", "127.0.10.x", "lb_ips", "127.0.20.x", "binaries", bins)
 	<-ctx.Done()
-	slog.Info("stopping the cluster")
+	slog.Info("stopping the cluster: terminating the pods", "shutdown_grace_period", shutdownGrace)
 	return nil
 }

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,6 +38,24 @@ const (
 	ServiceCIDR = "10.251.0.0/16"
 	ClusterCIDR = "10.252.0.0/16"
 )
+
+// ControllerManagerControllers are the kube-controller-manager controllers the cluster runs:
+// what the system needs and nothing more, which also keeps a 2-core machine responsive.
+//
+// Not the EndpointSlice and Endpoints controllers: pods have loopback addresses, which
+// kube-apiserver refuses in both ("may not be in the loopback range"), so they could publish
+// no pod and only filled the events with a FailedToUpdateEndpointSlices (and
+// FailedToUpdateEndpoint) warning per Service and sync, burying the operator's events.
+// Nothing here reads them: the LB simulator computes backends from Pods, the StatefulSet
+// controller needs only the headless Service's name, and there is no kube-proxy or DNS. The
+// cost: no EndpointSlice or Endpoints object exists, so code that would read them cannot be
+// tried on this cluster.
+var ControllerManagerControllers = []string{
+	"statefulset-controller", "replicaset-controller", "deployment-controller",
+	"garbage-collector-controller", "node-lifecycle-controller", "pod-garbage-collector-controller",
+	"namespace-controller", "serviceaccount-controller", "serviceaccount-token-controller",
+	"disruption-controller", "job-controller", "ttl-after-finished-controller",
+}
 
 // componentStartTimeout bounds how long the controller-manager and scheduler may take to
 // answer their health checks.
@@ -58,6 +78,8 @@ type Options struct {
 	RestartBackoff time.Duration
 	// DeregistrationDelay of every simulated load balancer (see test/lb).
 	DeregistrationDelay time.Duration
+	// ShutdownGracePeriod of every node agent (see NodeOptions): zero, Stop kills the pods.
+	ShutdownGracePeriod time.Duration
 	// Logger receives the agents' and simulator's events; nil discards them.
 	Logger *slog.Logger
 }
@@ -189,12 +211,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--leader-elect=false",
 		"--use-service-account-credentials=false",
 		"--service-account-private-key-file=" + saKey,
-		// Only what the system needs, which also keeps a 2-core machine responsive.
-		"--controllers=statefulset-controller,replicaset-controller,deployment-controller," +
-			"endpointslice-controller,endpoints-controller,garbage-collector-controller," +
-			"node-lifecycle-controller,pod-garbage-collector-controller,namespace-controller," +
-			"serviceaccount-controller,serviceaccount-token-controller,disruption-controller," +
-			"job-controller,ttl-after-finished-controller",
+		"--controllers=" + strings.Join(ControllerManagerControllers, ","),
 		"--allocate-node-cidrs=false",
 		"--cluster-cidr=" + ClusterCIDR,
 		"--service-cluster-ip-range=" + ServiceCIDR,
@@ -219,13 +236,14 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	for i := 1; i <= opts.Nodes; i++ {
 		name := "node-" + strconv.Itoa(i)
 		n, err := StartNodeAgent(runCtx, c.Client, NodeOptions{
-			Name:           name,
-			Dir:            filepath.Join(c.Dir, "nodes", name),
-			Binaries:       opts.Binaries,
-			IPs:            c.IPs,
-			RestartBackoff: opts.RestartBackoff,
-			Logger:         opts.Logger.With("node", name),
-			APIServer:      &APIServerAccess{Host: c.Config.Host, CAData: c.Config.CAData},
+			Name:                name,
+			Dir:                 filepath.Join(c.Dir, "nodes", name),
+			Binaries:            opts.Binaries,
+			IPs:                 c.IPs,
+			RestartBackoff:      opts.RestartBackoff,
+			Logger:              opts.Logger.With("node", name),
+			APIServer:           &APIServerAccess{Host: c.Config.Host, CAData: c.Config.CAData},
+			ShutdownGracePeriod: opts.ShutdownGracePeriod,
 		})
 		if err != nil {
 			return c, err
@@ -285,15 +303,22 @@ func (c *Cluster) startComponent(ctx context.Context, assets, name string, args 
 	return nil
 }
 
-// Stop stops the LB simulator, the node agents (killing every pod process), the
-// scheduler, the controller-manager, kube-apiserver and etcd, in that order.
+// Stop stops the node agents (all at once: each terminates or kills its pods, see
+// Options.ShutdownGracePeriod), the LB simulator (after the nodes, so that draining pods reach
+// their clients through it), the scheduler, the controller-manager, kube-apiserver and etcd,
+// in that order.
 func (c *Cluster) Stop() error {
 	var errs []error
+	for _, n := range c.Nodes {
+		n.refuseNewPods()
+	}
+	var wg sync.WaitGroup
+	for _, n := range c.Nodes {
+		wg.Go(n.Stop)
+	}
+	wg.Wait()
 	if c.LB != nil {
 		c.LB.Stop()
-	}
-	for _, n := range c.Nodes {
-		n.Stop()
 	}
 	if c.cancel != nil {
 		c.cancel()

@@ -40,7 +40,8 @@ type LBOptions struct {
 // Backends are the ready pods the Service selects, at the targetPort resolved per pod (name
 // or number), computed from Pods exactly as the EndpointSlice controller would: the real
 // EndpointSlices cannot be used because kube-apiserver rejects loopback endpoint addresses
-// ("may not be in the loopback range"), so they stay empty for 127.0.10.x pods. Backends
+// ("may not be in the loopback range"), so the cluster does not run that controller (see
+// ControllerManagerControllers). Backends
 // that stop being ready or disappear are lb.Remove'd, so they keep receiving connections for the deregistration
 // delay. Deleting the Service (or changing its type) closes its balancers.
 type LBSimulator struct {
@@ -70,7 +71,7 @@ type lbPort struct {
 	backends map[string]bool // added and not yet removed
 }
 
-// StartLBSimulator starts watching Services and EndpointSlices.
+// StartLBSimulator starts watching Services and Pods.
 func StartLBSimulator(ctx context.Context, client kubernetes.Interface, opts LBOptions) (*LBSimulator, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -153,7 +154,7 @@ func (s *LBSimulator) closeService(st *lbService) {
 	s.log.Info("load balancer removed", "service", st.ns+"/"+st.name, "ip", st.ip)
 }
 
-// reconcile makes the balancers match every Service and EndpointSlice in the caches.
+// reconcile makes the balancers match every Service and Pod in the caches.
 func (s *LBSimulator) reconcile(ctx context.Context) {
 	svcs, err := s.svcs.List(labels.Everything())
 	if err != nil {

@@ -58,7 +58,23 @@ type NodeOptions struct {
 	// APIServer: pods get their service account's credentials (see mountServiceAccount);
 	// nil: pods get none, whatever automountServiceAccountToken says.
 	APIServer *APIServerAccess
+	// ShutdownGracePeriod is the kubelet's shutdownGracePeriod (graceful node shutdown): at
+	// Stop, every running pod is terminated as on deletion (preStop hook, SIGTERM, SIGKILL when
+	// its grace period runs out) with the smaller of its terminationGracePeriodSeconds and this
+	// as grace period, and reported Failed with reason Terminated. Zero: Stop SIGKILLs them at
+	// once, as when the machine goes away.
+	ShutdownGracePeriod time.Duration
 }
+
+// shutdownSlack is how long Stop waits, beyond ShutdownGracePeriod, for the pods to be
+// reported and their processes reaped before it cancels everything.
+const shutdownSlack = 10 * time.Second
+
+// Pod status of pods ended by a graceful node shutdown, as the kubelet reports them.
+const (
+	ReasonNodeShutdown  = "Terminated"
+	messageNodeShutdown = "Pod was terminated in response to imminent node shutdown."
+)
 
 // MaxRestartBackoff caps the restart delay of a crash-looping container.
 const MaxRestartBackoff = 30 * time.Second
@@ -72,7 +88,11 @@ type NodeAgent struct {
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // every goroutine of the agent, pod workers included
+	// shutdown is closed by Stop when ShutdownGracePeriod is set: pod workers terminate their
+	// pods; podWG counts the workers.
+	shutdown chan struct{}
+	podWG    sync.WaitGroup
 
 	mu           sync.Mutex
 	workers      map[types.UID]*podWorker
@@ -90,6 +110,8 @@ type Termination struct {
 	GraceKilled bool
 	// Took is from the start of the termination (preStop hook) to the container's end.
 	Took time.Duration
+	// NodeShutdown: ended by the agent's graceful shutdown (Stop), not by a deletion.
+	NodeShutdown bool
 }
 
 // StartNodeAgent registers the node and starts serving its pods until ctx ends or Stop.
@@ -111,7 +133,7 @@ func StartNodeAgent(ctx context.Context, client kubernetes.Interface, opts NodeO
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	a := &NodeAgent{name: opts.Name, opts: opts, client: client, log: opts.Logger, ctx: ctx, cancel: cancel,
-		workers: map[types.UID]*podWorker{}}
+		workers: map[types.UID]*podWorker{}, shutdown: make(chan struct{})}
 	if err := a.register(ctx); err != nil {
 		cancel()
 		return nil, err
@@ -168,21 +190,44 @@ func (a *NodeAgent) Running() int {
 	return len(a.workers)
 }
 
-// Terminations lists the pods deleted so far whose container this agent ended, in order.
+// Terminations lists the pods deleted or shut down (Stop) so far whose container this agent
+// ended, in order.
 func (a *NodeAgent) Terminations() []Termination {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]Termination(nil), a.terminations...)
 }
 
-// Stop kills every pod process at once (SIGKILL to their process groups, no preStop: the
-// machine is going away) and stops watching. The Node object is left behind.
+// Stop stops the pods and the agent. With ShutdownGracePeriod, it terminates every running
+// pod as a kubelet's graceful node shutdown does (see NodeOptions.ShutdownGracePeriod) and
+// waits for them, at most that period plus shutdownSlack; without, or for what is left then,
+// it kills the pod processes at once (SIGKILL to their process groups, no preStop). It then
+// stops watching. The Node object is left behind. No new pod starts once Stop began.
 func (a *NodeAgent) Stop() {
+	a.refuseNewPods()
+	if a.opts.ShutdownGracePeriod > 0 {
+		close(a.shutdown)
+		done := make(chan struct{})
+		go func() { a.podWG.Wait(); close(done) }()
+		t := time.NewTimer(a.opts.ShutdownGracePeriod + shutdownSlack)
+		select {
+		case <-done:
+		case <-t.C:
+			a.log.Warn("pods still running after the shutdown grace period; killing them")
+		}
+		t.Stop()
+	}
+	a.cancel()
+	a.wg.Wait()
+}
+
+// refuseNewPods makes the agent ignore pods from now on: Stop calls it first; Cluster.Stop
+// calls it on every node before stopping any, so that no node starts the replacement of a pod
+// another one is shutting down.
+func (a *NodeAgent) refuseNewPods() {
 	a.mu.Lock()
 	a.stopped = true
 	a.mu.Unlock()
-	a.cancel()
-	a.wg.Wait()
 }
 
 func (a *NodeAgent) podChanged(obj any) {
@@ -199,7 +244,9 @@ func (a *NodeAgent) podChanged(obj any) {
 	if !ok {
 		w = newPodWorker(a, pod)
 		a.workers[pod.UID] = w
+		a.podWG.Add(1)
 		a.wg.Go(func() {
+			defer a.podWG.Done()
 			w.run()
 			a.mu.Lock()
 			delete(a.workers, pod.UID)

@@ -51,7 +51,10 @@ const (
 //  5. on deletion: preStop hook (httpGet, exec as a process of the pod, or sleep), SIGTERM,
 //     SIGKILL when the grace period (counted from the start of the deletion, preStop
 //     included) runs out, final status, then the pod object is deleted with grace 0 so that
-//     its controller can replace it.
+//     its controller can replace it;
+//  6. on the agent's graceful shutdown (NodeOptions.ShutdownGracePeriod): the same
+//     termination with the shorter grace period, then status Failed with reason Terminated;
+//     the object stays, as the kubelet leaves it.
 type podWorker struct {
 	a   *NodeAgent
 	uid types.UID
@@ -103,6 +106,8 @@ type containerState struct {
 	ready        bool
 	phase        corev1.PodPhase
 	pid          int
+	// reason and message of the pod status (set for a pod ended by the node's shutdown).
+	podReason, podMessage string
 }
 
 // probeEvent is sent by a prober; gen ties it to one process instance.
@@ -166,6 +171,9 @@ func (w *podWorker) run() {
 		case <-w.gone:
 			t.Stop()
 			return
+		case <-w.a.shutdown:
+			t.Stop()
+			return
 		case <-w.notify:
 			t.Stop()
 			if p := w.pod(); p.DeletionTimestamp != nil {
@@ -185,8 +193,12 @@ func (w *podWorker) run() {
 		backoff  = w.a.opts.RestartBackoff
 		restartC <-chan time.Time
 		termDone chan struct{}
-		logPath  = w.a.LogPath(pod, c.Name)
-		logStart int64 // size of the log when the current process started: its output follows
+		// shutdownC is the agent's shutdown, until it started this pod's termination;
+		// byShutdown: the termination under way is the node's, not a deletion's.
+		shutdownC  = w.a.shutdown
+		byShutdown bool
+		logPath    = w.a.LogPath(pod, c.Name)
+		logStart   int64 // size of the log when the current process started: its output follows
 	)
 	start := func() {
 		gen++
@@ -313,7 +325,20 @@ func (w *podWorker) run() {
 			}
 			restartC = nil
 			termDone = make(chan struct{})
-			go w.terminate(ctx, c, p, proc, spec, ip, logPath, termDone)
+			grace := time.Duration(ptr.Deref(p.DeletionGracePeriodSeconds, ptr.Deref(p.Spec.TerminationGracePeriodSeconds, 30))) * time.Second
+			go w.terminate(ctx, c, proc, spec, ip, logPath, grace, termDone)
+		case <-shutdownC:
+			shutdownC = nil
+			if termDone != nil {
+				continue // a deletion's termination is under way: it ends the pod
+			}
+			if proc == nil {
+				return // in back-off: nothing runs
+			}
+			restartC, byShutdown = nil, true
+			termDone = make(chan struct{})
+			grace := min(time.Duration(ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30))*time.Second, w.a.opts.ShutdownGracePeriod)
+			go w.terminate(ctx, c, proc, spec, ip, logPath, grace, termDone)
 		case <-termDone:
 			if proc != nil { // exited, but exitCh not read yet
 				term := &corev1.ContainerStateTerminated{
@@ -325,7 +350,11 @@ func (w *podWorker) run() {
 				cs.state = corev1.ContainerState{Terminated: term}
 				proc = nil
 			}
-			w.finalize(ctx, c, cs)
+			if byShutdown {
+				w.finalizeShutdown(ctx, c, cs)
+			} else {
+				w.finalize(ctx, c, cs)
+			}
 			return
 		}
 	}
@@ -380,15 +409,14 @@ func logTail(path string, from int64, lines, maxBytes int) (string, error) {
 	return strings.ToValidUTF8(string(buf), ""), nil
 }
 
-// terminate runs the deletion sequence of a running container and closes done once the
-// process is gone. proc may be nil (container in back-off).
-func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, pod *corev1.Pod, proc *process, spec *runSpec,
-	ip netip.Addr, logPath string, done chan struct{}) {
+// terminate runs the termination sequence of a running container with grace period grace
+// and closes done once the process is gone. proc may be nil (container in back-off).
+func (w *podWorker) terminate(ctx context.Context, c *corev1.Container, proc *process, spec *runSpec,
+	ip netip.Addr, logPath string, grace time.Duration, done chan struct{}) {
 	defer close(done)
 	if proc == nil {
 		return
 	}
-	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30))) * time.Second
 	deadline := time.Now().Add(grace)
 	w.mu.Lock()
 	w.terminating = time.Now()
@@ -477,13 +505,23 @@ func (w *podWorker) finalize(ctx context.Context, c *corev1.Container, cs *conta
 		cs.phase = corev1.PodFailed
 	}
 	w.writeStatus(ctx, c, cs)
-	w.record(cs)
+	w.record(cs, false)
 	w.deleteObject(ctx)
 }
 
+// finalizeShutdown reports a pod ended by the node's shutdown as the kubelet does: Failed,
+// reason Terminated; the object stays.
+func (w *podWorker) finalizeShutdown(ctx context.Context, c *corev1.Container, cs *containerState) {
+	cs.ready = false
+	cs.phase = corev1.PodFailed
+	cs.podReason, cs.podMessage = ReasonNodeShutdown, messageNodeShutdown
+	w.writeStatus(ctx, c, cs)
+	w.record(cs, true)
+}
+
 // record adds the end of a deleted pod's container to the agent's terminations.
-func (w *podWorker) record(cs *containerState) {
-	t := Termination{Namespace: w.ns, Name: w.nm, UID: w.uid, ExitCode: -1}
+func (w *podWorker) record(cs *containerState, nodeShutdown bool) {
+	t := Termination{Namespace: w.ns, Name: w.nm, UID: w.uid, ExitCode: -1, NodeShutdown: nodeShutdown}
 	if term := cs.state.Terminated; term != nil {
 		t.ExitCode = term.ExitCode
 	}
@@ -528,6 +566,8 @@ func (w *podWorker) awaitDeletion(ctx context.Context) {
 			return
 		case <-w.gone:
 			return
+		case <-w.a.shutdown:
+			return
 		case <-w.notify:
 		}
 	}
@@ -548,7 +588,7 @@ func (w *podWorker) deleteObject(ctx context.Context) {
 func (w *podWorker) writeStatus(ctx context.Context, c *corev1.Container, cs *containerState) {
 	err := w.updateStatus(ctx, func(st *corev1.PodStatus) {
 		st.Phase = cs.phase
-		st.Reason, st.Message = "", ""
+		st.Reason, st.Message = cs.podReason, cs.podMessage
 		st.HostIP = "127.0.0.1"
 		st.HostIPs = []corev1.HostIP{{IP: "127.0.0.1"}}
 		st.PodIP = cs.ip.String()
