@@ -30,6 +30,20 @@ LINT_TAGS := e2e,bench
 # Same flags as the Dockerfile's build stage (a test keeps them equal).
 BUILD_FLAGS := -trimpath -ldflags "-s -w"
 
+# Deployment, as kubebuilder projects name it: IMG is the image docker-build builds and
+# docker-push pushes, and the one deploy installs the chart with.
+IMG            ?= ghcr.io/tcpgateway/tcpgateway:latest
+CONTAINER_TOOL ?= docker
+# kubectl and helm default to the pinned builds of hack/k8s.sh and hack/helm.sh; they act on
+# the current kubeconfig's cluster ($$KUBECONFIG or ~/.kube/config).
+KUBECTL        ?= $$(hack/k8s.sh)/kubectl
+HELM           ?= $$(hack/helm.sh)
+NAMESPACE      ?= tcpgateway-system
+RELEASE        ?= tcpgateway
+# run: the manager's endpoints on loopback only (the defaults listen on every interface).
+RUN_ARGS       ?= -metrics-bind-address=127.0.0.1:8080 -health-probe-bind-address=127.0.0.1:8081
+ignore-not-found ?= false
+
 .PHONY: help
 help: ## Show the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -122,6 +136,39 @@ kafka-up: ## Start a single-node Kafka on 127.0.0.1 and print its bootstrap addr
 .PHONY: kafka-down
 kafka-down: ## Stop the Kafka started by kafka-up.
 	@hack/kafka.sh stop
+
+##@ Deployment
+
+.PHONY: install
+install: ## Install the CRDs (config/crd/bases) into the current kubeconfig's cluster.
+	$(KUBECTL) apply --server-side --force-conflicts -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: ## Remove the CRDs (and with them every TCPGateway) from the current kubeconfig's cluster; ignore-not-found=true to ignore missing ones.
+	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f config/crd/bases
+
+.PHONY: deploy
+deploy: ## Install or upgrade the operator with the Helm chart (release RELEASE in NAMESPACE), image IMG, in the current kubeconfig's cluster.
+	@img='$(IMG)'; repo=$${img%:*}; tag=$${img##*:}; \
+	if [ "$$repo" = "$$img" ] || [[ $$tag == */* ]]; then repo=$$img; tag=; fi; \
+	set -x; $(HELM) upgrade --install $(RELEASE) charts/tcpgateway --namespace $(NAMESPACE) --create-namespace \
+		--set image.repository="$$repo" --set image.tag="$$tag"
+
+.PHONY: undeploy
+undeploy: ## Uninstall the chart's release (the CRD stays, as Helm leaves it; make uninstall removes it).
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found
+
+.PHONY: run
+run: ## Run the manager from source against the current kubeconfig's cluster (make install first); RUN_ARGS adds flags.
+	$(GO) run ./cmd/manager $(RUN_ARGS)
+
+.PHONY: docker-build
+docker-build: ## Build the image IMG from the Dockerfile (manager, gateway and tcpgwctl, built like make build).
+	$(CONTAINER_TOOL) build -t $(IMG) -f Dockerfile .
+
+.PHONY: docker-push
+docker-push: ## Push the image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
 
 ##@ Run
 

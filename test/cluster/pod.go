@@ -531,6 +531,7 @@ func (w *podWorker) record(cs *containerState, nodeShutdown bool) {
 		t.Took = time.Since(w.terminating)
 	}
 	w.mu.Unlock()
+	w.log.Info("pod ended", "exit_code", t.ExitCode, "sigkilled", t.GraceKilled, "took", t.Took, "node_shutdown", nodeShutdown)
 	w.a.mu.Lock()
 	w.a.terminations = append(w.a.terminations, t)
 	w.a.mu.Unlock()
