@@ -118,11 +118,11 @@ func TestDeploymentTargetsOnAPIServer(t *testing.T) {
 	}
 
 	runMake(t, env, "uninstall")
-	wait.For(t, 30*time.Second, "make uninstall to remove the CRD", crdGone)
+	wait.For(t, time.Minute, "make uninstall to remove the CRD", crdGone)
 	runMake(t, env, "uninstall", "ignore-not-found=true")
 
 	runMake(t, env, "install")
-	wait.For(t, 30*time.Second, "make install's CRD to be established", func() bool {
+	wait.For(t, time.Minute, "make install's CRD to be established", func() bool {
 		var crd apiextensionsv1.CustomResourceDefinition
 		if err := c.Get(ctx, types.NamespacedName{Name: crdName}, &crd); err != nil {
 			return false
@@ -148,13 +148,13 @@ func TestDeploymentTargetsOnAPIServer(t *testing.T) {
 		t.Errorf("make deploy IMG=%s: the operator runs %s", img, got)
 	}
 	runMake(t, env, "undeploy", "NAMESPACE=tcpgw-deploy")
-	wait.For(t, 30*time.Second, "make undeploy to remove the operator's Deployment", func() bool {
+	wait.For(t, time.Minute, "make undeploy to remove the operator's Deployment", func() bool {
 		err := c.Get(ctx, types.NamespacedName{Namespace: "tcpgw-deploy", Name: "tcpgateway-operator"}, &appsv1.Deployment{})
 		return apierrors.IsNotFound(err)
 	})
 
 	runMake(t, env, "uninstall")
-	wait.For(t, 30*time.Second, "make uninstall to remove the CRD", crdGone)
+	wait.For(t, time.Minute, "make uninstall to remove the CRD", crdGone)
 }
 
 // make run starts the manager from source against the current kubeconfig: it becomes
@@ -200,8 +200,8 @@ func testMakeRun(t *testing.T, env []string) {
 	select {
 	case <-exited:
 		stopped = true
-	case <-time.After(30 * time.Second):
-		t.Errorf("make run did not stop within 30s of SIGTERM\n%s", out.String())
+	case <-time.After(time.Minute):
+		t.Errorf("make run did not stop within a minute of SIGTERM\n%s", out.String())
 	}
 }
 
