@@ -109,7 +109,11 @@ type Options struct {
 	// the client does not trust fails Connect, and later reconnects are retried with backoff
 	// like any transport error (the server's certificate may be mid-rotation). Nil: plaintext.
 	TLS *tls.Config
-	// MaxFrameBytes accepted from the gateway. Default 65536.
+	// MaxFrameBytes is the client's frame limit: the largest frame body it accepts from the
+	// gateway and sends to it; sends are also capped by the connection's
+	// HandshakeAck.MaxFrameBytes when that is smaller (R4). A call whose frame is above the
+	// limit fails with a *protocol.FrameError (errors.Is protocol.ErrFrameTooLarge), nothing is
+	// written and the connection stays. Default 65536.
 	MaxFrameBytes int
 	// HandshakeTimeout bounds dial + handshake. Default 10s.
 	HandshakeTimeout time.Duration

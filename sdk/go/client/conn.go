@@ -38,9 +38,12 @@ func (e *GoAwayError) Error() string {
 // conn is one TCP connection after a successful handshake. Its reader goroutine owns the
 // read side; writes are serialised by wmu.
 type conn struct {
-	nc      net.Conn
-	ack     *pb.HandshakeAck
-	max     int
+	nc  net.Conn
+	ack *pb.HandshakeAck
+	max int // the client's own limit: frames read, and frames sent before the ack
+	// sendMax bounds the frames sent after the handshake: the smaller of max and the ack's
+	// max_frame_bytes (R4). Set once before the reader starts.
+	sendMax int
 	onPush  func(*pb.Push)
 	onLeave func(*conn) // called on GOAWAY, before calls can see errLeaving
 	// onRefused gets non-fatal ERRORs (Options.OnRefused; may be nil).
@@ -85,7 +88,7 @@ func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Pus
 			return nil, err
 		}
 	}
-	c := &conn{nc: nc, max: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, onRefresh: onRefresh, w: bufio.NewWriter(nc),
+	c := &conn{nc: nc, max: o.MaxFrameBytes, sendMax: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, onRefresh: onRefresh, w: bufio.NewWriter(nc),
 		pending: map[uint64]chan *pb.Frame{}, leaving: make(chan struct{}), done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
@@ -103,6 +106,7 @@ func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Pus
 	switch b := f.Body.(type) {
 	case *pb.Frame_HandshakeAck:
 		c.ack = b.HandshakeAck
+		c.sendMax = sendLimit(c.max, c.ack.MaxFrameBytes)
 	case *pb.Frame_Error:
 		nc.Close()
 		return nil, &ServerError{Code: b.Error.Code, Message: b.Error.Message}
@@ -126,11 +130,33 @@ func handshakeTLS(ctx context.Context, nc net.Conn, addr string, cfg *tls.Config
 	return tc, nil
 }
 
+// sendLimit is the largest frame body the client sends on a connection: its own limit, or the
+// gateway's when the ack names a smaller one (0: the ack names none). A frame above the
+// gateway's limit would make it close the connection with FRAME_TOO_LARGE (R4).
+func sendLimit(own int, ack uint32) int {
+	if ack > 0 && int64(ack) < int64(own) {
+		return int(ack)
+	}
+	return own
+}
+
+// write encodes and sends one frame; see encode and send.
 func (c *conn) write(f *pb.Frame) error {
-	b, err := protocol.Append(nil, f, c.max)
+	b, err := c.encode(f)
 	if err != nil {
 		return err
 	}
+	return c.send(b)
+}
+
+// encode frames f for sending. A frame above the send limit fails with a *protocol.FrameError
+// (FRAME_TOO_LARGE): nothing is written and the connection stays (R4).
+func (c *conn) encode(f *pb.Frame) ([]byte, error) {
+	return protocol.Append(nil, f, c.sendMax)
+}
+
+// send writes an encoded frame; an error is the transport's.
+func (c *conn) send(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if _, err := c.w.Write(b); err != nil {
@@ -163,7 +189,11 @@ func (c *conn) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
 	}()
 
 	f.Seq = seq
-	if err := c.write(f); err != nil {
+	b, err := c.encode(f)
+	if err != nil {
+		return nil, err // nothing was written: only this call fails, the connection stays (R4)
+	}
+	if err := c.send(b); err != nil {
 		c.close(err)
 		return nil, err
 	}

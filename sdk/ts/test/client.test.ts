@@ -132,6 +132,32 @@ test("an inbound length above the limit ends the connection from the prefix alon
   await c.close();
 });
 
+test("the ack's smaller max_frame_bytes caps what is sent: the call fails, nothing is written, the connection stays (R4)", async () => {
+  const gw = new ScriptedGateway();
+  const { c, pushes } = client(gw);
+  const causes: Error[] = [];
+  c.on("disconnected", (e) => causes.push(e));
+  const connecting = c.connect();
+  const a = await gw.conn();
+  await a.accept({ maxFrameBytes: 1000 });
+  await connecting;
+  a.send(push("m1", 0, 1n));
+  const tooLarge = (e: unknown) => e instanceof FrameError && e.code === ErrorCode.FRAME_TOO_LARGE;
+  await assert.rejects(c.request("svc", "big", new Uint8Array(2000)), tooLarge);
+  const p = pushes[0];
+  assert.ok(p);
+  await assert.rejects(p.reply(new Uint8Array(2000)), tooLarge);
+  // The first frame the gateway reads after them is the next call's, on the same connection.
+  const small = c.request("svc", "small", new Uint8Array(10));
+  const f = await a.nextNotPing();
+  assert.ok(f.body.case === "request" && f.body.value.method === "small", `got ${f.body.case}`);
+  a.send({ seq: f.seq, body: { case: "response", value: { code: ErrorCode.OK } } });
+  assert.equal((await small).code, ErrorCode.OK);
+  assert.deepEqual(causes, []);
+  assert.equal(gw.dials, 1);
+  await c.close();
+});
+
 test("seq is a bigint counted per connection, and answers are matched by it, not by order", async () => {
   const gw = new ScriptedGateway();
   const { c } = client(gw);

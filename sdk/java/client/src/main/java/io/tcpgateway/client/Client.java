@@ -755,7 +755,12 @@ public final class Client implements AutoCloseable {
       return this;
     }
 
-    /** The largest frame body sent or accepted. Default 65536. */
+    /**
+     * The client's frame limit: the largest frame body accepted, and sent; sends are also capped
+     * by the connection's {@code HandshakeAck.max_frame_bytes} when smaller (R4). A call whose
+     * frame is above the limit fails with {@link Frames.FrameTooLargeException}, nothing is
+     * written and the connection stays. Default 65536.
+     */
     public Builder maxFrameBytes(int n) {
       this.maxFrameBytes = n;
       return this;

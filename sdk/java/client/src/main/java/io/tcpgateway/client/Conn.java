@@ -49,7 +49,10 @@ final class Conn {
   private final Socket socket;
   private final DataInputStream in;
   private final OutputStream out;
+  /** The client's own limit: frames read, and the handshake sent before the ack. */
   private final int max;
+  /** Frames sent after the handshake: the smaller of max and the ack's max_frame_bytes (R4). */
+  private final int sendMax;
   private final Handler handler;
   private final ScheduledExecutorService timers;
   private final AtomicBoolean refreshing = new AtomicBoolean();
@@ -73,6 +76,7 @@ final class Conn {
     this.ack = ack;
     this.address = address;
     this.max = max;
+    this.sendMax = sendLimit(max, ack.getMaxFrameBytes());
     this.seq = firstSeq;
     this.handler = handler;
     this.timers = timers;
@@ -155,8 +159,22 @@ final class Conn {
     return (int) Math.min(ms, Integer.MAX_VALUE);
   }
 
+  /**
+   * The largest frame body sent on a connection: the client's own limit, or the gateway's when
+   * the ack names a smaller one ({@code ack} is the unsigned max_frame_bytes; 0 names none). A
+   * frame above the gateway's limit would make it close the connection with FRAME_TOO_LARGE.
+   */
+  static int sendLimit(int own, int ack) {
+    long a = Integer.toUnsignedLong(ack);
+    return a > 0 && a < own ? (int) a : own;
+  }
+
+  /**
+   * Sends one frame. A frame above the send limit fails with {@link
+   * Frames.FrameTooLargeException} before anything is written: the connection stays (R4).
+   */
   void write(Frame f) throws IOException {
-    byte[] b = Frames.encode(f, max);
+    byte[] b = Frames.encode(f, sendMax);
     synchronized (wlock) {
       out.write(b);
       out.flush();

@@ -323,6 +323,35 @@ class ClientTest {
   }
 
   @Test
+  void theAcksSmallerLimitCapsWhatIsSentAndTheConnectionStays() throws Exception {
+    Connected c = connect(builder(), FakeGateway.ack("s-1").setMaxFrameBytes(1000));
+    c.peer.write(push("m-1", 0, 1));
+    ReceivedPush p = pushes.poll(5, TimeUnit.SECONDS);
+    ExecutionException req = assertThrows(ExecutionException.class,
+        () -> c.client.request("svc", "big", new byte[2000]).get(5, TimeUnit.SECONDS));
+    assertInstanceOf(Frames.FrameTooLargeException.class, req.getCause());
+    ExecutionException reply = assertThrows(ExecutionException.class, () -> p.reply(new byte[2000]).get(5, TimeUnit.SECONDS));
+    assertInstanceOf(Frames.FrameTooLargeException.class, reply.getCause());
+    // The first frame the gateway reads after them is the next call's: nothing was written,
+    // and it goes out on the same connection.
+    CompletableFuture<Response> ok = c.client.request("svc", "small", new byte[10]);
+    Frame f = c.peer.readSkippingPings();
+    assertEquals("small", f.getRequest().getMethod());
+    c.peer.write(Frame.newBuilder().setSeq(f.getSeq()).setResponse(Response.newBuilder().setCode(ErrorCode.ERROR_CODE_OK)));
+    assertEquals(ErrorCode.ERROR_CODE_OK, ok.get(5, TimeUnit.SECONDS).getCode());
+    assertTrue(disconnects.isEmpty(), "disconnected by a refused call: " + disconnects);
+    c.client.close();
+  }
+
+  @Test
+  void sendLimitIsTheSmallerOfOwnAndTheAcks() {
+    assertEquals(65536, Conn.sendLimit(65536, 0), "the ack names none");
+    assertEquals(4096, Conn.sendLimit(65536, 4096));
+    assertEquals(1024, Conn.sendLimit(1024, 65536));
+    assertEquals(65536, Conn.sendLimit(65536, -1), "max_frame_bytes is unsigned: 2^32-1 is larger");
+  }
+
+  @Test
   void aLostConnectionFailsCallsInFlightAndResumesAfterTheSpread() throws Exception {
     Connected c = connect(builder(), FakeGateway.ack("s-1").addPositions(Position.newBuilder().setPartition(0).setOffset(7)));
     CompletableFuture<Response> call = c.client.request("svc", "m", new byte[] {1});
