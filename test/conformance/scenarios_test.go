@@ -8,6 +8,7 @@ var scenarios = []scenario{
 	{name: "requests_out_of_order", rules: "R11 R12", run: requestsOutOfOrder},
 	{name: "typed_response_errors", rules: "R13", run: typedResponseErrors},
 	{name: "frame_too_large_refused", rules: "R4", run: frameTooLargeRefused},
+	{name: "frame_limit_from_ack", rules: "R4", run: frameLimitFromAck},
 	{name: "push_with_position", rules: "R16 R17", run: pushWithPosition},
 	{name: "ack", rules: "R19", run: ack},
 	{name: "reply", rules: "R19", run: reply},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/test/conformance/wire"
 	"github.com/tcpgateway/tcpgateway/test/wait"
 )
@@ -114,33 +115,63 @@ func typedResponseErrors(t *testing.T, s *suite) {
 }
 
 // A request larger than the frame limit is refused by the SDK: the gateway never receives an
-// oversized frame, and the session is usable afterwards.
+// oversized frame, and the connection stays (R4): no disconnect, the next call goes out on it.
 func frameTooLargeRefused(t *testing.T, s *suite) {
 	f := s.shared
 	st := s.connect(t, "", f.Addr(), f.Token("big"), nil)
 	g := f.Gateway(st.Ack.ServerID)
-	r := s.d.Call(wire.Command{Op: "request", Service: "echo", Method: "big", Payload: make([]byte, 70000)})
-	if r.Error == nil || r.Error.Kind != wire.KindFrameTooLarge {
-		t.Fatalf("oversized request: %s %+v, want frame_too_large", failureString(r.Error), r.Response)
-	}
-	// The Go SDK ends its connection after the refusal (Q2), and calls made before it noticed
-	// fail too: wait (bounded) for the reconnected client.
-	var last *wire.Failure
-	ok := false
-	for range 50 {
-		if last = s.d.Call(wire.Command{Op: "ping", DeadlineMs: 10000}).Error; last == nil {
-			ok = true
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // the reconnect has no event to await on a call's path
-	}
-	if !ok {
-		t.Fatalf("the client did not recover from the refusal: %s", failureString(last))
-	}
-	s.d.MustCall(wire.Command{Op: "request", Service: "echo", Method: "small", Payload: make([]byte, 1000)})
+	refusedAndKept(t, s, 70000)
 	if n, err := g.Metric("tcpgw_closes_total", "reason", "frame_too_large"); err != nil || n != 0 {
 		t.Fatalf("the gateway closed %v connections for frame_too_large (%v)", n, err)
 	}
+}
+
+// A gateway configured with limits.maxFrameBytes 4096 names it in the ack, and the SDK (its own
+// limit the default 65536) sends nothing larger (R4): a request of 5000 bytes fails locally with
+// frame_too_large, nothing of it reaches the gateway, which closes nothing, and the connection
+// stays; a request within 4096 bytes goes out on it.
+func frameLimitFromAck(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{Configure: func(c *config.Config) { c.Limits.MaxFrameBytes = 4096 }})
+	g := f.Gateways[0]
+	st := s.connect(t, "", g.ClientAddr, f.Token("small-frames"), nil)
+	if st.Ack.MaxFrameBytes != 4096 {
+		t.Fatalf("ack max_frame_bytes %d, want the gateway's 4096", st.Ack.MaxFrameBytes)
+	}
+	refusedAndKept(t, s, 5000)
+	if r := s.d.MustCall(wire.Command{Op: "request", Service: "echo", Method: "near", Payload: make([]byte, 3500)}); r.Response.Code != "OK" {
+		t.Fatalf("a request within the gateway's limit: %+v", r.Response)
+	}
+	ms, err := g.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One handshake and no close: the refusal cost no connection. Two requests read: the
+	// small one and the near one, nothing of the refused one.
+	if hs, closes, reqs := ms.Value("tcpgw_handshakes_total", "result", "ok"), ms.Value("tcpgw_closes_total"),
+		ms.Value("tcpgw_frames_total", "kind", "request", "direction", "in"); hs != 1 || closes != 0 || reqs != 2 {
+		t.Fatalf("gateway: %v handshakes, %v closes, %v requests read; want 1, 0, 2", hs, closes, reqs)
+	}
+	if n := f.Backend.Count("big"); n != 0 {
+		t.Fatalf("the backend saw the refused request %d times", n)
+	}
+}
+
+// refusedAndKept makes a request of payload bytes, which the SDK must refuse with
+// frame_too_large (R4), then checks that the connection stayed: a ping and a small request
+// succeed at once, with no retry, and no state event (disconnected, connected) comes.
+func refusedAndKept(t *testing.T, s *suite, payload int) {
+	t.Helper()
+	mark := s.d.Mark()
+	r := s.d.Call(wire.Command{Op: "request", Service: "echo", Method: "big", Payload: make([]byte, payload)})
+	if r.Error == nil || r.Error.Kind != wire.KindFrameTooLarge {
+		t.Fatalf("oversized request: %s %+v, want frame_too_large", failureString(r.Error), r.Response)
+	}
+	s.d.MustCall(wire.Command{Op: "ping"})
+	if r := s.d.MustCall(wire.Command{Op: "request", Service: "echo", Method: "small", Payload: make([]byte, 1000)}); r.Response.Code != "OK" {
+		t.Fatalf("the request after the refusal: %+v", r.Response)
+	}
+	s.noEvent(t, mark, time.Second, "state change after a refused call (the connection must stay)",
+		func(e Received) bool { return e.Event.Event == "state" })
 }
 
 // A second connection of the same user with the same session id replaces the first: the old
