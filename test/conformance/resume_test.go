@@ -94,7 +94,7 @@ func drainResumeComplete(t *testing.T, s *suite) {
 	}
 	back := s.d.WaitEvent(mark, eventTimeout, "the resumed session", IsState("", "connected"))
 	if a := back.Ack; a.ServerID == from.ID || a.SessionID != st.Ack.SessionID || a.Resume == nil || a.Resume.Status != "COMPLETE" || len(a.Resume.Rejected) != 0 {
-		t.Fatalf("resumed with ack %+v, want the same session on the other gateway, COMPLETE", a)
+		t.Fatalf("resumed with ack %+v (resume %+v), want the same session on the other gateway, COMPLETE", a, a.Resume)
 	}
 	if r := s.d.Result(held, eventTimeout); r.Error != nil || r.Response.Code != "OK" || string(r.Response.Payload) != fmt.Sprintf("drainee %s /sleep/1000/held: held", st.Ack.SessionID) {
 		t.Fatalf("held request: %s %+v", failureString(r.Error), r.Response)
