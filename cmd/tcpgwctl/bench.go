@@ -14,10 +14,10 @@ package main
 // 20000 open files, -procs P re-executes this command P times, each child holding its share of
 // connections and rate, and merges their results.
 //
-// Driver. The default "raw" driver speaks the protocol directly with gateway/protocol: per
+// Driver. The default "raw" driver speaks the protocol directly with sdk/go/protocol: per
 // connection one reader goroutine with a 4 KiB bufio.Reader, requests written by one pacer
 // goroutine per process from a pre-encoded REQUEST (only the seq varint changes), responses
-// parsed with protowire without building messages. "-driver sdk" uses gateway/client instead
+// parsed with protowire without building messages. "-driver sdk" uses sdk/go/client instead
 // (one client.Client per connection). The SDK costs three goroutines, two 4 KiB buffers and a
 // reconnect supervisor per connection, plus a goroutine, a channel, a frame build and a full
 // unmarshal per request: 2.3x the memory for idle connections and ~30 µs more CPU per request,
@@ -124,7 +124,7 @@ func parseBenchFlags(args []string) (*benchConfig, error) {
 	fs.StringVar(&c.Method, "method", "bench", "request method")
 	fs.IntVar(&c.Procs, "procs", 1, "processes sharing the connections and the rate (re-executes itself); needed above ~19000 connections")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON on stdout")
-	fs.StringVar(&c.Driver, "driver", "raw", `"raw" (lean protocol driver) or "sdk" (gateway/client, one Client per connection)`)
+	fs.StringVar(&c.Driver, "driver", "raw", `"raw" (lean protocol driver) or "sdk" (sdk/go/client, one Client per connection)`)
 	fs.IntVar(&c.MaxFrame, "max-frame", 65536, "largest frame accepted from the gateway")
 	fs.UintVar(&protocolVersion, "protocol-version", protocol.Version, "Handshake.protocol_version to send (raw driver); 1 for a gateway built before protocol version 2")
 	fs.StringVar(&c.Issuer, "issuer", "", "iss claim of the minted tokens (-secret-file)")

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/bits"
 	"net"
 	"net/http"
@@ -93,6 +94,29 @@ func BuildGatewayVariant(ctx context.Context, root, dir, name, source string) (s
 	return bin, nil
 }
 
+// codecFiles are where the protocol's Version is declared: sdk/go since the Go SDK became its
+// own module, gateway/protocol before (reference commits predate the move).
+var codecFiles = []string{"sdk/go/protocol/codec.go", "gateway/protocol/codec.go"}
+
+// ProtocolVersion reads the protocol version that the source tree at src declares.
+func ProtocolVersion(src string) (string, error) {
+	for _, rel := range codecFiles {
+		codec, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(rel)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		m := regexp.MustCompile(`(?m)^const Version = (\d+)$`).FindSubmatch(codec)
+		if m == nil {
+			return "", fmt.Errorf("no protocol Version in %s", rel)
+		}
+		return string(m[1]), nil
+	}
+	return "", fmt.Errorf("no codec.go at %s", strings.Join(codecFiles, " or "))
+}
+
 // BuildGatewayAt compiles cmd/gateway as it was at the git revision ref of the repository
 // at root (extracted with git archive into dir/name-src: the work tree and the repository's
 // worktree list are not touched) into dir/name, and describes what it speaks and reads: the
@@ -118,15 +142,11 @@ func BuildGatewayAt(ctx context.Context, root, dir, name, ref string) (Variant, 
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Variant{}, "", fmt.Errorf("go build %s at %s: %w\n%s", name, commit, err, out)
 	}
-	codec, err := os.ReadFile(filepath.Join(src, "gateway", "protocol", "codec.go"))
+	version, err := ProtocolVersion(src)
 	if err != nil {
-		return Variant{}, "", err
+		return Variant{}, "", fmt.Errorf("%s: %w", commit, err)
 	}
-	m := regexp.MustCompile(`(?m)^const Version = (\d+)$`).FindSubmatch(codec)
-	if m == nil {
-		return Variant{}, "", fmt.Errorf("%s: no protocol Version in gateway/protocol/codec.go", commit)
-	}
-	v.BenchArgs = []string{"-protocol-version", string(m[1])}
+	v.BenchArgs = []string{"-protocol-version", version}
 	files, err := filepath.Glob(filepath.Join(src, "gateway", "config", "*.go"))
 	if err != nil {
 		return Variant{}, "", err

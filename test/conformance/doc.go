@@ -5,6 +5,6 @@
 // subtest of TestConformance citing the rules of docs/client-behaviour.md it checks.
 //
 // The driver is chosen by TCPGW_CONFORMANCE_DRIVER: empty or "go" builds and runs godriver
-// (the Go SDK, gateway/client); anything else is a command line run with `sh -c`. The suite
+// (the Go SDK, sdk/go/client); anything else is a command line run with `sh -c`. The suite
 // uses the broker named by TCPGW_KAFKA_BOOTSTRAP, or starts one of its own. See README.md.
 package conformance

@@ -1,4 +1,4 @@
-// Command godriver is the conformance driver of the Go SDK (gateway/client): it reads one JSON
+// Command godriver is the conformance driver of the Go SDK (sdk/go/client): it reads one JSON
 // command per line on stdin and writes one JSON event per line on stdout, as
 // test/conformance/DRIVER.md specifies, so the conformance harness drives the Go SDK exactly as
 // it drives the Java and TypeScript ones. It adds no behaviour of its own: every state change,
