@@ -79,6 +79,11 @@ func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	before := gw.DeepCopy()
 	o := &observed{}
 	o.reconcileErr = r.reconcileObjects(ctx, gw, o)
+	if staleOrNotLeader(o.reconcileErr) {
+		// Nothing to report in the status (nor could it be written): retried after the
+		// rate limiter's delay, or by the watch event of the newer object.
+		return ctrl.Result{}, o.reconcileErr
+	}
 	r.reconcileKafka(ctx, gw, o)
 
 	computeStatus(gw, o)
@@ -97,6 +102,13 @@ func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{RequeueAfter: kafkaRecheck}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// staleOrNotLeader: a write was refused because another writer changed the object since it
+// was read (a resourceVersion conflict), or because this process no longer leads
+// (ErrNotLeader). Neither says anything about the TCPGateway.
+func staleOrNotLeader(err error) bool {
+	return err != nil && (apierrors.IsConflict(err) || errors.Is(err, ErrNotLeader))
 }
 
 // reconcileObjects runs the object phases in order and returns the first error.
@@ -132,17 +144,17 @@ func (r *TCPGatewayReconciler) reconcileConfigMap(ctx context.Context, gw *v1alp
 	if err != nil {
 		return nil, err
 	}
-	_, err = ensureOwned(ctx, r, gw, configMapFrom(gw, rc), &corev1.ConfigMap{}, copyConfigMap)
+	_, err = ensureOwned(ctx, r, gw, configMapFrom(gw, rc), &corev1.ConfigMap{}, copyConfigMap, configMapInSync)
 	return rc, err
 }
 
 func (r *TCPGatewayReconciler) reconcileHeadlessService(ctx context.Context, gw *v1alpha1.TCPGateway) error {
-	_, err := ensureOwned(ctx, r, gw, HeadlessService(gw), &corev1.Service{}, copyService)
+	_, err := ensureOwned(ctx, r, gw, HeadlessService(gw), &corev1.Service{}, copyService, serviceInSync)
 	return err
 }
 
 func (r *TCPGatewayReconciler) reconcileClientService(ctx context.Context, gw *v1alpha1.TCPGateway, o *observed) error {
-	svc, err := ensureOwned(ctx, r, gw, ClientService(gw), &corev1.Service{}, copyService)
+	svc, err := ensureOwned(ctx, r, gw, ClientService(gw), &corev1.Service{}, copyService, serviceInSync)
 	if err == nil {
 		o.clientService = svc
 	}
@@ -165,7 +177,7 @@ func (r *TCPGatewayReconciler) reconcileStatefulSet(ctx context.Context, gw *v1a
 		o.statefulSet = sts
 		return nil
 	}
-	sts, err := ensureOwned(ctx, r, gw, StatefulSet(gw, rc), &appsv1.StatefulSet{}, copyStatefulSet)
+	sts, err := ensureOwned(ctx, r, gw, StatefulSet(gw, rc), &appsv1.StatefulSet{}, copyStatefulSet, statefulSetInSync)
 	if err == nil {
 		o.statefulSet = sts
 	}
@@ -173,7 +185,7 @@ func (r *TCPGatewayReconciler) reconcileStatefulSet(ctx context.Context, gw *v1a
 }
 
 func (r *TCPGatewayReconciler) reconcilePDB(ctx context.Context, gw *v1alpha1.TCPGateway) error {
-	_, err := ensureOwned(ctx, r, gw, PodDisruptionBudget(gw), &policyv1.PodDisruptionBudget{}, copyPDB)
+	_, err := ensureOwned(ctx, r, gw, PodDisruptionBudget(gw), &policyv1.PodDisruptionBudget{}, copyPDB, pdbInSync)
 	return err
 }
 
@@ -182,7 +194,7 @@ func (r *TCPGatewayReconciler) reconcilePDB(ctx context.Context, gw *v1alpha1.TC
 // left alone).
 func (r *TCPGatewayReconciler) reconcileNetworkPolicy(ctx context.Context, gw *v1alpha1.TCPGateway) error {
 	if desired := NetworkPolicy(gw); desired != nil {
-		_, err := ensureOwned(ctx, r, gw, desired, &networkingv1.NetworkPolicy{}, copyNetworkPolicy)
+		_, err := ensureOwned(ctx, r, gw, desired, &networkingv1.NetworkPolicy{}, copyNetworkPolicy, networkPolicyInSync)
 		return err
 	}
 	current := &networkingv1.NetworkPolicy{}
@@ -195,7 +207,9 @@ func (r *TCPGatewayReconciler) reconcileNetworkPolicy(ctx context.Context, gw *v
 	case !metav1.IsControlledBy(current, gw):
 		return nil
 	}
-	if err := r.Delete(ctx, current); err != nil && !apierrors.IsNotFound(err) {
+	// Preconditions: the object read, not one created since under the same name.
+	uid, rv := current.UID, current.ResourceVersion
+	if err := r.Delete(ctx, current, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("while deleting NetworkPolicy %s: %w", current.Name, err)
 	}
 	return nil

@@ -45,6 +45,8 @@ func TestOperator(t *testing.T) {
 	t.Run("second reconcile writes nothing", e.testIdempotent)
 	t.Run("owned objects, status and printer columns", e.testOwnedObjects)
 	t.Run("spec changes propagate", e.testUpdates)
+	t.Run("owned objects edited by hand are restored", e.testDrift)
+	t.Run("writes fenced by the leader election Lease", e.testLeaderFence)
 	t.Run("invalid gateway config is Degraded, not rolled out", e.testInvalidConfig)
 	t.Run("topics grow and never shrink", e.testPartitions)
 	t.Run("Kafka unreachable blocks nothing", e.testKafkaUnreachable)

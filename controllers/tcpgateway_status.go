@@ -46,12 +46,14 @@ func computeStatus(gw *v1alpha1.TCPGateway, o *observed) {
 	}
 }
 
-// patchStatus writes gw.Status when it differs from before's, and only then.
+// patchStatus writes gw.Status when it differs from before's, and only then, on the condition
+// that the TCPGateway is still the one read (its resourceVersion): a status computed from an
+// older spec or by a deposed leader is refused with a conflict.
 func (r *TCPGatewayReconciler) patchStatus(ctx context.Context, before, gw *v1alpha1.TCPGateway) error {
 	if equality.Semantic.DeepEqual(before.Status, gw.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, gw, client.MergeFrom(before)); err != nil {
+	if err := r.Status().Patch(ctx, gw, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("while patching the status: %w", err)
 	}
 	return nil

@@ -18,16 +18,19 @@ import (
 )
 
 // ensureOwned brings the object named by desired in line with it: it creates a missing
-// object; it patches an existing one only when its spec-hash annotation differs from the
-// desired one (or it lacks our controller reference), copying the desired state over with
-// copySpec; otherwise it writes nothing. It returns the object as the cluster has it.
+// object; it patches an existing one that is not in sync — our controller reference, labels
+// and annotations (the spec-hash among them) missing or different, or inSync finding the spec
+// edited by hand (drift.go) — copying the desired state over with copySpec; otherwise it
+// writes nothing. It returns the object as the cluster has it.
 //
-// Comparing hashes rather than objects is what makes "nothing changed" cheap and exact: the
-// API server adds defaults to every object, so a field-by-field comparison with the desired
-// object would always find differences. The price: a manual edit of an owned object is not
-// reverted until the TCPGateway changes (or the annotation is removed).
+// The spec-hash annotation catches what inSync cannot see: a field the TCPGateway takes back
+// to its zero value (inSync leaves zero values to the API server's defaults).
+//
+// The patch carries the resourceVersion of the object as read (from the cache, before the
+// leader fence's check): if anyone wrote it since — a new leader, a user — the API server
+// refuses it with a conflict and the next reconcile starts from the newer object.
 func ensureOwned[T client.Object](ctx context.Context, r *TCPGatewayReconciler, gw *v1alpha1.TCPGateway,
-	desired, current T, copySpec func(dst, src T)) (T, error) {
+	desired, current T, copySpec func(dst, src T), inSync func(desired, live T) bool) (T, error) {
 	kind := fmt.Sprintf("%T", desired)
 	kind = kind[strings.LastIndex(kind, ".")+1:]
 	if err := controllerutil.SetControllerReference(gw, desired, r.Scheme); err != nil {
@@ -47,8 +50,7 @@ func ensureOwned[T client.Object](ctx context.Context, r *TCPGatewayReconciler, 
 		return current, fmt.Errorf("%s %s exists and is controlled by %s %s, not by this TCPGateway",
 			kind, current.GetName(), owner.Kind, owner.Name)
 	}
-	if metav1.IsControlledBy(current, gw) &&
-		current.GetAnnotations()[AnnotationSpecHash] == desired.GetAnnotations()[AnnotationSpecHash] {
+	if metav1.IsControlledBy(current, gw) && metadataInSync(desired, current) && inSync(desired, current) {
 		return current, nil
 	}
 	patched := current.DeepCopyObject().(T)
@@ -57,7 +59,7 @@ func ensureOwned[T client.Object](ctx context.Context, r *TCPGatewayReconciler, 
 	if err := controllerutil.SetControllerReference(gw, patched, r.Scheme); err != nil {
 		return current, fmt.Errorf("while setting the owner of %s %s: %w", kind, desired.GetName(), err)
 	}
-	if err := r.Patch(ctx, patched, client.MergeFrom(current)); err != nil {
+	if err := r.Patch(ctx, patched, client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{})); err != nil {
 		return current, fmt.Errorf("while updating %s %s: %w", kind, desired.GetName(), err)
 	}
 	return patched, nil
@@ -107,8 +109,18 @@ func copyNetworkPolicy(dst, src *networkingv1.NetworkPolicy) { dst.Spec = src.Sp
 
 // copyStatefulSet replaces the whole spec: everything in it is the operator's, and the fields
 // the API server refuses to change (selector, serviceName, podManagementPolicy) are the same
-// in every desired StatefulSet of a TCPGateway.
-func copyStatefulSet(dst, src *appsv1.StatefulSet) { dst.Spec = src.Spec }
+// in every desired StatefulSet of a TCPGateway. Only `kubectl rollout restart`'s template
+// annotation is kept (annotationRestartedAt).
+func copyStatefulSet(dst, src *appsv1.StatefulSet) {
+	restartedAt, restarted := dst.Spec.Template.Annotations[annotationRestartedAt]
+	dst.Spec = *src.Spec.DeepCopy()
+	if _, ours := src.Spec.Template.Annotations[annotationRestartedAt]; restarted && !ours {
+		if dst.Spec.Template.Annotations == nil {
+			dst.Spec.Template.Annotations = map[string]string{}
+		}
+		dst.Spec.Template.Annotations[annotationRestartedAt] = restartedAt
+	}
+}
 
 // copyService sets the fields the operator manages and keeps what the API server allocated
 // (clusterIP, node ports, the health check node port), which a Service update may not drop.

@@ -9,11 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,6 +54,50 @@ func main() {
 	}
 }
 
+// leaseName is the leader election Lease (in --leader-election-namespace).
+const leaseName = "tcpgateway.io"
+
+// leaseRenewDeadline is controller-runtime's default renew deadline (lease duration 15 s,
+// retry period 2 s: its defaults too, see docs/operator.md).
+const leaseRenewDeadline = 10 * time.Second
+
+// leaderElection builds the Lease lock the manager elects a leader with and the fence that
+// lets the reconciler's writes through only while this process holds it (nil, nil without
+// --leader-elect). The lock is built here rather than by controller-runtime so that the fence
+// knows this process's identity. It records no Events about the election: the Lease says who
+// leads.
+func leaderElection(cfg *rest.Config, scheme *runtime.Scheme, o options) (resourcelock.Interface, *controllers.LeaderFence, error) {
+	if !o.leaderElect {
+		return nil, nil, nil
+	}
+	ns := o.leaderNS
+	if ns == "" {
+		b, err := os.ReadFile(inClusterNamespaceFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--leader-election-namespace is needed outside a cluster: %w", err)
+		}
+		ns = strings.TrimSpace(string(b))
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, nil, err
+	}
+	identity := host + "_" + string(uuid.NewUUID())
+	lock, err := resourcelock.NewFromKubeconfig(resourcelock.LeasesResourceLock, ns, leaseName,
+		resourcelock.ResourceLockConfig{Identity: identity}, cfg, leaseRenewDeadline)
+	if err != nil {
+		return nil, nil, fmt.Errorf("while creating the leader election lock: %w", err)
+	}
+	reader, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, err
+	}
+	fence := &controllers.LeaderFence{Reader: reader, Lease: client.ObjectKey{Namespace: ns, Name: leaseName}, Identity: identity}
+	return lock, fence, nil
+}
+
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
 type options struct {
 	metricsAddr, probeAddr string
 	leaderElect            bool
@@ -72,19 +120,30 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("while loading the Kubernetes client configuration: %w", err)
 	}
+	lock, fence, err := leaderElection(cfg, scheme, o)
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:        o.probeAddr,
-		LeaderElection:                o.leaderElect,
-		LeaderElectionID:              "tcpgateway.io",
-		LeaderElectionNamespace:       o.leaderNS,
-		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: controllers.OwnedCacheOptions()},
+		Scheme:                              scheme,
+		Metrics:                             metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:              o.probeAddr,
+		LeaderElection:                      o.leaderElect,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionReleaseOnCancel:       true,
+		Cache:                               cache.Options{ByObject: controllers.OwnedCacheOptions()},
 		// The operator may get Secrets, not list or watch them (it reads the ones spec.kafka
 		// references through SecretReader below): a Secret read through the manager's client
 		// must never start a cluster-wide informer.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		// With leader election, every write of the reconciler goes through the fence.
+		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
+			c, err := client.NewWithWatch(cfg, opts)
+			if err != nil || fence == nil {
+				return c, err
+			}
+			return fence.Client(c), nil
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("while creating the manager: %w", err)
