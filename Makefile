@@ -148,10 +148,10 @@ uninstall: ## Remove the CRDs (and with them every TCPGateway) from the current 
 	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f config/crd/bases
 
 .PHONY: deploy
-deploy: ## Install or upgrade the operator with the Helm chart (release RELEASE in NAMESPACE), image IMG, in the current kubeconfig's cluster.
+deploy: ## Install or upgrade the operator with the Helm chart (release RELEASE in NAMESPACE), image IMG, in the current kubeconfig's cluster; the chart adopts a CRD that make install put there.
 	@img='$(IMG)'; repo=$${img%:*}; tag=$${img##*:}; \
 	if [ "$$repo" = "$$img" ] || [[ $$tag == */* ]]; then repo=$$img; tag=; fi; \
-	set -x; $(HELM) upgrade --install $(RELEASE) charts/tcpgateway --namespace $(NAMESPACE) --create-namespace \
+	set -x; $(HELM) upgrade --install $(RELEASE) charts/tcpgateway --namespace $(NAMESPACE) --create-namespace --take-ownership \
 		--set image.repository="$$repo" --set image.tag="$$tag"
 
 .PHONY: undeploy
