@@ -6,12 +6,39 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
+
+// writesRefused counts the writes the API server or the fence refused: conflict (the object
+// changed since it was read: optimistic concurrency), not_leader (the fence).
+var writesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "tcpgw_operator_writes_refused_total",
+	Help: "Writes of the operator refused, by reason: conflict (the object changed since it was read), not_leader (this manager does not hold the leader election Lease).",
+}, []string{"reason"})
+
+const (
+	refusedConflict  = "conflict"
+	refusedNotLeader = "not_leader"
+)
+
+func init() {
+	metrics.Registry.MustRegister(writesRefused)
+	writesRefused.WithLabelValues(refusedConflict)
+	writesRefused.WithLabelValues(refusedNotLeader)
+}
+
+// countConflict counts a reconcile that ended on a resourceVersion conflict.
+func countConflict(err error) {
+	if err != nil && apierrors.IsConflict(err) {
+		writesRefused.WithLabelValues(refusedConflict).Inc()
+	}
+}
 
 // ErrNotLeader: a write was refused because this process does not hold the leader election
 // Lease (or did not hold it long enough, see LeaderFence).
@@ -173,6 +200,9 @@ func (f *LeaderFence) Client(c client.WithWatch) client.WithWatch {
 func (f *LeaderFence) fenced(ctx context.Context, write func(context.Context) error) error {
 	wctx, cancel, err := f.guard(ctx)
 	if err != nil {
+		if errors.Is(err, ErrNotLeader) {
+			writesRefused.WithLabelValues(refusedNotLeader).Inc()
+		}
 		return err
 	}
 	defer cancel()

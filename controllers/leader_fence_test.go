@@ -1,16 +1,24 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
 )
 
 func TestLeaseHeld(t *testing.T) {
@@ -79,6 +87,7 @@ func (e *env) testLeaderFence(t *testing.T) {
 		return err == nil
 	}
 
+	refused := testutil.ToFloat64(writesRefused.WithLabelValues(refusedNotLeader))
 	if err := create("no-lease"); !errors.Is(err, ErrNotLeader) || exists("no-lease") {
 		t.Errorf("without a Lease: %v, want ErrNotLeader and nothing written", err)
 	}
@@ -93,6 +102,10 @@ func (e *env) testLeaderFence(t *testing.T) {
 	}
 	if err := create("other-leads"); !errors.Is(err, ErrNotLeader) || exists("other-leads") {
 		t.Errorf("Lease held by another: %v, want ErrNotLeader and nothing written", err)
+	}
+
+	if got := testutil.ToFloat64(writesRefused.WithLabelValues(refusedNotLeader)) - refused; got != 2 {
+		t.Errorf("tcpgw_operator_writes_refused_total{reason=not_leader} grew by %v, want 2", got)
 	}
 
 	// Taken over just now: the first write waits out the settle time.
@@ -114,4 +127,71 @@ func (e *env) testLeaderFence(t *testing.T) {
 	if err := create("settled"); err != nil || !exists("settled") {
 		t.Errorf("held and settled: %v", err)
 	}
+}
+
+// A patch computed from a stale read (a cache behind the API server, or a deposed leader's) is
+// refused by the API server: the reconciler's Get returns the StatefulSet as it was before a
+// user edited it, and the TCPGateway's image changed, so the reconciler patches it; the
+// reconcile ends on a conflict, overwrites nothing, leaves the status alone, and counts the
+// conflict. The next reconcile, from the current object, applies the change.
+func (e *env) testStaleWriteRefused(t *testing.T) {
+	ns := e.namespace(t)
+	gw := e.gateway(ns)
+	e.create(t, gw)
+	key := client.ObjectKeyFromObject(gw)
+	live, err := client.NewWithWatch(e.cfg, client.Options{Scheme: e.scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := e.ctx(t)
+	req := ctrl.Request{NamespacedName: key}
+	if _, err := e.reconciler(live, events.NewFakeRecorder(100)).Reconcile(ctx, req); err != nil {
+		t.Fatalf("first reconcile: %v", err)
+	}
+	stale := &appsv1.StatefulSet{}
+	e.getOwned(t, ns, "chat", stale)
+	e.editOwned(t, ns, "chat", &appsv1.StatefulSet{}, func(o client.Object) {
+		o.(*appsv1.StatefulSet).Spec.Template.Spec.Containers[0].Image = "edited:by-hand"
+	})
+	e.update(t, key, func(gw *v1alpha1.TCPGateway) { gw.Spec.Image = "tcpgateway:v2" })
+	statusBefore := &v1alpha1.TCPGateway{}
+	if err := e.c.Get(ctx, key, statusBefore); err != nil {
+		t.Fatal(err)
+	}
+
+	lagging := interceptor.NewClient(live, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if sts, ok := obj.(*appsv1.StatefulSet); ok {
+				stale.DeepCopyInto(sts)
+				return nil
+			}
+			return c.Get(ctx, k, obj, opts...)
+		},
+	})
+	conflicts := testutil.ToFloat64(writesRefused.WithLabelValues(refusedConflict))
+	_, err = e.reconciler(lagging, events.NewFakeRecorder(100)).Reconcile(ctx, req)
+	if !apierrors.IsConflict(err) {
+		t.Fatalf("reconcile from a stale StatefulSet = %v, want a conflict", err)
+	}
+	if got := testutil.ToFloat64(writesRefused.WithLabelValues(refusedConflict)) - conflicts; got != 1 {
+		t.Errorf("tcpgw_operator_writes_refused_total{reason=conflict} grew by %v, want 1", got)
+	}
+	sts := &appsv1.StatefulSet{}
+	e.getOwned(t, ns, "chat", sts)
+	if sts.ResourceVersion == stale.ResourceVersion || sts.Spec.Template.Spec.Containers[0].Image != "edited:by-hand" {
+		t.Errorf("the stale patch was applied: image %q", sts.Spec.Template.Spec.Containers[0].Image)
+	}
+	statusAfter := &v1alpha1.TCPGateway{}
+	if err := e.c.Get(ctx, key, statusAfter); err != nil {
+		t.Fatal(err)
+	}
+	if statusAfter.ResourceVersion != statusBefore.ResourceVersion {
+		t.Errorf("the TCPGateway was written after the conflict: %+v", statusAfter.Status.Conditions)
+	}
+
+	if _, err := e.reconciler(live, events.NewFakeRecorder(100)).Reconcile(ctx, req); err != nil {
+		t.Fatalf("reconcile from the current StatefulSet: %v", err)
+	}
+	e.getOwned(t, ns, "chat", sts)
+	eq(t, "image after the next reconcile", sts.Spec.Template.Spec.Containers[0].Image, "tcpgateway:v2")
 }

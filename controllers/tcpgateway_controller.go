@@ -64,7 +64,8 @@ type TCPGatewayReconciler struct {
 // happened before it and never fails the reconcile: its outcome is the KafkaReady condition,
 // and while Kafka fails the reconcile is retried with a growing delay. With TLS or SASL to
 // Kafka it is also repeated every kafkaRecheck, to notice changed Secrets.
-func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, err error) {
+	defer func() { countConflict(err) }()
 	gw := &v1alpha1.TCPGateway{}
 	if err := r.Get(ctx, req.NamespacedName, gw); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

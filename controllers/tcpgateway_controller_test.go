@@ -47,6 +47,7 @@ func TestOperator(t *testing.T) {
 	t.Run("spec changes propagate", e.testUpdates)
 	t.Run("owned objects edited by hand are restored", e.testDrift)
 	t.Run("writes fenced by the leader election Lease", e.testLeaderFence)
+	t.Run("a write from a stale read is refused", e.testStaleWriteRefused)
 	t.Run("invalid gateway config is Degraded, not rolled out", e.testInvalidConfig)
 	t.Run("topics grow and never shrink", e.testPartitions)
 	t.Run("Kafka unreachable blocks nothing", e.testKafkaUnreachable)
