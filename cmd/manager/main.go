@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
 	"github.com/tcpgateway/tcpgateway/controllers"
@@ -31,7 +30,9 @@ import (
 
 func main() {
 	var (
-		metricsAddr   = flag.String("metrics-bind-address", ":8080", "address of the metrics endpoint; 0 disables it")
+		metricsAddr   = flag.String("metrics-bind-address", ":8443", "address of the metrics endpoint; 0 disables it")
+		metricsSecure = flag.Bool("metrics-secure", true, "serve metrics over HTTPS to scrapers authenticated by a TokenReview and authorized for get on /metrics; false: plain HTTP, unauthenticated")
+		metricsCerts  = flag.String("metrics-cert-dir", "", "directory holding tls.crt and tls.key for the metrics endpoint, reloaded when they change; empty: a self-signed certificate made at start")
 		probeAddr     = flag.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 		leaderElect   = flag.Bool("leader-elect", false, "elect a leader, so that only one replica of the manager reconciles")
 		leaderNS      = flag.String("leader-election-namespace", "", "namespace of the leader election Lease; default: the manager's own (in a cluster)")
@@ -45,7 +46,7 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
 	o := options{
-		metricsAddr: *metricsAddr, probeAddr: *probeAddr, leaderElect: *leaderElect, leaderNS: *leaderNS,
+		metricsAddr: *metricsAddr, metricsSecure: *metricsSecure, metricsCertDir: *metricsCerts, probeAddr: *probeAddr, leaderElect: *leaderElect, leaderNS: *leaderNS,
 		concurrent: *concurrent, kafkaTimeout: *kafkaTimeout, kafkaDial: *kafkaDialWait,
 	}
 	if err := run(o); err != nil {
@@ -100,6 +101,8 @@ const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/na
 
 type options struct {
 	metricsAddr, probeAddr string
+	metricsSecure          bool
+	metricsCertDir         string
 	leaderElect            bool
 	leaderNS               string
 	concurrent             int
@@ -126,7 +129,7 @@ func run(o options) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                              scheme,
-		Metrics:                             metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                             metricsOptions(o.metricsAddr, o.metricsSecure, o.metricsCertDir),
 		HealthProbeBindAddress:              o.probeAddr,
 		LeaderElection:                      o.leaderElect,
 		LeaderElectionResourceLockInterface: lock,

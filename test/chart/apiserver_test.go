@@ -60,6 +60,7 @@ func TestChartOnAPIServer(t *testing.T) {
 	t.Run("InstallUpgradeUninstall", func(t *testing.T) { testInstall(t, c, h, kubeconfig) })
 	t.Run("UpgradeFromPreviousChart", func(t *testing.T) { testUpgradeFromPrevious(t, c, h, kubeconfig) })
 	t.Run("AggregatedRoles", func(t *testing.T) { testAggregatedRoles(t, c, h, kubeconfig) })
+	t.Run("SecureMetrics", func(t *testing.T) { testSecureMetrics(t, cfg, c, h, kubeconfig) })
 }
 
 // writeKubeconfig writes an admin kubeconfig for cfg (envtest's client certificate) for helm.

@@ -158,7 +158,7 @@ func byKind(t testing.TB, objs []object) map[string]object {
 }
 
 // clusterRoleRoles are the name suffixes of the chart's ClusterRoles beside the operator's.
-var clusterRoleRoles = []string{"edit", "view"}
+var clusterRoleRoles = []string{"edit", "view", "metrics-auth", "metrics-reader"}
 
 func kindKey(o object) string {
 	if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {

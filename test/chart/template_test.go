@@ -26,9 +26,11 @@ import (
 
 const testNamespace = "tcpgw-system"
 
-// The kinds the chart renders with its default values: the operator's ClusterRole and the
-// aggregated edit and view ones, and the CRD (a template, so that helm upgrade upgrades it).
-var defaultKinds = []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
+// The kinds the chart renders with its default values: the operator's ClusterRole, the
+// aggregated edit and view ones, metrics-auth (with its binding) and metrics-reader, and the
+// CRD (a template, so that helm upgrade upgrades it).
+var defaultKinds = []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
+	"CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"}
 
 func kinds(objs []object) []string {
 	var ks []string
@@ -131,7 +133,7 @@ func TestDefaults(t *testing.T) {
 	}
 	for _, arg := range []string{
 		"--leader-elect", "--leader-election-namespace=" + testNamespace,
-		"--health-probe-bind-address=:8081", "--metrics-bind-address=:8080",
+		"--health-probe-bind-address=:8081", "--metrics-bind-address=:8443", "--metrics-secure=true",
 	} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
@@ -141,7 +143,7 @@ func TestDefaults(t *testing.T) {
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	if !maps.Equal(ports, map[string]int32{"metrics": 8080, "probes": 8081}) {
+	if !maps.Equal(ports, map[string]int32{"metrics": 8443, "probes": 8081}) {
 		t.Errorf("container ports %v", ports)
 	}
 	for name, probe := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
@@ -183,7 +185,7 @@ func TestDefaults(t *testing.T) {
 	if !maps.Equal(svc.Spec.Selector, dep.Spec.Selector.MatchLabels) {
 		t.Errorf("Service selector %v, the Deployment's %v", svc.Spec.Selector, dep.Spec.Selector.MatchLabels)
 	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].Port != 8080 ||
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].Port != 8443 ||
 		svc.Spec.Ports[0].TargetPort != intstr.FromString("metrics") {
 		t.Errorf("Service ports %+v", svc.Spec.Ports)
 	}
@@ -245,7 +247,10 @@ func TestServiceMonitor(t *testing.T) {
 				MatchLabels map[string]string `json:"matchLabels"`
 			} `json:"selector"`
 			Endpoints []struct {
-				Port, Path, Scheme, Interval, ScrapeTimeout string
+				Port, Path, Scheme, Interval, ScrapeTimeout, BearerTokenFile string
+				TLSConfig                                                    struct {
+					InsecureSkipVerify bool `json:"insecureSkipVerify"`
+				} `json:"tlsConfig"`
 			} `json:"endpoints"`
 		} `json:"spec"`
 	}
@@ -271,8 +276,19 @@ func TestServiceMonitor(t *testing.T) {
 		t.Fatalf("endpoints %+v", spec.Spec.Endpoints)
 	}
 	ep := spec.Spec.Endpoints[0]
-	if ep.Port != svc.Spec.Ports[0].Name || ep.Path != "/metrics" || ep.Scheme != "http" || ep.Interval != "30s" || ep.ScrapeTimeout != "10s" {
+	// Over HTTPS with Prometheus' token, the server's self-signed certificate unchecked.
+	if ep.Port != svc.Spec.Ports[0].Name || ep.Path != "/metrics" || ep.Scheme != "https" || ep.Interval != "30s" || ep.ScrapeTimeout != "10s" ||
+		ep.BearerTokenFile != "/var/run/secrets/kubernetes.io/serviceaccount/token" || !ep.TLSConfig.InsecureSkipVerify {
 		t.Errorf("endpoint %+v", ep)
+	}
+	// Plain HTTP when the metrics are not secure.
+	sm = byKind(t, render(t, h, testNamespace, "--set", "metrics.serviceMonitor.enabled=true,metrics.secure=false"))["ServiceMonitor"]
+	spec.Spec.Endpoints = nil
+	if err := yaml.Unmarshal(sm.raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	if ep := spec.Spec.Endpoints[0]; ep.Scheme != "http" || ep.BearerTokenFile != "" {
+		t.Errorf("endpoint without metrics.secure %+v", ep)
 	}
 
 	// A ServiceMonitor without the metrics endpoint would scrape nothing: refused with a reason.
@@ -295,7 +311,7 @@ func TestMetricsAndLeaderElectionDisabled(t *testing.T) {
 	objs := render(t, h, testNamespace, "--set", "metrics.enabled=false,leaderElection.enabled=false")
 	want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "ServiceAccount"}
 	if got := kinds(objs); !slices.Equal(got, want) {
-		t.Fatalf("kinds %v, want %v", got, want)
+		t.Fatalf("kinds %v, want %v (no metrics RBAC without metrics)", got, want)
 	}
 	var dep appsv1.Deployment
 	decode(t, byKind(t, objs)["Deployment"], &dep)
@@ -318,7 +334,7 @@ func TestMetricsAndLeaderElectionDisabled(t *testing.T) {
 func TestCustomValues(t *testing.T) {
 	h := newHelm(t)
 	objs := render(t, h, "edge-system", "--values", path(t, "test/chart/testdata/custom-values.yaml"))
-	want := []string{"ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
+	want := []string{"ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount", "ServiceMonitor"}
 	if got := kinds(objs); !slices.Equal(got, want) {
 		t.Fatalf("kinds %v, want %v (no leader-election Role without leader election, no CRD, no aggregated roles)", got, want)
 	}

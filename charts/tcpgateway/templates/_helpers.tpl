@@ -68,3 +68,10 @@ The image: repository:tag, the tag defaulting to the chart's appVersion.
 {{- define "tcpgateway.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/*
+The manager's metrics container port: 8443 (HTTPS) when metrics.secure, else 8080.
+*/}}
+{{- define "tcpgateway.metricsPort" -}}
+{{- if .Values.metrics.secure }}8443{{ else }}8080{{ end }}
+{{- end }}
