@@ -155,7 +155,7 @@ deploy: ## Install or upgrade the operator with the Helm chart (release RELEASE 
 		--set image.repository="$$repo" --set image.tag="$$tag"
 
 .PHONY: undeploy
-undeploy: ## Uninstall the chart's release (the CRD stays, as Helm leaves it; make uninstall removes it).
+undeploy: ## Uninstall the chart's release (the CRD stays: the chart marks it helm.sh/resource-policy keep; make uninstall removes it).
 	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found
 
 .PHONY: run
