@@ -44,8 +44,8 @@ func (f *connFlags) connect(ctx context.Context, out io.Writer, reconnect bool) 
 		TLS:  tlsConfig,
 		Addr: f.addr, Token: f.token, SessionID: f.session, DeviceID: f.device,
 		ClientVersion: "tcpgwctl", NoReconnect: !reconnect,
-		OnPush: func(p *pb.Push) {
-			printPush(out, p)
+		OnPush: func(p *client.Push) {
+			printPush(out, p.Push)
 			mu.Lock()
 			cl := c
 			mu.Unlock()

@@ -15,7 +15,9 @@ import (
 // partition that does not exist: none is accepted, each is refused without closing the forger,
 // and the publisher's wait ends only with alice's own ack, which names her session and carries
 // the push's correlation id. A second ack from alice is refused too; a forger that keeps going
-// is closed.
+// is closed. The SDK refuses a second answer itself (client-behaviour.md R19), so the forged and
+// repeated answers here are sent as a client that does not would send them: each in a fresh
+// client.Push, which carries no mark.
 func TestAnswersOnlyFromRecipients(t *testing.T) {
 	const refusedLimit = 4
 	c := newClusterWith(t, 1, 2, func(cfg *config.Config) { cfg.Limits.RefusedAnswers = refusedLimit })
@@ -40,12 +42,12 @@ func TestAnswersOnlyFromRecipients(t *testing.T) {
 
 	ctx := context.Background()
 	forged := []*pb.Push{
-		{MessageId: "m-1", Position: got.Position},
-		{MessageId: "m-1"},
-		{MessageId: "m-1", Position: &pb.Position{Partition: 999, Offset: got.Position.Offset}},
+		{MessageId: "m-1", AckRequired: true, Position: got.Position},
+		{MessageId: "m-1", AckRequired: true},
+		{MessageId: "m-1", AckRequired: true, Position: &pb.Position{Partition: 999, Offset: got.Position.Offset}},
 	}
 	for _, f := range forged {
-		if err := mallory.Ack(ctx, f); err != nil {
+		if err := mallory.Ack(ctx, &client.Push{Push: f}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,13 +72,16 @@ func TestAnswersOnlyFromRecipients(t *testing.T) {
 		r.CorrelationId != "c-1" || r.GetPosition().GetOffset() != got.Position.Offset {
 		t.Fatalf("ACKED receipt %v", r)
 	}
-	if err := alice.Ack(ctx, got); err != nil {
+	if err := alice.Ack(ctx, got); !errors.Is(err, client.ErrAlreadyAnswered) {
+		t.Fatalf("alice's SDK sent a second ack of one push: %v, want ErrAlreadyAnswered", err)
+	}
+	if err := alice.Ack(ctx, &client.Push{Push: got.Push}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "alice's second ack refused", func() bool { return refused("not_asked") == 1 })
 
 	for range refusedLimit {
-		_ = mallory.Ack(ctx, forged[0])
+		_ = mallory.Ack(ctx, &client.Push{Push: forged[0]})
 	}
 	<-mallory.Done()
 	var se *client.ServerError

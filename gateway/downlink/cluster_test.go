@@ -19,7 +19,6 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/push"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
 	"github.com/tcpgateway/tcpgateway/sdk/go/client"
-	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 )
 
@@ -118,11 +117,11 @@ func (c *cluster) waitReady() {
 // inbox collects a client's pushes.
 type inbox struct {
 	mu     sync.Mutex
-	pushes []*pb.Push
+	pushes []*client.Push
 	signal chan struct{}
 }
 
-func (b *inbox) add(p *pb.Push) {
+func (b *inbox) add(p *client.Push) {
 	b.mu.Lock()
 	b.pushes = append(b.pushes, p)
 	b.mu.Unlock()
@@ -132,14 +131,14 @@ func (b *inbox) add(p *pb.Push) {
 	}
 }
 
-func (b *inbox) snapshot() []*pb.Push {
+func (b *inbox) snapshot() []*client.Push {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]*pb.Push(nil), b.pushes...)
+	return append([]*client.Push(nil), b.pushes...)
 }
 
 // waitFor waits until n pushes arrived.
-func (b *inbox) waitFor(t *testing.T, n int) []*pb.Push {
+func (b *inbox) waitFor(t *testing.T, n int) []*client.Push {
 	t.Helper()
 	deadline := time.After(wait)
 	for {
@@ -156,7 +155,7 @@ func (b *inbox) waitFor(t *testing.T, n int) []*pb.Push {
 
 // connect opens a session for user on gateway gw; onPush (optional) runs for every push
 // after it is recorded.
-func (c *cluster) connect(gw int, user string, groups []string, onPush func(*client.Client, *pb.Push)) (*client.Client, *inbox) {
+func (c *cluster) connect(gw int, user string, groups []string, onPush func(*client.Client, *client.Push)) (*client.Client, *inbox) {
 	c.t.Helper()
 	claims := jwt.MapClaims{"sub": user, "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix()}
 	if len(groups) > 0 {
@@ -173,7 +172,7 @@ func (c *cluster) connect(gw int, user string, groups []string, onPush func(*cli
 	defer cancel()
 	cl, err = client.Connect(ctx, client.Options{
 		Addr: c.gws[gw].ClientAddr(), Token: token, NoReconnect: true,
-		OnPush: func(p *pb.Push) {
+		OnPush: func(p *client.Push) {
 			box.add(p)
 			<-ready
 			if onPush != nil {

@@ -128,7 +128,7 @@ func TestOrderPerUserUnderLoad(t *testing.T) {
 func TestAckReceiptAndRequestReply(t *testing.T) {
 	c := newCluster(t, 2, 3)
 	c.waitReady()
-	c.connect(0, "alice", nil, func(cl *client.Client, p *pb.Push) {
+	c.connect(0, "alice", nil, func(cl *client.Client, p *client.Push) {
 		if p.AckRequired {
 			_ = cl.Ack(context.Background(), p)
 		}

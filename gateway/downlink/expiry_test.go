@@ -26,7 +26,7 @@ func TestUnansweredPushesExpire(t *testing.T) {
 	c.waitReady()
 	c.connect(0, "mute", nil, nil)
 	gone, goneBox := c.connect(0, "gone", nil, nil)
-	c.connect(0, "polite", nil, func(cl *client.Client, p *pb.Push) { _ = cl.Ack(context.Background(), p) })
+	c.connect(0, "polite", nil, func(cl *client.Client, p *client.Push) { _ = cl.Ack(context.Background(), p) })
 	p := c.publisher()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

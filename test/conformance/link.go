@@ -33,7 +33,8 @@ import (
 //     half-closes and resets them at once (a last frame followed by a reset);
 //   - Record makes the next connections pass whole frames only (so an Inject always lands
 //     between two of the gateway's frames) and keeps what the SDK's behaviour is judged by:
-//     each HANDSHAKE the clients send and each GOAWAY the gateway sends (Handshakes, GoAways).
+//     each HANDSHAKE the clients send and each GOAWAY the gateway sends (Handshakes, GoAways),
+//     and each PUSH_ACK and PUSH_REPLY the clients send (Answers).
 //
 // Everything else is passed through unchanged.
 type Link struct {
@@ -45,10 +46,12 @@ type Link struct {
 	cutNext int // how many new connections end after the gateway's first frame
 	pipes   map[*pipe]struct{}
 	accepts []time.Time // when each client connection arrived
-	// recording: new connections pass whole frames and note them in handshakes and goaways.
+	// recording: new connections pass whole frames and note them in handshakes, goaways
+	// and answers.
 	recording  bool
 	handshakes []*pb.Handshake
 	goaways    []*pb.GoAway
+	answers    []string // "ack <message id>" or "reply <message id>"
 }
 
 // pipe is one proxied connection.
@@ -185,7 +188,7 @@ func (l *Link) InjectThenReset(b []byte) {
 }
 
 // Record makes the connections opened from now on pass whole frames only and keep the clients'
-// HANDSHAKEs and the gateway's GOAWAYs.
+// HANDSHAKEs, PUSH_ACKs and PUSH_REPLYs and the gateway's GOAWAYs.
 func (l *Link) Record() {
 	l.mu.Lock()
 	l.recording = true
@@ -206,6 +209,14 @@ func (l *Link) GoAways() []*pb.GoAway {
 	return slices.Clone(l.goaways)
 }
 
+// Answers are the answers the clients sent on recorded connections, in order, each
+// "ack <message id>" (PUSH_ACK) or "reply <message id>" (PUSH_REPLY): what reached the gateway.
+func (l *Link) Answers() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.answers)
+}
+
 // note keeps frame (length prefix included) if it is one that Record keeps.
 func (l *Link) note(frame []byte, fromClient bool) {
 	var f pb.Frame
@@ -219,6 +230,10 @@ func (l *Link) note(frame []byte, fromClient bool) {
 		l.handshakes = append(l.handshakes, f.GetHandshake())
 	case !fromClient && f.GetGoaway() != nil:
 		l.goaways = append(l.goaways, f.GetGoaway())
+	case fromClient && f.GetPushAck() != nil:
+		l.answers = append(l.answers, "ack "+f.GetPushAck().GetMessageId())
+	case fromClient && f.GetPushReply() != nil:
+		l.answers = append(l.answers, "reply "+f.GetPushReply().GetMessageId())
 	}
 }
 

@@ -93,27 +93,76 @@ func reply(t *testing.T, s *suite) {
 	}
 }
 
-// A second ack of the same push is refused with a non-fatal ERROR UNKNOWN_PUSH, which the app
-// sees; the session goes on.
-func secondAckRefused(t *testing.T, s *suite) {
+// The answers the gateway would refuse are refused by the SDK itself, writing nothing (R19): a
+// second ack and a second reply of one push fail with already_answered, an answer the push did
+// not ask for with not_requested. A link between the SDK and the gateway sees only the first
+// ack and the first reply; no error event comes, the session goes on, and the first ack and
+// reply reached the publisher. (The gateway's non-fatal UNKNOWN_PUSH, for answers a client
+// sends anyway, is error_code_actions'.)
+func answersRefusedLocally(t *testing.T, s *suite) {
 	f := s.shared
-	s.connect(t, "", f.Addr(), f.Token("twice"), nil)
+	link := StartLink(t, f.Addr())
+	link.Record()
+	s.connect(t, "", link.Addr(), f.Token("answers"), nil)
 	mark := s.d.Mark()
+	acked := make(chan *pb.Receipt, 1)
+	replied := make(chan []byte, 1)
+	errc := make(chan error, 2)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, _ = f.Publisher().PushAndWaitAck(ctx, push.Message{ID: "twice-1", Target: push.User("twice")})
+		r, err := f.Publisher().PushAndWaitAck(ctx, push.Message{ID: "answers-ack", Target: push.User("answers")})
+		acked <- r
+		errc <- err
 	}()
-	s.d.WaitEvent(mark, eventTimeout, "the push", IsPush("", "twice-1"))
-	s.d.MustCall(wire.Command{Op: "ack", MessageID: "twice-1"})
-	s.d.MustCall(wire.Command{Op: "ack", MessageID: "twice-1"})
-	e := s.d.WaitEvent(mark, eventTimeout, "the non-fatal UNKNOWN_PUSH", func(e Received) bool { return e.Event.Event == "error" })
-	if e.Code != "UNKNOWN_PUSH" {
-		t.Fatalf("error event %+v", e.Event)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		b, err := f.Publisher().Request(ctx, push.Message{ID: "answers-reply", Target: push.User("answers")})
+		replied <- b
+		errc <- err
+	}()
+	f.Push(push.Message{ID: "answers-plain", Target: push.User("answers")})
+	for _, id := range []string{"answers-ack", "answers-reply", "answers-plain"} {
+		s.d.WaitEvent(mark, eventTimeout, "push "+id, IsPush("", id))
 	}
+
+	s.d.MustCall(wire.Command{Op: "ack", MessageID: "answers-ack"})
+	s.d.MustCall(wire.Command{Op: "reply", MessageID: "answers-reply", Payload: []byte("answer")})
+	for _, c := range []struct {
+		cmd  wire.Command
+		kind string
+	}{
+		{wire.Command{Op: "ack", MessageID: "answers-ack"}, wire.KindAlreadyAnswered},
+		{wire.Command{Op: "reply", MessageID: "answers-reply", Payload: []byte("again")}, wire.KindAlreadyAnswered},
+		{wire.Command{Op: "reply", MessageID: "answers-plain", Payload: []byte("unasked")}, wire.KindNotRequested},
+		{wire.Command{Op: "ack", MessageID: "answers-plain"}, wire.KindNotRequested},
+		{wire.Command{Op: "ack", MessageID: "answers-reply"}, wire.KindNotRequested},
+		{wire.Command{Op: "reply", MessageID: "answers-ack", Payload: []byte("unasked")}, wire.KindNotRequested},
+	} {
+		r := s.d.Call(c.cmd)
+		if r.Error == nil || r.Error.Kind != c.kind {
+			t.Errorf("%s of %s: %s, want error kind %s", c.cmd.Op, c.cmd.MessageID, failureString(r.Error), c.kind)
+		}
+	}
+	// The PONG comes after everything the SDK wrote before the PING: the link has seen it all.
 	s.d.MustCall(wire.Command{Op: "ping"})
-	if _, ok := s.d.Find(mark, IsState("", "disconnected")); ok {
-		t.Fatal("the session ended after a non-fatal ERROR")
+	if got := link.Answers(); fmt.Sprint(got) != "[ack answers-ack reply answers-reply]" {
+		t.Errorf("the SDK sent %q, want only the first ack and the first reply", got)
+	}
+	if e, ok := s.d.Find(mark, func(e Received) bool { return e.Event.Event == "error" || IsState("", "disconnected")(e) }); ok {
+		t.Errorf("the session did not go on: %s", describe([]Received{e}))
+	}
+	if r := <-acked; r.GetKind() != pb.Receipt_KIND_ACKED {
+		t.Errorf("receipt %v, want ACKED", r)
+	}
+	if b := <-replied; string(b) != "answer" {
+		t.Errorf("reply %q, want the first one", b)
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
 	}
 }
 

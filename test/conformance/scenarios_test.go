@@ -12,7 +12,7 @@ var scenarios = []scenario{
 	{name: "push_with_position", rules: "R16 R17", run: pushWithPosition},
 	{name: "ack", rules: "R19", run: ack},
 	{name: "reply", rules: "R19", run: reply},
-	{name: "second_ack_refused_non_fatal", rules: "R19 R28", run: secondAckRefused},
+	{name: "answers_refused_locally", rules: "R19", run: answersRefusedLocally},
 	{name: "duplicate_record_delivered_once", rules: "R18", run: duplicateRecordOnce},
 	{name: "replaced_stops", rules: "R8 R27 R29", run: replacedStops},
 	{name: "drain_resume_complete", rules: "R15 R17 R20 R23 R24 R26", run: drainResumeComplete},

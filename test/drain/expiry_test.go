@@ -122,13 +122,13 @@ func (c *cluster) startExpiryCase(t *testing.T, pub *push.Publisher, victim *gat
 	id := messageIn(victim.ID+"-push", owned)
 	user := "silent-on-" + victim.ID
 
-	got := make(chan *pb.Push, 1)
+	got := make(chan *client.Push, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := client.Connect(ctx, client.Options{
 		Addr: victim.ClientAddr, Token: c.token(user, nil), ClientVersion: "drain-test",
 		NoReconnect: true, // never comes back
-		OnPush: func(p *pb.Push) {
+		OnPush: func(p *client.Push) {
 			select {
 			case got <- p:
 			default:

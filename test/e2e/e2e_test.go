@@ -37,10 +37,10 @@ func TestApplyConnectPushDelete(t *testing.T) {
 	// 3. Connect two clients through the load balancer.
 	type app struct {
 		c      *client.Client
-		pushes chan *pb.Push
+		pushes chan *client.Push
 	}
 	connect := func(user string) *app {
-		a := &app{pushes: make(chan *pb.Push, 16)}
+		a := &app{pushes: make(chan *client.Push, 16)}
 		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 		defer ccancel()
 		var err error
@@ -48,7 +48,7 @@ func TestApplyConnectPushDelete(t *testing.T) {
 			Addr:     addr,
 			Token:    token(t, user, nil),
 			DeviceID: user + "-device",
-			OnPush: func(p *pb.Push) {
+			OnPush: func(p *client.Push) {
 				select {
 				case a.pushes <- p:
 				default:

@@ -82,7 +82,7 @@ func TestTransportSecurity(t *testing.T) {
 		}
 	}
 
-	pushes := make(chan *pb.Push, 16)
+	pushes := make(chan *client.Push, 16)
 	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ccancel()
 	c, err := client.Connect(cctx, client.Options{
@@ -90,7 +90,7 @@ func TestTransportSecurity(t *testing.T) {
 		Token:    token(t, "carol", nil),
 		DeviceID: "carol-device",
 		TLS:      &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS12},
-		OnPush: func(p *pb.Push) {
+		OnPush: func(p *client.Push) {
 			select {
 			case pushes <- p:
 			default:

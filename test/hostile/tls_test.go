@@ -58,7 +58,7 @@ func (g *tlsGateway) servedSerial() int64 {
 	return serial
 }
 
-func (g *tlsGateway) sdk(t *testing.T, user string, onPush func(*pb.Push)) *client.Client {
+func (g *tlsGateway) sdk(t *testing.T, user string, onPush func(*client.Push)) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ReadTimeout)
 	defer cancel()
@@ -77,8 +77,8 @@ func (g *tlsGateway) sdk(t *testing.T, user string, onPush func(*pb.Push)) *clie
 // previous one.
 func TestTLSSessionRequestPushAndRotation(t *testing.T) {
 	g := startTLS(t, Options{Kafka: true, Partitions: 1})
-	pushes := make(chan *pb.Push, 4)
-	c := g.sdk(t, "alice", func(p *pb.Push) { pushes <- p })
+	pushes := make(chan *client.Push, 4)
+	c := g.sdk(t, "alice", func(p *client.Push) { pushes <- p })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := c.Request(ctx, "echo", "hello", []byte("over tls"))

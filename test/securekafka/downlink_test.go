@@ -32,8 +32,8 @@ func TestDownlinkOverSASLSSL(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pushes := make(chan *pb.Push, 16)
-	c, err := client.Connect(ctx, client.Options{Addr: g.ClientAddr, Token: g.Token("alice"), OnPush: func(p *pb.Push) { pushes <- p }})
+	pushes := make(chan *client.Push, 16)
+	c, err := client.Connect(ctx, client.Options{Addr: g.ClientAddr, Token: g.Token("alice"), OnPush: func(p *client.Push) { pushes <- p }})
 	if err != nil {
 		t.Fatal(err)
 	}

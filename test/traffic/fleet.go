@@ -216,7 +216,7 @@ func (ac *App) RecordDisconnect(ev DisconnectEvent) {
 	ac.f.signal()
 }
 
-func (ac *App) onPush(p *pb.Push) { ac.RecordPush(p.GetPayload()) }
+func (ac *App) onPush(p *client.Push) { ac.RecordPush(p.GetPayload()) }
 
 // RecordPush records the payload of a push delivered to the app: payloads are "b:<seq>"
 // (broadcast), "u:<user index>:<seq>" and "g:<group>:<seq>", numbered per target from 0 by

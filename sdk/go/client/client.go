@@ -118,8 +118,8 @@ type Options struct {
 	// HandshakeTimeout bounds dial + handshake. Default 10s.
 	HandshakeTimeout time.Duration
 	// OnPush receives pushes in order, each once; it runs on the reader goroutine, so it must
-	// not block for long. Acknowledge with Client.Ack / Client.Reply.
-	OnPush func(*pb.Push)
+	// not block for long. Answer with Client.Ack / Client.Reply, passing the *Push received.
+	OnPush func(*Push)
 	// OnConnect is called after every successful handshake (first and reconnects).
 	OnConnect func(*pb.HandshakeAck)
 	// OnDisconnect is called when a connection ends, with the reason.
@@ -326,7 +326,7 @@ func (c *Client) deliver(p *pb.Push) {
 	dup := !c.seen.add(p.MessageId)
 	c.mu.Unlock()
 	if !dup && c.opts.OnPush != nil {
-		c.opts.OnPush(p)
+		c.opts.OnPush(&Push{Push: p})
 	}
 }
 
@@ -585,24 +585,6 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Since(start), nil
-}
-
-// Ack confirms a push that asked for an ack.
-func (c *Client) Ack(ctx context.Context, p *pb.Push) error {
-	cn, err := c.current(ctx)
-	if err != nil {
-		return err
-	}
-	return cn.write(&pb.Frame{Body: &pb.Frame_PushAck{PushAck: &pb.PushAck{MessageId: p.MessageId, Position: p.Position}}})
-}
-
-// Reply answers a push that expects a reply.
-func (c *Client) Reply(ctx context.Context, p *pb.Push, payload []byte) error {
-	cn, err := c.current(ctx)
-	if err != nil {
-		return err
-	}
-	return cn.write(&pb.Frame{Body: &pb.Frame_PushReply{PushReply: &pb.PushReply{MessageId: p.MessageId, Payload: payload, Position: p.Position}}})
 }
 
 // SessionID is the session's id (assigned by the gateway when none was given).

@@ -18,7 +18,7 @@ func TestDuplicateMessageIDDeliveredOnce(t *testing.T) {
 	var got []string
 	connected := connectAsync(t, client.Options{
 		Addr: g.addr(), Token: "t", DedupWindow: 3, Reconnect: fastReconnect,
-		OnPush: func(p *pb.Push) {
+		OnPush: func(p *client.Push) {
 			mu.Lock()
 			got = append(got, fmt.Sprintf("%s@%d/%d", p.MessageId, p.Position.GetPartition(), p.Position.GetOffset()))
 			mu.Unlock()

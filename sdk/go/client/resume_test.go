@@ -69,7 +69,7 @@ func TestExportedStateResumesInANewClient(t *testing.T) {
 	g := newFakeGateway(t)
 	pushes := make(chan *pb.Push, 8)
 	connected := connectAsync(t, client.Options{Addr: g.addr(), Token: "tok", NoReconnect: true,
-		OnPush: func(p *pb.Push) { pushes <- p }})
+		OnPush: func(p *client.Push) { pushes <- p.Push }})
 	first := g.accept()
 	first.handshake()
 	first.write(&pb.Frame{Body: &pb.Frame_HandshakeAck{HandshakeAck: &pb.HandshakeAck{
@@ -98,7 +98,7 @@ func TestExportedStateResumesInANewClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	connected = connectAsync(t, client.Options{Addr: g.addr(), Token: "tok", NoReconnect: true, Resume: &imported,
-		OnPush: func(p *pb.Push) { pushes <- p }})
+		OnPush: func(p *client.Push) { pushes <- p.Push }})
 	second := g.accept()
 	hs := second.read().GetHandshake()
 	if hs.GetSessionId() != "s1" || hs.GetResume().GetResumeToken() != "rt-1" {

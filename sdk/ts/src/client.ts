@@ -9,7 +9,7 @@ import type { ConnHandlers } from "./conn.js";
 import { afterLoss, delay, withDefaults } from "./backoff.js";
 import type { Backoff } from "./backoff.js";
 import { IdWindow } from "./dedup.js";
-import { ClosedError, GoAwayError, ServerError, TokenSourceError, asError } from "./errors.js";
+import { AlreadyAnsweredError, ClosedError, GoAwayError, NotRequestedError, ServerError, TokenSourceError, asError } from "./errors.js";
 import { ErrorCode, GoAway_Reason, HandshakeSchema, PositionSchema, ResumeSchema } from "./gen/tcpgateway/v1/protocol_pb.js";
 import type { Error as ErrorFrame, HandshakeAck, Position, Push, RefreshRequest, Response } from "./gen/tcpgateway/v1/protocol_pb.js";
 import { tcpTransport } from "./transport.js";
@@ -93,8 +93,19 @@ const MAX_RESENDS = 3;
 /** The UNAUTHENTICATED reason when the gateway's auth webhook could not answer. */
 const REASON_WEBHOOK_UNAVAILABLE = "webhook_unavailable";
 
-/** ReceivedPush is a Push with its answers. */
+/**
+ * ReceivedPush is a Push with its answers. It refuses locally, writing nothing, the answers the
+ * gateway would refuse (R19): each refused answer counts toward the gateway's
+ * `limits.refusedAnswers`, so sending them would let an app's double tap close its session. The
+ * marks live on this object, not in a table of the client: a push delivered before a reconnect
+ * can still be answered after it (only the gateway knows whether its window still holds it).
+ */
 export class ReceivedPush {
+  /** Set by the first ack, cleared again if its write failed (nothing reached the gateway). */
+  private acked = false;
+  /** Set by the first reply, cleared again if its write failed. */
+  private replied = false;
+
   constructor(
     readonly push: Push,
     private readonly client: Client,
@@ -108,13 +119,40 @@ export class ReceivedPush {
   get position(): ResumePosition | undefined {
     return this.push.position ? { partition: this.push.position.partition, offset: this.push.position.offset } : undefined;
   }
-  /** ack confirms a push that asked for it (ackRequired), echoing its id and position (R19). */
-  ack(): Promise<void> {
-    return this.client.ack(this.push);
+  /**
+   * ack confirms a push that asked for it (ackRequired), echoing its id and position (R19).
+   * Rejects with NotRequestedError for a push without ackRequired and with
+   * AlreadyAnsweredError after an earlier ack (or while one is being written), writing nothing.
+   * An ack whose write failed leaves the push unanswered: the app may ack it again.
+   */
+  async ack(): Promise<void> {
+    const p = this.push;
+    if (!p.ackRequired) throw new NotRequestedError("ack", p.messageId);
+    // Checked and set before the first await: of two racing acks, exactly one goes on.
+    if (this.acked) throw new AlreadyAnsweredError("ack", p.messageId);
+    this.acked = true;
+    try {
+      await this.client.writeAnswer({ body: { case: "pushAck", value: { messageId: p.messageId, position: p.position } } });
+    } catch (e) {
+      this.acked = false;
+      throw e;
+    }
   }
-  /** reply answers a push that expects a reply (replyExpected) (R19). */
-  reply(payload: Uint8Array): Promise<void> {
-    return this.client.reply(this.push, payload);
+  /**
+   * reply answers a push that expects a reply (replyExpected) (R19), refusing like ack:
+   * NotRequestedError for a push without replyExpected, AlreadyAnsweredError after a reply.
+   */
+  async reply(payload: Uint8Array): Promise<void> {
+    const p = this.push;
+    if (!p.replyExpected) throw new NotRequestedError("reply", p.messageId);
+    if (this.replied) throw new AlreadyAnsweredError("reply", p.messageId);
+    this.replied = true;
+    try {
+      await this.client.writeAnswer({ body: { case: "pushReply", value: { messageId: p.messageId, payload, position: p.position } } });
+    } catch (e) {
+      this.replied = false;
+      throw e;
+    }
   }
 }
 
@@ -263,16 +301,14 @@ export class Client {
     return performance.now() - start;
   }
 
-  /** ack confirms a push (R19); ReceivedPush.ack calls it. */
-  async ack(p: Push): Promise<void> {
+  /**
+   * writeAnswer writes a PUSH_ACK or PUSH_REPLY on the current connection, for ReceivedPush,
+   * which refuses first what the gateway would refuse (R19). Not for apps.
+   * @internal
+   */
+  async writeAnswer(f: Parameters<Conn["write"]>[0]): Promise<void> {
     const cn = await this.current();
-    await cn.write({ body: { case: "pushAck", value: { messageId: p.messageId, position: p.position } } });
-  }
-
-  /** reply answers a push (R19); ReceivedPush.reply calls it. */
-  async reply(p: Push, payload: Uint8Array): Promise<void> {
-    const cn = await this.current();
-    await cn.write({ body: { case: "pushReply", value: { messageId: p.messageId, payload, position: p.position } } });
+    await cn.write(f);
   }
 
   /** close ends the connection and stops reconnecting (R40); resolves once stopped. */

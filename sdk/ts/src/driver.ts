@@ -7,7 +7,7 @@ import { createInterface } from "node:readline";
 import { Client } from "./client.js";
 import type { ReceivedPush, ResumeState } from "./client.js";
 import { FrameError } from "./codec.js";
-import { ClosedError, ConnectionLostError, GoAwayError, ServerError, TokenSourceError } from "./errors.js";
+import { AlreadyAnsweredError, ClosedError, ConnectionLostError, GoAwayError, NotRequestedError, ServerError, TokenSourceError } from "./errors.js";
 import { ErrorCode, GoAway_Reason, ResumeResult_Status } from "./gen/tcpgateway/v1/protocol_pb.js";
 import type { HandshakeAck, Position } from "./gen/tcpgateway/v1/protocol_pb.js";
 
@@ -70,6 +70,7 @@ function failure(err: unknown): Json {
     return { kind: "goaway", reason: GoAway_Reason[err.goaway.reason], reconnect_delay_ms: err.goaway.reconnectDelayMs, message: err.message };
   }
   if (err instanceof FrameError && err.code === ErrorCode.FRAME_TOO_LARGE) return { kind: "frame_too_large", message: err.message };
+  if (err instanceof NotRequestedError || err instanceof AlreadyAnsweredError) return { kind: err.kind, message: err.message };
   if (err instanceof ConnectionLostError) return { kind: "connection_lost", message: err.message };
   if (err instanceof ClosedError) return { kind: "closed", message: err.message };
   if (err instanceof TokenSourceError) return { kind: "token_source", message: err.message };

@@ -62,6 +62,36 @@ export class TokenSourceError extends Error {
   }
 }
 
+/**
+ * NotRequestedError: an ack of a push without ackRequired, or a reply to one without
+ * replyExpected. The gateway would refuse it, so nothing was written (R19).
+ */
+export class NotRequestedError extends Error {
+  override readonly name = "NotRequestedError";
+  readonly kind = "not_requested";
+  constructor(
+    readonly answer: "ack" | "reply",
+    readonly messageId: string,
+  ) {
+    super(`${answer} of push ${messageId}: the push did not ask for it`);
+  }
+}
+
+/**
+ * AlreadyAnsweredError: a second ack (or reply) of the same delivered push, or one racing the
+ * first. The gateway accepts one answer of each kind, so nothing was written (R19).
+ */
+export class AlreadyAnsweredError extends Error {
+  override readonly name = "AlreadyAnsweredError";
+  readonly kind = "already_answered";
+  constructor(
+    readonly answer: "ack" | "reply",
+    readonly messageId: string,
+  ) {
+    super(`${answer} of push ${messageId}: already answered`);
+  }
+}
+
 /** asError makes anything thrown an Error. */
 export function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));

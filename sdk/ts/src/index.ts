@@ -3,7 +3,7 @@ export { Client, ReceivedPush, connect } from "./client.js";
 export type { ClientEvents, ClientListeners, ClientOptions, RequestOptions, ResumePosition, ResumeState, TokenSource } from "./client.js";
 export { decodeResumeState, encodeResumeState } from "./resumestate.js";
 export type { Backoff } from "./backoff.js";
-export { ClosedError, ConnectionLostError, GoAwayError, ServerError, TokenSourceError, TransportError } from "./errors.js";
+export { AlreadyAnsweredError, ClosedError, ConnectionLostError, GoAwayError, NotRequestedError, ServerError, TokenSourceError, TransportError } from "./errors.js";
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, PROTOCOL_VERSION, decodeBody, encodeFrame, reason } from "./codec.js";
 export { SocketTransport, tcpTransport } from "./transport.js";
 export type { TlsOptions, Transport, TransportFactory, TransportHandlers } from "./transport.js";

@@ -76,10 +76,10 @@ type sdkClient struct {
 	c *client.Client
 
 	mu      sync.Mutex
-	token   string              // what the token source returns (connect, set_token)
-	fetches int                 // token source calls
-	pushes  map[string]*pb.Push // delivered pushes by message id, for ack and reply
-	closing bool                // the app closed it: its stop is not the SDK's decision
+	token   string                  // what the token source returns (connect, set_token)
+	fetches int                     // token source calls
+	pushes  map[string]*client.Push // delivered pushes by message id, for ack and reply
+	closing bool                    // the app closed it: its stop is not the SDK's decision
 }
 
 func (d *driver) emit(e wire.Event) {
@@ -174,7 +174,7 @@ func (d *driver) run(cmd wire.Command) {
 	d.emit(res)
 }
 
-func (sc *sdkClient) push(id string) *pb.Push {
+func (sc *sdkClient) push(id string) *client.Push {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return sc.pushes[id]
@@ -186,7 +186,7 @@ func (d *driver) connect(ctx context.Context, cmd wire.Command) (string, *wire.F
 		return "", &wire.Failure{Kind: wire.KindBadCommand, Message: "client " + cmd.Client + " exists"}
 	}
 	name := cmd.Client
-	sc := &sdkClient{token: cmd.Token, pushes: map[string]*pb.Push{}}
+	sc := &sdkClient{token: cmd.Token, pushes: map[string]*client.Push{}}
 	o := client.Options{
 		Addr:          cmd.Address,
 		SessionID:     cmd.SessionID,
@@ -195,11 +195,11 @@ func (d *driver) connect(ctx context.Context, cmd wire.Command) (string, *wire.F
 		NoReconnect:   cmd.NoReconnect,
 		DedupWindow:   cmd.DedupWindow,
 		MaxFrameBytes: cmd.MaxFrameBytes,
-		OnPush: func(p *pb.Push) {
+		OnPush: func(p *client.Push) {
 			sc.mu.Lock()
 			sc.pushes[p.MessageId] = p
 			sc.mu.Unlock()
-			d.emit(wire.Event{Event: "push", Client: name, Push: pushOf(p)})
+			d.emit(wire.Event{Event: "push", Client: name, Push: pushOf(p.Push)})
 		},
 		OnConnect: func(a *pb.HandshakeAck) {
 			d.emit(wire.Event{Event: "state", Client: name, State: "connected", Ack: ackOf(a)})
@@ -300,6 +300,10 @@ func failure(err error) *wire.Failure {
 		f.ReconnectDelayMs = ga.GoAway.ReconnectDelayMs
 	case isFrame && fe.Code == pb.ErrorCode_ERROR_CODE_FRAME_TOO_LARGE:
 		f.Kind = wire.KindFrameTooLarge
+	case errors.Is(err, client.ErrNotRequested):
+		f.Kind = wire.KindNotRequested
+	case errors.Is(err, client.ErrAlreadyAnswered):
+		f.Kind = wire.KindAlreadyAnswered
 	case errors.Is(err, client.ErrConnectionLost):
 		f.Kind = wire.KindConnLost
 	case errors.Is(err, client.ErrClosed):

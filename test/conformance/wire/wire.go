@@ -103,6 +103,9 @@ const (
 	KindTokenSource   = "token_source"    // the token source failed
 	KindUnsupported   = "unsupported"     // the driver or SDK does not have this op
 	KindBadCommand    = "bad_command"     // the command is malformed, or names an unknown client or push
+	// An answer refused by the SDK itself, nothing written (R19).
+	KindNotRequested    = "not_requested"    // ack of a push without ack_required, reply to one without reply_expected
+	KindAlreadyAnswered = "already_answered" // a second ack (or reply) of the same delivered push
 )
 
 // Failure says why something failed or ended.

@@ -529,13 +529,13 @@ public final class Client implements AutoCloseable {
     }, io);
   }
 
-  /** Confirms a push that asked for an ack; prefer {@link ReceivedPush#ack()}. */
-  public CompletableFuture<Void> ack(Push p) {
+  /** Writes PUSH_ACK for p; {@link ReceivedPush#ack()} refuses first what the gateway would refuse. */
+  CompletableFuture<Void> writeAck(Push p) {
     return writeAsync(Frame.newBuilder().setPushAck(PushAck.newBuilder().setMessageId(p.getMessageId()).setPosition(p.getPosition())).build());
   }
 
-  /** Answers a push that expects a reply; prefer {@link ReceivedPush#reply(byte[])}. */
-  public CompletableFuture<Void> reply(Push p, byte[] payload) {
+  /** Writes PUSH_REPLY for p; {@link ReceivedPush#reply(byte[])} refuses first what the gateway would refuse. */
+  CompletableFuture<Void> writeReply(Push p, byte[] payload) {
     return writeAsync(Frame.newBuilder().setPushReply(PushReply.newBuilder().setMessageId(p.getMessageId())
         .setPayload(ByteString.copyFrom(payload)).setPosition(p.getPosition())).build());
   }

@@ -81,6 +81,30 @@ public final class Errors {
     }
   }
 
+  /**
+   * An ack of a push without {@code ack_required}, or a reply to one without {@code
+   * reply_expected}: the gateway would refuse it, so nothing was written (R19).
+   */
+  public static final class NotRequested extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    public NotRequested(String answer, String messageId) {
+      super(answer + " of push " + messageId + ": the push did not ask for it");
+    }
+  }
+
+  /**
+   * A second ack (or reply) of the same delivered push, or one racing the first: the gateway
+   * accepts one answer of each kind, so nothing was written (R19).
+   */
+  public static final class AlreadyAnswered extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    public AlreadyAnswered(String answer, String messageId) {
+      super(answer + " of push " + messageId + ": already answered");
+    }
+  }
+
   /** A call that did not complete within its deadline. */
   public static final class Timeout extends IOException {
     private static final long serialVersionUID = 1L;

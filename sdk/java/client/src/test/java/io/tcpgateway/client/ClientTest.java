@@ -177,7 +177,8 @@ class ClientTest {
   @Test
   void ackAndReplyEchoThePosition() throws Exception {
     Connected c = connect(builder(), FakeGateway.ack("s-1"));
-    c.peer.write(push("m-1", 2, 7));
+    Frame asking = push("m-1", 2, 7);
+    c.peer.write(asking.toBuilder().setPush(asking.getPush().toBuilder().setReplyExpected(true)));
     ReceivedPush p = pushes.poll(5, TimeUnit.SECONDS);
     p.ack().get(5, TimeUnit.SECONDS);
     p.reply("yes".getBytes(java.nio.charset.StandardCharsets.UTF_8)).get(5, TimeUnit.SECONDS);

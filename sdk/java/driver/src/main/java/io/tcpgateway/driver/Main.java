@@ -56,7 +56,7 @@ public final class Main {
     volatile Client client;
     volatile String token;
     int fetches;
-    final Map<String, Push> pushes = new ConcurrentHashMap<>();
+    final Map<String, ReceivedPush> pushes = new ConcurrentHashMap<>();
   }
 
   private Main(PrintStream out) {
@@ -174,11 +174,11 @@ public final class Main {
             break;
           case "ack":
           case "reply": {
-            Push p = sdk.pushes.get(str(cmd, "message_id"));
+            ReceivedPush p = sdk.pushes.get(str(cmd, "message_id"));
             if (p == null) {
               throw new BadCommand("no push delivered with message id " + str(cmd, "message_id"));
             }
-            await(op.equals("ack") ? c.ack(p) : c.reply(p, bytes(cmd, "payload")), deadline);
+            await(op.equals("ack") ? p.ack() : p.reply(bytes(cmd, "payload")), deadline);
             break;
           }
           case "set_token":
@@ -273,7 +273,7 @@ public final class Main {
     b.listener(new Listener() {
       @Override
       public void onPush(ReceivedPush p) {
-        sdk.pushes.put(p.messageId(), p.push());
+        sdk.pushes.put(p.messageId(), p);
         Map<String, Object> e = event("push", name);
         e.put("push", push(p.push()));
         emit(e);
@@ -370,6 +370,10 @@ public final class Main {
       f.put("reconnect_delay_ms", g.goAway().getReconnectDelayMs());
     } else if (e instanceof Frames.FrameTooLargeException) {
       f.put("kind", "frame_too_large");
+    } else if (e instanceof Errors.NotRequested) {
+      f.put("kind", "not_requested");
+    } else if (e instanceof Errors.AlreadyAnswered) {
+      f.put("kind", "already_answered");
     } else if (e instanceof Errors.ConnectionLost) {
       f.put("kind", "connection_lost");
     } else if (e instanceof Errors.Closed) {
