@@ -60,7 +60,7 @@ func TestSendLimitIsTheSmallerOfOwnAndAck(t *testing.T) {
 			if !errors.Is(err, protocol.ErrFrameTooLarge) {
 				t.Fatalf("oversized request: %v, want FRAME_TOO_LARGE", err)
 			}
-			reply := c.Reply(context.Background(), &pb.Push{MessageId: "m1"}, make([]byte, tc.payload))
+			reply := c.Reply(context.Background(), &client.Push{Push: &pb.Push{MessageId: "m1", ReplyExpected: true}}, make([]byte, tc.payload))
 			if !errors.Is(reply, protocol.ErrFrameTooLarge) {
 				t.Fatalf("oversized reply: %v, want FRAME_TOO_LARGE", reply)
 			}

@@ -141,7 +141,8 @@ test("the ack's smaller max_frame_bytes caps what is sent: the call fails, nothi
   const a = await gw.conn();
   await a.accept({ maxFrameBytes: 1000 });
   await connecting;
-  a.send(push("m1", 0, 1n));
+  const asking = push("m1", 0, 1n);
+  a.send({ body: { case: "push", value: { ...asking.body.value, replyExpected: true } } });
   const tooLarge = (e: unknown) => e instanceof FrameError && e.code === ErrorCode.FRAME_TOO_LARGE;
   await assert.rejects(c.request("svc", "big", new Uint8Array(2000)), tooLarge);
   const p = pushes[0];

@@ -108,7 +108,8 @@ class ClientTest {
 
   static Frame push(String id, int partition, long offset) {
     return Frame.newBuilder().setPush(Push.newBuilder().setMessageId(id).setPayload(ByteString.copyFromUtf8("p-" + id))
-        .setPosition(Position.newBuilder().setPartition(partition).setOffset(offset)).setAckRequired(true)).build();
+        .setPosition(Position.newBuilder().setPartition(partition).setOffset(offset)).setAckRequired(true)
+        .setReplyExpected(true)).build();
   }
 
   @Test
@@ -177,8 +178,7 @@ class ClientTest {
   @Test
   void ackAndReplyEchoThePosition() throws Exception {
     Connected c = connect(builder(), FakeGateway.ack("s-1"));
-    Frame asking = push("m-1", 2, 7);
-    c.peer.write(asking.toBuilder().setPush(asking.getPush().toBuilder().setReplyExpected(true)));
+    c.peer.write(push("m-1", 2, 7));
     ReceivedPush p = pushes.poll(5, TimeUnit.SECONDS);
     p.ack().get(5, TimeUnit.SECONDS);
     p.reply("yes".getBytes(java.nio.charset.StandardCharsets.UTF_8)).get(5, TimeUnit.SECONDS);
