@@ -6,7 +6,6 @@ import (
 	"log"
 
 	"github.com/tcpgateway/tcpgateway/sdk/go/client"
-	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
 // fetchToken stands for the app's auth service.
@@ -16,13 +15,13 @@ func fetchToken(ctx context.Context) (string, error) { return "a JWT from the au
 func ExampleConnect() {
 	ctx := context.Background()
 	var saved *client.ResumeState // nil on the first run; then what the last run stored
-	inbox := make(chan *pb.Push, 256)
+	inbox := make(chan *client.Push, 256)
 	c, err := client.Connect(ctx, client.Options{
 		Addr:        "gateway.example.com:7000",
 		TokenSource: fetchToken,                                     // asked on every (re)connect and refresh
 		TLS:         &tls.Config{ServerName: "gateway.example.com"}, // nil: plaintext
 		Resume:      saved,
-		OnPush:      func(p *pb.Push) { inbox <- p }, // in order, once each; runs on the reader: hand off
+		OnPush:      func(p *client.Push) { inbox <- p }, // in order, once each; runs on the reader: hand off
 	})
 	if err != nil {
 		log.Fatal(err) // the first connect failed (refused token, unreachable, bad certificate)
