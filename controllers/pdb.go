@@ -10,10 +10,15 @@ import (
 )
 
 // PodDisruptionBudget lets voluntary evictions (node drains, cluster autoscaler) take one
-// gateway pod at a time, so their clients reconnect in one wave per pod rather than all at
-// once. It does not limit StatefulSet rolling updates: the StatefulSet controller deletes
-// pods itself, without the eviction API, and already replaces one pod at a time.
+// gateway pod at a time by default, so their clients reconnect in one wave per pod rather than
+// all at once; spec.podDisruptionBudget sets another maxUnavailable or a minAvailable. It does
+// not limit StatefulSet rolling updates: the StatefulSet controller deletes pods itself,
+// without the eviction API, and already replaces one pod at a time.
 func PodDisruptionBudget(gw *v1alpha1.TCPGateway) *policyv1.PodDisruptionBudget {
+	maxUnavailable, minAvailable := ptr.To(intstr.FromInt32(1)), (*intstr.IntOrString)(nil)
+	if b := gw.Spec.PodDisruptionBudget; b != nil && (b.MaxUnavailable != nil || b.MinAvailable != nil) {
+		maxUnavailable, minAvailable = b.MaxUnavailable, b.MinAvailable
+	}
 	pdb := &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      pdbName(gw),
@@ -21,7 +26,8 @@ func PodDisruptionBudget(gw *v1alpha1.TCPGateway) *policyv1.PodDisruptionBudget 
 			Labels:    objectLabels(gw),
 		},
 		Spec: policyv1.PodDisruptionBudgetSpec{
-			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+			MaxUnavailable: maxUnavailable,
+			MinAvailable:   minAvailable,
 			Selector:       &metav1.LabelSelector{MatchLabels: selectorLabels(gw)},
 		},
 	}

@@ -85,11 +85,3 @@ func TestClientService(t *testing.T) {
 		})
 	}
 }
-
-func TestPodDisruptionBudget(t *testing.T) {
-	pdb := PodDisruptionBudget(newGateway())
-	eq(t, "name", pdb.Name, "chat")
-	eq(t, "maxUnavailable", *pdb.Spec.MaxUnavailable, intstr.FromInt32(1))
-	eq(t, "minAvailable", pdb.Spec.MinAvailable, (*intstr.IntOrString)(nil))
-	eq(t, "selector", pdb.Spec.Selector.MatchLabels, selectorLabels(newGateway()))
-}

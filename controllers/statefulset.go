@@ -24,6 +24,8 @@ const (
 	ControlDir = "/var/run/tcpgateway"
 	// ControlSocket is the gateway's listen.control (gateway/config's default) in ControlDir.
 	ControlSocket = ControlDir + "/control.sock"
+	// TmpDir is the gateway's writable scratch folder (the root file system is read-only).
+	TmpDir = "/tmp"
 
 	// nonRootID is the distroless "nonroot" user and group the image runs as.
 	nonRootID = 65532
@@ -48,6 +50,13 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 	}
 	podAnnotations[AnnotationConfigHash] = rc.Hash
 	podAnnotations["kubectl.kubernetes.io/default-container"] = ContainerName
+	// The schema refuses podLabels with the operator's keys; merged last, they win anyway.
+	podLabels := maps.Clone(gw.Spec.PodLabels)
+	if podLabels == nil {
+		podLabels = map[string]string{}
+	}
+	maps.Copy(podLabels, objectLabels(gw))
+	pod := podTemplate(gw)
 
 	spread := gw.Spec.TopologySpreadConstraints
 	if len(spread) == 0 {
@@ -76,7 +85,7 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 			PodManagementPolicy: appsv1.ParallelPodManagement,
 			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: objectLabels(gw), Annotations: podAnnotations},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: podAnnotations},
 				Spec: corev1.PodSpec{
 					// terminationGracePeriodSeconds = Drain.HardDeadline + config.TerminationGraceMargin
 					// (gateway/config Drain.TerminationGracePeriod), rounded up. preStop runs the
@@ -88,16 +97,14 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 					AutomountServiceAccountToken: ptr.To(false),
 					// Service environment variables are useless to the gateway and grow with the
 					// namespace.
-					EnableServiceLinks: ptr.To(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						RunAsUser:      ptr.To[int64](nonRootID),
-						RunAsGroup:     ptr.To[int64](nonRootID),
-						FSGroup:        ptr.To[int64](nonRootID),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers:                []corev1.Container{gatewayContainer(gw)},
-					Volumes:                   volumes(gw),
+					EnableServiceLinks:        ptr.To(false),
+					SecurityContext:           podSecurityContext(pod),
+					ServiceAccountName:        pod.ServiceAccountName,
+					ImagePullSecrets:          pod.ImagePullSecrets,
+					PriorityClassName:         pod.PriorityClassName,
+					InitContainers:            pod.InitContainers,
+					Containers:                append([]corev1.Container{gatewayContainer(gw, pod)}, pod.Containers...),
+					Volumes:                   append(volumes(gw, pod), pod.Volumes...),
 					NodeSelector:              gw.Spec.NodeSelector,
 					Tolerations:               gw.Spec.Tolerations,
 					Affinity:                  gw.Spec.Affinity,
@@ -111,7 +118,10 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 	return sts
 }
 
-func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
+// gatewayContainer is the operator's container, with the environment, mounts and security
+// context pod adds to it (the operator's entries first: a user variable may refer to
+// $(POD_NAME), and the schema refuses names and paths that would collide).
+func gatewayContainer(gw *v1alpha1.TCPGateway, pod *v1alpha1.PodTemplate) corev1.Container {
 	admin := intstr.FromString(portNameAdmin)
 	return corev1.Container{
 		Name:    ContainerName,
@@ -121,7 +131,7 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 			{Name: portNameClient, ContainerPort: clientPort(gw), Protocol: corev1.ProtocolTCP},
 			{Name: portNameAdmin, ContainerPort: adminPort(gw), Protocol: corev1.ProtocolTCP},
 		},
-		Env: []corev1.EnvVar{
+		Env: append([]corev1.EnvVar{
 			// POD_NAME becomes the gateway's serverID (see gateway/config Load).
 			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
@@ -129,7 +139,8 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 			// the container's environment and command line, not inside files: the local
 			// node agent (test/cluster), whose pods are processes, needs this copy.
 			{Name: "TCPGW_LISTEN_CONTROL", Value: ControlSocket},
-		},
+		}, pod.Env...),
+		EnvFrom: pod.EnvFrom,
 		// Readiness fails at once when a drain starts, so the endpoints drop the pod within
 		// one period (2 s) of preStop; the gateway keeps accepting meanwhile
 		// (drain.deregistrationDelay).
@@ -155,21 +166,13 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 				Command: []string{GatewayBinary, "drain", "-socket", ControlSocket, "-wait"},
 			}},
 		},
-		VolumeMounts: []corev1.VolumeMount{
+		VolumeMounts: append([]corev1.VolumeMount{
 			{Name: volumeConfig, MountPath: ConfigDir, ReadOnly: true},
-			{Name: volumeTmp, MountPath: "/tmp"},
+			{Name: volumeTmp, MountPath: TmpDir},
 			{Name: volumeControl, MountPath: ControlDir},
-		},
+		}, userMounts(pod)...),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr.To(true),
-			RunAsUser:                ptr.To[int64](nonRootID),
-			RunAsGroup:               ptr.To[int64](nonRootID),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+		SecurityContext:          gatewaySecurityContext(pod),
 	}
 }
 
@@ -179,7 +182,7 @@ func gatewayContainer(gw *v1alpha1.TCPGateway) corev1.Container {
 // than Secrets mounted inside a ConfigMap mount: nested mounts need a mount point inside a
 // read-only volume. Projected volumes are updated in place (no subPath), so a rotated key,
 // certificate or password reaches the running gateway, which re-reads those files.
-func volumes(gw *v1alpha1.TCPGateway) []corev1.Volume {
+func volumes(gw *v1alpha1.TCPGateway, pod *v1alpha1.PodTemplate) []corev1.Volume {
 	sources := []corev1.VolumeProjection{{
 		ConfigMap: &corev1.ConfigMapProjection{
 			LocalObjectReference: corev1.LocalObjectReference{Name: configMapName(gw)},
@@ -201,9 +204,8 @@ func volumes(gw *v1alpha1.TCPGateway) []corev1.Volume {
 	sources = append(sources, secretProjections(gw)...)
 	return []corev1.Volume{
 		{Name: volumeConfig, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-			Sources: sources,
-			// Readable by the nonroot group (fsGroup), by nobody else.
-			DefaultMode: ptr.To[int32](0o440),
+			Sources:     sources,
+			DefaultMode: ptr.To(configFileMode(pod)),
 		}}},
 		{Name: volumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		// The control socket's folder; in memory, it holds nothing else.

@@ -181,6 +181,121 @@ func TestStatefulSet(t *testing.T) {
 			},
 		},
 		{
+			name: "spec.pod reaches the pod; the operator's entries stay first and win",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.PodLabels = map[string]string{"team": "edge", LabelInstance: "other"}
+				gw.Spec.Pod = &v1alpha1.PodTemplate{
+					ServiceAccountName: "gw-sa",
+					ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "regcred"}},
+					PriorityClassName:  "gateway-critical",
+					Env: []corev1.EnvVar{
+						{Name: "HTTPS_PROXY", Value: "http://proxy:3128"},
+						{Name: "OTEL_RESOURCE_ATTRIBUTES", Value: "k8s.pod.name=$(POD_NAME)"},
+					},
+					EnvFrom:        []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "proxy-env"}}}},
+					Volumes:        []corev1.Volume{{Name: "ca-certs", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "corp-ca"}}}}},
+					VolumeMounts:   []v1alpha1.VolumeMount{{Name: "ca-certs", MountPath: "/etc/ssl/certs", ReadOnly: true}},
+					Containers:     []corev1.Container{{Name: "log-shipper", Image: "fluent-bit:3"}},
+					InitContainers: []corev1.Container{{Name: "wait-for-proxy", Image: "busybox:1"}},
+				}
+			},
+			check: func(t *testing.T, sts *appsv1.StatefulSet, _ *RenderedConfig) {
+				p := sts.Spec.Template.Spec
+				eq(t, "pod label team", sts.Spec.Template.Labels["team"], "edge")
+				eq(t, "selector label is the operator's", sts.Spec.Template.Labels[LabelInstance], "chat")
+				eq(t, "StatefulSet labels", sts.Labels[LabelInstance], "chat")
+				eq(t, "StatefulSet has no pod label", sts.Labels["team"], "")
+				eq(t, "serviceAccountName", p.ServiceAccountName, "gw-sa")
+				eq(t, "imagePullSecrets", p.ImagePullSecrets, []corev1.LocalObjectReference{{Name: "regcred"}})
+				eq(t, "priorityClassName", p.PriorityClassName, "gateway-critical")
+				eq(t, "still no token", *p.AutomountServiceAccountToken, false)
+				names := func(cs []corev1.Container) (out []string) {
+					for _, c := range cs {
+						out = append(out, c.Name)
+					}
+					return out
+				}
+				eq(t, "containers", names(p.Containers), []string{"gateway", "log-shipper"})
+				eq(t, "initContainers", names(p.InitContainers), []string{"wait-for-proxy"})
+				c := p.Containers[0]
+				var env []string
+				for _, e := range c.Env {
+					env = append(env, e.Name)
+				}
+				eq(t, "env", env, []string{"POD_NAME", "POD_NAMESPACE", "TCPGW_LISTEN_CONTROL", "HTTPS_PROXY", "OTEL_RESOURCE_ATTRIBUTES"})
+				eq(t, "envFrom", c.EnvFrom[0].ConfigMapRef.Name, "proxy-env")
+				eq(t, "mounts", c.VolumeMounts[3:], []corev1.VolumeMount{{Name: "ca-certs", MountPath: "/etc/ssl/certs", ReadOnly: true}})
+				eq(t, "operator's mounts first", c.VolumeMounts[0].MountPath, ConfigDir)
+				var vols []string
+				for _, v := range p.Volumes {
+					vols = append(vols, v.Name)
+				}
+				eq(t, "volumes", vols, []string{"config", "tmp", "control", "ca-certs"})
+			},
+		},
+		{
+			name: "security contexts merge over the operator's field by field",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.Pod = &v1alpha1.PodTemplate{
+					SecurityContext: &corev1.PodSecurityContext{
+						FSGroup:            ptr.To[int64](2000),
+						SupplementalGroups: []int64{3000},
+						SeccompProfile:     &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("gw.json")},
+					},
+					ContainerSecurityContext: &corev1.SecurityContext{
+						Capabilities:           &corev1.Capabilities{Add: []corev1.Capability{"NET_BIND_SERVICE"}},
+						ReadOnlyRootFilesystem: ptr.To(false),
+					},
+				}
+			},
+			check: func(t *testing.T, sts *appsv1.StatefulSet, _ *RenderedConfig) {
+				p := sts.Spec.Template.Spec
+				eq(t, "pod securityContext", p.SecurityContext, &corev1.PodSecurityContext{
+					RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
+					FSGroup: ptr.To[int64](2000), SupplementalGroups: []int64{3000},
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("gw.json")},
+				})
+				eq(t, "container securityContext", p.Containers[0].SecurityContext, &corev1.SecurityContext{
+					RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
+					ReadOnlyRootFilesystem: ptr.To(false), AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_BIND_SERVICE"}},
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				})
+				eq(t, "config files", *p.Volumes[0].Projected.DefaultMode, int32(0o440))
+			},
+		},
+		{
+			name: "userIDs Assigned (OpenShift restricted-v2): no fixed IDs, every other restriction kept",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.Pod = &v1alpha1.PodTemplate{UserIDs: v1alpha1.UserIDsAssigned}
+			},
+			check: func(t *testing.T, sts *appsv1.StatefulSet, _ *RenderedConfig) {
+				p := sts.Spec.Template.Spec
+				eq(t, "pod securityContext", p.SecurityContext, &corev1.PodSecurityContext{
+					RunAsNonRoot:   ptr.To(true),
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				})
+				eq(t, "container securityContext", p.Containers[0].SecurityContext, &corev1.SecurityContext{
+					RunAsNonRoot: ptr.To(true), ReadOnlyRootFilesystem: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				})
+				// The files' group is the platform's, or root's: readable whatever the user.
+				eq(t, "config files", *p.Volumes[0].Projected.DefaultMode, int32(0o444))
+			},
+		},
+		{
+			name: "userIDs Fixed is the default",
+			mutate: func(gw *v1alpha1.TCPGateway) {
+				gw.Spec.Pod = &v1alpha1.PodTemplate{UserIDs: v1alpha1.UserIDsFixed}
+			},
+			check: func(t *testing.T, sts *appsv1.StatefulSet, _ *RenderedConfig) {
+				want := StatefulSet(newGateway(), mustRender(t, newGateway())).Spec.Template.Spec
+				eq(t, "pod securityContext", sts.Spec.Template.Spec.SecurityContext, want.SecurityContext)
+				eq(t, "container securityContext", sts.Spec.Template.Spec.Containers[0].SecurityContext, want.Containers[0].SecurityContext)
+			},
+		},
+		{
 			name:   "scaled to zero",
 			mutate: func(gw *v1alpha1.TCPGateway) { gw.Spec.Replicas = ptr.To[int32](0) },
 			check: func(t *testing.T, sts *appsv1.StatefulSet, _ *RenderedConfig) {
@@ -219,6 +334,8 @@ func TestStatefulSetSpecHash(t *testing.T) {
 		"replicas": func(gw *v1alpha1.TCPGateway) { gw.Spec.Replicas = ptr.To[int32](3) },
 		"route":    func(gw *v1alpha1.TCPGateway) { gw.Spec.Routes[0].Timeout = "1s" },
 		"drain":    func(gw *v1alpha1.TCPGateway) { gw.Spec.Drain.HardDeadline = "60s" },
+		"pod":      func(gw *v1alpha1.TCPGateway) { gw.Spec.Pod = &v1alpha1.PodTemplate{PriorityClassName: "high"} },
+		"labels":   func(gw *v1alpha1.TCPGateway) { gw.Spec.PodLabels = map[string]string{"team": "edge"} },
 	} {
 		if hash(m) == base {
 			t.Errorf("changing %s left the StatefulSet spec hash unchanged", name)

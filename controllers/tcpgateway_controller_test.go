@@ -58,6 +58,8 @@ func TestOperator(t *testing.T) {
 	t.Run("crash-looping pods are Degraded", e.testPodsFailing)
 	t.Run("Kafka over TLS and SASL, each failure its reason", e.testKafkaSecurity)
 	t.Run("topic Events kept apart, operator metrics counted", e.testTopicEventsAndMetrics)
+	t.Run("spec.pod collisions with the operator's pod are refused", e.testPodTemplateValidation)
+	t.Run("spec.pod and the budget reach the pods", e.testPodTemplate)
 }
 
 // gateway is a TCPGateway as a user would write it: only what has no default.

@@ -159,6 +159,24 @@ type TCPGatewaySpec struct {
 	// operator's and wins).
 	// +optional
 	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+
+	// PodLabels are added to the gateway pods. The operator's labels (app.kubernetes.io/name,
+	// instance, component and managed-by) are refused: the first two select the pods (and
+	// cannot change on a StatefulSet), the last keeps them in the operator's cache.
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/component', 'app.kubernetes.io/managed-by']))",message="podLabels must not set app.kubernetes.io/name, instance, component or managed-by: the operator sets them and selects its pods by them"
+	// +optional
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+
+	// Pod customises the gateway pods: service account, image pull secrets, priority,
+	// environment, extra volumes and containers, security contexts.
+	// +optional
+	Pod *PodTemplate `json:"pod,omitempty"`
+
+	// PodDisruptionBudget sets the budget of the pods' PodDisruptionBudget. Unset:
+	// maxUnavailable 1.
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
 }
 
 // TLSVersion is a minimum TLS protocol version.
