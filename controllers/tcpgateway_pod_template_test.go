@@ -1,7 +1,11 @@
 package controllers
 
 import (
+	"fmt"
+	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,13 +13,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+	"github.com/tcpgateway/tcpgateway/test/repo"
 )
 
 // customPod is a spec.pod using every field, as the sample and docs/operator.md show it.
@@ -233,6 +241,26 @@ func (e *env) testPodTemplate(t *testing.T) {
 	eq(t, "pdb minAvailable", pdb.Spec.MinAvailable, ptr.To(intstr.FromString("50%")))
 	eq(t, "pdb maxUnavailable", pdb.Spec.MaxUnavailable, (*intstr.IntOrString)(nil))
 
+	// What the schema cannot afford to check (here: a sidecar and an init container of one
+	// name, which the pod template's own validation refuses) stops at the StatefulSet: the
+	// API server refuses the update, the TCPGateway says so, and the pods keep their template.
+	hash := sts.Annotations[AnnotationSpecHash]
+	e.update(t, key, func(gw *v1alpha1.TCPGateway) {
+		gw.Spec.Pod.Containers = append(gw.Spec.Pod.Containers, corev1.Container{Name: "wait-for-proxy", Image: "busybox:1.37"})
+	})
+	e.waitGateway(t, key, func(gw *v1alpha1.TCPGateway) error {
+		c := meta.FindStatusCondition(gw.Status.Conditions, v1alpha1.ConditionDegraded)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonReconcileError || c.ObservedGeneration != gw.Generation {
+			return fmt.Errorf("Degraded = %+v, want True/ReconcileError for generation %d", c, gw.Generation)
+		}
+		if !strings.Contains(c.Message, `while updating StatefulSet chat`) || !strings.Contains(c.Message, `Duplicate value: "wait-for-proxy"`) {
+			return fmt.Errorf("Degraded message %q does not name the refused StatefulSet and the duplicate", c.Message)
+		}
+		return nil
+	})
+	e.getOwned(t, ns, "chat", sts)
+	eq(t, "StatefulSet spec-hash after the refused update", sts.Annotations[AnnotationSpecHash], hash)
+
 	// OpenShift: the IDs go, from the pod and the container; removing spec.pod's sidecar and
 	// the budget removes them from the pods and the PodDisruptionBudget.
 	e.update(t, key, func(gw *v1alpha1.TCPGateway) {
@@ -255,4 +283,64 @@ func (e *env) testPodTemplate(t *testing.T) {
 	eq(t, "config files", *p.Volumes[0].Projected.DefaultMode, int32(0o444))
 	eq(t, "pdb maxUnavailable", pdb.Spec.MaxUnavailable, ptr.To(intstr.FromInt32(1)))
 	eq(t, "pdb minAvailable", pdb.Spec.MinAvailable, (*intstr.IntOrString)(nil))
+}
+
+// Every sample in config/samples is listed by its kustomization, is accepted by the API server,
+// and renders a StatefulSet the API server accepts too (dry runs: the samples name Secrets,
+// ServiceAccounts and registries that do not exist here).
+func (e *env) testSamples(t *testing.T) {
+	ns := e.namespace(t)
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "config", "samples")
+	var kustomization struct {
+		Resources []string `json:"resources"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &kustomization); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if name == "kustomization.yaml" {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			if !slices.Contains(kustomization.Resources, name) {
+				t.Errorf("config/samples/kustomization.yaml does not list %s", name)
+			}
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gw := &v1alpha1.TCPGateway{}
+			if err := yaml.UnmarshalStrict(data, gw); err != nil {
+				t.Fatalf("not one TCPGateway: %v", err)
+			}
+			gw.Namespace = ns
+			if err := e.c.Create(e.ctx(t), gw, client.DryRunAll); err != nil {
+				t.Fatalf("the API server refuses the sample: %v", err)
+			}
+			// gw now holds what the API server would store, defaults included.
+			rc, err := RenderConfig(gw)
+			if err != nil {
+				t.Fatalf("RenderConfig: %v", err)
+			}
+			if err := e.c.Create(e.ctx(t), StatefulSet(gw, rc), client.DryRunAll); err != nil {
+				t.Errorf("the API server refuses the sample's StatefulSet: %v", err)
+			}
+			if err := e.c.Create(e.ctx(t), PodDisruptionBudget(gw), client.DryRunAll); err != nil {
+				t.Errorf("the API server refuses the sample's PodDisruptionBudget: %v", err)
+			}
+		})
+	}
 }
