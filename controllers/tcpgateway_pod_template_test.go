@@ -64,7 +64,6 @@ func (e *env) testPodTemplateValidation(t *testing.T) {
 	type attack struct {
 		name   string
 		mutate func(*v1alpha1.TCPGateway)
-		raw    func(*unstructured.Unstructured) error
 		want   string
 	}
 	var attacks []attack
