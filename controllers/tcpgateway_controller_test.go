@@ -494,12 +494,16 @@ func (e *env) testOwnedObjects(t *testing.T) {
 	eq(t, "sts grace", *sts.Spec.Template.Spec.TerminationGracePeriodSeconds, int64(55))
 	eq(t, "pdb maxUnavailable", pdb.Spec.MaxUnavailable.IntValue(), 1)
 
-	// The topics exist on the broker with the requested partitions.
-	for _, topic := range []string{ns + ".chat.downlink", ns + ".chat.receipts"} {
-		if n, ret := describeTopic(t, e.bootstrap, topic); n != 3 || ret != "86400000" {
-			t.Errorf("topic %s: %d partitions, retention.ms %s; want 3, 86400000", topic, n, ret)
+	// The topics exist on the broker with the requested partitions. The broker's metadata can
+	// lag behind a topic's creation (seen under load: no partitions yet), hence the wait.
+	eventually(t, waitTimeout, func() error {
+		for _, topic := range []string{ns + ".chat.downlink", ns + ".chat.receipts"} {
+			if n, ret := describeTopic(t, e.bootstrap, topic); n != 3 || ret != "86400000" {
+				return fmt.Errorf("topic %s: %d partitions, retention.ms %s; want 3, 86400000", topic, n, ret)
+			}
 		}
-	}
+		return nil
+	})
 
 	// Before any pod is ready.
 	eq(t, "status.kafka", gw.Status.Kafka, &v1alpha1.KafkaStatus{DownlinkTopic: ns + ".chat.downlink", ReceiptsTopic: ns + ".chat.receipts", Partitions: 3})
@@ -713,9 +717,13 @@ func (e *env) testDeletionPolicy(t *testing.T) {
 	gw = e.waitGateway(t, key, hasCondition(v1alpha1.ConditionKafkaReady, "True", v1alpha1.ReasonTopicsReady))
 	eq(t, "finalizers", gw.Finalizers, []string{FinalizerTopics})
 	topic := ns + ".chat.downlink"
-	if n, _ := describeTopic(t, e.bootstrap, topic); n != 3 {
-		t.Fatalf("topic %s has %d partitions, want 3", topic, n)
-	}
+	// The broker's metadata can lag behind the topic's creation (see testOwnedObjects).
+	eventually(t, waitTimeout, func() error {
+		if n, _ := describeTopic(t, e.bootstrap, topic); n != 3 {
+			return fmt.Errorf("topic %s has %d partitions, want 3", topic, n)
+		}
+		return nil
+	})
 
 	if err := e.c.Delete(e.ctx(t), gw); err != nil {
 		t.Fatal(err)
