@@ -60,6 +60,7 @@ func TestOperator(t *testing.T) {
 	t.Run("topic Events kept apart, operator metrics counted", e.testTopicEventsAndMetrics)
 	t.Run("spec.pod collisions with the operator's pod are refused", e.testPodTemplateValidation)
 	t.Run("spec.pod and the budget reach the pods", e.testPodTemplate)
+	t.Run("spec.pod settles: a second reconcile writes nothing", e.testPodTemplateIdempotent)
 	t.Run("samples are accepted", e.testSamples)
 }
 

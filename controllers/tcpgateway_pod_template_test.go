@@ -18,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -342,4 +344,47 @@ func (e *env) testSamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A TCPGateway with spec.pod settles: the API server fills defaults into everything spec.pod
+// brings (probes, resources, volume modes, field paths' API versions, ...), and the drift
+// check must take none of them for an edit, or every reconcile would patch the StatefulSet.
+func (e *env) testPodTemplateIdempotent(t *testing.T) {
+	ns := e.namespace(t)
+	gw := e.gateway(ns)
+	gw.Spec.Pod = customPod()
+	gw.Spec.Pod.Env = append(gw.Spec.Pod.Env, corev1.EnvVar{Name: "NODE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}})
+	gw.Spec.Pod.Volumes = append(gw.Spec.Pod.Volumes,
+		corev1.Volume{Name: "token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", Audience: "vault"},
+		}}}}},
+		corev1.Volume{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds", Items: []corev1.KeyToPath{{Key: "k", Path: "k"}}}}})
+	sidecar := &gw.Spec.Pod.Containers[0]
+	sidecar.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resourceQuantity("0.1"), corev1.ResourceMemory: resourceQuantity("64Mi")}}
+	sidecar.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 2020}}
+	sidecar.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}}}
+	sidecar.VolumeMounts = append(sidecar.VolumeMounts, corev1.VolumeMount{Name: "token", MountPath: "/var/run/secrets/vault"})
+	gw.Spec.Pod.InitContainers[0].RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+	gw.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("25%"))}
+	e.create(t, gw)
+
+	var writes writeCounter
+	live, err := client.NewWithWatch(e.cfg, client.Options{Scheme: e.scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.reconciler(writes.wrap(live), events.NewFakeRecorder(100))
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(gw)}
+	for i, want := range []int64{-1, 0, 0} {
+		writes.n.Store(0)
+		if res, err := r.Reconcile(e.ctx(t), req); err != nil || res != (ctrl.Result{}) {
+			t.Fatalf("reconcile %d = %+v, %v", i+1, res, err)
+		}
+		if n := writes.n.Load(); want >= 0 && n != want {
+			t.Errorf("reconcile %d made %d writes, want %d", i+1, n, want)
+		}
+	}
+	sts := &appsv1.StatefulSet{}
+	e.getOwned(t, ns, "chat", sts)
+	eq(t, "sidecar probe", sts.Spec.Template.Spec.Containers[1].ReadinessProbe.HTTPGet.Port, intstr.FromString("http"))
 }
