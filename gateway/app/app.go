@@ -88,12 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv, drained: make(chan struct{}),
-		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "tcpgw_drain_phase_seconds",
-			Help: "Seconds from the start of the drain to the end of each phase (not_ready, deregistered, goaway, flushed, closed, committed).",
-		}, []string{"phase"})}
-	reg.MustRegister(a.phase)
+	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv, drained: make(chan struct{}), phase: m.DrainPhase}
 	if len(cfg.Kafka.Brokers) > 0 {
 		// Built once and shared by every Kafka client of the gateway; its files are read
 		// again for each new broker connection.

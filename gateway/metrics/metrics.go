@@ -30,10 +30,12 @@ type Gateway struct {
 	UplinkLatency      *prometheus.HistogramVec
 	UplinkInFlight     prometheus.Gauge
 	Draining           prometheus.Gauge
-	Lingering          prometheus.Gauge
-	LingerTimeouts     prometheus.Counter
-	AnswersRefused     *prometheus.CounterVec // reason
-	TokenRefreshes     *prometheus.CounterVec // result
+	// DrainPhase is set by the drain (gateway/app) once per phase.
+	DrainPhase     *prometheus.GaugeVec
+	Lingering      prometheus.Gauge
+	LingerTimeouts prometheus.Counter
+	AnswersRefused *prometheus.CounterVec // reason
+	TokenRefreshes *prometheus.CounterVec // result
 	// AuthWebhookFailures: calls to the auth webhook that gave no answer, by cause.
 	AuthWebhookFailures *prometheus.CounterVec // cause
 
@@ -124,6 +126,10 @@ func New(reg prometheus.Registerer) *Gateway {
 		UplinkInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_uplink_in_flight", Help: "Uplink requests being processed.",
 		}),
+		DrainPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tcpgw_drain_phase_seconds",
+			Help: "Seconds from the start of the drain to the end of each phase (not_ready, deregistered, goaway, flushed, closed, committed).",
+		}, []string{"phase"}),
 		Draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_draining", Help: "1 while the gateway drains.",
 		}),
@@ -165,7 +171,7 @@ func New(reg prometheus.Registerer) *Gateway {
 		Name: "tcpgw_addresses_tracked", Help: "Client addresses with per-address state (open connections, or a handshake bucket not yet full again).",
 	}, m.source(func(s *Sources) float64 { return float64(s.AddressesTracked()) }))
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
-		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining,
+		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining, m.DrainPhase,
 		m.Lingering, m.LingerTimeouts, m.AnswersRefused,
 		m.TokenRefreshes, m.AuthWebhookFailures, m.TLSHandshakes, m.CertReloads, m.CertNotAfter,
 		m.PendingHandshakes, m.OutboundBudget, m.OutboundShed, m.AddressLimited, m.outboundBytes, m.addressesTracked)

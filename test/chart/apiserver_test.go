@@ -181,6 +181,7 @@ func testDryRun(t *testing.T, c client.Client, h *helm) {
 	for name, args := range map[string][]string{
 		"defaults":       nil,
 		"serviceMonitor": {"--set", "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.scrapeTimeout=10s"},
+		"gateways":       {"--set", "gatewayMonitor.enabled=true,gatewayMonitor.scrapeTimeout=10s,dashboards.enabled=true", "--set-json", `gatewayMonitor.namespaces=["team-a"]`},
 		"custom":         {"--values", path(t, "test/chart/testdata/custom-values.yaml")},
 		"disabled":       {"--set", "metrics.enabled=false,leaderElection.enabled=false"},
 	} {
