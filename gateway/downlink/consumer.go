@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
@@ -105,6 +106,8 @@ type Consumer struct {
 	readers map[int]*kafka.Reader
 	win     window
 	dirty   map[int]bool // the partition's watermark moved since the last commit
+
+	ends singleflight.Group // end-offset lookups of concurrent resumes (resume_ahead.go)
 
 	wg sync.WaitGroup
 }

@@ -1,6 +1,7 @@
 package downlink
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"time"
@@ -118,8 +119,12 @@ func (c *Consumer) pushFrame(d *pb.Downlink, pos *pb.Position) ([]byte, error) {
 // the watermarks and, for a resume, the records the session missed; attach (the server's
 // handshake: queue HANDSHAKE_ACK, register the session) runs inside, and the missed records are
 // queued right after it, before any live record can be. Replay + live delivery is therefore
-// complete and in order.
-func (c *Consumer) Attach(s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult)) {
+// complete and in order. ctx bounds the wait for Kafka when the resume names positions this
+// pod has not read yet (learnEndsAhead).
+func (c *Consumer) Attach(ctx context.Context, s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult)) {
+	if resume != nil {
+		c.learnEndsAhead(ctx, resume.Positions)
+	}
 	now := c.now()
 	// A replayed push that waits for an answer gets its DELIVERED receipt like a live one
 	// (written after the lock is released: deferred calls run last-in first-out). Copies: the

@@ -91,8 +91,8 @@ func (w *window) watermarksLocked() []*pb.Position {
 //
 // Positions it cannot use are listed in result.rejected and replay nothing of their partition:
 // a partition the window does not have, an offset below -1, an offset at or beyond the
-// partition's end (no such record was written, as far as this pod knows), a partition named
-// twice. They change nothing else: the status says only whether records were lost.
+// partition's end (no such record was written, as far as this pod knows: Attach asks Kafka
+// first when a position is beyond what this pod has read), a partition named twice. They change nothing else: the status says only whether records were lost.
 func (w *window) replayLocked(s *session.Session, positions []*pb.Position, now time.Time) ([]*record, *pb.ResumeResult) {
 	result := &pb.ResumeResult{Status: pb.ResumeResult_STATUS_COMPLETE}
 	from := map[int]int64{}

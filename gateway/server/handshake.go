@@ -103,7 +103,11 @@ func (c *conn) handshake(hs *pb.Handshake) {
 		}
 	}
 	if s.downlink != nil {
-		s.downlink.Attach(c.sess, hs.Resume, attach)
+		// Within the handshake deadline: a resume may wait for Kafka to confirm positions
+		// this pod has not read yet.
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		s.downlink.Attach(ctx, c.sess, hs.Resume, attach)
+		cancel()
 	} else {
 		attach(nil, nil)
 	}

@@ -43,7 +43,7 @@ type Downlink interface {
 	SentBefore(s *session.Session, messageID string, pos *pb.Position, nowMs int64) (session.Answerable, bool)
 	// Answered writes the receipt of an accepted answer (ACKED, or REPLIED with payload).
 	Answered(s *session.Session, a session.Answerable, reply bool, payload []byte)
-	Attach(s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult))
+	Attach(ctx context.Context, s *session.Session, resume *pb.Resume, attach func(watermarks []*pb.Position, result *pb.ResumeResult))
 }
 
 // Options are the collaborators of a Server.

@@ -110,7 +110,7 @@ func drainResumeComplete(t *testing.T, s *suite) {
 	if got := pushIDs(s.d.Pushes(0, "")); !slices.Equal(got, accepted) {
 		t.Fatalf("delivered %d records, accepted %d; delivered %v\naccepted %v", len(got), len(accepted), got, accepted)
 	}
-	t.Logf("FIGURES records=%d moved_after=%v", len(accepted), back.At.Sub(gone.At))
+	t.Logf("FIGURES records=%d moved_after=%v resume=%+v watermarks=%+v", len(accepted), back.At.Sub(gone.At), back.Ack.Resume, back.Ack.Positions)
 }
 
 // The link to the gateway is cut and stays down while more records are published to the

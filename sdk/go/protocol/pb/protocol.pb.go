@@ -964,11 +964,12 @@ type ResumeResult struct {
 	// not_recovered: for each partition with a gap, the first offset the gateway still holds.
 	NotRecovered []*Position `protobuf:"bytes,2,rep,name=not_recovered,json=notRecovered,proto3" json:"not_recovered,omitempty"`
 	// rejected: the client's positions that the gateway could not use, as sent: a partition the
-	// topic does not have, an offset below -1, an offset at or beyond the end of the partition
-	// (as far as this gateway has read it), or a partition named again. Nothing of their
-	// partition is replayed; the status is unaffected. An honest client sees one only when the
-	// topic was re-created, or (offset beyond the end) when it resumes on a gateway that has
-	// not yet read as far as the one it left: it keeps its own position for the partition.
+	// topic does not have, an offset below -1, an offset at or beyond the end of the partition,
+	// or a partition named again. Nothing of their partition is replayed; the status is
+	// unaffected. An offset this gateway has not read yet (the client left a gateway that read
+	// further) is checked against the partition's end in Kafka, not rejected. An honest client
+	// sees one only when the topic was re-created (or Kafka did not answer that check within
+	// the handshake): it keeps its own position for the partition.
 	Rejected      []*Position `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
