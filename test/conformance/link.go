@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
@@ -180,10 +181,34 @@ func (l *Link) InjectThenReset(b []byte) {
 		_, _ = p.client.Write(b)
 		if tc, ok := p.client.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
+			// A reset drops what the kernel has not sent yet (the client's window may be full
+			// while its reader is busy): the frames must have reached the client first.
+			waitSent(tc, time.Second)
 			_ = tc.SetLinger(0)
 		}
 		p.mu.Unlock()
 		p.close()
+	}
+}
+
+// waitSent waits, at most d, until the kernel has sent and had acknowledged everything written
+// to c (its send queue, SIOCOUTQ, is empty).
+func waitSent(c *net.TCPConn, d time.Duration) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		queued := -1
+		_ = raw.Control(func(fd uintptr) {
+			if n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+				queued = n
+			}
+		})
+		if queued <= 0 {
+			return
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's queue: no event says it emptied
 	}
 }
 

@@ -36,4 +36,5 @@ var scenarios = []scenario{
 	{name: "webhook_auth", rules: "R6 R9 R29", run: webhookAuth},
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
 	{name: "resume_token_once", rules: "R23 R26 R36", run: resumeTokenOnce},
+	{name: "error_wins_over_write_failure", rules: "R14 R28 R37", run: errorWinsOverWriteFailure},
 }

@@ -56,17 +56,30 @@ type conn struct {
 	wmu sync.Mutex
 	w   *bufio.Writer
 
-	mu      sync.Mutex // guards pending, seq, err, goaway
+	mu      sync.Mutex // guards pending, seq, err, goaway, werr
 	pending map[uint64]chan *pb.Frame
 	seq     uint64
 	err     error
 	goaway  *pb.GoAway // set by the reader on GOAWAY
+	// werr is the first failed write: nothing more is written, and the reader, which goes on
+	// for at most readAfterWriteFailure, decides the cause (R37).
+	werr error
 
 	// leaving is closed on GOAWAY: no new calls go out on this connection, which stays open
 	// until the calls already sent have their responses (like HTTP/2's graceful GOAWAY).
 	leaving chan struct{}
 	done    chan struct{}
 }
+
+// readAfterWriteFailure bounds how long the reader goes on after a write failed, looking for
+// the fatal ERROR that says why (the gateway lingers as long after its last frame).
+const readAfterWriteFailure = 2 * time.Second
+
+// writeError is a write that failed on the connection (not a frame refused before writing).
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "client: write: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 // errLeaving fails a call that would go out on a connection told to go away; it was not sent,
 // so the client retries it on the next connection.
@@ -155,14 +168,48 @@ func (c *conn) encode(f *pb.Frame) ([]byte, error) {
 	return protocol.Append(nil, f, c.sendMax)
 }
 
-// send writes an encoded frame; an error is the transport's.
+// send writes an encoded frame; an error is the transport's (a *writeError).
 func (c *conn) send(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if _, err := c.w.Write(b); err != nil {
-		return err
+	c.mu.Lock()
+	werr := c.werr
+	c.mu.Unlock()
+	if werr != nil {
+		return werr // R37: nothing more is written after a failed write
 	}
-	return c.w.Flush()
+	_, err := c.w.Write(b)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	if err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// writeFailed remembers the first failed write and gives the reader readAfterWriteFailure to
+// reach EOF or a read error: a reset can come before the reader got to the gateway's fatal
+// ERROR, and that ERROR, not the reset, is why the connection ends (R37).
+func (c *conn) writeFailed(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.werr == nil {
+		c.werr = &writeError{err: err}
+		_ = c.nc.SetReadDeadline(time.Now().Add(readAfterWriteFailure))
+	}
+	return c.werr
+}
+
+// readEnd is the cause of a connection whose reader stopped with err: a failed write's error if
+// one came first (only a fatal ERROR read meanwhile beats it), else err.
+func (c *conn) readEnd(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	return err
 }
 
 // call sends a frame with a fresh seq and waits for the frame answering it.
@@ -172,7 +219,7 @@ func (c *conn) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrConnectionLost, err)
 	}
 	if c.goaway != nil {
 		c.mu.Unlock()
@@ -194,8 +241,13 @@ func (c *conn) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
 		return nil, err // nothing was written: only this call fails, the connection stays (R4)
 	}
 	if err := c.send(b); err != nil {
-		c.close(err)
-		return nil, err
+		// Lost like every call in flight, once the reader has decided the cause (R37).
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("%w: %v", ErrConnectionLost, c.Err())
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	select {
 	case resp := <-ch:
@@ -213,7 +265,7 @@ func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
 		var err error
 		f, buf, err = protocol.Read(r, c.max, buf)
 		if err != nil {
-			c.close(err)
+			c.close(c.readEnd(err))
 			return
 		}
 		switch b := f.Body.(type) {
@@ -292,7 +344,9 @@ func (c *conn) heartbeat(every time.Duration) {
 				return
 			}
 			if err != nil {
-				c.close(fmt.Errorf("heartbeat: %w", err))
+				if c.readEnd(nil) == nil { // after a failed write the reader decides (R37)
+					c.close(fmt.Errorf("heartbeat: %w", err))
+				}
 				return
 			}
 		case <-c.done:

@@ -27,6 +27,12 @@ export interface ConnHandlers {
 }
 
 type Answer = { resolve: (f: Frame) => void; reject: (e: Error) => void };
+
+/**
+ * READ_AFTER_WRITE_FAILURE_MS bounds how long the reader goes on after a write failed, looking
+ * for the fatal ERROR that says why (the gateway lingers as long after its last frame; R37).
+ */
+export const READ_AFTER_WRITE_FAILURE_MS = 2000;
 type FrameInit = MessageInitShape<typeof FrameSchema>;
 
 export class Conn {
@@ -44,6 +50,9 @@ export class Conn {
   private sendLimit: number;
   private refreshing = false;
   private heartbeat: ReturnType<typeof setTimeout> | undefined;
+  /** The first failed write: nothing more is written and the reader decides the cause (R37). */
+  private writeErr: Error | undefined;
+  private writeFailureTimer: ReturnType<typeof setTimeout> | undefined;
   private endedResolve!: (e: Error) => void;
   private leavingResolve!: (g: GoAway) => void;
   private handshakeDone!: { resolve: () => void; reject: (e: Error) => void };
@@ -74,7 +83,8 @@ export class Conn {
         this.onData(chunk);
       },
       end: (err) => {
-        this.close(err ?? new TransportError("connection closed by the gateway"));
+        // After a failed write the write error is the cause, unless a fatal ERROR came first.
+        this.close(this.writeErr ?? err ?? new TransportError("connection closed by the gateway"));
       },
     });
     this.write({ body: { case: "handshake", value: hs } }).catch((e: unknown) => {
@@ -97,7 +107,25 @@ export class Conn {
     if (this.err) {
       return Promise.reject(this.err);
     }
-    return this.transport.write(bytes);
+    if (this.writeErr) {
+      return Promise.reject(this.writeErr); // nothing more is written after a failed write (R37)
+    }
+    return this.transport.write(bytes).catch((e: unknown) => {
+      throw this.writeFailed(asError(e));
+    });
+  }
+
+  // writeFailed remembers the first failed write and gives the reader READ_AFTER_WRITE_FAILURE_MS
+  // to reach the end of the stream: a reset can overtake the gateway's fatal ERROR, and that
+  // ERROR, not the reset, is why the connection ends (R37).
+  private writeFailed(e: Error): Error {
+    if (!this.writeErr && !this.err) {
+      this.writeErr = e;
+      this.writeFailureTimer = setTimeout(() => {
+        this.close(e);
+      }, READ_AFTER_WRITE_FAILURE_MS);
+    }
+    return this.writeErr ?? e;
   }
 
   /** call sends a frame with a fresh seq and resolves with the frame answering it (R11, R12). */
@@ -112,6 +140,8 @@ export class Conn {
     this.seq += 1n;
     const seq = this.seq;
     const answer = new Promise<Frame>((resolve, reject) => this.pending.set(seq, { resolve, reject }));
+    // close() may reject it while the write is still on its way: handled below, not unhandled.
+    void answer.catch(() => undefined);
     const onAbort = () => {
       const a = this.pending.get(seq);
       this.pending.delete(seq);
@@ -123,12 +153,12 @@ export class Conn {
       try {
         await this.write({ ...f, seq });
       } catch (e) {
-        this.pending.delete(seq);
         if (e instanceof FrameError) {
+          this.pending.delete(seq);
           throw e; // refused before sending: the connection stays
         }
-        this.close(asError(e));
-        throw new ConnectionLostError(asError(e));
+        // The write failed: this call is lost like every call in flight, with
+        // ConnectionLostError, once the reader has decided the cause (R37).
       }
       return await answer;
     } finally {
@@ -146,6 +176,7 @@ export class Conn {
     if (this.heartbeat) {
       clearTimeout(this.heartbeat);
     }
+    clearTimeout(this.writeFailureTimer);
     const lost = new ConnectionLostError(err);
     for (const a of this.pending.values()) {
       a.reject(lost);
@@ -265,7 +296,8 @@ export class Conn {
           this.scheduleHeartbeat(everyMs);
         },
         (e: unknown) => {
-          if (!(e instanceof LeavingError)) {
+          // After a failed write the reader decides the cause (R37).
+          if (!(e instanceof LeavingError) && !this.writeErr) {
             this.close(new TransportError(`heartbeat: ${asError(e).message}`, { cause: e }));
           }
         },

@@ -5,7 +5,10 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { TransportError } from "./errors.js";
 
-/** What a transport reports, in order: data chunks, then exactly one end. */
+/**
+ * What a transport reports, in order: data chunks, then exactly one end. A failed write does
+ * not end the stream: what was received before the end is still delivered (R37).
+ */
 export interface TransportHandlers {
   data(chunk: Uint8Array): void;
   /** The stream ended: err is undefined for a clean end of stream (FIN). */
@@ -16,7 +19,10 @@ export interface TransportHandlers {
 export interface Transport {
   /** start begins delivering events; nothing is delivered (or lost) before it. */
   start(handlers: TransportHandlers): void;
-  /** write sends bytes in order; it rejects once the transport failed or was closed. */
+  /**
+   * write sends bytes in order; it rejects when they could not be sent or the transport ended
+   * or was closed. After a failed write the transport goes on reading until the stream ends.
+   */
   write(data: Uint8Array): Promise<void>;
   /** close ends the connection; idempotent. No event follows it. */
   close(): void;
@@ -53,10 +59,14 @@ export class SocketTransport implements Transport {
   private handlers: TransportHandlers | undefined;
   private ended: { err: Error | undefined } | undefined;
   private closed = false;
+  private writeError: Error | undefined;
 
   constructor(private readonly socket: net.Socket) {
     socket.setNoDelay(true);
     socket.pause();
+    keepReadingAfterWriteError(socket, (e) => {
+      this.writeError ??= e;
+    });
     let failure: Error | undefined;
     socket.on("error", (e) => {
       failure ??= e;
@@ -89,9 +99,14 @@ export class SocketTransport implements Transport {
         reject(new TransportError("write on a closed connection"));
         return;
       }
+      if (this.writeError) {
+        reject(new TransportError(`write: ${this.writeError.message}`, { cause: this.writeError }));
+        return;
+      }
       this.socket.write(data, (err) => {
-        if (err) {
-          reject(new TransportError(`write: ${err.message}`, { cause: err }));
+        const failed = err ?? this.writeError;
+        if (failed) {
+          reject(new TransportError(`write: ${failed.message}`, { cause: failed }));
         } else {
           resolve();
         }
@@ -112,6 +127,40 @@ export class SocketTransport implements Transport {
     if (this.handlers && !this.closed) {
       this.handlers.end(this.ended.err);
     }
+  }
+}
+
+type WriteCallback = (err?: Error | null) => void;
+interface SocketWrites {
+  _write(chunk: unknown, encoding: BufferEncoding, cb: WriteCallback): void;
+  _writev?(chunks: unknown, cb: WriteCallback): void;
+}
+
+/**
+ * keepReadingAfterWriteError hands socket's write errors to onError instead of letting them
+ * destroy it. Node destroys a socket whose write fails, and with it the bytes the kernel
+ * received but Node has not read yet: the gateway's last frame (a fatal ERROR) that a reset
+ * overtook. The socket then stays readable until its end (EOF or the reset), as R37 needs; the
+ * transport fails that write and every later one itself.
+ */
+function keepReadingAfterWriteError(socket: net.Socket, onError: (e: Error) => void): void {
+  // _write and _writev are the Writable's implementation hooks (public for implementers).
+  const s = socket as unknown as SocketWrites;
+  const keep = (cb: WriteCallback): WriteCallback => (err) => {
+    if (err) {
+      onError(err);
+    }
+    cb();
+  };
+  const write = s._write.bind(socket);
+  s._write = (chunk, encoding, cb) => {
+    write(chunk, encoding, keep(cb));
+  };
+  const writev = s._writev?.bind(socket);
+  if (writev) {
+    s._writev = (chunks, cb) => {
+      writev(chunks, keep(cb));
+    };
   }
 }
 

@@ -14,6 +14,9 @@ export class ScriptedConn implements Transport {
   private readonly inbox: Frame[] = [];
   private waiting: ((f: Frame) => void) | undefined;
   closed = false;
+  /** failWrites makes every write fail, as after a reset the reader has not reached yet. */
+  failWrites = false;
+  writesFailed = 0;
 
   start(h: TransportHandlers): void {
     this.handlers = h;
@@ -21,6 +24,10 @@ export class ScriptedConn implements Transport {
 
   write(data: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new Error("closed"));
+    if (this.failWrites) {
+      this.writesFailed++;
+      return Promise.reject(new Error("write ECONNRESET (scripted)"));
+    }
     for (const f of this.decoder.push(data)) {
       if (this.waiting) {
         const w = this.waiting;

@@ -550,6 +550,13 @@ public final class Client implements AutoCloseable {
     }, io);
   }
 
+  /** The current connection (null between connections); for the package's tests. */
+  Conn currentConn() {
+    synchronized (lock) {
+      return cur;
+    }
+  }
+
   /** The session's id (assigned by the gateway when none was given). */
   public String sessionId() {
     synchronized (lock) {

@@ -58,11 +58,19 @@ final class Conn {
   private final AtomicBoolean refreshing = new AtomicBoolean();
 
   private final Object wlock = new Object();
-  private final Object lock = new Object(); // guards pending, seq, err, goaway
+  private final Object lock = new Object(); // guards pending, seq, err, goaway, werr
   private final Map<Long, CompletableFuture<Frame>> pending = new HashMap<>();
   private long seq;
   private IOException err;
   private GoAway goaway;
+  /** The first failed write: nothing more is written and the reader decides the cause (R37). */
+  private IOException werr;
+
+  /**
+   * How long the reader goes on after a write failed, looking for the fatal ERROR that says why
+   * (the gateway lingers as long after its last frame; R37).
+   */
+  static final long READ_AFTER_WRITE_FAILURE_MS = 2000;
 
   /** Completed on GOAWAY: no new calls go out; the connection stays until its calls are answered. */
   final CompletableFuture<Void> leaving = new CompletableFuture<>();
@@ -176,8 +184,43 @@ final class Conn {
   void write(Frame f) throws IOException {
     byte[] b = Frames.encode(f, sendMax);
     synchronized (wlock) {
-      out.write(b);
-      out.flush();
+      IOException failed = writeError();
+      if (failed != null) {
+        throw failed; // nothing more is written after a failed write (R37)
+      }
+      try {
+        out.write(b);
+        out.flush();
+      } catch (IOException e) {
+        throw writeFailed(e);
+      }
+    }
+  }
+
+  /**
+   * Remembers the first failed write and gives the reader {@link #READ_AFTER_WRITE_FAILURE_MS}
+   * to reach EOF or a read error: a reset can overtake the gateway's fatal ERROR, and that ERROR,
+   * not the reset, is why the connection ends (R37).
+   */
+  private IOException writeFailed(IOException e) {
+    synchronized (lock) {
+      if (werr != null || err != null) {
+        return werr != null ? werr : e;
+      }
+      werr = e;
+    }
+    try {
+      timers.schedule(() -> close(e), READ_AFTER_WRITE_FAILURE_MS, TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException stopping) {
+      close(e); // the client is stopping: no reader to wait for
+    }
+    return e;
+  }
+
+  /** The first failed write, or null. */
+  IOException writeError() {
+    synchronized (lock) {
+      return werr;
     }
   }
 
@@ -191,7 +234,7 @@ final class Conn {
     long s;
     synchronized (lock) {
       if (err != null) {
-        result.completeExceptionally(err);
+        result.completeExceptionally(new Errors.ConnectionLost(err));
         return result;
       }
       if (goaway != null) {
@@ -212,8 +255,8 @@ final class Conn {
     } catch (Frames.FrameTooLargeException e) {
       result.completeExceptionally(e); // nothing was sent: the connection stays
     } catch (IOException e) {
-      close(e);
-      result.completeExceptionally(e);
+      // The write failed: this call is lost like every call in flight, with ConnectionLost, once
+      // the reader has decided the cause (R37); close() completes it.
     }
     return result;
   }
@@ -224,7 +267,9 @@ final class Conn {
       try {
         f = Frames.read(in, max);
       } catch (IOException e) {
-        close(e);
+        // After a failed write the write error is the cause, unless a fatal ERROR came first.
+        IOException failed = writeError();
+        close(failed != null ? failed : e);
         return;
       }
       switch (f.getBodyCase()) {
@@ -319,7 +364,8 @@ final class Conn {
     heartbeat = timers.scheduleAtFixedRate(() -> {
       CompletableFuture<Frame> pong = call(Frame.newBuilder().setPing(Ping.newBuilder().setClientTimeMs(System.currentTimeMillis())));
       ScheduledFuture<?> timeout = timers.schedule(() -> {
-        if (pong.completeExceptionally(new Errors.Timeout("no PONG within " + everyMs + "ms"))) {
+        // After a failed write the reader decides the cause (R37).
+        if (pong.completeExceptionally(new Errors.Timeout("no PONG within " + everyMs + "ms")) && writeError() == null) {
           close(new IOException("heartbeat: no PONG within " + everyMs + "ms"));
         }
       }, everyMs, TimeUnit.MILLISECONDS);
