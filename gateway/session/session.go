@@ -72,7 +72,9 @@ type Hooks struct {
 	Closed func(s *Session, reason CloseReason)
 	// Flushed is called after each successful write with the number of frames and bytes.
 	Flushed func(frames, bytes int)
-	// Go runs a flush in the background; nil uses a new goroutine. The server passes a pool.
+	// Go runs a flush in the background, where it may block on a slow peer; nil starts a
+	// goroutine, which is what the server does: handing flushes to a goroutine pool measured
+	// slower than starting a goroutine each (BenchmarkFlushStart, docs/benchmarks.md).
 	Go func(func())
 }
 
