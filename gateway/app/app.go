@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -21,7 +22,9 @@ import (
 	"github.com/tcpgateway/tcpgateway/gateway/admin"
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/control"
 	"github.com/tcpgateway/tcpgateway/gateway/downlink"
+	"github.com/tcpgateway/tcpgateway/gateway/events"
 	"github.com/tcpgateway/tcpgateway/gateway/kafkasec"
 	"github.com/tcpgateway/tcpgateway/gateway/metrics"
 	"github.com/tcpgateway/tcpgateway/gateway/server"
@@ -36,6 +39,7 @@ type App struct {
 	router   *uplink.Router
 	server   *server.Server
 	downlink *downlink.Consumer // nil without Kafka
+	events   *events.Publisher  // nil without kafka.eventsTopic
 	stopDown context.CancelFunc
 	downDone chan struct{}
 
@@ -84,18 +88,38 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("while setting up routes: %w", err)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Verifier: verifier, Router: router, Metrics: m, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv, drained: make(chan struct{}), phase: m.DrainPhase}
+	var sec kafkasec.Security
 	if len(cfg.Kafka.Brokers) > 0 {
 		// Built once and shared by every Kafka client of the gateway; its files are read
 		// again for each new broker connection.
-		sec, err := kafkasec.FromConfig(cfg.Kafka)
-		if err != nil {
+		if sec, err = kafkasec.FromConfig(cfg.Kafka); err != nil {
 			return nil, fmt.Errorf("while setting up Kafka TLS and SASL: %w", err)
 		}
+	}
+	var pub *events.Publisher
+	opts := server.Options{Config: cfg, Verifier: verifier, Router: router, Metrics: m, Logger: log}
+	if len(cfg.Kafka.Brokers) > 0 && cfg.Kafka.EventsTopic != "" {
+		pub = events.New(events.Options{
+			Brokers:           cfg.Kafka.Brokers,
+			Security:          sec,
+			Topic:             cfg.Kafka.EventsTopic,
+			ServerID:          cfg.ServerID,
+			QueueLength:       cfg.Kafka.EventsQueue,
+			OmitRemoteAddress: cfg.Kafka.EventsOmitRemoteAddress,
+			Metrics:           metrics.NewEvents(reg, events.Kinds()),
+			Logger:            log,
+		})
+		opts.Events = pub
+	}
+	srv, err := server.New(opts)
+	if err != nil {
+		if pub != nil {
+			pub.Close(context.Background())
+		}
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv, events: pub, drained: make(chan struct{}), phase: m.DrainPhase}
+	if len(cfg.Kafka.Brokers) > 0 {
 		a.downlink, err = downlink.New(downlink.Options{
 			Brokers:          cfg.Kafka.Brokers,
 			Security:         sec,
@@ -112,6 +136,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			Logger:           log,
 		})
 		if err != nil {
+			if pub != nil {
+				pub.Close(context.Background())
+			}
 			return nil, err
 		}
 		srv.SetDownlink(a.downlink)
@@ -233,6 +260,20 @@ func (a *App) status() any {
 	return st
 }
 
+// UserSessions lists the user's sessions on this gateway, for the control socket's
+// read-only debugging endpoint (`gateway sessions -user U`).
+func (a *App) UserSessions(userID string) []control.Session {
+	var out []control.Session
+	for _, s := range a.server.Sessions().User(nil, userID) {
+		out = append(out, control.Session{
+			SessionID: s.SessionID, UserID: s.UserID, DeviceID: s.DeviceID, ClientVersion: s.ClientVersion,
+			Groups: s.Groups, Remote: s.Remote, Connected: s.Connected.UTC(),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
+	return out
+}
+
 // ClientAddr and AdminAddr are the bound addresses (useful with port 0).
 func (a *App) ClientAddr() string { return a.server.Addr().String() }
 func (a *App) AdminAddr() string  { return a.adminLn.Addr().String() }
@@ -305,6 +346,10 @@ func (a *App) drain(ctx context.Context, d config.Drain) error {
 				case <-a.downDone:
 				case <-hard.Done():
 				}
+			}
+			if a.events != nil {
+				// After the drain: its DISCONNECTED events go out, within the hard deadline.
+				a.events.Close(hard)
 			}
 			a.phase.WithLabelValues("committed").Set(time.Since(start).Seconds())
 			a.log.Info("drain finished", "took", time.Since(start).String())

@@ -3,6 +3,7 @@
 //
 //	gateway [-config PATH]                 run the gateway until SIGTERM or a finished drain
 //	gateway drain [-socket PATH] [-wait]   ask the gateway in this pod to drain (preStop hook)
+//	gateway sessions -user U [-socket PATH] list this pod's sessions of user U (read-only)
 package command
 
 import (
@@ -32,9 +33,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	var err error
-	if len(args) > 0 && args[0] == "drain" {
+	switch {
+	case len(args) > 0 && args[0] == "drain":
 		err = drainCommand(ctx, args[1:], stdout, stderr)
-	} else {
+	case len(args) > 0 && args[0] == "sessions":
+		err = sessionsCommand(ctx, args[1:], stdout, stderr)
+	default:
 		err = gatewayCommand(ctx, args, stderr)
 	}
 	var usage usageError

@@ -227,6 +227,17 @@ type Kafka struct {
 	DownlinkTopic string `json:"downlinkTopic,omitempty"`
 	// ReceiptsTopic carries acks, replies and expiries back to publishers.
 	ReceiptsTopic string `json:"receiptsTopic,omitempty"`
+	// EventsTopic, when set, receives a SessionEvent (connected, disconnected, replaced,
+	// resumed) for each session, keyed by user id, for backends that track presence. Empty:
+	// no events (a gateway run without the operator publishes none unless asked).
+	EventsTopic string `json:"eventsTopic,omitempty"`
+	// EventsQueue bounds the events waiting for Kafka in memory; when it is full (Kafka slow
+	// or down) events are dropped and counted (tcpgw_session_events_dropped_total): the data
+	// plane never waits for them. Default 4096.
+	EventsQueue int `json:"eventsQueue,omitempty"`
+	// EventsOmitRemoteAddress leaves SessionEvent.remote_address empty: client addresses are
+	// personal data, and not every consumer of the events topic needs them.
+	EventsOmitRemoteAddress bool `json:"eventsOmitRemoteAddress,omitempty"`
 	// Expiry tunes the expiry group: the consumer group over the receipts topic through which
 	// the pods write EXPIRED receipts for unanswered pushes.
 	Expiry KafkaExpiry `json:"expiry"`

@@ -47,6 +47,9 @@ const (
 	DefaultExpiryHeartbeatInterval = 500 * time.Millisecond
 	DefaultExpiryRebalanceTimeout  = 10 * time.Second
 
+	// DefaultEventsQueue bounds the session events waiting for Kafka: a second or two of a
+	// reconnect storm's events, each a few hundred bytes (ids are at most 128 bytes).
+	DefaultEventsQueue = 4096
 	// DefaultKafkaSASLMechanism is the strongest mechanism Kafka offers (and the CRD's
 	// default).
 	DefaultKafkaSASLMechanism = "SCRAM-SHA-512"
@@ -110,6 +113,7 @@ func (c *Config) defaults(hostname func() (string, error)) {
 	c.Drain.Default()
 	c.Replay.Default()
 	c.Kafka.Expiry.Default(c.Replay.MaxRecords)
+	setInt(&c.Kafka.EventsQueue, DefaultEventsQueue)
 	if c.Kafka.SASL != nil {
 		setString(&c.Kafka.SASL.Mechanism, DefaultKafkaSASLMechanism)
 	}

@@ -43,7 +43,7 @@ func TestDefaultValues(t *testing.T) {
 			{Service: "a", URL: "http://a", Timeout: d(5 * time.Second), MaxInFlight: 1024},
 			{Service: "b", URL: "http://b", Timeout: d(5 * time.Second), MaxInFlight: 1024},
 		},
-		Kafka: Kafka{Expiry: KafkaExpiry{SessionTimeout: d(6 * time.Second),
+		Kafka: Kafka{EventsQueue: DefaultEventsQueue, Expiry: KafkaExpiry{SessionTimeout: d(6 * time.Second),
 			HeartbeatInterval: d(500 * time.Millisecond), RebalanceTimeout: d(10 * time.Second),
 			MaxEntries: 100000}},
 		Drain: Drain{DeregistrationDelay: d(5 * time.Second), SpreadWindow: d(20 * time.Second),

@@ -304,6 +304,13 @@ func (c *Config) validateKafka(v *validator) {
 	if k.DownlinkTopic != "" && k.DownlinkTopic == k.ReceiptsTopic {
 		v.addf("kafka.receiptsTopic", "must differ from kafka.downlinkTopic %q", k.DownlinkTopic)
 	}
+	if k.EventsTopic != "" {
+		topic("kafka.eventsTopic", k.EventsTopic)
+		if k.EventsTopic == k.DownlinkTopic || k.EventsTopic == k.ReceiptsTopic {
+			v.addf("kafka.eventsTopic", "must differ from kafka.downlinkTopic and kafka.receiptsTopic")
+		}
+	}
+	v.positiveInt("kafka.eventsQueue", k.EventsQueue)
 	validateExpiry(v, k.Expiry)
 	validateKafkaSecurity(v, k.TLS, k.SASL)
 }

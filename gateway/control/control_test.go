@@ -135,6 +135,13 @@ func newFakeDrainer() *fakeDrainer {
 	return &fakeDrainer{started: make(chan struct{}), release: make(chan struct{})}
 }
 
+func (f *fakeDrainer) UserSessions(user string) []Session {
+	if user != "alice" {
+		return nil
+	}
+	return []Session{{SessionID: "phone", UserID: "alice", Remote: "192.0.2.1:5000", Connected: time.Unix(1700000000, 0).UTC()}}
+}
+
 func (f *fakeDrainer) Drain(ctx context.Context) error {
 	f.once.Do(func() { close(f.started) })
 	select {
@@ -145,7 +152,7 @@ func (f *fakeDrainer) Drain(ctx context.Context) error {
 	}
 }
 
-func serve(t *testing.T, d Drainer) string {
+func serve(t *testing.T, d Gateway) string {
 	t.Helper()
 	path := socketPath(t)
 	ln, err := Listen(path)
@@ -224,5 +231,27 @@ func TestDrainWithoutGateway(t *testing.T) {
 	_, err := Drain(context.Background(), path, true)
 	if err == nil || !strings.Contains(err.Error(), "no gateway answers on the control socket") || !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("Drain with no socket: %v", err)
+	}
+}
+
+func TestSessionsListsOneUser(t *testing.T) {
+	path := serve(t, newFakeDrainer())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := Sessions(ctx, path, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].SessionID != "phone" || got[0].Remote != "192.0.2.1:5000" {
+		t.Fatalf("alice's sessions: %+v", got)
+	}
+	if got, err := Sessions(ctx, path, "bob"); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("bob's sessions: %+v, %v; want an empty list", got, err)
+	}
+	// No user, or one longer than any id: refused, not a listing of everyone.
+	for _, user := range []string{"", strings.Repeat("u", maxSessionsUser+1)} {
+		if _, err := Sessions(ctx, path, user); err == nil || !strings.Contains(err.Error(), "400") {
+			t.Errorf("user of %d bytes: %v, want 400", len(user), err)
+		}
 	}
 }

@@ -22,9 +22,11 @@ type Drainer interface {
 	Drain(ctx context.Context) error
 }
 
-// Handler serves the control socket.
-func Handler(d Drainer) http.Handler {
+// Handler serves the control socket: the drain, and the read-only session listing
+// (sessions.go).
+func Handler(d Gateway) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+SessionsPath, handleSessions(d))
 	mux.HandleFunc("POST "+DrainPath, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("wait") != "true" {
 			// Not r's context: the drain outlives this request.
@@ -44,7 +46,7 @@ func Handler(d Drainer) http.Handler {
 
 // NewServer is the HTTP server for Handler(d). A drain with wait=true takes as long as the
 // drain, so there is no write timeout; the socket is pod-local and mode 0600.
-func NewServer(d Drainer) *http.Server {
+func NewServer(d Gateway) *http.Server {
 	return &http.Server{Handler: Handler(d), ReadHeaderTimeout: 5 * time.Second}
 }
 
@@ -52,12 +54,7 @@ func NewServer(d Drainer) *http.Server {
 // once the drain finished (or ctx ended); without, once the drain started. It returns the
 // gateway's answer ("draining" or "drained").
 func Drain(ctx context.Context, path string, wait bool) (string, error) {
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
-		},
-		DisableKeepAlives: true,
-	}}
+	hc := socketClient(path)
 	u := "http://control" + DrainPath
 	if wait {
 		u += "?" + url.Values{"wait": {"true"}}.Encode()
@@ -68,11 +65,7 @@ func Drain(ctx context.Context, path string, wait bool) (string, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return "", fmt.Errorf("no gateway answers on the control socket %s (is it running, with this listen.control?): %w", path, err)
-		}
-		return "", err
+		return "", dialError(path, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -81,4 +74,23 @@ func Drain(ctx context.Context, path string, wait bool) (string, error) {
 		return answer, fmt.Errorf("gateway answered %s: %s", resp.Status, answer)
 	}
 	return answer, nil
+}
+
+// socketClient speaks HTTP over the unix socket at path.
+func socketClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		},
+		DisableKeepAlives: true,
+	}}
+}
+
+// dialError says plainly when nobody answers on the socket.
+func dialError(path string, err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return fmt.Errorf("no gateway answers on the control socket %s (is it running, with this listen.control?): %w", path, err)
+	}
+	return err
 }

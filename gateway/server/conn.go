@@ -45,6 +45,9 @@ type conn struct {
 	refreshAsked atomic.Bool
 
 	timer session.Timer
+
+	// ev: the connection's session events (events.go).
+	ev connEvents
 }
 
 // newConn makes the state of a connection just accepted on transport t and counts it against
@@ -117,6 +120,7 @@ func (s *Server) onSessionClosed(sess *session.Session, reason session.CloseReas
 	if !sess.Established() {
 		return
 	}
+	s.ended(c, reason)
 	if s.sessions.Unregister(sess) {
 		s.m.Sessions.Dec()
 	}

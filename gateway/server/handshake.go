@@ -79,6 +79,9 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	c.limiter = rate.NewLimiter(rate.Limit(s.limits.RequestsPerSecond), s.limits.RequestBurst)
 	c.handshaken = true
 	c.tokenExpMs.Store(expiryMs(id.ExpiresAt))
+	if s.events != nil {
+		c.ev.num = s.connNum.Add(1)
+	}
 
 	// The ack is queued before registration so that no push can overtake it; with a downlink
 	// both happen inside its Attach, atomically with its delivery and the resume replay.
@@ -96,7 +99,10 @@ func (c *conn) handshake(hs *pb.Handshake) {
 			Resume:              result,
 			Positions:           watermarks,
 		}}})
-		if old := s.sessions.Register(c.sess); old != nil {
+		old := s.sessions.Register(c.sess)
+		// Announced before the old session is told to go: its DISCONNECTED comes after.
+		s.announce(c, old, result)
+		if old != nil {
 			old.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_REPLACED, 0, ""), session.ReasonReplaced)
 		} else {
 			s.m.Sessions.Inc()

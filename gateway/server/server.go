@@ -54,6 +54,8 @@ type Options struct {
 	Metrics  *metrics.Gateway
 	Logger   *slog.Logger
 	Downlink Downlink
+	// Events, when set, hears of each session's connect, replace, resume and disconnect.
+	Events SessionEvents
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -67,6 +69,8 @@ type Server struct {
 	m        *metrics.Gateway
 	log      *slog.Logger
 	downlink Downlink
+	events   SessionEvents
+	connNum  atomic.Uint64 // numbers handshaken connections for events
 	now      func() time.Time
 	sessions *session.Manager
 	wheel    *session.Wheel
@@ -131,6 +135,7 @@ func New(opts Options) (*Server, error) {
 		m:         opts.Metrics,
 		log:       log,
 		downlink:  opts.Downlink,
+		events:    opts.Events,
 		now:       now,
 		sessions:  session.NewManager(),
 		wheel:     session.NewWheel(wheelTick, span, now()),

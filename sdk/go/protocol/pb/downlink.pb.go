@@ -115,6 +115,69 @@ func (Receipt_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{3, 0}
 }
 
+type SessionEvent_Kind int32
+
+const (
+	SessionEvent_KIND_UNSPECIFIED SessionEvent_Kind = 0
+	// A connection completed its handshake without asking to resume.
+	SessionEvent_KIND_CONNECTED SessionEvent_Kind = 1
+	// A connection ended (after its handshake). close_reason says why, duration_ms how long
+	// it lasted.
+	SessionEvent_KIND_DISCONNECTED SessionEvent_Kind = 2
+	// A newer connection of the same user with the same session id registered on this pod;
+	// this connection is told GOAWAY (replaced). replaced_by names the new connection, whose
+	// CONNECTED or RESUMED follows.
+	SessionEvent_KIND_REPLACED SessionEvent_Kind = 3
+	// A connection completed its handshake with a resume (after a GOAWAY or a lost
+	// connection). resume_status says whether everything missed was replayed.
+	SessionEvent_KIND_RESUMED SessionEvent_Kind = 4
+)
+
+// Enum value maps for SessionEvent_Kind.
+var (
+	SessionEvent_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_CONNECTED",
+		2: "KIND_DISCONNECTED",
+		3: "KIND_REPLACED",
+		4: "KIND_RESUMED",
+	}
+	SessionEvent_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED":  0,
+		"KIND_CONNECTED":    1,
+		"KIND_DISCONNECTED": 2,
+		"KIND_REPLACED":     3,
+		"KIND_RESUMED":      4,
+	}
+)
+
+func (x SessionEvent_Kind) Enum() *SessionEvent_Kind {
+	p := new(SessionEvent_Kind)
+	*p = x
+	return p
+}
+
+func (x SessionEvent_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SessionEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tcpgateway_v1_downlink_proto_enumTypes[1].Descriptor()
+}
+
+func (SessionEvent_Kind) Type() protoreflect.EnumType {
+	return &file_tcpgateway_v1_downlink_proto_enumTypes[1]
+}
+
+func (x SessionEvent_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SessionEvent_Kind.Descriptor instead.
+func (SessionEvent_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{4, 0}
+}
+
 // Downlink is one message for one or more client sessions.
 type Downlink struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -525,6 +588,200 @@ func (x *Receipt) GetExpiresAtMs() int64 {
 	return 0
 }
 
+// SessionEvent tells backends when sessions start and end, for presence ("who is online
+// where"). With kafka.eventsTopic set (the operator sets "<namespace>.<name>.session-events"),
+// each gateway pod writes one record per event to that topic:
+//
+//   - key:   user_id, so all events of one user are in one partition, in the order each pod
+//     wrote them.
+//   - value: this message, protobuf-encoded.
+//
+// Events are best effort: the data plane never waits for Kafka. A pod queues events in
+// memory (kafka.eventsQueue) and drops them, counted, when the queue is full (Kafka slow or
+// down). A consumer detects a drop as a gap in a pod's seq (same server_id and epoch) and
+// should then treat that pod's part of its presence view as stale.
+//
+// Events of one connection, on its pod, in order: CONNECTED or RESUMED; then, if another
+// connection of the same user took over its session id on this pod, REPLACED; last
+// DISCONNECTED. Events of different pods for the same user have no order between them
+// beyond at_ms: a session drained from pod A and resumed on pod B may show B's RESUMED
+// before A's DISCONNECTED. connection_id tells the two connections apart: a DISCONNECTED
+// ends only its own connection_id.
+type SessionEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  SessionEvent_Kind      `protobuf:"varint,1,opt,name=kind,proto3,enum=tcpgateway.v1.SessionEvent_Kind" json:"kind,omitempty"`
+	// Who: the authenticated user, the session id (scoped by the user), and the device id and
+	// client version the client sent in its handshake (empty if it sent none).
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId     string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	DeviceId      string `protobuf:"bytes,4,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	ClientVersion string `protobuf:"bytes,5,opt,name=client_version,json=clientVersion,proto3" json:"client_version,omitempty"`
+	// server_id: the gateway pod holding the connection (its StatefulSet pod name).
+	ServerId string `protobuf:"bytes,6,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// connection_id: this connection, unique across pods and restarts
+	// ("<server_id>/<epoch>/<n>").
+	ConnectionId string `protobuf:"bytes,7,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// remote_address: the client's address as the gateway saw it (ip:port; the load
+	// balancer's when it does not preserve client addresses). Personal data: empty when the
+	// gateway runs with kafka.eventsOmitRemoteAddress.
+	RemoteAddress string `protobuf:"bytes,8,opt,name=remote_address,json=remoteAddress,proto3" json:"remote_address,omitempty"`
+	// at_ms: when the gateway observed the event (Unix ms, the pod's clock).
+	AtMs int64 `protobuf:"varint,9,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	// epoch: when the writing gateway process started (Unix ms). With server_id it names one
+	// process: seq restarts at 1 in each.
+	Epoch int64 `protobuf:"varint,10,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// seq: 1, 2, 3, ... per process (server_id, epoch), over all of its events, across users
+	// and partitions. A number missing from a process's sequence is an event that was dropped.
+	Seq uint64 `protobuf:"varint,11,opt,name=seq,proto3" json:"seq,omitempty"`
+	// close_reason (DISCONNECTED): the typed close reason, as in tcpgw_closes_total{reason}
+	// ("client_closed", "idle_timeout", "replaced", "draining", "slow_consumer", ...).
+	CloseReason string `protobuf:"bytes,12,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
+	// duration_ms (DISCONNECTED): from the connection's accept to its close.
+	DurationMs int64 `protobuf:"varint,13,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// resume_status (RESUMED): COMPLETE, or NOT_RECOVERED when records the client missed
+	// were outside the pod's replay window.
+	ResumeStatus ResumeResult_Status `protobuf:"varint,14,opt,name=resume_status,json=resumeStatus,proto3,enum=tcpgateway.v1.ResumeResult_Status" json:"resume_status,omitempty"`
+	// replaced_by (REPLACED): the connection_id of the connection that took the session over.
+	ReplacedBy    string `protobuf:"bytes,15,opt,name=replaced_by,json=replacedBy,proto3" json:"replaced_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionEvent) Reset() {
+	*x = SessionEvent{}
+	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionEvent) ProtoMessage() {}
+
+func (x *SessionEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tcpgateway_v1_downlink_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
+func (*SessionEvent) Descriptor() ([]byte, []int) {
+	return file_tcpgateway_v1_downlink_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SessionEvent) GetKind() SessionEvent_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return SessionEvent_KIND_UNSPECIFIED
+}
+
+func (x *SessionEvent) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetClientVersion() string {
+	if x != nil {
+		return x.ClientVersion
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetRemoteAddress() string {
+	if x != nil {
+		return x.RemoteAddress
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *SessionEvent) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SessionEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SessionEvent) GetCloseReason() string {
+	if x != nil {
+		return x.CloseReason
+	}
+	return ""
+}
+
+func (x *SessionEvent) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *SessionEvent) GetResumeStatus() ResumeResult_Status {
+	if x != nil {
+		return x.ResumeStatus
+	}
+	return ResumeResult_STATUS_UNSPECIFIED
+}
+
+func (x *SessionEvent) GetReplacedBy() string {
+	if x != nil {
+		return x.ReplacedBy
+	}
+	return ""
+}
+
 var File_tcpgateway_v1_downlink_proto protoreflect.FileDescriptor
 
 const file_tcpgateway_v1_downlink_proto_rawDesc = "" +
@@ -571,7 +828,33 @@ const file_tcpgateway_v1_downlink_proto_rawDesc = "" +
 	"\n" +
 	"KIND_ACKED\x10\x02\x12\x10\n" +
 	"\fKIND_REPLIED\x10\x03\x12\x10\n" +
-	"\fKIND_EXPIRED\x10\x04B8Z6github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb;pbb\x06proto3"
+	"\fKIND_EXPIRED\x10\x04\"\x82\x05\n" +
+	"\fSessionEvent\x124\n" +
+	"\x04kind\x18\x01 \x01(\x0e2 .tcpgateway.v1.SessionEvent.KindR\x04kind\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x1b\n" +
+	"\tdevice_id\x18\x04 \x01(\tR\bdeviceId\x12%\n" +
+	"\x0eclient_version\x18\x05 \x01(\tR\rclientVersion\x12\x1b\n" +
+	"\tserver_id\x18\x06 \x01(\tR\bserverId\x12#\n" +
+	"\rconnection_id\x18\a \x01(\tR\fconnectionId\x12%\n" +
+	"\x0eremote_address\x18\b \x01(\tR\rremoteAddress\x12\x13\n" +
+	"\x05at_ms\x18\t \x01(\x03R\x04atMs\x12\x14\n" +
+	"\x05epoch\x18\n" +
+	" \x01(\x03R\x05epoch\x12\x10\n" +
+	"\x03seq\x18\v \x01(\x04R\x03seq\x12!\n" +
+	"\fclose_reason\x18\f \x01(\tR\vcloseReason\x12\x1f\n" +
+	"\vduration_ms\x18\r \x01(\x03R\n" +
+	"durationMs\x12G\n" +
+	"\rresume_status\x18\x0e \x01(\x0e2\".tcpgateway.v1.ResumeResult.StatusR\fresumeStatus\x12\x1f\n" +
+	"\vreplaced_by\x18\x0f \x01(\tR\n" +
+	"replacedBy\"l\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eKIND_CONNECTED\x10\x01\x12\x15\n" +
+	"\x11KIND_DISCONNECTED\x10\x02\x12\x11\n" +
+	"\rKIND_REPLACED\x10\x03\x12\x10\n" +
+	"\fKIND_RESUMED\x10\x04B8Z6github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb;pbb\x06proto3"
 
 var (
 	file_tcpgateway_v1_downlink_proto_rawDescOnce sync.Once
@@ -585,26 +868,31 @@ func file_tcpgateway_v1_downlink_proto_rawDescGZIP() []byte {
 	return file_tcpgateway_v1_downlink_proto_rawDescData
 }
 
-var file_tcpgateway_v1_downlink_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tcpgateway_v1_downlink_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_tcpgateway_v1_downlink_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_tcpgateway_v1_downlink_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_tcpgateway_v1_downlink_proto_goTypes = []any{
-	(Receipt_Kind)(0),     // 0: tcpgateway.v1.Receipt.Kind
-	(*Downlink)(nil),      // 1: tcpgateway.v1.Downlink
-	(*Target)(nil),        // 2: tcpgateway.v1.Target
-	(*SessionTarget)(nil), // 3: tcpgateway.v1.SessionTarget
-	(*Receipt)(nil),       // 4: tcpgateway.v1.Receipt
-	(*Position)(nil),      // 5: tcpgateway.v1.Position
+	(Receipt_Kind)(0),        // 0: tcpgateway.v1.Receipt.Kind
+	(SessionEvent_Kind)(0),   // 1: tcpgateway.v1.SessionEvent.Kind
+	(*Downlink)(nil),         // 2: tcpgateway.v1.Downlink
+	(*Target)(nil),           // 3: tcpgateway.v1.Target
+	(*SessionTarget)(nil),    // 4: tcpgateway.v1.SessionTarget
+	(*Receipt)(nil),          // 5: tcpgateway.v1.Receipt
+	(*SessionEvent)(nil),     // 6: tcpgateway.v1.SessionEvent
+	(*Position)(nil),         // 7: tcpgateway.v1.Position
+	(ResumeResult_Status)(0), // 8: tcpgateway.v1.ResumeResult.Status
 }
 var file_tcpgateway_v1_downlink_proto_depIdxs = []int32{
-	2, // 0: tcpgateway.v1.Downlink.target:type_name -> tcpgateway.v1.Target
-	3, // 1: tcpgateway.v1.Target.session:type_name -> tcpgateway.v1.SessionTarget
+	3, // 0: tcpgateway.v1.Downlink.target:type_name -> tcpgateway.v1.Target
+	4, // 1: tcpgateway.v1.Target.session:type_name -> tcpgateway.v1.SessionTarget
 	0, // 2: tcpgateway.v1.Receipt.kind:type_name -> tcpgateway.v1.Receipt.Kind
-	5, // 3: tcpgateway.v1.Receipt.position:type_name -> tcpgateway.v1.Position
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	7, // 3: tcpgateway.v1.Receipt.position:type_name -> tcpgateway.v1.Position
+	1, // 4: tcpgateway.v1.SessionEvent.kind:type_name -> tcpgateway.v1.SessionEvent.Kind
+	8, // 5: tcpgateway.v1.SessionEvent.resume_status:type_name -> tcpgateway.v1.ResumeResult.Status
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tcpgateway_v1_downlink_proto_init() }
@@ -624,8 +912,8 @@ func file_tcpgateway_v1_downlink_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tcpgateway_v1_downlink_proto_rawDesc), len(file_tcpgateway_v1_downlink_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   4,
+			NumEnums:      2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

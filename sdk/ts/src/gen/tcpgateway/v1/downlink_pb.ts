@@ -39,7 +39,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Position } from "./protocol_pb.js";
+import type { Position, ResumeResult_Status } from "./protocol_pb.js";
 import { file_tcpgateway_v1_protocol } from "./protocol_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -47,7 +47,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tcpgateway/v1/downlink.proto.
  */
 export const file_tcpgateway_v1_downlink: GenFile = /*@__PURE__*/
-  fileDesc("Chx0Y3BnYXRld2F5L3YxL2Rvd25saW5rLnByb3RvEg10Y3BnYXRld2F5LnYxIsoBCghEb3dubGluaxISCgptZXNzYWdlX2lkGAEgASgJEiUKBnRhcmdldBgCIAEoCzIVLnRjcGdhdGV3YXkudjEuVGFyZ2V0Eg8KB3BheWxvYWQYAyABKAwSFAoMYWNrX3JlcXVpcmVkGAQgASgIEhYKDnJlcGx5X2V4cGVjdGVkGAUgASgIEhUKDWV4cGlyZXNfYXRfbXMYBiABKAMSFQoNY3JlYXRlZF9hdF9tcxgHIAEoAxIWCg5jb3JyZWxhdGlvbl9pZBgIIAEoCSKGAQoGVGFyZ2V0EhEKB3VzZXJfaWQYASABKAlIABIvCgdzZXNzaW9uGAUgASgLMhwudGNwZ2F0ZXdheS52MS5TZXNzaW9uVGFyZ2V0SAASDwoFZ3JvdXAYAyABKAlIABINCgNhbGwYBCABKAhIAEIGCgRraW5kSgQIAhADUgpzZXNzaW9uX2lkIjQKDVNlc3Npb25UYXJnZXQSDwoHdXNlcl9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIuACCgdSZWNlaXB0EhIKCm1lc3NhZ2VfaWQYASABKAkSFgoOY29ycmVsYXRpb25faWQYAiABKAkSKQoEa2luZBgDIAEoDjIbLnRjcGdhdGV3YXkudjEuUmVjZWlwdC5LaW5kEg8KB3BheWxvYWQYBCABKAwSEgoKc2Vzc2lvbl9pZBgFIAEoCRIPCgd1c2VyX2lkGAYgASgJEhEKCXNlcnZlcl9pZBgHIAEoCRINCgVhdF9tcxgIIAEoAxIpCghwb3NpdGlvbhgJIAEoCzIXLnRjcGdhdGV3YXkudjEuUG9zaXRpb24SFQoNZXhwaXJlc19hdF9tcxgKIAEoAyJkCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABISCg5LSU5EX0RFTElWRVJFRBABEg4KCktJTkRfQUNLRUQQAhIQCgxLSU5EX1JFUExJRUQQAxIQCgxLSU5EX0VYUElSRUQQBEI4WjZnaXRodWIuY29tL3RjcGdhdGV3YXkvdGNwZ2F0ZXdheS9zZGsvZ28vcHJvdG9jb2wvcGI7cGJiBnByb3RvMw", [file_tcpgateway_v1_protocol]);
+  fileDesc("Chx0Y3BnYXRld2F5L3YxL2Rvd25saW5rLnByb3RvEg10Y3BnYXRld2F5LnYxIsoBCghEb3dubGluaxISCgptZXNzYWdlX2lkGAEgASgJEiUKBnRhcmdldBgCIAEoCzIVLnRjcGdhdGV3YXkudjEuVGFyZ2V0Eg8KB3BheWxvYWQYAyABKAwSFAoMYWNrX3JlcXVpcmVkGAQgASgIEhYKDnJlcGx5X2V4cGVjdGVkGAUgASgIEhUKDWV4cGlyZXNfYXRfbXMYBiABKAMSFQoNY3JlYXRlZF9hdF9tcxgHIAEoAxIWCg5jb3JyZWxhdGlvbl9pZBgIIAEoCSKGAQoGVGFyZ2V0EhEKB3VzZXJfaWQYASABKAlIABIvCgdzZXNzaW9uGAUgASgLMhwudGNwZ2F0ZXdheS52MS5TZXNzaW9uVGFyZ2V0SAASDwoFZ3JvdXAYAyABKAlIABINCgNhbGwYBCABKAhIAEIGCgRraW5kSgQIAhADUgpzZXNzaW9uX2lkIjQKDVNlc3Npb25UYXJnZXQSDwoHdXNlcl9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIuACCgdSZWNlaXB0EhIKCm1lc3NhZ2VfaWQYASABKAkSFgoOY29ycmVsYXRpb25faWQYAiABKAkSKQoEa2luZBgDIAEoDjIbLnRjcGdhdGV3YXkudjEuUmVjZWlwdC5LaW5kEg8KB3BheWxvYWQYBCABKAwSEgoKc2Vzc2lvbl9pZBgFIAEoCRIPCgd1c2VyX2lkGAYgASgJEhEKCXNlcnZlcl9pZBgHIAEoCRINCgVhdF9tcxgIIAEoAxIpCghwb3NpdGlvbhgJIAEoCzIXLnRjcGdhdGV3YXkudjEuUG9zaXRpb24SFQoNZXhwaXJlc19hdF9tcxgKIAEoAyJkCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABISCg5LSU5EX0RFTElWRVJFRBABEg4KCktJTkRfQUNLRUQQAhIQCgxLSU5EX1JFUExJRUQQAxIQCgxLSU5EX0VYUElSRUQQBCLkAwoMU2Vzc2lvbkV2ZW50Ei4KBGtpbmQYASABKA4yIC50Y3BnYXRld2F5LnYxLlNlc3Npb25FdmVudC5LaW5kEg8KB3VzZXJfaWQYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIRCglkZXZpY2VfaWQYBCABKAkSFgoOY2xpZW50X3ZlcnNpb24YBSABKAkSEQoJc2VydmVyX2lkGAYgASgJEhUKDWNvbm5lY3Rpb25faWQYByABKAkSFgoOcmVtb3RlX2FkZHJlc3MYCCABKAkSDQoFYXRfbXMYCSABKAMSDQoFZXBvY2gYCiABKAMSCwoDc2VxGAsgASgEEhQKDGNsb3NlX3JlYXNvbhgMIAEoCRITCgtkdXJhdGlvbl9tcxgNIAEoAxI5Cg1yZXN1bWVfc3RhdHVzGA4gASgOMiIudGNwZ2F0ZXdheS52MS5SZXN1bWVSZXN1bHQuU3RhdHVzEhMKC3JlcGxhY2VkX2J5GA8gASgJImwKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhIKDktJTkRfQ09OTkVDVEVEEAESFQoRS0lORF9ESVNDT05ORUNURUQQAhIRCg1LSU5EX1JFUExBQ0VEEAMSEAoMS0lORF9SRVNVTUVEEARCOFo2Z2l0aHViLmNvbS90Y3BnYXRld2F5L3RjcGdhdGV3YXkvc2RrL2dvL3Byb3RvY29sL3BiO3BiYgZwcm90bzM", [file_tcpgateway_v1_protocol]);
 
 /**
  * Downlink is one message for one or more client sessions.
@@ -318,4 +318,189 @@ export enum Receipt_Kind {
  */
 export const Receipt_KindSchema: GenEnum<Receipt_Kind> = /*@__PURE__*/
   enumDesc(file_tcpgateway_v1_downlink, 3, 0);
+
+/**
+ * SessionEvent tells backends when sessions start and end, for presence ("who is online
+ * where"). With kafka.eventsTopic set (the operator sets "<namespace>.<name>.session-events"),
+ * each gateway pod writes one record per event to that topic:
+ *
+ *   - key:   user_id, so all events of one user are in one partition, in the order each pod
+ *            wrote them.
+ *   - value: this message, protobuf-encoded.
+ *
+ * Events are best effort: the data plane never waits for Kafka. A pod queues events in
+ * memory (kafka.eventsQueue) and drops them, counted, when the queue is full (Kafka slow or
+ * down). A consumer detects a drop as a gap in a pod's seq (same server_id and epoch) and
+ * should then treat that pod's part of its presence view as stale.
+ *
+ * Events of one connection, on its pod, in order: CONNECTED or RESUMED; then, if another
+ * connection of the same user took over its session id on this pod, REPLACED; last
+ * DISCONNECTED. Events of different pods for the same user have no order between them
+ * beyond at_ms: a session drained from pod A and resumed on pod B may show B's RESUMED
+ * before A's DISCONNECTED. connection_id tells the two connections apart: a DISCONNECTED
+ * ends only its own connection_id.
+ *
+ * @generated from message tcpgateway.v1.SessionEvent
+ */
+export type SessionEvent = Message<"tcpgateway.v1.SessionEvent"> & {
+  /**
+   * @generated from field: tcpgateway.v1.SessionEvent.Kind kind = 1;
+   */
+  kind: SessionEvent_Kind;
+
+  /**
+   * Who: the authenticated user, the session id (scoped by the user), and the device id and
+   * client version the client sent in its handshake (empty if it sent none).
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string device_id = 4;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: string client_version = 5;
+   */
+  clientVersion: string;
+
+  /**
+   * server_id: the gateway pod holding the connection (its StatefulSet pod name).
+   *
+   * @generated from field: string server_id = 6;
+   */
+  serverId: string;
+
+  /**
+   * connection_id: this connection, unique across pods and restarts
+   * ("<server_id>/<epoch>/<n>").
+   *
+   * @generated from field: string connection_id = 7;
+   */
+  connectionId: string;
+
+  /**
+   * remote_address: the client's address as the gateway saw it (ip:port; the load
+   * balancer's when it does not preserve client addresses). Personal data: empty when the
+   * gateway runs with kafka.eventsOmitRemoteAddress.
+   *
+   * @generated from field: string remote_address = 8;
+   */
+  remoteAddress: string;
+
+  /**
+   * at_ms: when the gateway observed the event (Unix ms, the pod's clock).
+   *
+   * @generated from field: int64 at_ms = 9;
+   */
+  atMs: bigint;
+
+  /**
+   * epoch: when the writing gateway process started (Unix ms). With server_id it names one
+   * process: seq restarts at 1 in each.
+   *
+   * @generated from field: int64 epoch = 10;
+   */
+  epoch: bigint;
+
+  /**
+   * seq: 1, 2, 3, ... per process (server_id, epoch), over all of its events, across users
+   * and partitions. A number missing from a process's sequence is an event that was dropped.
+   *
+   * @generated from field: uint64 seq = 11;
+   */
+  seq: bigint;
+
+  /**
+   * close_reason (DISCONNECTED): the typed close reason, as in tcpgw_closes_total{reason}
+   * ("client_closed", "idle_timeout", "replaced", "draining", "slow_consumer", ...).
+   *
+   * @generated from field: string close_reason = 12;
+   */
+  closeReason: string;
+
+  /**
+   * duration_ms (DISCONNECTED): from the connection's accept to its close.
+   *
+   * @generated from field: int64 duration_ms = 13;
+   */
+  durationMs: bigint;
+
+  /**
+   * resume_status (RESUMED): COMPLETE, or NOT_RECOVERED when records the client missed
+   * were outside the pod's replay window.
+   *
+   * @generated from field: tcpgateway.v1.ResumeResult.Status resume_status = 14;
+   */
+  resumeStatus: ResumeResult_Status;
+
+  /**
+   * replaced_by (REPLACED): the connection_id of the connection that took the session over.
+   *
+   * @generated from field: string replaced_by = 15;
+   */
+  replacedBy: string;
+};
+
+/**
+ * Describes the message tcpgateway.v1.SessionEvent.
+ * Use `create(SessionEventSchema)` to create a new message.
+ */
+export const SessionEventSchema: GenMessage<SessionEvent> = /*@__PURE__*/
+  messageDesc(file_tcpgateway_v1_downlink, 4);
+
+/**
+ * @generated from enum tcpgateway.v1.SessionEvent.Kind
+ */
+export enum SessionEvent_Kind {
+  /**
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A connection completed its handshake without asking to resume.
+   *
+   * @generated from enum value: KIND_CONNECTED = 1;
+   */
+  CONNECTED = 1,
+
+  /**
+   * A connection ended (after its handshake). close_reason says why, duration_ms how long
+   * it lasted.
+   *
+   * @generated from enum value: KIND_DISCONNECTED = 2;
+   */
+  DISCONNECTED = 2,
+
+  /**
+   * A newer connection of the same user with the same session id registered on this pod;
+   * this connection is told GOAWAY (replaced). replaced_by names the new connection, whose
+   * CONNECTED or RESUMED follows.
+   *
+   * @generated from enum value: KIND_REPLACED = 3;
+   */
+  REPLACED = 3,
+
+  /**
+   * A connection completed its handshake with a resume (after a GOAWAY or a lost
+   * connection). resume_status says whether everything missed was replayed.
+   *
+   * @generated from enum value: KIND_RESUMED = 4;
+   */
+  RESUMED = 4,
+}
+
+/**
+ * Describes the enum tcpgateway.v1.SessionEvent.Kind.
+ */
+export const SessionEvent_KindSchema: GenEnum<SessionEvent_Kind> = /*@__PURE__*/
+  enumDesc(file_tcpgateway_v1_downlink, 4, 0);
 
