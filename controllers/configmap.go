@@ -132,6 +132,7 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 		c.Kafka.Brokers = append(c.Kafka.Brokers, string(b))
 	}
 	c.Kafka.DownlinkTopic, c.Kafka.ReceiptsTopic = topicNames(gw)
+	c.Kafka.EventsTopic, c.Kafka.EventsOmitRemoteAddress = eventsTopicName(gw), s.Kafka.EventsOmitRemoteAddress
 	if t := s.Kafka.TLS; t != nil {
 		c.Kafka.TLS = &config.KafkaTLS{ServerName: t.ServerName}
 		if t.CA != nil {

@@ -96,11 +96,13 @@ func TestGatewayConfig(t *testing.T) {
 			name: "explicit topics and several brokers",
 			mutate: func(gw *v1alpha1.TCPGateway) {
 				gw.Spec.Kafka.BootstrapServers = []v1alpha1.HostPort{"k0:9092", "[fd00::1]:9092"}
-				gw.Spec.Kafka.DownlinkTopic, gw.Spec.Kafka.ReceiptsTopic = "down", "rcpt"
+				gw.Spec.Kafka.DownlinkTopic, gw.Spec.Kafka.ReceiptsTopic, gw.Spec.Kafka.EventsTopic = "down", "rcpt", "ev"
+				gw.Spec.Kafka.EventsOmitRemoteAddress = true
 			},
 			want: func(c *config.Config) {
 				c.Kafka.Brokers = []string{"k0:9092", "[fd00::1]:9092"}
-				c.Kafka.DownlinkTopic, c.Kafka.ReceiptsTopic = "down", "rcpt"
+				c.Kafka.DownlinkTopic, c.Kafka.ReceiptsTopic, c.Kafka.EventsTopic = "down", "rcpt", "ev"
+				c.Kafka.EventsOmitRemoteAddress = true
 			},
 		},
 		{
@@ -148,7 +150,8 @@ func TestGatewayConfig(t *testing.T) {
 				*c = config.Config{
 					Listen: config.Listen{Clients: ":7000", Admin: ":9090", Control: "/var/run/tcpgateway/control.sock"},
 					Auth:   config.Auth{Webhook: &config.WebhookAuth{URL: "http://a/b"}},
-					Kafka:  config.Kafka{Brokers: []string{"k:9092"}, DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts"},
+					Kafka: config.Kafka{Brokers: []string{"k:9092"}, DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
+						EventsTopic: "prod.chat.session-events"},
 				}
 			},
 		},
@@ -174,6 +177,7 @@ func TestGatewayConfig(t *testing.T) {
 				Kafka: config.Kafka{
 					Brokers:       []string{"kafka.kafka.svc:9092"},
 					DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
+					EventsTopic: "prod.chat.session-events",
 					Expiry: config.KafkaExpiry{SessionTimeout: d("6s"), HeartbeatInterval: d("500ms"), RebalanceTimeout: d("10s")},
 				},
 				Drain: config.Drain{DeregistrationDelay: d("5s"), SpreadWindow: d("20s"), FlushTimeout: d("5s"), HardDeadline: d("45s")},
@@ -205,6 +209,11 @@ func TestRenderConfigInvalid(t *testing.T) {
 			name:   "downlink topic equal to the default receipts topic",
 			mutate: func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.DownlinkTopic = "prod.chat.receipts" },
 			want:   `kafka.receiptsTopic: must differ from kafka.downlinkTopic "prod.chat.receipts"`,
+		},
+		{
+			name:   "events topic equal to the default downlink topic",
+			mutate: func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.EventsTopic = "prod.chat.downlink" },
+			want:   `kafka.eventsTopic: must differ from kafka.downlinkTopic and kafka.receiptsTopic`,
 		},
 		{
 			name:   "topic name Kafka refuses",

@@ -114,3 +114,12 @@ func specHash(labels, annotations map[string]string, spec any) string {
 func managedAnnotationsValue(user map[string]string) string {
 	return strings.Join(slices.Sorted(maps.Keys(user)), ",")
 }
+
+// eventsTopicName resolves the session events topic: the spec's, or
+// <namespace>.<name>.session-events.
+func eventsTopicName(gw *v1alpha1.TCPGateway) string {
+	if t := gw.Spec.Kafka.EventsTopic; t != "" {
+		return t
+	}
+	return gw.Namespace + "." + gw.Name + ".session-events"
+}

@@ -418,8 +418,8 @@ func (e *env) testIdempotent(t *testing.T) {
 			t.Errorf("unexpected event %q", ev)
 		}
 	}
-	if drained != 2 {
-		t.Errorf("%d events, want 2 (one TopicCreated per topic)", drained)
+	if drained != 3 {
+		t.Errorf("%d events, want 3 (one TopicCreated per topic: downlink, receipts, session events)", drained)
 	}
 }
 

@@ -37,6 +37,7 @@ func topicSpecs(gw *v1alpha1.TCPGateway) []TopicSpec {
 	return []TopicSpec{
 		{Name: downlink, Partitions: partitions, ReplicationFactor: rf, Retention: ret},
 		{Name: receipts, Partitions: partitions, ReplicationFactor: rf, Retention: ret},
+		{Name: eventsTopicName(gw), Partitions: partitions, ReplicationFactor: rf, Retention: ret},
 	}
 }
 
@@ -133,7 +134,7 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 		kctx, cancel := r.kafkaContext(ctx)
 		kc, err := r.kafkaCluster(kctx, gw)
 		if err == nil {
-			err = r.Topics.Delete(kctx, kc, []string{downlink, receipts})
+			err = r.Topics.Delete(kctx, kc, []string{downlink, receipts, eventsTopicName(gw)})
 		}
 		cancel()
 		countTopicOperation(topicOpDelete, TopicResult{}, err)
@@ -143,7 +144,7 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 			// deleted (its Secrets go at once): waiting would hold the namespace in
 			// Terminating until someone sets deletionPolicy Retain by hand.
 			r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, "TopicsRetained", "DeleteTopics",
-				"Kafka topics %s and %s left in Kafka: %v", downlink, receipts, err)
+				"Kafka topics %s, %s and %s left in Kafka: %v", downlink, receipts, eventsTopicName(gw), err)
 		case err != nil:
 			before := gw.DeepCopy()
 			setCondition(gw, v1alpha1.ConditionKafkaReady, "False", kafkaReason(err),
@@ -156,7 +157,7 @@ func (r *TCPGatewayReconciler) reconcileDelete(ctx context.Context, gw *v1alpha1
 			return ctrl.Result{RequeueAfter: r.kafkaRetryAfter(gw)}, nil
 		default:
 			r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TopicsDeleted", "DeleteTopics",
-				"deleted Kafka topics %s and %s", downlink, receipts)
+				"deleted Kafka topics %s, %s and %s", downlink, receipts, eventsTopicName(gw))
 		}
 	}
 	patch := client.MergeFromWithOptions(gw.DeepCopy(), client.MergeFromWithOptimisticLock{})

@@ -18,17 +18,19 @@ func TestTopicSpecs(t *testing.T) {
 			want: []TopicSpec{
 				{Name: "prod.chat.downlink", Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour},
 				{Name: "prod.chat.receipts", Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour},
+				{Name: "prod.chat.session-events", Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour},
 			},
 		},
 		{
 			name: "explicit",
 			mutate: func(gw *v1alpha1.TCPGateway) {
 				k := &gw.Spec.Kafka
-				k.DownlinkTopic, k.ReceiptsTopic, k.Partitions, k.ReplicationFactor, k.Retention = "d", "r", 3, 1, "90m"
+				k.DownlinkTopic, k.ReceiptsTopic, k.EventsTopic, k.Partitions, k.ReplicationFactor, k.Retention = "d", "r", "e", 3, 1, "90m"
 			},
 			want: []TopicSpec{
 				{Name: "d", Partitions: 3, ReplicationFactor: 1, Retention: 90 * time.Minute},
 				{Name: "r", Partitions: 3, ReplicationFactor: 1, Retention: 90 * time.Minute},
+				{Name: "e", Partitions: 3, ReplicationFactor: 1, Retention: 90 * time.Minute},
 			},
 		},
 		{
@@ -37,6 +39,7 @@ func TestTopicSpecs(t *testing.T) {
 			want: []TopicSpec{
 				{Name: "prod.chat.downlink", Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour},
 				{Name: "prod.chat.receipts", Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour},
+				{Name: "prod.chat.session-events", Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour},
 			},
 		},
 	}

@@ -23,12 +23,15 @@ type topicEvent struct {
 func topicEvents(res TopicResult, downlink, receipts string, retention v1alpha1.Duration) []topicEvent {
 	var evs []topicEvent
 	for _, t := range res.Topics {
-		action := "EnsureTopic"
+		var action string
 		switch t.Name {
 		case downlink:
 			action = "EnsureDownlinkTopic"
 		case receipts:
 			action = "EnsureReceiptsTopic"
+		default:
+			// The only other topic Ensure is given (topicSpecs).
+			action = "EnsureEventsTopic"
 		}
 		switch {
 		case t.Created:

@@ -20,11 +20,13 @@ func TestTopicEvents(t *testing.T) {
 	res := TopicResult{Topics: []TopicState{
 		{Name: "ns.chat.downlink", Partitions: 12, Created: true},
 		{Name: "ns.chat.receipts", Partitions: 12, Created: true},
+		{Name: "ns.chat.session-events", Partitions: 12, Created: true},
 	}}
 	got := topicEvents(res, "ns.chat.downlink", "ns.chat.receipts", "24h")
 	want := []topicEvent{
 		{"TopicCreated", "EnsureDownlinkTopic", "created Kafka topic ns.chat.downlink with 12 partitions"},
 		{"TopicCreated", "EnsureReceiptsTopic", "created Kafka topic ns.chat.receipts with 12 partitions"},
+		{"TopicCreated", "EnsureEventsTopic", "created Kafka topic ns.chat.session-events with 12 partitions"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("created: %+v", got)
@@ -44,6 +46,7 @@ func TestTopicEvents(t *testing.T) {
 	// Events about different topics never share reason and action: the recorder would merge them.
 	res = TopicResult{Topics: []TopicState{
 		{Name: "a", Created: true, RetentionUpdated: true}, {Name: "b", GrownFrom: 1, RetentionUpdated: true},
+		{Name: "c", Created: true, GrownFrom: 1, RetentionUpdated: true},
 	}}
 	seen := map[[2]string]string{}
 	for _, ev := range topicEvents(res, "a", "b", "1h") {
@@ -110,18 +113,19 @@ func (e *env) testTopicEventsAndMetrics(t *testing.T) {
 				notes = append(notes, ev.Note)
 			}
 		}
-		if len(notes) < 2 {
+		if len(notes) < 3 {
 			return fmt.Errorf("TopicCreated Events: %q", notes)
 		}
 		return nil
 	})
 	slices.Sort(notes)
-	if len(notes) != 2 || !strings.Contains(notes[0], downlink) || !strings.Contains(notes[1], receipts) {
-		t.Errorf("TopicCreated Events %q, want one for %s and one for %s", notes, downlink, receipts)
+	events := eventsTopicName(gw)
+	if len(notes) != 3 || !strings.Contains(notes[0], downlink) || !strings.Contains(notes[1], receipts) || !strings.Contains(notes[2], events) {
+		t.Errorf("TopicCreated Events %q, want one for each of %s, %s and %s", notes, downlink, receipts, events)
 	}
 
-	if d := testutil.ToFloat64(created) - created0; d != 2 {
-		t.Errorf("tcpgw_operator_topic_changes_total{change=created} grew by %v, want 2", d)
+	if d := testutil.ToFloat64(created) - created0; d != 3 {
+		t.Errorf("tcpgw_operator_topic_changes_total{change=created} grew by %v, want 3", d)
 	}
 	if d := testutil.ToFloat64(ensureOK) - ensure0; d < 1 {
 		t.Errorf("tcpgw_operator_topic_operations_total{operation=ensure,result=ok} grew by %v", d)

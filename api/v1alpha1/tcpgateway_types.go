@@ -607,6 +607,18 @@ type Kafka struct {
 	// +optional
 	ReceiptsTopic string `json:"receiptsTopic,omitempty"`
 
+	// EventsTopic receives the session events (connected, disconnected, replaced, resumed)
+	// backends read for presence. Default "<namespace>.<name>.session-events".
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]+$`
+	// +kubebuilder:validation:MaxLength=249
+	// +optional
+	EventsTopic string `json:"eventsTopic,omitempty"`
+
+	// EventsOmitRemoteAddress leaves the clients' addresses (personal data) out of the
+	// session events.
+	// +optional
+	EventsOmitRemoteAddress bool `json:"eventsOmitRemoteAddress,omitempty"`
+
 	// Partitions of each topic. Growing it adds partitions; shrinking it leaves the topics
 	// as they are (Kafka cannot remove partitions).
 	// +kubebuilder:default=12

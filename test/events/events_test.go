@@ -12,8 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,13 +47,13 @@ const (
 var secret = []byte("events-test-hs256-secret-0123456789abcdef")
 
 type env struct {
-	t                          *testing.T
+	t                          testing.TB
 	bins                       gwproc.Binaries
 	dir, keyFile, brokers      string
 	downlink, receipts, events string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	if testing.Short() {
 		t.Skip("starts gateway processes and needs Kafka; not in -short")
 	}
@@ -100,7 +100,7 @@ func (e *env) start(id string, configure func(*config.Config)) *gwproc.Gateway {
 	return g
 }
 
-func token(t *testing.T, user string) string {
+func token(t testing.TB, user string) string {
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": user, "iss": issuer, "aud": audience, "exp": time.Now().Add(time.Hour).Unix(),
 	}).SignedString(secret)
