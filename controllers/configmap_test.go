@@ -178,7 +178,7 @@ func TestGatewayConfig(t *testing.T) {
 					Brokers:       []string{"kafka.kafka.svc:9092"},
 					DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
 					EventsTopic: "prod.chat.session-events",
-					Expiry: config.KafkaExpiry{SessionTimeout: d("6s"), HeartbeatInterval: d("500ms"), RebalanceTimeout: d("10s")},
+					Expiry:      config.KafkaExpiry{SessionTimeout: d("6s"), HeartbeatInterval: d("500ms"), RebalanceTimeout: d("10s")},
 				},
 				Drain: config.Drain{DeregistrationDelay: d("5s"), SpreadWindow: d("20s"), FlushTimeout: d("5s"), HardDeadline: d("45s")},
 			}
