@@ -133,9 +133,12 @@ func TestNeverBlocksWhenKafkaIsDown(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("%d publishes took %s with Kafka down", n, took)
 	}
+	// How many the writer took off the queue meanwhile (and failed to write) depends on how
+	// fast refused dials fail: CI saw 849 of 5000. The queue must have overflowed, and every
+	// event is accounted for below.
 	full := testutil.ToFloat64(m.Dropped.WithLabelValues(metrics.EventQueueFull))
-	if full < n-queue-maxBatch {
-		t.Fatalf("queue_full drops %v, want at least %d", full, n-queue-maxBatch)
+	if full < 1 {
+		t.Fatalf("queue_full drops %v: %d publishes into a queue of %d never overflowed it", full, n, queue)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
