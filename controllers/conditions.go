@@ -32,9 +32,9 @@ type observed struct {
 }
 
 type kafkaOutcome struct {
-	downlink, receipts string
-	result             TopicResult
-	err                error
+	downlink, receipts, events string
+	result                     TopicResult
+	err                        error
 }
 
 // maxConditionMessage keeps condition messages readable and well under the API limit
@@ -136,7 +136,7 @@ func setDegradedCondition(gw *v1alpha1.TCPGateway, o *observed) {
 	}
 }
 
-// setKafkaCondition: both topics exist with enough partitions.
+// setKafkaCondition: the three topics exist with enough partitions.
 func setKafkaCondition(gw *v1alpha1.TCPGateway, o *observed) {
 	k := o.kafka
 	if k.err != nil {
@@ -171,7 +171,7 @@ func kafkaReason(err error) string {
 	}
 }
 
-// minPartitions is the smaller partition count of the topics (0 when there are none).
+// minPartitions is the smallest partition count of the topics (0 when there are none).
 func minPartitions(r TopicResult) int {
 	n := 0
 	for i, t := range r.Topics {

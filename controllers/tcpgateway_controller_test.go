@@ -91,10 +91,15 @@ func (e *env) create(t *testing.T, gw *v1alpha1.TCPGateway) {
 		t.Fatalf("create: %v", err)
 	}
 	down, rcpt := topicNames(gw)
+	e.deleteTopicsAtEnd(t, down, rcpt, eventsTopicName(gw))
+}
+
+// deleteTopicsAtEnd removes topics from the shared broker when the test ends.
+func (e *env) deleteTopicsAtEnd(t *testing.T, topics ...string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_ = (&KafkaTopics{}).Delete(ctx, KafkaCluster{Brokers: []string{e.bootstrap}}, []string{down, rcpt})
+		_ = (&KafkaTopics{}).Delete(ctx, KafkaCluster{Brokers: []string{e.bootstrap}}, topics)
 	})
 }
 
@@ -498,7 +503,7 @@ func (e *env) testOwnedObjects(t *testing.T) {
 	// The topics exist on the broker with the requested partitions. The broker's metadata can
 	// lag behind a topic's creation (seen under load: no partitions yet), hence the wait.
 	eventually(t, waitTimeout, func() error {
-		for _, topic := range []string{ns + ".chat.downlink", ns + ".chat.receipts"} {
+		for _, topic := range []string{ns + ".chat.downlink", ns + ".chat.receipts", ns + ".chat.session-events"} {
 			if n, ret := describeTopic(t, e.bootstrap, topic); n != 3 || ret != "86400000" {
 				return fmt.Errorf("topic %s: %d partitions, retention.ms %s; want 3, 86400000", topic, n, ret)
 			}
@@ -507,7 +512,8 @@ func (e *env) testOwnedObjects(t *testing.T) {
 	})
 
 	// Before any pod is ready.
-	eq(t, "status.kafka", gw.Status.Kafka, &v1alpha1.KafkaStatus{DownlinkTopic: ns + ".chat.downlink", ReceiptsTopic: ns + ".chat.receipts", Partitions: 3})
+	eq(t, "status.kafka", gw.Status.Kafka, &v1alpha1.KafkaStatus{DownlinkTopic: ns + ".chat.downlink", ReceiptsTopic: ns + ".chat.receipts",
+		EventsTopic: ns + ".chat.session-events", Partitions: 3})
 	eq(t, "status.selector", gw.Status.Selector, "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway")
 	eq(t, "status.readyText", gw.Status.ReadyText, "0/2")
 	for typ, reason := range map[string]string{
@@ -586,6 +592,31 @@ func (e *env) testUpdates(t *testing.T) {
 	}
 	gw = e.waitGateway(t, key, settled)
 	eq(t, "readyText", gw.Status.ReadyText, "0/5")
+
+	// A renamed events topic is created, rendered for the pods and named in the status.
+	events := ns + ".presence"
+	e.deleteTopicsAtEnd(t, events)
+	e.update(t, key, func(gw *v1alpha1.TCPGateway) { gw.Spec.Kafka.EventsTopic = events })
+	e.waitGateway(t, key, func(gw *v1alpha1.TCPGateway) error {
+		if err := settled(gw); err != nil {
+			return err
+		}
+		if gw.Status.Kafka == nil || gw.Status.Kafka.EventsTopic != events {
+			return fmt.Errorf("status.kafka %+v, want eventsTopic %s", gw.Status.Kafka, events)
+		}
+		return nil
+	})
+	// The broker's metadata can lag behind a topic's creation (see testOwnedObjects).
+	eventually(t, waitTimeout, func() error {
+		if n, _ := describeTopic(t, e.bootstrap, events); n != 3 {
+			return fmt.Errorf("topic %s: %d partitions on the broker, want 3", events, n)
+		}
+		return nil
+	})
+	e.getOwned(t, ns, "chat-config", cm)
+	if !strings.Contains(cm.Data[ConfigFile], "eventsTopic: "+events) {
+		t.Errorf("gateway.yaml does not name the renamed events topic:\n%s", cm.Data[ConfigFile])
+	}
 }
 
 func (e *env) testInvalidConfig(t *testing.T) {
@@ -637,7 +668,7 @@ func (e *env) testPartitions(t *testing.T) {
 	gw := e.gateway(ns)
 	e.create(t, gw)
 	key := client.ObjectKeyFromObject(gw)
-	topics := []string{ns + ".chat.downlink", ns + ".chat.receipts"}
+	topics := []string{ns + ".chat.downlink", ns + ".chat.receipts", ns + ".chat.session-events"}
 
 	for _, step := range []struct {
 		spec, want int32

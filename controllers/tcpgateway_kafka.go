@@ -16,7 +16,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
 )
 
-// topicSpecs are the two topics of a TCPGateway, as it wants them.
+// topicSpecs are the three topics of a TCPGateway, as it wants them.
 func topicSpecs(gw *v1alpha1.TCPGateway) []TopicSpec {
 	k := gw.Spec.Kafka
 	partitions, rf := int(k.Partitions), int(k.ReplicationFactor)
@@ -63,6 +63,7 @@ func (r *TCPGatewayReconciler) kafkaContext(ctx context.Context) (context.Contex
 // when there is nothing to do.
 func (r *TCPGatewayReconciler) reconcileKafka(ctx context.Context, gw *v1alpha1.TCPGateway, o *observed) {
 	o.kafka.downlink, o.kafka.receipts = topicNames(gw)
+	o.kafka.events = eventsTopicName(gw)
 	kctx, cancel := r.kafkaContext(ctx)
 	defer cancel()
 	kc, err := r.kafkaCluster(kctx, gw)

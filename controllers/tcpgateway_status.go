@@ -27,11 +27,12 @@ func computeStatus(gw *v1alpha1.TCPGateway, o *observed) {
 	s.Selector = labels.SelectorFromSet(selectorLabels(gw)).String()
 	s.Address = serviceAddress(o.clientService)
 
-	k := &v1alpha1.KafkaStatus{DownlinkTopic: o.kafka.downlink, ReceiptsTopic: o.kafka.receipts}
+	k := &v1alpha1.KafkaStatus{DownlinkTopic: o.kafka.downlink, ReceiptsTopic: o.kafka.receipts, EventsTopic: o.kafka.events}
 	switch prev := s.Kafka; {
 	case o.kafka.err == nil:
 		k.Partitions = int32(minPartitions(o.kafka.result))
-	case prev != nil && prev.DownlinkTopic == k.DownlinkTopic && prev.ReceiptsTopic == k.ReceiptsTopic:
+	case prev != nil && prev.DownlinkTopic == k.DownlinkTopic && prev.ReceiptsTopic == k.ReceiptsTopic &&
+		prev.EventsTopic == k.EventsTopic:
 		// Kafka did not answer this time: the last known count still describes the topics.
 		k.Partitions = prev.Partitions
 	}

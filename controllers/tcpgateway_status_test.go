@@ -14,8 +14,8 @@ import (
 )
 
 func TestComputeStatus(t *testing.T) {
-	okKafka := kafkaOutcome{downlink: "prod.chat.downlink", receipts: "prod.chat.receipts",
-		result: TopicResult{Topics: []TopicState{{Partitions: 12}, {Partitions: 12}}}}
+	okKafka := kafkaOutcome{downlink: "prod.chat.downlink", receipts: "prod.chat.receipts", events: "prod.chat.session-events",
+		result: TopicResult{Topics: []TopicState{{Partitions: 12}, {Partitions: 12}, {Partitions: 12}}}}
 	tests := []struct {
 		name      string
 		prev      v1alpha1.TCPGatewayStatus
@@ -29,7 +29,8 @@ func TestComputeStatus(t *testing.T) {
 			want: v1alpha1.TCPGatewayStatus{
 				Replicas: 2, ReadyReplicas: 1, ReadyText: "1/2", Address: "203.0.113.7",
 				Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
-				Kafka:    &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 12},
+				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
+					EventsTopic: "prod.chat.session-events", Partitions: 12},
 			},
 			wantObsGn: 3,
 		},
@@ -39,18 +40,21 @@ func TestComputeStatus(t *testing.T) {
 			o:    observed{reconcileErr: errors.New("boom"), kafka: okKafka},
 			want: v1alpha1.TCPGatewayStatus{
 				ReadyText: "0/2", Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
-				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 12},
+				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
+					EventsTopic: "prod.chat.session-events", Partitions: 12},
 			},
 			wantObsGn: 2,
 		},
 		{
 			name: "a Kafka failure keeps the last known partitions of the same topics",
-			prev: v1alpha1.TCPGatewayStatus{Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 24}},
-			o: observed{kafka: kafkaOutcome{downlink: "prod.chat.downlink", receipts: "prod.chat.receipts",
+			prev: v1alpha1.TCPGatewayStatus{Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
+				EventsTopic: "prod.chat.session-events", Partitions: 24}},
+			o: observed{kafka: kafkaOutcome{downlink: "prod.chat.downlink", receipts: "prod.chat.receipts", events: "prod.chat.session-events",
 				err: fmt.Errorf("%w: x", ErrKafkaUnreachable)}},
 			want: v1alpha1.TCPGatewayStatus{
 				ReadyText: "0/2", Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
-				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts", Partitions: 24},
+				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "prod.chat.downlink", ReceiptsTopic: "prod.chat.receipts",
+					EventsTopic: "prod.chat.session-events", Partitions: 24},
 			},
 			wantObsGn: 3,
 		},
@@ -61,6 +65,18 @@ func TestComputeStatus(t *testing.T) {
 			want: v1alpha1.TCPGatewayStatus{
 				ReadyText: "0/2", Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
 				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "new", ReceiptsTopic: "new2"},
+			},
+			wantObsGn: 3,
+		},
+		{
+			// The events topic may be smaller than the others (e.g. created by hand): its
+			// count is the one that counts, and a renamed events topic alone forgets it.
+			name: "a Kafka failure after the events topic was renamed knows no partitions",
+			prev: v1alpha1.TCPGatewayStatus{Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "d", ReceiptsTopic: "r", EventsTopic: "old", Partitions: 24}},
+			o:    observed{kafka: kafkaOutcome{downlink: "d", receipts: "r", events: "new", err: fmt.Errorf("%w: x", ErrKafkaUnreachable)}},
+			want: v1alpha1.TCPGatewayStatus{
+				ReadyText: "0/2", Selector: "app.kubernetes.io/instance=chat,app.kubernetes.io/name=tcpgateway",
+				Kafka: &v1alpha1.KafkaStatus{DownlinkTopic: "d", ReceiptsTopic: "r", EventsTopic: "new"},
 			},
 			wantObsGn: 3,
 		},

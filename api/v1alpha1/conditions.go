@@ -10,7 +10,7 @@ const (
 	// ConditionDegraded is True when the spec cannot be applied or does not run: an invalid
 	// gateway configuration, a failing API call, or gateway pods that fail to start.
 	ConditionDegraded = "Degraded"
-	// ConditionKafkaReady is True when both topics exist with at least the requested
+	// ConditionKafkaReady is True when the three topics exist with at least the requested
 	// partitions.
 	ConditionKafkaReady = "KafkaReady"
 )
@@ -50,7 +50,7 @@ const (
 	// ReasonAsExpected (Degraded=False).
 	ReasonAsExpected = "AsExpected"
 
-	// ReasonTopicsReady (KafkaReady=True): both topics exist with enough partitions.
+	// ReasonTopicsReady (KafkaReady=True): the three topics exist with enough partitions.
 	ReasonTopicsReady = "TopicsReady"
 	// ReasonKafkaUnreachable (KafkaReady=False): no bootstrap broker answered (refused, timed
 	// out, or the address does not resolve).

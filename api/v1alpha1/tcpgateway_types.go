@@ -898,7 +898,9 @@ type KafkaStatus struct {
 	DownlinkTopic string `json:"downlinkTopic,omitempty"`
 	// ReceiptsTopic in use.
 	ReceiptsTopic string `json:"receiptsTopic,omitempty"`
-	// Partitions of the topics (the smaller count if they differ); it can exceed
+	// EventsTopic in use: where the pods publish session events.
+	EventsTopic string `json:"eventsTopic,omitempty"`
+	// Partitions of the topics (the smallest count if they differ); it can exceed
 	// spec.kafka.partitions, since partitions are never removed.
 	Partitions int32 `json:"partitions,omitempty"`
 }
