@@ -274,6 +274,39 @@ func (a *App) UserSessions(userID string) []control.Session {
 	return out
 }
 
+// Rebalance moves count of this pod's sessions away at rate per second (server.Rebalance), for
+// the control socket's `gateway rebalance`. With wait it returns once the run ended (or ctx
+// ended: the run goes on).
+func (a *App) Rebalance(ctx context.Context, count, rate int, wait bool) (control.RebalanceStatus, error) {
+	r, err := a.server.Rebalance(count, rate)
+	var re *server.RebalanceError
+	if errors.As(err, &re) {
+		return control.RebalanceStatus{}, &control.RebalanceError{Reason: string(re.Reason), Message: re.Detail}
+	}
+	if err != nil {
+		return control.RebalanceStatus{}, err
+	}
+	if wait {
+		select {
+		case <-r.Done():
+		case <-ctx.Done():
+			return control.RebalanceStatus{}, ctx.Err()
+		}
+	}
+	return rebalanceStatus(r), nil
+}
+
+func rebalanceStatus(r *server.Rebalance) control.RebalanceStatus {
+	st := control.RebalanceStatus{Count: r.Count, Rate: r.Rate, Sessions: r.Sessions, WindowMs: r.Window.Milliseconds()}
+	select {
+	case <-r.Done():
+		st.Done = true // read first: once done, Sent is final
+	default:
+	}
+	st.Sent = r.Sent()
+	return st
+}
+
 // ClientAddr and AdminAddr are the bound addresses (useful with port 0).
 func (a *App) ClientAddr() string { return a.server.Addr().String() }
 func (a *App) AdminAddr() string  { return a.adminLn.Addr().String() }

@@ -4,6 +4,8 @@
 //	gateway [-config PATH]                 run the gateway until SIGTERM or a finished drain
 //	gateway drain [-socket PATH] [-wait]   ask the gateway in this pod to drain (preStop hook)
 //	gateway sessions -user U [-socket PATH] list this pod's sessions of user U (read-only)
+//	gateway rebalance -count N -rate R [-socket PATH] [-wait]
+//	                                       move N of this pod's sessions away, R per second
 package command
 
 import (
@@ -38,15 +40,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = drainCommand(ctx, args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "sessions":
 		err = sessionsCommand(ctx, args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "rebalance":
+		err = rebalanceCommand(ctx, args[1:], stdout, stderr)
 	default:
 		err = gatewayCommand(ctx, args, stderr)
 	}
 	var usage usageError
+	var refused refusedError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &usage):
 		return 2 // the flag set printed the problem and the usage
+	case errors.As(err, &refused):
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 3
 	default:
 		fmt.Fprintln(stderr, "gateway:", err)
 		return 1

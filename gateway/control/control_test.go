@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -152,6 +153,17 @@ func (f *fakeDrainer) Drain(ctx context.Context) error {
 	}
 }
 
+// Rebalance refuses what the gateway would refuse, and otherwise reports a finished run.
+func (f *fakeDrainer) Rebalance(ctx context.Context, count, rate int, wait bool) (RebalanceStatus, error) {
+	switch {
+	case count == 7:
+		return RebalanceStatus{}, &RebalanceError{Reason: RebalanceRunning, Message: "another rebalance is running"}
+	case count < 1 || count > 10:
+		return RebalanceStatus{}, &RebalanceError{Reason: RebalanceBadCount, Message: "count outside [1, 10]"}
+	}
+	return RebalanceStatus{Count: count, Rate: rate, Sessions: 10, Sent: count, Done: wait}, nil
+}
+
 func serve(t *testing.T, d Gateway) string {
 	t.Helper()
 	path := socketPath(t)
@@ -253,5 +265,46 @@ func TestSessionsListsOneUser(t *testing.T) {
 		if _, err := Sessions(ctx, path, user); err == nil || !strings.Contains(err.Error(), "400") {
 			t.Errorf("user of %d bytes: %v, want 400", len(user), err)
 		}
+	}
+}
+
+// The control socket carries the rebalance's answer and its typed refusals to the caller.
+func TestRebalanceAnswersAndRefusals(t *testing.T) {
+	path := serve(t, newFakeDrainer())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := Rebalance(ctx, path, 3, 5, true)
+	if err != nil || st != (RebalanceStatus{Count: 3, Rate: 5, Sessions: 10, Sent: 3, Done: true}) {
+		t.Fatalf("Rebalance(3, 5, wait) = %+v, %v", st, err)
+	}
+	for _, tc := range []struct {
+		count  int
+		reason string
+	}{{0, RebalanceBadCount}, {11, RebalanceBadCount}, {7, RebalanceRunning}} {
+		var re *RebalanceError
+		if _, err := Rebalance(ctx, path, tc.count, 5, false); !errors.As(err, &re) || re.Reason != tc.reason {
+			t.Errorf("Rebalance(count %d) = %v, want a RebalanceError %s", tc.count, err, tc.reason)
+		}
+	}
+	// Not numbers: refused by the socket before the gateway sees them; only POST starts one.
+	hc := socketClient(path)
+	for _, q := range []struct{ query, reason string }{{"count=x&rate=1", RebalanceBadCount}, {"count=1&rate=", RebalanceBadRate}} {
+		resp, err := hc.Post("http://control"+RebalancePath+"?"+q.query, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), q.reason) {
+			t.Errorf("%s: %s %s, want 400 %s", q.query, resp.Status, body, q.reason)
+		}
+	}
+	resp, err := hc.Get("http://control" + RebalancePath + "?count=1&rate=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET %s = %d, want 405", RebalancePath, resp.StatusCode)
 	}
 }

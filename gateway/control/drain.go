@@ -22,11 +22,12 @@ type Drainer interface {
 	Drain(ctx context.Context) error
 }
 
-// Handler serves the control socket: the drain, and the read-only session listing
-// (sessions.go).
+// Handler serves the control socket: the drain, the rebalance (rebalance.go) and the
+// read-only session listing (sessions.go).
 func Handler(d Gateway) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+SessionsPath, handleSessions(d))
+	mux.HandleFunc("POST "+RebalancePath, handleRebalance(d))
 	mux.HandleFunc("POST "+DrainPath, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("wait") != "true" {
 			// Not r's context: the drain outlives this request.

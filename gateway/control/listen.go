@@ -1,6 +1,7 @@
 // Package control is the gateway's pod-local control channel: HTTP over a unix socket that
-// only processes inside the pod (the preStop hook's `gateway drain`) can reach. Starting a
-// drain changes the gateway's state, so it is never served on a network listener.
+// only processes inside the pod (the preStop hook's `gateway drain`, `gateway rebalance` run
+// by kubectl exec) can reach. Starting a drain or a rebalance changes the gateway's state, so
+// it is never served on a network listener.
 package control
 
 import (

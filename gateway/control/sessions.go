@@ -32,6 +32,7 @@ type Session struct {
 // Gateway is what the control socket drives and reads.
 type Gateway interface {
 	Drainer
+	Rebalancer
 	// UserSessions lists the user's sessions on this pod.
 	UserSessions(userID string) []Session
 }

@@ -31,11 +31,15 @@ type Gateway struct {
 	UplinkInFlight     prometheus.Gauge
 	Draining           prometheus.Gauge
 	// DrainPhase is set by the drain (gateway/app) once per phase.
-	DrainPhase     *prometheus.GaugeVec
-	Lingering      prometheus.Gauge
-	LingerTimeouts prometheus.Counter
-	AnswersRefused *prometheus.CounterVec // reason
-	TokenRefreshes *prometheus.CounterVec // result
+	DrainPhase *prometheus.GaugeVec
+	// Rebalance (gateway/server/rebalance.go).
+	RebalanceRequests *prometheus.CounterVec // result
+	RebalanceGoAways  prometheus.Counter
+	Rebalancing       prometheus.Gauge
+	Lingering         prometheus.Gauge
+	LingerTimeouts    prometheus.Counter
+	AnswersRefused    *prometheus.CounterVec // reason
+	TokenRefreshes    *prometheus.CounterVec // result
 	// AuthWebhookFailures: calls to the auth webhook that gave no answer, by cause.
 	AuthWebhookFailures *prometheus.CounterVec // cause
 
@@ -133,6 +137,16 @@ func New(reg prometheus.Registerer) *Gateway {
 		Draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_draining", Help: "1 while the gateway drains.",
 		}),
+		RebalanceRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_rebalance_requests_total",
+			Help: "Rebalance requests (gateway rebalance, over the control socket) by result: started, or the refusal: running, draining, bad_count, bad_rate.",
+		}, []string{"result"}),
+		RebalanceGoAways: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tcpgw_rebalance_goaways_total", Help: "Sessions a rebalance told to go away (GOAWAY REBALANCE).",
+		}),
+		Rebalancing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tcpgw_rebalancing", Help: "1 while a rebalance moves sessions away.",
+		}),
 		Lingering: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tcpgw_connections_lingering", Help: "Connections the gateway closed (FIN sent) waiting, at most 2s, for the peer's FIN.",
 		}),
@@ -172,6 +186,7 @@ func New(reg prometheus.Registerer) *Gateway {
 	}, m.source(func(s *Sources) float64 { return float64(s.AddressesTracked()) }))
 	reg.MustRegister(m.Connections, m.Sessions, m.ConnectionsRefused, m.Handshakes, m.Closes, m.Frames,
 		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining, m.DrainPhase,
+		m.RebalanceRequests, m.RebalanceGoAways, m.Rebalancing,
 		m.Lingering, m.LingerTimeouts, m.AnswersRefused,
 		m.TokenRefreshes, m.AuthWebhookFailures, m.TLSHandshakes, m.CertReloads, m.CertNotAfter,
 		m.PendingHandshakes, m.OutboundBudget, m.OutboundShed, m.AddressLimited, m.outboundBytes, m.addressesTracked)

@@ -48,6 +48,7 @@ func (s *Server) Drain(ctx context.Context, d config.Drain, onPhase func(DrainPh
 	// and connections arriving meanwhile are served normally.
 	s.draining.Store(true)
 	s.m.Draining.Set(1)
+	s.stopRebalance() // the drain moves every session
 	report(PhaseNotReady)
 	sleep(ctx, d.DeregistrationDelay.Duration)
 
@@ -74,21 +75,32 @@ func (s *Server) Drain(ctx context.Context, d config.Drain, onPhase func(DrainPh
 	report(PhaseClosed)
 }
 
-// goAwayPaced sends GOAWAY to every connection, spreading them evenly over the whole window:
-// at tick k of K it sends floor((k+1)·n/K) − floor(k·n/K), so a pod with few connections
-// still takes the whole window instead of one per tick.
+// goAwayPaced sends GOAWAY DRAINING to every connection, spread evenly over the whole window
+// (pace); past the hard deadline the rest go at once. A connection a rebalance already moved
+// keeps its GOAWAY (goAway sends one per connection).
 func (s *Server) goAwayPaced(ctx context.Context, window time.Duration) {
 	conns := s.liveConns()
-	n := len(conns)
+	jitter := reconnectJitter(window)
+	sent := pace(ctx, len(conns), window, func(i int) {
+		conns[i].goAway(pb.GoAway_REASON_DRAINING, rand.N(jitter+1))
+	})
+	for _, c := range conns[sent:] {
+		c.goAway(pb.GoAway_REASON_DRAINING, 0)
+	}
+}
+
+// pace calls send(0) … send(n-1) spread evenly over window, in batches every drainTick: at
+// tick k of K it sends floor((k+1)·n/K) − floor(k·n/K), so a few still take the whole window
+// instead of one per tick. It returns how many it sent: n, or fewer when ctx ended first.
+func pace(ctx context.Context, n int, window time.Duration, send func(i int)) int {
 	ticks := max(int(window/drainTick), 1)
-	jitter := min(maxReconnectJitter, window/4)
 	t := time.NewTicker(drainTick)
 	defer t.Stop()
 	sent := 0
 	for k := 0; k < ticks && sent < n; k++ {
 		upTo := (k + 1) * n / ticks
 		for ; sent < upTo; sent++ {
-			conns[sent].goAway(rand.N(jitter + 1))
+			send(sent)
 		}
 		if sent == n {
 			break
@@ -96,37 +108,48 @@ func (s *Server) goAwayPaced(ctx context.Context, window time.Duration) {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			// Past the hard deadline: the rest go now.
-			for ; sent < n; sent++ {
-				conns[sent].goAway(0)
-			}
-			return
+			return sent
 		}
 	}
+	return sent
 }
 
-// goAway tells the client to reconnect elsewhere after delay, resuming its session. The
-// session leaves the registry first, so no push is queued behind the GOAWAY (the client
-// resumes from the positions it has; the new pod replays the rest). The connection stays open
-// and readable: requests in flight get their responses, requests that crossed the GOAWAY get
-// DRAINING (the SDK resends them on its next connection); the client closes it once it has
-// nothing pending, and the flush phase bounds the wait.
-func (c *conn) goAway(delay time.Duration) {
+// reconnectJitter is the most reconnect delay a GOAWAY paced over window gives: small next to
+// the window, so that the reconnects keep the pacing's rate.
+func reconnectJitter(window time.Duration) time.Duration {
+	return min(maxReconnectJitter, window/4)
+}
+
+// goAway tells the client to reconnect elsewhere after delay, resuming its session (reason
+// DRAINING or REBALANCE). It reports whether it sent the GOAWAY: a connection gets at most one
+// (one a rebalance moved keeps its REBALANCE when the drain comes), and one already closing
+// none. The session leaves the registry first, so no push is queued behind the GOAWAY (the
+// client resumes from the positions it has; the new pod replays the rest). The connection
+// stays open and readable: requests in flight get their responses, requests that crossed the
+// GOAWAY get DRAINING (the SDK resends them on its next connection); the client closes it
+// once it has nothing pending, and the flush phase (or, for a rebalance, closeAfterMove)
+// bounds the wait.
+func (c *conn) goAway(reason pb.GoAway_Reason, delay time.Duration) bool {
 	s := c.srv
 	if !c.sess.Established() {
-		c.sess.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_DRAINING, delay, ""), session.ReasonDraining)
-		return
+		return c.sess.CloseAfter(s.goAwayFrame(pb.GoAway_REASON_DRAINING, delay, ""), session.ReasonDraining)
 	}
-	if s.sessions.Unregister(c.sess) {
-		s.m.Sessions.Dec()
+	if closing, _ := c.sess.Closing(); closing {
+		return false
 	}
 	// Requests are refused from before the GOAWAY is queued, so a request the client sends
 	// after reading it is never forwarded; and every DRAINING answer follows the GOAWAY on the
 	// wire (the reader waits while it is being queued: refusing), so the client knows the
 	// connection is leaving when it reads one.
-	c.away.Store(awayQueuing)
-	s.SendEncoded(c.sess, "goaway", s.goAwayFrame(pb.GoAway_REASON_DRAINING, delay, resumeToken(s.cfg.ServerID)))
+	if !c.away.CompareAndSwap(awayNone, awayQueuing) {
+		return false
+	}
+	if s.sessions.Unregister(c.sess) {
+		s.m.Sessions.Dec()
+	}
+	s.SendEncoded(c.sess, "goaway", s.goAwayFrame(reason, delay, resumeToken(s.cfg.ServerID)))
 	c.away.Store(awayQueued)
+	return true
 }
 
 // States of conn.away.

@@ -93,8 +93,9 @@ type Server struct {
 	refuseLog     rateLog
 	acceptLog     rateLog
 	tlsLog        rateLog
-	draining      atomic.Bool // readiness fails: the first drain phase
-	refusing      atomic.Bool // new connections get GOAWAY: after the deregistration delay
+	draining      atomic.Bool               // readiness fails: the first drain phase
+	refusing      atomic.Bool               // new connections get GOAWAY: after the deregistration delay
+	rebalance     atomic.Pointer[Rebalance] // the running rebalance, nil when none (rebalance.go)
 
 	mu       sync.Mutex        // guards loop, listener, live
 	loop     netpoll.EventLoop // nil with listen.tls
@@ -163,6 +164,9 @@ func New(opts Options) (*Server, error) {
 		QueueBytes:     l.OutboundQueueBytes,
 		Budget:         s.budget,
 		SlowCloseGrace: slowCloseGrace,
+	}
+	for _, r := range RebalanceResults {
+		s.m.RebalanceRequests.WithLabelValues(r)
 	}
 	s.m.SetSources(metrics.Sources{OutboundBytes: s.budget.Used, AddressesTracked: s.addrs.len})
 	s.hooks = &session.Hooks{Closed: s.onSessionClosed, Flushed: s.onFlushed}

@@ -25,6 +25,9 @@ const (
 	// Told to the client with a GOAWAY.
 	ReasonReplaced = CloseReason("replaced")
 	ReasonDraining = CloseReason("draining")
+	// A rebalance moved the session (GOAWAY REBALANCE) and the client had not closed the
+	// connection drain.flushTimeout later.
+	ReasonRebalance = CloseReason("rebalance")
 
 	// Not told: the peer is gone or the process is stopping.
 	ReasonClientClosed = CloseReason("client_closed")

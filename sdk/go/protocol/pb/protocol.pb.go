@@ -266,6 +266,14 @@ const (
 	// Another connection of the same user opened the same session id; do not reconnect
 	// automatically.
 	GoAway_REASON_REPLACED GoAway_Reason = 2
+	// The pod holds more than its share of connections (after a scale-out, say) and moves
+	// some away; it stays up and ready. The client does what DRAINING asks: reconnect after
+	// reconnect_delay_ms through the load balancer, resuming with resume_token, which the load
+	// balancer may send to another pod (or back to this one: that works too). A client that does
+	// not know this value (one older than it) treats it as an unknown reason: it reconnects after
+	// reconnect_delay_ms and resumes from its positions, without the token, and loses nothing
+	// either; the gateway closes the connection after drain.flushTimeout whatever the client does.
+	GoAway_REASON_REBALANCE GoAway_Reason = 3
 )
 
 // Enum value maps for GoAway_Reason.
@@ -274,11 +282,13 @@ var (
 		0: "REASON_UNSPECIFIED",
 		1: "REASON_DRAINING",
 		2: "REASON_REPLACED",
+		3: "REASON_REBALANCE",
 	}
 	GoAway_Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED": 0,
 		"REASON_DRAINING":    1,
 		"REASON_REPLACED":    2,
+		"REASON_REBALANCE":   3,
 	}
 )
 
@@ -1925,16 +1935,17 @@ const file_tcpgateway_v1_protocol_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x123\n" +
-	"\bposition\x18\x03 \x01(\v2\x17.tcpgateway.v1.PositionR\bposition\"\xf5\x01\n" +
+	"\bposition\x18\x03 \x01(\v2\x17.tcpgateway.v1.PositionR\bposition\"\x8b\x02\n" +
 	"\x06GoAway\x124\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1c.tcpgateway.v1.GoAway.ReasonR\x06reason\x12,\n" +
 	"\x12reconnect_delay_ms\x18\x02 \x01(\rR\x10reconnectDelayMs\x12!\n" +
 	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"J\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"`\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fREASON_DRAINING\x10\x01\x12\x13\n" +
-	"\x0fREASON_REPLACED\x10\x02\"e\n" +
+	"\x0fREASON_REPLACED\x10\x02\x12\x14\n" +
+	"\x10REASON_REBALANCE\x10\x03\"e\n" +
 	"\x05Error\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.tcpgateway.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
