@@ -33,7 +33,14 @@ import (
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 )
 
-func TestMain(m *testing.M) { os.Exit(kafkatest.Main(m)) }
+// TestMain runs the tests, or the receivers process of TestFloor when the test binary is
+// re-executed as one (receivers.go).
+func TestMain(m *testing.M) {
+	if os.Getenv(receiversEnv) != "" {
+		os.Exit(receiversMain())
+	}
+	os.Exit(kafkatest.Main(m))
+}
 
 const dlConfigKafka = `kafka:
   brokers: [%q]
