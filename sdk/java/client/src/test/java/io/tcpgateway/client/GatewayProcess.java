@@ -60,6 +60,11 @@ public final class GatewayProcess implements AutoCloseable {
 
   /** A gateway reading downlink records from (and writing receipts to) the given broker and topics. */
   public GatewayProcess(String brokers, String downlinkTopic, String receiptsTopic) throws Exception {
+    this(brokers, downlinkTopic, receiptsTopic, null);
+  }
+
+  /** The same, also publishing session events to eventsTopic (when not null). */
+  public GatewayProcess(String brokers, String downlinkTopic, String receiptsTopic, String eventsTopic) throws Exception {
     Path bin = build();
     dir = Files.createTempDirectory("tcpgw-java-gw");
     Path key = dir.resolve("hs256.secret");
@@ -77,8 +82,13 @@ public final class GatewayProcess implements AutoCloseable {
       }
     });
     backend.start();
-    clientAddr = "127.0.0.1:" + freePort();
-    adminAddr = "127.0.0.1:" + freePort();
+    int clientPort = freePort();
+    int adminPort = freePort();
+    for (int i = 0; i < 10 && adminPort == clientPort; i++) {
+      adminPort = freePort(); // the kernel may hand out the port it just freed again
+    }
+    clientAddr = "127.0.0.1:" + clientPort;
+    adminAddr = "127.0.0.1:" + adminPort;
     log = dir.resolve("gateway.log");
     String cfg = String.join("\n",
         "serverID: java-sdk-test",
@@ -111,6 +121,9 @@ public final class GatewayProcess implements AutoCloseable {
           "  downlinkTopic: " + downlinkTopic,
           "  receiptsTopic: " + receiptsTopic,
           "");
+      if (eventsTopic != null) {
+        cfg += "  eventsTopic: " + eventsTopic + "\n";
+      }
     }
     Path cfgFile = dir.resolve("gateway.yaml");
     Files.writeString(cfgFile, cfg);
