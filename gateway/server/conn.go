@@ -15,10 +15,10 @@ import (
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
-type connKey struct{}
-
 // conn is the server's state for one connection, whatever its transport: a netpoll
-// connection (socket.go) or a TLS connection (stream.go).
+// connection (socket.go) or a TLS connection (stream.go). On netpoll it is also the context
+// that onConnect returns and netpoll hands back to onRequest and onDisconnect
+// (context.go), so finding it costs no allocation per connection.
 type conn struct {
 	srv    *Server
 	remote net.Addr
@@ -27,7 +27,7 @@ type conn struct {
 	// Owned by the connection's reader (onRequest runs one at a time per connection; a TLS
 	// connection has one reader goroutine).
 	handshaken bool
-	limiter    *rate.Limiter
+	limiter    *rate.Limiter // nil until the first request or REFRESH (allow)
 
 	// Drain: after GOAWAY the session takes no new requests (they get DRAINING); the requests
 	// already in flight still get their responses. away: awayNone, then awayQueuing while
@@ -84,7 +84,9 @@ func (c *conn) admit(withinPending bool, now time.Time) {
 	}
 }
 
-func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
+// onConnect makes the connection's state; the *conn it returns is the context netpoll passes
+// to onRequest and onDisconnect.
+func (s *Server) onConnect(_ context.Context, nc netpoll.Connection) context.Context {
 	now := s.now()
 	sock := &socket{srv: s, nc: nc}
 	c, withinPending := s.newConn(nc.RemoteAddr(), sock, now)
@@ -95,12 +97,12 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 		return nil
 	})
 	c.admit(withinPending, now)
-	return context.WithValue(ctx, connKey{}, c)
+	return c
 }
 
 // onDisconnect runs on the poller when the peer closed: it must return at once.
 func (s *Server) onDisconnect(ctx context.Context, _ netpoll.Connection) {
-	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+	if c, ok := ctx.(*conn); ok {
 		c.sess.Abort(session.ReasonClientClosed)
 	}
 }
@@ -135,7 +137,7 @@ func (s *Server) onFlushed(frames, bytes int) {
 // onRequest decodes every complete frame that has arrived. netpoll runs it on a pooled
 // goroutine, one at a time per connection; it never waits on a backend.
 func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err error) {
-	c, ok := ctx.Value(connKey{}).(*conn)
+	c, ok := ctx.(*conn)
 	if !ok {
 		return nc.Close()
 	}

@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 
-	"golang.org/x/time/rate"
-
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
@@ -76,7 +74,6 @@ func (c *conn) handshake(hs *pb.Handshake) {
 		Groups:        id.Groups,
 		ClientVersion: hs.ClientVersion,
 	})
-	c.limiter = rate.NewLimiter(rate.Limit(s.limits.RequestsPerSecond), s.limits.RequestBurst)
 	c.handshaken = true
 	c.tokenExpMs.Store(expiryMs(id.ExpiresAt))
 	if s.events != nil {

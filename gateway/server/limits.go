@@ -39,6 +39,17 @@ func (c *conn) refuseLimit(reason, limit string, code pb.ErrorCode, detail strin
 	}
 }
 
+// allow takes a token from the connection's request bucket (limits.requestsPerSecond and
+// requestBurst), creating the bucket on first use: an idle connection holds none. A
+// rate.Limiter starts full whenever it is created, so creating it at the first request
+// answers exactly as one created at the handshake would. Called only by the reader.
+func (c *conn) allow() bool {
+	if c.limiter == nil {
+		c.limiter = rate.NewLimiter(rate.Limit(c.srv.limits.RequestsPerSecond), c.srv.limits.RequestBurst)
+	}
+	return c.limiter.Allow()
+}
+
 // admitAddress counts the connection against its address's limit, and reports whether it is
 // within it. A connection without an IP address (none over TCP) is not limited.
 func (c *conn) admitAddress(now time.Time) bool {

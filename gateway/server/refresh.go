@@ -79,7 +79,7 @@ func (c *conn) refresh(seq uint64, r *pb.Refresh) {
 			Code: pb.ErrorCode_ERROR_CODE_UNAUTHENTICATED, Message: message,
 		}}})
 	}
-	if !c.limiter.Allow() {
+	if !c.allow() {
 		refuse(refreshRateLimited, refreshRateLimited)
 		return
 	}

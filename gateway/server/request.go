@@ -27,7 +27,7 @@ func (c *conn) request(seq uint64, req *pb.Request) {
 		// Not forwarded: the client resends it on its next connection.
 		c.reject(seq, req.Service, uplink.CodeDraining, "the gateway is draining; retry on the new connection")
 		return
-	case !c.limiter.Allow():
+	case !c.allow():
 		c.reject(seq, req.Service, uplink.CodeRateLimited, "request rate limit exceeded")
 		return
 	}

@@ -35,8 +35,20 @@ type socket struct {
 	timer *time.Timer // while lingering: closes the connection at the bound
 }
 
+// directFrames is the most frames a Write hands to netpoll without copying: netpoll gives one
+// sendmsg at most 32 buffers (its barriercap) and leaves the rest of a flush to its poller.
+const directFrames = 32
+
 // Write appends every frame to the connection's write buffer and sends them with one Flush
 // (one writev). Only the session's flusher calls it.
+//
+// Up to directFrames frames are linked into the buffer as they are (WriteDirect), not copied:
+// netpoll then keeps no buffer of its own once they are sent, only a reference to the last
+// frame until the next write, so an idle connection holds a few hundred bytes of output
+// instead of a buffer of limits.connectionBufferBytes. Frames are never modified once queued
+// (a broadcast's is shared by every session), which is what sending them uncopied requires.
+// More frames are copied into netpoll's buffer (WriteBinary), merging them into few buffers
+// for the sendmsg; that buffer is given back at the next direct write.
 func (k *socket) Write(bufs [][]byte) error {
 	k.mu.Lock()
 	if k.gone {
@@ -45,7 +57,13 @@ func (k *socket) Write(bufs [][]byte) error {
 	}
 	w := k.nc.Writer()
 	for _, b := range bufs {
-		if _, err := w.WriteBinary(b); err != nil {
+		var err error
+		if len(bufs) <= directFrames {
+			err = w.WriteDirect(b, 0)
+		} else {
+			_, err = w.WriteBinary(b)
+		}
+		if err != nil {
 			k.mu.Unlock()
 			return err
 		}

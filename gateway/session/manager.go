@@ -10,20 +10,21 @@ type Key struct{ UserID, SessionID string }
 func (s *Session) Key() Key { return Key{UserID: s.UserID, SessionID: s.SessionID} }
 
 // Manager indexes live, authenticated sessions by key (user, session id), user id and group.
-// It is the single owner of those indexes; every method is safe for concurrent use.
+// It is the single owner of those indexes; every method is safe for concurrent use. A user or
+// group with one session costs its map slot only (set.go).
 type Manager struct {
 	mu      sync.RWMutex
 	byID    map[Key]*Session
-	byUser  map[string]map[*Session]struct{}
-	byGroup map[string]map[*Session]struct{}
+	byUser  map[string]set
+	byGroup map[string]set
 }
 
 // NewManager makes an empty manager.
 func NewManager() *Manager {
 	return &Manager{
 		byID:    make(map[Key]*Session),
-		byUser:  make(map[string]map[*Session]struct{}),
-		byGroup: make(map[string]map[*Session]struct{}),
+		byUser:  make(map[string]set),
+		byGroup: make(map[string]set),
 	}
 }
 
@@ -76,20 +77,14 @@ func (m *Manager) Get(k Key) (*Session, bool) {
 func (m *Manager) User(dst []*Session, userID string) []*Session {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for s := range m.byUser[userID] {
-		dst = append(dst, s)
-	}
-	return dst
+	return m.byUser[userID].appendTo(dst)
 }
 
 // Group appends the sessions tagged with group to dst.
 func (m *Manager) Group(dst []*Session, group string) []*Session {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for s := range m.byGroup[group] {
-		dst = append(dst, s)
-	}
-	return dst
+	return m.byGroup[group].appendTo(dst)
 }
 
 // All appends every session to dst.
@@ -107,7 +102,7 @@ func (m *Manager) All(dst []*Session) []*Session {
 func (m *Manager) HasUser(userID string) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return len(m.byUser[userID]) > 0
+	return m.byUser[userID].len() > 0
 }
 
 // Len is the number of registered sessions.
@@ -115,21 +110,4 @@ func (m *Manager) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return len(m.byID)
-}
-
-func add(index map[string]map[*Session]struct{}, key string, s *Session) {
-	set := index[key]
-	if set == nil {
-		set = make(map[*Session]struct{}, 1)
-		index[key] = set
-	}
-	set[s] = struct{}{}
-}
-
-func remove(index map[string]map[*Session]struct{}, key string, s *Session) {
-	set := index[key]
-	delete(set, s)
-	if len(set) == 0 {
-		delete(index, key)
-	}
 }

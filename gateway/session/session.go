@@ -14,8 +14,9 @@ import (
 )
 
 // Transport is the write side of a connection. Write sends every buffer and flushes (it may
-// block on a slow peer, but only the session's own flusher ever calls it); Close ends the
-// connection. The server implements it on netpoll (socket.go) and on crypto/tls (stream.go);
+// block on a slow peer, but only the session's own flusher ever calls it); it may keep
+// referencing the buffers after it returns (netpoll sends them uncopied), which is safe
+// because a queued frame is never modified. Close ends the connection. The server implements it on netpoll (socket.go) and on crypto/tls (stream.go);
 // tests on anything.
 type Transport interface {
 	Write(bufs [][]byte) error
