@@ -51,6 +51,7 @@ func clientServiceName(gw *v1alpha1.TCPGateway) string   { return gw.Name }
 func statefulSetName(gw *v1alpha1.TCPGateway) string     { return gw.Name }
 func pdbName(gw *v1alpha1.TCPGateway) string             { return gw.Name }
 func networkPolicyName(gw *v1alpha1.TCPGateway) string   { return gw.Name }
+func hpaName(gw *v1alpha1.TCPGateway) string             { return gw.Name }
 
 // selectorLabels select the gateway pods of one TCPGateway. They are immutable on the
 // StatefulSet, so they never change.

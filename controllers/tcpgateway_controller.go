@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -52,6 +53,7 @@ type TCPGatewayReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -122,6 +124,7 @@ func (r *TCPGatewayReconciler) reconcileObjects(ctx context.Context, gw *v1alpha
 		func() error { return r.reconcileStatefulSet(ctx, gw, rc, o) },
 		func() error { return r.reconcilePDB(ctx, gw) },
 		func() error { return r.reconcileNetworkPolicy(ctx, gw) },
+		func() error { return r.reconcileAutoscaler(ctx, gw, rc) },
 		func() error { return r.observePods(ctx, gw, o) },
 	}
 	for _, phase := range phases {
@@ -231,12 +234,13 @@ func (r *TCPGatewayReconciler) now() time.Time {
 func OwnedCacheOptions() map[client.Object]cache.ByObject {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})}
 	return map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}:             owned,
-		&corev1.Service{}:               owned,
-		&appsv1.StatefulSet{}:           owned,
-		&policyv1.PodDisruptionBudget{}: owned,
-		&networkingv1.NetworkPolicy{}:   owned,
-		&corev1.Pod{}:                   owned,
+		&corev1.ConfigMap{}:                      owned,
+		&corev1.Service{}:                        owned,
+		&appsv1.StatefulSet{}:                    owned,
+		&policyv1.PodDisruptionBudget{}:          owned,
+		&networkingv1.NetworkPolicy{}:            owned,
+		&autoscalingv2.HorizontalPodAutoscaler{}: owned,
+		&corev1.Pod{}:                            owned,
 	}
 }
 
@@ -252,6 +256,7 @@ func (r *TCPGatewayReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent 
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(gatewayOfPod),
 			builder.WithPredicates(podFailureChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).

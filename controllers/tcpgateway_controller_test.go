@@ -55,6 +55,7 @@ func TestOperator(t *testing.T) {
 	t.Run("scale subresource", e.testScale)
 	t.Run("client Service changes", e.testServiceChanges)
 	t.Run("network policy on, changed and off", e.testNetworkPolicy)
+	t.Run("autoscaler on, scaling, repaired and off", e.testAutoscaler)
 	t.Run("crash-looping pods are Degraded", e.testPodsFailing)
 	t.Run("Kafka over TLS and SASL, each failure its reason", e.testKafkaSecurity)
 	t.Run("topic Events kept apart, operator metrics counted", e.testTopicEventsAndMetrics)
@@ -284,6 +285,19 @@ func (e *env) testValidation(t *testing.T) {
 		{"Kafka TLS server name with a path", func(gw *v1alpha1.TCPGateway) {
 			gw.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{ServerName: "kafka/x"}
 		}, "spec.kafka.tls.serverName in body should match"},
+		{"autoscaling min above max", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Autoscaling = &v1alpha1.Autoscaling{MinReplicas: 5, MaxReplicas: 4, TargetConnectionsPerPod: 100}
+		}, "spec.autoscaling: Invalid value: minReplicas must be at most maxReplicas"},
+		{"autoscaling default min above max", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Autoscaling = &v1alpha1.Autoscaling{MaxReplicas: 1, TargetConnectionsPerPod: 100}
+		}, "minReplicas must be at most maxReplicas"},
+		{"autoscaling without a target", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Autoscaling = &v1alpha1.Autoscaling{MaxReplicas: 4}
+		}, "spec.autoscaling.targetConnectionsPerPod in body should be greater than or equal to 1"},
+		{"autoscaling stabilization above an hour", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Autoscaling = &v1alpha1.Autoscaling{MaxReplicas: 4, TargetConnectionsPerPod: 100, ScaleDownStabilizationSeconds: ptr.To[int32](3601)}
+		}, "spec.autoscaling.scaleDownStabilizationSeconds in body should be less than or equal to 3600"},
+		{"autoscaling minReplicas 0", nil, "spec.autoscaling.minReplicas in body should be greater than or equal to 1"},
 		{"name too long", func(gw *v1alpha1.TCPGateway) { gw.Name = strings.Repeat("a", 53) },
 			"metadata.name must be at most 52 characters"},
 		{"name not a DNS-1035 label", func(gw *v1alpha1.TCPGateway) { gw.Name = "1chat" },
@@ -295,6 +309,9 @@ func (e *env) testValidation(t *testing.T) {
 		},
 		"expiry maxEntries 0": func(u *unstructured.Unstructured) error {
 			return unstructured.SetNestedField(u.Object, int64(0), "spec", "kafka", "expiry", "maxEntries")
+		},
+		"autoscaling minReplicas 0": func(u *unstructured.Unstructured) error {
+			return unstructured.SetNestedField(u.Object, map[string]any{"minReplicas": int64(0), "maxReplicas": int64(3), "targetConnectionsPerPod": int64(10)}, "spec", "autoscaling")
 		},
 		"replicas -1": func(u *unstructured.Unstructured) error {
 			return unstructured.SetNestedField(u.Object, int64(-1), "spec", "replicas")

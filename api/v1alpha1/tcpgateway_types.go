@@ -60,7 +60,9 @@ type TCPGatewayList struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.port != self.adminPort",message="port and adminPort must differ"
 type TCPGatewaySpec struct {
-	// Replicas is the number of gateway pods. Default 2.
+	// Replicas is the number of gateway pods. Default 2. With spec.autoscaling, the
+	// HorizontalPodAutoscaler the operator manages writes it through the scale subresource;
+	// leave it out of applied manifests then, or each apply undoes the autoscaler's choice.
 	// +kubebuilder:default=2
 	// +kubebuilder:validation:Minimum=0
 	// +optional
@@ -177,6 +179,54 @@ type TCPGatewaySpec struct {
 	// maxUnavailable 1.
 	// +optional
 	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+
+	// Autoscaling, when set, makes the operator manage a HorizontalPodAutoscaler (autoscaling/v2,
+	// named like the TCPGateway) that scales this TCPGateway through its scale subresource on
+	// the client connections (established sessions) per pod. Removing it deletes the autoscaler and leaves
+	// spec.replicas where the autoscaler last put it.
+	// +optional
+	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
+}
+
+// AutoscalingMetric is the per-pod metric the operator's HorizontalPodAutoscaler reads from the
+// custom metrics API (custom.metrics.k8s.io, pods): the gateway's tcpgw_sessions gauge, its
+// established (handshaken) client connections. The operator can serve it (docs/operator.md,
+// Autoscaling); in production a prometheus-adapter exposing that gauge under the same name
+// serves it equally.
+const AutoscalingMetric = "tcpgw_sessions"
+
+// Autoscaling bounds and drives the HorizontalPodAutoscaler.
+//
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="minReplicas must be at most maxReplicas"
+type Autoscaling struct {
+	// MinReplicas is the fewest pods the autoscaler leaves. Default 2.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the most pods the autoscaler makes.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +required
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// TargetConnectionsPerPod is the average of client connections (established sessions,
+	// tcpgw_sessions) per pod the autoscaler steers to (the Pods metric's averageValue).
+	// +kubebuilder:validation:Minimum=1
+	// +required
+	TargetConnectionsPerPod int64 `json:"targetConnectionsPerPod"`
+
+	// ScaleDownStabilizationSeconds: the autoscaler removes pods only down to the highest
+	// recommendation of this many past seconds, so a dip in connections (clients reconnecting
+	// after a drain) does not remove pods. Default 300 (the HPA's own default). Whatever it is,
+	// pods are removed one at a time, one per terminationGracePeriodSeconds of the pods, so at
+	// most one pod drains because of the autoscaler at any moment.
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
 }
 
 // TLSVersion is a minimum TLS protocol version.
