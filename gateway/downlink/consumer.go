@@ -48,9 +48,13 @@ const (
 )
 
 // Sessions is what the consumer needs from the server: the registry and the send path.
+// SendEncoded queues a frame and starts the session's flush (replays); QueueEncoded queues
+// one without starting it and reports whether the caller owes the session a Wake
+// (session.Queue), as live records are delivered in batches.
 type Sessions interface {
 	Sessions() *session.Manager
 	SendEncoded(s *session.Session, kind string, frame []byte)
+	QueueEncoded(s *session.Session, kind string, frame []byte) bool
 }
 
 // Options configure a Consumer.
@@ -447,10 +451,14 @@ func (c *Consumer) startReader(ctx context.Context, partition int, offset, deliv
 	c.mu.Unlock()
 	c.log.Info("reading partition", "partition", partition, "from", offset, "deliverFrom", deliverFrom, "group", c.group)
 
-	c.wg.Add(1)
+	// Two goroutines per partition: the fetcher takes records from kafka-go as they arrive;
+	// the deliverer handles them in batches (batch.go), so that what was fetched together
+	// reaches every target session's queue before that session's flush starts.
+	fetched := make(chan kafka.Message, batchMaxRecords)
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
-		label := strconv.Itoa(partition)
+		defer close(fetched)
 		for {
 			m, err := r.FetchMessage(ctx)
 			if err != nil {
@@ -460,9 +468,20 @@ func (c *Consumer) startReader(ctx context.Context, partition int, offset, deliv
 				c.log.Warn("fetch failed", "partition", partition, "err", err)
 				continue
 			}
-			c.o.Metrics.Lag.WithLabelValues(label).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
-			c.handle(m)
+			select {
+			case fetched <- m:
+			case <-ctx.Done():
+				return
+			}
 		}
+	}()
+	go func() {
+		defer c.wg.Done()
+		lag := c.o.Metrics.Lag.WithLabelValues(strconv.Itoa(partition))
+		deliverBatches(fetched, func(m kafka.Message, b *batch) {
+			lag.Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
+			c.handle(m, b)
+		})
 	}()
 }
 

@@ -15,10 +15,11 @@ import (
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 )
 
-// handle records one fetched record in the replay window and delivers it to the target
-// sessions held here. Bad records are counted and skipped: one bad producer must not stop
-// delivery for everyone.
-func (c *Consumer) handle(m kafka.Message) {
+// handle records one fetched record in the replay window and queues it on the target
+// sessions held here, adding it to b: the flushes of the sessions it owes a wake start when
+// the caller ends the batch (b.wake). Bad records are counted and skipped: one bad producer
+// must not stop delivery for everyone.
+func (c *Consumer) handle(m kafka.Message, b *batch) {
 	d, kind, detail := decode(m)
 	now := c.now()
 
@@ -69,11 +70,12 @@ func (c *Consumer) handle(m kafka.Message) {
 		return
 	}
 	// Encoded once, shared read-only by every target session's queue.
+	b.records++
 	for _, s := range targets {
 		if wantsReceipt {
 			c.expectAnswer(s, d, m.Partition, m.Offset, now)
 		}
-		c.o.Sessions.SendEncoded(s, "push", frame)
+		b.queued(s, c.o.Sessions.QueueEncoded(s, "push", frame), len(frame))
 		if wantsReceipt {
 			// Carries the expiry: the owner of its receipts partition writes EXPIRED if no
 			// answer follows in time, whatever becomes of this pod.

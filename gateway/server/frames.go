@@ -62,9 +62,24 @@ func (s *Server) sendTo(sess *session.Session, f *pb.Frame) {
 	s.SendEncoded(sess, protocol.Kind(f), b)
 }
 
-// SendEncoded queues an already encoded frame; broadcasts encode once and share the bytes.
+// SendEncoded queues an already encoded frame and starts the session's flush; broadcasts
+// encode once and share the bytes.
 func (s *Server) SendEncoded(sess *session.Session, kind string, frame []byte) {
-	switch err := sess.Send(frame); err {
+	s.counted(kind, sess.Send(frame))
+}
+
+// QueueEncoded queues an already encoded frame without starting the session's flush
+// (session.Queue): it returns true when the caller must call sess.Wake once its batch is
+// queued.
+func (s *Server) QueueEncoded(sess *session.Session, kind string, frame []byte) bool {
+	wake, err := sess.Queue(frame)
+	s.counted(kind, err)
+	return wake
+}
+
+// counted counts a frame queued, or dropped and why.
+func (s *Server) counted(kind string, err error) {
+	switch err {
 	case nil:
 		s.frames.out(kind)
 	case session.ErrSlowConsumer:

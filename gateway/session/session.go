@@ -110,7 +110,8 @@ type Session struct {
 	queuedBytes int
 	writing     int         // bytes of the write in progress (taken off the queue, not yet written)
 	writeStart  int64       // Unix nanotime the write in progress started; 0 when none
-	flushing    bool        // a flusher owns the transport's write side
+	flushing    bool        // a flusher owns the transport's write side, or is owed (wakeOwed)
+	wakeOwed    bool        // flushing, but the flusher waits for the Wake of a Queue caller
 	closing     bool        // no more frames accepted; close after the queue drains
 	closed      bool        // transport closed
 	slow        bool        // closed as a slow consumer
@@ -141,10 +142,43 @@ func (s *Session) Touch(now time.Time) { s.lastSeen.Store(now.UnixNano()) }
 // LastSeen is the time of the last inbound activity.
 func (s *Session) LastSeen() time.Time { return time.Unix(0, s.lastSeen.Load()) }
 
-// Send queues an encoded frame. It never blocks: a full queue closes the session as a slow
-// consumer (see closeSlowLocked) and returns ErrSlowConsumer. With a Budget, a send that takes
-// the server over it first sheds the slowest consumers, which may include this session.
+// Send queues an encoded frame and starts the session's flush if none is running. It never
+// blocks: a full queue closes the session as a slow consumer (see closeSlowLocked) and returns
+// ErrSlowConsumer. With a Budget, a send that takes the server over it first sheds the slowest
+// consumers, which may include this session.
 func (s *Session) Send(frame []byte) error {
+	_, err := s.enqueue(frame, false)
+	return err
+}
+
+// Queue queues an encoded frame like Send but leaves starting the flush to the caller, so that
+// a caller queueing a batch of frames on many sessions (the downlink consumer) starts each
+// session's flush once, with the whole batch queued: one write carries the batch. It returns
+// true when the caller owes the session a Wake: the session had no flush running and none was
+// owed. The caller must call Wake once for each true, as soon as its batch is queued.
+//
+// Queue starts the flush itself, and owes nothing, once the frames waiting for a wake reach
+// half the session's queue bound (frames or bytes) or the shared Budget is more than half
+// used: a batch never makes a session a slow consumer, nor sheds sessions, by deferring
+// writes that would otherwise have drained.
+func (s *Session) Queue(frame []byte) (wake bool, err error) {
+	return s.enqueue(frame, true)
+}
+
+// Wake starts the flush that a Queue returning true deferred; it does nothing when the flush
+// was started since (by a Send, a close, or Queue under pressure).
+func (s *Session) Wake() {
+	s.mu.Lock()
+	owed := s.wakeOwed
+	s.wakeOwed = false
+	s.mu.Unlock()
+	if owed {
+		s.goFlush()
+	}
+}
+
+// enqueue is Send (deferred false) and Queue (deferred true).
+func (s *Session) enqueue(frame []byte, deferred bool) (owed bool, err error) {
 	b := s.limits.Budget
 	if b != nil {
 		b.charge(len(frame))
@@ -153,23 +187,44 @@ func (s *Session) Send(frame []byte) error {
 	if s.closing {
 		s.mu.Unlock()
 		b.release(len(frame))
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if len(s.queue) >= s.limits.QueueFrames || s.queuedBytes+len(frame) > s.limits.QueueBytes {
 		s.closeSlowLocked(queueFullError)
 		s.mu.Unlock()
 		b.release(len(frame))
-		return ErrSlowConsumer
+		return false, ErrSlowConsumer
 	}
 	s.queue = append(s.queue, frame)
 	s.queuedBytes += len(frame)
-	start := !s.flushing
-	s.flushing = true
+	start := false
+	switch {
+	case deferred && (!s.flushing || s.wakeOwed) && s.pressedLocked():
+		// Too much waits for a wake: flush now, whoever owed the wake.
+		start, s.flushing, s.wakeOwed = true, true, false
+	case deferred && !s.flushing:
+		s.flushing, s.wakeOwed, owed = true, true, true
+	case deferred:
+		// A flush runs (it takes this frame before it stops) or another caller owes the wake.
+	case !s.flushing || s.wakeOwed:
+		// A frame sent outside a batch (a RESPONSE, a PONG) does not wait for one to end.
+		start, s.flushing, s.wakeOwed = true, true, false
+	}
 	s.mu.Unlock()
 	if start {
 		s.goFlush()
 	}
-	return nil
+	return owed, nil
+}
+
+// pressedLocked reports whether frames waiting for a wake must be flushed now: the queue is
+// at half its bound, or the shared budget is more than half used.
+func (s *Session) pressedLocked() bool {
+	if 2*len(s.queue) >= s.limits.QueueFrames || 2*s.queuedBytes >= s.limits.QueueBytes {
+		return true
+	}
+	b := s.limits.Budget
+	return b != nil && 2*(b.used.Load()-b.releasing.Load()) > b.limit
 }
 
 // closeSlowLocked closes the session as a slow consumer so that the client still learns why:
@@ -193,8 +248,9 @@ func (s *Session) closeSlowLocked(last []byte) int64 {
 	if grace := s.limits.SlowCloseGrace; grace > 0 {
 		time.AfterFunc(grace, func() { s.Abort(ReasonSlowConsumer) })
 	}
-	if !s.flushing {
-		s.flushing = true
+	if !s.flushing || s.wakeOwed {
+		// The ERROR frame does not wait for a batch's wake.
+		s.flushing, s.wakeOwed = true, false
 		s.goFlush()
 	}
 	return int64(dropped + s.writing)
@@ -241,8 +297,8 @@ func (s *Session) CloseAfter(last []byte, reason CloseReason) bool {
 			b.used.Add(int64(len(last)))
 		}
 	}
-	start := !s.flushing
-	s.flushing = true
+	start := !s.flushing || s.wakeOwed // the last frame does not wait for a batch's wake
+	s.flushing, s.wakeOwed = true, false
 	s.mu.Unlock()
 	if start {
 		s.goFlush()

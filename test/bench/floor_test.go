@@ -26,8 +26,10 @@ package bench
 // connection, and TCPGW_FLOOR_BURSTS (3) bursts of TCPGW_FLOOR_BURST (100) broadcasts back to
 // back; for each, the server's CPU time (utime+stime, /proc) from just before the broadcast
 // until the receivers have every delivery, over the deliveries. TCPGW_FLOOR_REPEAT (3) runs per
-// kind; TCPGW_FLOOR_KINDS (gateway,netpoll,writev) picks kinds; TCPGW_FLOOR_OUT writes the
-// summary there. Before each broadcast the test waits (≤ 20 s) for a second in which the
+// kind; TCPGW_FLOOR_KINDS (gateway,netpoll,writev) picks kinds; TCPGW_FLOOR_REF=<commit> adds
+// the kind "reference", cmd/gateway built at that commit (BuildGatewayAt), measured as the
+// gateway is; TCPGW_FLOOR_REF_BURSTS (TCPGW_FLOOR_BURSTS) is the bursts per run of netpoll
+// and writev, which take ~10 CPU-seconds each; TCPGW_FLOOR_OUT writes the summary there. Before each broadcast the test waits (≤ 20 s) for a second in which the
 // machine is below 0.3 busy cores.
 
 import (
@@ -83,7 +85,12 @@ func TestFloor(t *testing.T) {
 	singles := envInt(t, "TCPGW_FLOOR_BROADCASTS", 3)
 	burst := envInt(t, "TCPGW_FLOOR_BURST", 100)
 	bursts := envInt(t, "TCPGW_FLOOR_BURSTS", 3)
+	refBursts := envInt(t, "TCPGW_FLOOR_REF_BURSTS", bursts)
 	kinds := strings.Split(envOr(t, "TCPGW_FLOOR_KINDS", Gateway+","+RawNetpoll+","+OneWritev), ",")
+	ref := os.Getenv("TCPGW_FLOOR_REF")
+	if ref != "" {
+		kinds = append(kinds[:1], append([]string{Reference}, kinds[1:]...)...)
+	}
 	if repeat < 1 || conns < 1 {
 		t.Fatal("TCPGW_FLOOR_REPEAT and TCPGW_FLOOR_CONNS must be positive")
 	}
@@ -95,9 +102,19 @@ func TestFloor(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build refserver: %v\n%s", err, out)
 	}
+	gateways := map[string]string{Gateway: env.Bins.Gateway}
+	if ref != "" {
+		t.Logf("building the gateway at %s", ref)
+		v, commit, err := BuildGatewayAt(ctx, root, env.Dir, Reference, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("reference: %s", commit)
+		gateways[Reference] = v.Bin
+	}
 	var pub *push.Publisher
 	var bootstrap, topic, receipts string
-	if slices.Contains(kinds, Gateway) {
+	if slices.Contains(kinds, Gateway) || ref != "" {
 		bootstrap = kafkatest.Bootstrap(t)
 		topic = kafkatest.CreateTopic(t, bootstrap, 6)
 		receipts = kafkatest.CreateTopic(t, bootstrap, 6)
@@ -109,8 +126,8 @@ func TestFloor(t *testing.T) {
 	}
 	load0 := loadAvg()
 	start := func(kind string, run int) (*floorServer, error) {
-		if kind == Gateway {
-			return startFloorGateway(ctx, env, bootstrap, topic, receipts, pub, run)
+		if bin, ok := gateways[kind]; ok {
+			return startFloorGateway(ctx, env, bin, kind, bootstrap, topic, receipts, pub, run)
 		}
 		return startRefServer(ctx, refBin, kind)
 	}
@@ -122,7 +139,11 @@ func TestFloor(t *testing.T) {
 			order = append(order[1:], order[0])
 		}
 		for _, kind := range order {
-			r, err := floorMeasure(ctx, t, env, start, kind, i+1, conns, singles, burst, bursts)
+			n := bursts
+			if kind == RawNetpoll || kind == OneWritev {
+				n = refBursts
+			}
+			r, err := floorMeasure(ctx, t, env, start, kind, i+1, conns, singles, burst, n)
 			if err != nil {
 				t.Fatalf("%s run %d: %v", kind, i+1, err)
 			}
@@ -140,7 +161,7 @@ func TestFloor(t *testing.T) {
 
 // startFloorGateway starts a gateway reading topic (receipts: its receipts topic) under a server id of its own (so it starts
 // at the end of every partition) and waits until it is ready.
-func startFloorGateway(ctx context.Context, env *Env, bootstrap, topic, receipts string, pub *push.Publisher, run int) (*floorServer, error) {
+func startFloorGateway(ctx context.Context, env *Env, bin, name, bootstrap, topic, receipts string, pub *push.Publisher, run int) (*floorServer, error) {
 	var addrs [3]string
 	for i := range addrs {
 		a, err := FreeAddr()
@@ -150,14 +171,14 @@ func startFloorGateway(ctx context.Context, env *Env, bootstrap, topic, receipts
 		addrs[i] = a
 	}
 	addr, admin, pprof := addrs[0], addrs[1], addrs[2]
-	kind := "floor-" + strconv.Itoa(run)
+	kind := "floor-" + name + "-" + strconv.Itoa(run)
 	cfg := filepath.Join(env.Dir, "gateway-"+kind+".yaml")
 	body := fmt.Appendf(nil, configYAML, kind, addr, admin, filepath.Join(env.Dir, kind+".sock"), env.SecretFile, env.EchoAddr, pprof)
 	body = fmt.Appendf(body, dlConfigKafka, bootstrap, topic, receipts)
 	if err := os.WriteFile(cfg, body, 0o600); err != nil {
 		return nil, err
 	}
-	p, err := Start(ctx, Gateway, env.Bins.Gateway, "-config", cfg)
+	p, err := Start(ctx, name, bin, "-config", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +335,7 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 		}
 		return c1 - c0, u1 - u0, time.Duration(st.LastNs - sent.UnixNano()), nil
 	}
-	if kind == Gateway && (singles > 0 || bursts > 0) {
+	if (kind == Gateway || kind == Reference) && (singles > 0 || bursts > 0) {
 		if _, _, _, err := deliver(1); err != nil { // the first record also proves delivery works
 			return nil, fmt.Errorf("first broadcast: %w", err)
 		}
