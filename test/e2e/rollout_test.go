@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -22,8 +23,9 @@ import (
 	"github.com/tcpgateway/tcpgateway/test/traffic"
 )
 
-// Traffic while pods are replaced: clients through the LB (a third of them also sending echo
-// requests), and pushes to users, groups and everyone.
+// Traffic while pods are replaced: clients through the LB (20 of them also sending echo
+// requests), and pushes to users, groups and everyone. The size is CI's unless the knobs
+// (rollout_knobs_test.go) say otherwise.
 const (
 	trafficClients  = 60
 	trafficTalkers  = 20
@@ -36,38 +38,31 @@ const (
 	scaleInReplica  = 2
 )
 
-// Issue item 2: rolling updates under continuous traffic — a new image tag, then a
-// configuration change (which rolls the pods through the config hash on their template) —
-// replace every pod through its preStop drain, twice: no SIGKILL, every push arrives once,
-// every request is answered.
+// Rolling updates under continuous traffic, one after the other: new image tags and
+// configuration changes (which roll the pods through the config hash on their template) in
+// turn, TCPGW_E2E_ROLLOUTS of them (default 5; the long proof runs 20). Every pod of every
+// update is replaced through its preStop drain: none SIGKILLed, none exits non-zero, every
+// push arrives once, every request is answered.
 func TestRollingUpdateUnderTrafficLosesNothing(t *testing.T) {
 	s := shared(t)
+	k := rolloutKnobs(t)
 	const ns, name = "e2e-rollout", "chat"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+time.Duration(k.rollouts)*time.Minute)
 	defer cancel()
 	gw, addr := s.apply(ctx, t, ns, name, s.gatewaySpec(3))
 	pods := s.waitPods(ctx, t, ns, "3 ready pods", func(pods map[string]*corev1.Pod) bool { return countReady(pods) == 3 })
-	run := startTraffic(t, s, gw, addr, ns)
+	run := startTrafficSized(t, s, gw, addr, ns, k.clients, k.rate)
 
 	t0 := time.Now()
 	replaced := map[types.UID]bool{}
-	for _, step := range []struct {
-		what   string
-		change func(*v1alpha1.TCPGatewaySpec)
-		rolled func(old, new *corev1.Pod) bool
-	}{
-		{"image tag", func(spec *v1alpha1.TCPGatewaySpec) { spec.Image = image + "-v2" },
-			func(_, p *corev1.Pod) bool { return p.Spec.Containers[0].Image == image+"-v2" }},
-		{"configuration (route timeout)", func(spec *v1alpha1.TCPGatewaySpec) { spec.Routes[0].Timeout = "6s" },
-			func(old, p *corev1.Pod) bool {
-				return p.Annotations[controllers.AnnotationConfigHash] != old.Annotations[controllers.AnnotationConfigHash]
-			}},
-	} {
+	var took []time.Duration
+	for i := range k.rollouts {
+		step := rolloutStep(i)
 		start := time.Now()
 		old := uids(pods)
 		sample := pods["chat-0"]
 		s.patchGateway(ctx, t, ns, name, step.change)
-		pods = s.waitPods(ctx, t, ns, "every pod replaced and ready after the "+step.what+" change", func(pods map[string]*corev1.Pod) bool {
+		pods = s.waitPods(ctx, t, ns, fmt.Sprintf("every pod replaced and ready after update %d (%s)", i+1, step.what), func(pods map[string]*corev1.Pod) bool {
 			for _, p := range pods {
 				if old[p.UID] || !isReady(p) || !step.rolled(sample, p) {
 					return false
@@ -77,15 +72,26 @@ func TestRollingUpdateUnderTrafficLosesNothing(t *testing.T) {
 		})
 		s.waitStatefulSetSettled(ctx, t, ns, name, 3)
 		maps.Copy(replaced, old)
-		t.Logf("rolling update (%s) done in %v: %s", step.what, time.Since(start).Round(time.Millisecond), podList(pods))
+		took = append(took, time.Since(start))
+		t.Logf("rolling update %d/%d (%s) done in %v: %s", i+1, k.rollouts, step.what, time.Since(start).Round(time.Millisecond), podList(pods))
 	}
+	elapsed := time.Since(t0)
 
-	run.finish(t, t0)
+	ps, deliveries := run.finish(t, t0)
 	terms := s.terminations(ns)
 	if ended := termUIDs(terms); !maps.Equal(ended, replaced) {
-		t.Errorf("terminated pods %v, want exactly the six replaced ones %v", ended, replaced)
+		t.Errorf("terminated pods %v, want exactly the %d replaced ones %v", ended, len(replaced), replaced)
 	}
 	checkGraceful(t, terms)
+	killed, nonZero := 0, 0
+	for _, tm := range terms {
+		if tm.GraceKilled {
+			killed++
+		}
+		if tm.ExitCode != 0 {
+			nonZero++
+		}
+	}
 	mv := traffic.CheckMoves(run.fleet.Clients, "", t0)
 	if len(mv.NotBack) > 0 {
 		t.Errorf("%d clients never reconnected although every pod was replaced, e.g. %s", len(mv.NotBack), mv.NotBack[0])
@@ -93,8 +99,56 @@ func TestRollingUpdateUnderTrafficLosesNothing(t *testing.T) {
 	if len(mv.ResumeBad) > 0 {
 		t.Errorf("%d reconnects did not resume completely, e.g. %s", len(mv.ResumeBad), strings.Join(mv.ResumeBad[:min(3, len(mv.ResumeBad))], "; "))
 	}
-	t.Logf("clients moved: %d, last back %v after the first update began, at most %d handshakes in one second",
-		mv.Moved, mv.Last().Round(time.Millisecond), mv.MaxPerSecond)
+	lost, dups := 0, 0
+	for _, ac := range run.fleet.Clients {
+		n, _ := ac.Missing(run.producer, t0, 0, time.Time{})
+		lost += n
+		dups += ac.Duplicates()
+	}
+	slices.Sort(took)
+	t.Logf("FIGURES rollouts: %d rolling updates of 3 pods in %v (each: min %v, median %v, max %v); %d pods terminated, %d SIGKILLed, %d exited non-zero; "+
+		"%d clients, %d records accepted (%.0f/s offered), %d deliveries, %d lost, %d duplicates; %d handshakes after t0, at most %d in one second",
+		k.rollouts, elapsed.Round(time.Second), took[0].Round(100*time.Millisecond), took[len(took)/2].Round(100*time.Millisecond),
+		took[len(took)-1].Round(100*time.Millisecond), len(terms), killed, nonZero,
+		k.clients, ps.Accepted, ps.Rate, deliveries, lost, dups, handshakesAfter(run.fleet, t0), mv.MaxPerSecond)
+}
+
+// rolloutStep is the i-th change of TestRollingUpdateUnderTrafficLosesNothing: even steps a
+// new image tag, odd ones a new route timeout (a configuration change), each value new, so
+// that every step rolls every pod.
+func rolloutStep(i int) (step struct {
+	what   string
+	change func(*v1alpha1.TCPGatewaySpec)
+	rolled func(old, new *corev1.Pod) bool
+}) {
+	if i%2 == 0 {
+		tag := fmt.Sprintf("%s-v%d", image, i/2+2)
+		step.what = "image tag " + tag
+		step.change = func(spec *v1alpha1.TCPGatewaySpec) { spec.Image = tag }
+		step.rolled = func(_, p *corev1.Pod) bool { return p.Spec.Containers[0].Image == tag }
+		return step
+	}
+	timeout := fmt.Sprintf("%ds", 6+i/2)
+	step.what = "configuration (route timeout " + timeout + ")"
+	step.change = func(spec *v1alpha1.TCPGatewaySpec) { spec.Routes[0].Timeout = v1alpha1.Duration(timeout) }
+	step.rolled = func(old, p *corev1.Pod) bool {
+		return p.Annotations[controllers.AnnotationConfigHash] != old.Annotations[controllers.AnnotationConfigHash]
+	}
+	return step
+}
+
+// handshakesAfter counts the fleet's handshakes after t0.
+func handshakesAfter(f *traffic.Fleet, t0 time.Time) int {
+	n := 0
+	for _, ac := range f.Clients {
+		conns, _ := ac.Events()
+		for _, c := range conns {
+			if c.At.After(t0) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Issue item 3: scale 3 → 5 → 2 under traffic. The three pods removed by the scale-in drain
@@ -163,12 +217,18 @@ type trafficRun struct {
 // every client has received a push.
 func startTraffic(t *testing.T, s *system, gw *v1alpha1.TCPGateway, addr, ns string) *trafficRun {
 	t.Helper()
+	return startTrafficSized(t, s, gw, addr, ns, trafficClients, trafficRate)
+}
+
+// startTrafficSized is startTraffic with clients and records/s of the caller's choosing.
+func startTrafficSized(t *testing.T, s *system, gw *v1alpha1.TCPGateway, addr, ns string, clients int, rate float64) *trafficRun {
+	t.Helper()
 	s.awaitTopic(t, gw.Status.Kafka.DownlinkTopic)
-	f := traffic.Connect(t, traffic.FleetOptions{Addr: addr, Clients: trafficClients, Tag: "e2e",
+	f := traffic.Connect(t, traffic.FleetOptions{Addr: addr, Clients: clients, Tag: "e2e",
 		Token: func(user string, groups []string) string { return token(t, user, groups) }})
 	p := traffic.StartProducer(t, traffic.ProducerOptions{Brokers: []string{s.brokers},
-		Topic: gw.Status.Kafka.DownlinkTopic, Rate: trafficRate, Users: trafficClients})
-	tk := traffic.StartTalkers(t, f.Clients[:trafficTalkers], talkEvery)
+		Topic: gw.Status.Kafka.DownlinkTopic, Rate: rate, Users: clients})
+	tk := traffic.StartTalkers(t, f.Clients[:min(trafficTalkers, clients)], talkEvery)
 	if !f.WaitUntil(trafficFlowing, func() bool {
 		for _, ac := range f.Clients {
 			if ac.Deliveries() == 0 {
@@ -184,13 +244,13 @@ func startTraffic(t *testing.T, s *system, gw *v1alpha1.TCPGateway, addr, ns str
 	for _, ac := range f.Clients {
 		servers[ac.Server()]++
 	}
-	t.Logf("traffic flowing: %d clients (per pod %v), %d records/s, %d talkers", trafficClients, servers, trafficRate, trafficTalkers)
+	t.Logf("traffic flowing: %d clients (per pod %v), %.0f records/s, %d talkers", clients, servers, rate, min(trafficTalkers, clients))
 	return &trafficRun{fleet: f, producer: p, talkers: tk}
 }
 
 // finish stops the traffic and checks it: every record Kafka accepted reached every client it
 // targets exactly once and in order; every request was answered by the backend.
-func (r *trafficRun) finish(t *testing.T, t0 time.Time) {
+func (r *trafficRun) finish(t *testing.T, t0 time.Time) (traffic.ProducerStats, int) {
 	t.Helper()
 	r.talkers.Halt()
 	r.producer.Halt()
@@ -208,6 +268,7 @@ func (r *trafficRun) finish(t *testing.T, t0 time.Time) {
 	deliveries := traffic.CheckRecords(t, r.fleet, r.producer, t0)
 	answered := r.talkers.Check(t, t0)
 	t.Logf("%d records accepted (%.0f/s offered), %d deliveries to apps, %d requests answered", ps.Accepted, ps.Rate, deliveries, answered)
+	return ps, deliveries
 }
 
 // awaitTopic waits until a producer can write to a topic the operator just created: a Kafka
