@@ -9,7 +9,9 @@
 // before its deadline. TestMixedLanguageDrain drains a fleet of Go, Java and TypeScript
 // clients at once (the other languages through their conformance drivers, test/sdkdriver;
 // TCPGW_JAVA_DRIVER and TCPGW_TS_DRIVER name them, a missing one is skipped) and checks the
-// same guarantees for each language.
+// same guarantees for each language. TestSIGKILLRestartSameServerID kills the only gateway
+// and starts it again under the same server id: it reads from its group's committed offsets,
+// no gap, and its clients get what was published while it was dead.
 //
 // `go test ./test/drain/` (and `make test`) runs a scaled version; TCPGW_DRAIN_LONG=1 runs
 // the figures of the issue (>= 1000 clients, >= 500 records/s). docs/drain.md has the

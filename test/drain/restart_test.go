@@ -102,7 +102,7 @@ func TestSIGKILLRestartSameServerID(t *testing.T) {
 	mv := traffic.CheckMoves(f.Clients, "", t0)
 	t.Run("every client resumes on the restarted process, complete", func(t *testing.T) {
 		if !allBack || len(mv.NotBack) > 0 {
-			t.Errorf("%d clients not back within %s of the kill:\n  %s", len(mv.NotBack), sc.killRecovery, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
+			t.Errorf("%d clients not back within %s of the restart:\n  %s", len(mv.NotBack), sc.killRecovery, strings.Join(mv.NotBack[:min(5, len(mv.NotBack))], "\n  "))
 		}
 		if len(mv.ResumeBad) > 0 {
 			t.Errorf("%d handshakes after the restart did not resume COMPLETE, e.g. %s", len(mv.ResumeBad), mv.ResumeBad[0])
