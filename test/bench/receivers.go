@@ -32,12 +32,17 @@ type receiversSpec struct {
 	Addr, Control, SecretFile string
 	Conns                     int
 	Sources                   []string // source IPs, round-robin
+	From                      int      // the first user is bench-<From>
+	Latency                   bool     // record every push's latency (payload send time -> receipt)
 }
 
 // ReceiverStats is what a receivers process reports.
 type ReceiverStats struct {
 	Connected, Pushes, Lost int64
 	FirstNs, LastNs         int64 // earliest and latest receipt since the last reset (/stats?reset=1)
+	// Push latency percentiles in µs (payload send time -> receipt), when the spec asked for
+	// Latency; 0 otherwise.
+	P50Us, P99Us, P999Us, MaxUs int64
 }
 
 // receiversMain runs the receivers process until its stdin closes (the test ended).
@@ -58,9 +63,15 @@ func receiversMain() int {
 	}
 	rec := newDLRecorder()
 	var connected atomic.Int64
+	rec.measure.Store(spec.Latency)
 	stats := func() ReceiverStats {
-		return ReceiverStats{Connected: connected.Load(), Pushes: rec.pushes.Load(), Lost: rec.lost.Load(),
+		st := ReceiverStats{Connected: connected.Load(), Pushes: rec.pushes.Load(), Lost: rec.lost.Load(),
 			FirstNs: rec.firstNs.Load(), LastNs: rec.lastNs.Load()}
+		rec.mu.Lock()
+		st.P50Us, st.P99Us = rec.hist.ValueAtQuantile(50), rec.hist.ValueAtQuantile(99)
+		st.P999Us, st.MaxUs = rec.hist.ValueAtQuantile(99.9), rec.hist.Max()
+		rec.mu.Unlock()
+		return st
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
@@ -83,7 +94,7 @@ func receiversMain() int {
 		return 2
 	}
 	go func() { _ = http.Serve(ln, mux) }()
-	conns, err := dlConnectAll(context.Background(), spec.Addr, sources, secret, 0, spec.Conns, rec)
+	conns, err := dlConnectAll(context.Background(), spec.Addr, sources, secret, spec.From, spec.Conns, rec)
 	connected.Store(int64(len(conns)))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "receivers: %d of %d connected, first error: %v\n", len(conns), spec.Conns, err)
@@ -106,13 +117,20 @@ type Receivers struct {
 // connections to addr from the given source IPs, and waits (at most 2 minutes) until it
 // tried them all; it fails when fewer than conns connected.
 func StartReceivers(ctx context.Context, addr, secretFile string, conns int, sources []string) (*Receivers, error) {
+	return startReceivers(ctx, receiversSpec{Addr: addr, SecretFile: secretFile, Conns: conns, Sources: sources})
+}
+
+// startReceivers starts a receivers process as spec says (its Control address is chosen here).
+func startReceivers(ctx context.Context, spec receiversSpec) (*Receivers, error) {
 	control, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	spec, _ := json.Marshal(receiversSpec{Addr: addr, Control: control, SecretFile: secretFile, Conns: conns, Sources: sources})
+	spec.Control = control
+	conns := spec.Conns
+	specJSON, _ := json.Marshal(spec)
 	cmd := command(ctx, os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), receiversEnv+"="+string(spec))
+	cmd.Env = append(os.Environ(), receiversEnv+"="+string(specJSON))
 	cmd.Cancel = func() error { return cmd.Process.Kill() }
 	cmd.WaitDelay = 10 * time.Second
 	stdin, err := cmd.StdinPipe()
