@@ -70,7 +70,7 @@ func TestManyGateways(t *testing.T) {
 
 	gws := make([]*manyGateway, gateways)
 	for g := range gws {
-		srv, err := startFloorGateway(ctx, env, bootstrap, topic, receipts, pub, g+1)
+		srv, err := startFloorGateway(ctx, env, env.Bins.Gateway, "many", bootstrap, topic, receipts, pub, g+1)
 		if err != nil {
 			t.Fatalf("gateway %d: %v", g, err)
 		}
