@@ -23,7 +23,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * Reads every partition of a TCPGateway's events topic from its beginning (the start of its
  * retention) into a {@link Presence}, on a thread of its own, without a consumer group and
  * without committing: every feed sees every event, and a restarted feed rebuilds its view.
- * Partitions added to the topic later are picked up within {@link #PARTITION_RECHECK}.
+ * Partitions added to the topic later are picked up within twice {@link #PARTITION_RECHECK} (the
+ * consumer's metadata is refreshed that often, and the feed looks at it that often).
  *
  * <pre>{@code
  * Presence presence = new Presence();
