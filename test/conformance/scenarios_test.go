@@ -37,4 +37,5 @@ var scenarios = []scenario{
 	{name: "app_restart_resume", rules: "R23 R36", run: appRestartResume},
 	{name: "resume_token_once", rules: "R23 R26 R36", run: resumeTokenOnce},
 	{name: "error_wins_over_write_failure", rules: "R14 R28 R37", run: errorWinsOverWriteFailure},
+	{name: "rebalance_resume", rules: "R15 R20 R23 R24 R26 R42", run: rebalanceResume},
 }

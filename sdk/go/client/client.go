@@ -253,8 +253,8 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	}
 	c.mu.Lock()
 	c.sessionID = cn.ack.SessionId
-	// The resume token belongs to the move a GOAWAY DRAINING asked for: this handshake was
-	// acknowledged, so the move is over, whatever its result (R26).
+	// The resume token belongs to the move a GOAWAY DRAINING or REBALANCE asked for: this
+	// handshake was acknowledged, so the move is over, whatever its result (R26).
 	c.resumeToken = ""
 	c.cur = cn
 	close(c.up)
@@ -423,16 +423,24 @@ func (c *Client) supervise(cn *conn) {
 	}
 }
 
-// keepResumeToken keeps the resume token of a GOAWAY DRAINING for the reconnect it asks for
-// (R26): every handshake until one is acknowledged carries it, and so does an export meanwhile.
-// It is set before the app hears of the disconnect, so an export from OnDisconnect has it.
+// keepResumeToken keeps the resume token of a GOAWAY DRAINING or REBALANCE for the reconnect
+// it asks for (R26, R42): every handshake until one is acknowledged carries it, and so does an
+// export meanwhile. It is set before the app hears of the disconnect, so an export from
+// OnDisconnect has it. The token of a reason this client does not know is not kept: what
+// such a GOAWAY asks of it is unknown beyond reconnecting (R43).
 func (c *Client) keepResumeToken(cause error) {
 	var ga *GoAwayError
-	if errors.As(cause, &ga) && ga.GoAway.Reason == pb.GoAway_REASON_DRAINING {
+	if errors.As(cause, &ga) && movesSession(ga.GoAway.Reason) {
 		c.mu.Lock()
 		c.resumeToken = ga.GoAway.ResumeToken
 		c.mu.Unlock()
 	}
+}
+
+// movesSession: the GOAWAY asks the client to resume its session elsewhere with its token:
+// the pod drains (R26) or rebalances (R42).
+func movesSession(r pb.GoAway_Reason) bool {
+	return r == pb.GoAway_REASON_DRAINING || r == pb.GoAway_REASON_REBALANCE
 }
 
 // afterDisconnect decides how long to wait before reconnecting, and whether to stop.

@@ -12,15 +12,15 @@ import (
 // ResumeState is what an app stores to resume its session after the OS killed it (R36): the
 // session id, per partition the position the next resume would send (the larger of the last
 // delivered offset and the confirmed watermark; -1 for a partition that was empty) and, while
-// the reconnect a GOAWAY DRAINING asked for is pending, that GOAWAY's resume token (R26). It
-// never holds the auth token. Export it with
+// the reconnect a GOAWAY DRAINING or REBALANCE asked for is pending, that GOAWAY's resume token
+// (R26). It never holds the auth token. Export it with
 // Client.ResumeState after the app has stored the effect of the pushes it was delivered;
 // import it with Options.Resume. MarshalText and UnmarshalText give the text form the Java
 // SDK's ResumeState.encode/decode use, so a state stored by one reads in the other.
 type ResumeState struct {
 	SessionID   string
 	Positions   map[int32]int64 // partition → offset
-	ResumeToken string          // opaque; empty unless a GOAWAY DRAINING's reconnect is pending
+	ResumeToken string          // opaque; empty unless the reconnect of a GOAWAY DRAINING or REBALANCE is pending
 }
 
 // resumeStateMagic is the text form's first line; the number is its version.

@@ -28,11 +28,21 @@ func (c *fakeConn) resumeOf() *pb.Resume {
 	return hs.GetResume()
 }
 
-// TestResumeTokenUsedOnceAfterDraining (R26): the token of a GOAWAY DRAINING goes on every
-// handshake of the reconnect that follows it until one is acknowledged (a refused attempt keeps
-// it), an export meanwhile holds it, and after the acknowledgement it is gone: the next loss
-// without GOAWAY resumes without a token and exports hold none.
+// TestResumeTokenUsedOnceAfterDraining (R26, R42): the token of a GOAWAY DRAINING or REBALANCE
+// goes on every handshake of the reconnect that follows it until one is acknowledged (a refused
+// attempt keeps it), an export meanwhile holds it, and after the acknowledgement it is gone: the
+// next loss without GOAWAY resumes without a token and exports hold none. A reason the client
+// does not know (a newer gateway's) reconnects and resumes too, without the token (R43).
 func TestResumeTokenUsedOnceAfterDraining(t *testing.T) {
+	for _, tc := range []struct {
+		reason pb.GoAway_Reason
+		token  string
+	}{{pb.GoAway_REASON_DRAINING, "rt-1"}, {pb.GoAway_REASON_REBALANCE, "rt-1"}, {pb.GoAway_Reason(99), ""}} {
+		t.Run(tc.reason.String(), func(t *testing.T) { testResumeTokenOnce(t, tc.reason, tc.token) })
+	}
+}
+
+func testResumeTokenOnce(t *testing.T, reason pb.GoAway_Reason, want string) {
 	g := newFakeGateway(t)
 	var cl atomic.Pointer[client.Client]
 	var connects atomic.Int32
@@ -48,20 +58,20 @@ func TestResumeTokenUsedOnceAfterDraining(t *testing.T) {
 	first.handshake()
 	first.ackWithWatermark()
 	cl.Store(connected())
-	first.write(&pb.Frame{Body: &pb.Frame_Goaway{Goaway: &pb.GoAway{Reason: pb.GoAway_REASON_DRAINING, ResumeToken: "rt-1"}}})
+	first.write(&pb.Frame{Body: &pb.Frame_Goaway{Goaway: &pb.GoAway{Reason: reason, ResumeToken: "rt-1"}}})
 
 	refused := g.accept()
-	if r := refused.resumeOf(); r.GetResumeToken() != "rt-1" {
-		t.Fatalf("handshake after GOAWAY DRAINING resumes with %v, want token rt-1", r)
+	if r := refused.resumeOf(); r == nil || r.ResumeToken != want {
+		t.Fatalf("handshake after GOAWAY %s resumes with %v, want token %q", reason, r, want)
 	}
-	if st := <-exported; st.ResumeToken != "rt-1" {
-		t.Fatalf("export while the reconnect is pending: token %q, want rt-1", st.ResumeToken)
+	if st := <-exported; st.ResumeToken != want {
+		t.Fatalf("export while the reconnect is pending: token %q, want %q", st.ResumeToken, want)
 	}
 	refused.fail(pb.ErrorCode_ERROR_CODE_SERVER_FULL, "full") // not acknowledged: the move goes on
 
 	second := g.accept()
-	if r := second.resumeOf(); r.GetResumeToken() != "rt-1" {
-		t.Fatalf("second attempt resumes with %v, want token rt-1 again", r)
+	if r := second.resumeOf(); r == nil || r.ResumeToken != want {
+		t.Fatalf("second attempt resumes with %v, want token %q again", r, want)
 	}
 	second.ackWithWatermark()
 	waitFor(t, timeout, "the resumed connection", func() bool { return connects.Load() == 2 })

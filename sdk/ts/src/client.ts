@@ -88,6 +88,11 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** movesSession: the GOAWAY asks the client to resume elsewhere with its token (R26, R42). */
+function movesSession(r: GoAway_Reason): boolean {
+  return r === GoAway_Reason.DRAINING || r === GoAway_Reason.REBALANCE;
+}
+
 /** MAX_RESENDS bounds resends of one request answered DRAINING (R15). */
 const MAX_RESENDS = 3;
 /** The UNAUTHENTICATED reason when the gateway's auth webhook could not answer. */
@@ -254,7 +259,7 @@ export class Client {
   /**
    * exportResumeState is what to store to resume this session after an app restart (R36):
    * per partition the larger of the last delivered offset and the floor, and the resume token
-   * of a GOAWAY DRAINING while its reconnect is pending (R26). Export after the app has
+   * of a GOAWAY DRAINING or REBALANCE while its reconnect is pending (R26). Export after the app has
    * processed what it was delivered.
    */
   exportResumeState(): ResumeState {
@@ -377,7 +382,7 @@ export class Client {
       return;
     }
     this.sessionIdValue = ack.sessionId;
-    // The resume token belongs to the move a GOAWAY DRAINING asked for: this handshake was
+    // The resume token belongs to the move a GOAWAY DRAINING or REBALANCE asked for: this handshake was
     // acknowledged, so the move is over, whatever its result (R26).
     this.resumeToken = "";
     this.cur = cn;
@@ -524,11 +529,12 @@ export class Client {
     }
   }
 
-  // keepResumeToken keeps the resume token of a GOAWAY DRAINING for the reconnect it asks for
-  // (R26): every handshake until one is acknowledged carries it, and so does an export
-  // meanwhile. Set before the app hears of the disconnect, so an export from the listener has it.
+  // keepResumeToken keeps the resume token of a GOAWAY DRAINING or REBALANCE for the reconnect
+  // it asks for (R26, R42): every handshake until one is acknowledged carries it, and so does an
+  // export meanwhile. Set before the app hears of the disconnect, so an export from the listener
+  // has it. The token of a reason this client does not know is not kept (R43).
   private keepResumeToken(cause: Error): void {
-    if (cause instanceof GoAwayError && cause.goaway.reason === GoAway_Reason.DRAINING) {
+    if (cause instanceof GoAwayError && movesSession(cause.goaway.reason)) {
       this.resumeToken = cause.goaway.resumeToken;
     }
   }

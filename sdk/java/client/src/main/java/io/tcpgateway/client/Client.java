@@ -168,8 +168,8 @@ public final class Client implements AutoCloseable {
         Frame.newBuilder().setHandshake(hs).build(), handler, timers, role -> name + "-" + role, this::dialing);
     synchronized (lock) {
       sessionId = cn.ack.getSessionId();
-      // The resume token belongs to the move a GOAWAY DRAINING asked for: this handshake was
-      // acknowledged, so the move is over, whatever its result (R26).
+      // The resume token belongs to the move a GOAWAY DRAINING or REBALANCE asked for: this
+      // handshake was acknowledged, so the move is over, whatever its result (R26).
       resumeToken = "";
       cur = cn;
       up.complete(cn);
@@ -411,19 +411,25 @@ public final class Client implements AutoCloseable {
   }
 
   /**
-   * Keeps the resume token of a GOAWAY DRAINING for the reconnect it asks for (R26): every
-   * handshake until one is acknowledged carries it, and so does an export meanwhile. Set before
-   * the listener hears of the disconnect, so an export from onDisconnected has it.
+   * Keeps the resume token of a GOAWAY DRAINING or REBALANCE for the reconnect it asks for (R26,
+   * R42): every handshake until one is acknowledged carries it, and so does an export meanwhile.
+   * Set before the listener hears of the disconnect, so an export from onDisconnected has it. The
+   * token of a reason this client does not know (UNRECOGNIZED) is not kept (R43).
    */
   private void keepResumeToken(IOException cause) {
     if (cause instanceof Errors.GoAwayError) {
       GoAway g = ((Errors.GoAwayError) cause).goAway();
-      if (g.getReason() == GoAway.Reason.REASON_DRAINING) {
+      if (movesSession(g.getReason())) {
         synchronized (lock) {
           resumeToken = g.getResumeToken();
         }
       }
     }
+  }
+
+  /** The GOAWAY asks the client to resume its session elsewhere with its token (R26, R42). */
+  static boolean movesSession(GoAway.Reason r) {
+    return r == GoAway.Reason.REASON_DRAINING || r == GoAway.Reason.REASON_REBALANCE;
   }
 
   /** Sleeps ms unless close() comes first; true when it did. */

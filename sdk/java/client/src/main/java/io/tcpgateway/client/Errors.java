@@ -35,7 +35,10 @@ public final class Errors {
     }
   }
 
-  /** The gateway told the client to leave the connection (DRAINING) or that it was replaced. */
+  /**
+   * The gateway told the client to leave the connection (DRAINING, REBALANCE: {@link #goAway()}
+   * names the reason) or that it was replaced.
+   */
   public static final class GoAwayError extends IOException {
     private static final long serialVersionUID = 1L;
     private final transient GoAway goAway;

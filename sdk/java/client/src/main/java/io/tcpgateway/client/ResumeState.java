@@ -9,7 +9,7 @@ import java.util.regex.Pattern;
  * What an app stores to resume its session after the OS killed it (R36): the session id, per
  * partition the position the next resume would send (the larger of the last delivered offset and
  * the confirmed watermark, -1 for an empty partition) and, while the reconnect a GOAWAY DRAINING
- * asked for is pending, that GOAWAY's resume token (R26). Export it with {@link Client#exportState()} after the app has stored the effect of the pushes
+ * or REBALANCE asked for is pending, that GOAWAY's resume token (R26). Export it with {@link Client#exportState()} after the app has stored the effect of the pushes
  * it was delivered; import it with {@link Client.Builder#resumeState(ResumeState)}.
  *
  * <p>{@link #encode()} and {@link #decode(String)} give a stable text form for storage.

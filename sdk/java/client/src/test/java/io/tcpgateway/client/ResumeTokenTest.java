@@ -42,6 +42,22 @@ class ResumeTokenTest {
 
   @Test
   void drainingTokenGoesOnTheReconnectUntilAcknowledgedThenIsForgotten() throws Exception {
+    tokenGoesOnTheReconnectOnce(GoAway.Reason.REASON_DRAINING.getNumber(), "rt-1");
+  }
+
+  /** R42: REBALANCE moves the session like DRAINING, token included. */
+  @Test
+  void rebalanceTokenGoesOnTheReconnectUntilAcknowledgedThenIsForgotten() throws Exception {
+    tokenGoesOnTheReconnectOnce(GoAway.Reason.REASON_REBALANCE.getNumber(), "rt-1");
+  }
+
+  /** R43: a reason this client does not know (a newer gateway's) reconnects and resumes, without the token. */
+  @Test
+  void unknownReasonResumesWithoutToken() throws Exception {
+    tokenGoesOnTheReconnectOnce(99, "");
+  }
+
+  private void tokenGoesOnTheReconnectOnce(int reason, String want) throws Exception {
     AtomicReference<Client> client = new AtomicReference<>();
     BlockingQueue<ResumeState> exported = new LinkedBlockingQueue<>();
     BlockingQueue<HandshakeAck> acks = new LinkedBlockingQueue<>();
@@ -68,17 +84,19 @@ class ResumeTokenTest {
     first.write(Frame.newBuilder().setHandshakeAck(ack()));
     client.set(connecting.get(10, TimeUnit.SECONDS));
     acks.take();
-    first.write(Frame.newBuilder().setGoaway(GoAway.newBuilder().setReason(GoAway.Reason.REASON_DRAINING).setResumeToken("rt-1")));
+    first.write(Frame.newBuilder().setGoaway(GoAway.newBuilder().setReasonValue(reason).setResumeToken("rt-1")));
 
     FakeGateway.Peer refused = gw.accept();
-    assertEquals("rt-1", refused.read().getHandshake().getResume().getResumeToken());
-    assertEquals("rt-1", exported.poll(5, TimeUnit.SECONDS).resumeToken(), "an export while the reconnect is pending holds the token");
+    Frame resumed = refused.read();
+    assertTrue(resumed.getHandshake().hasResume());
+    assertEquals(want, resumed.getHandshake().getResume().getResumeToken());
+    assertEquals(want, exported.poll(5, TimeUnit.SECONDS).resumeToken(), "an export while the reconnect is pending holds the token");
     // A refused attempt is no acknowledgement: the next one carries the token again.
     refused.write(Frame.newBuilder().setError(Error.newBuilder().setCode(ErrorCode.ERROR_CODE_SERVER_FULL).setFatal(true)));
     refused.close();
 
     FakeGateway.Peer second = gw.accept();
-    assertEquals("rt-1", second.read().getHandshake().getResume().getResumeToken());
+    assertEquals(want, second.read().getHandshake().getResume().getResumeToken());
     second.write(Frame.newBuilder().setHandshakeAck(ack()));
     acks.take();
     assertEquals("", client.get().exportState().resumeToken(), "forgotten at the HANDSHAKE_ACK");
