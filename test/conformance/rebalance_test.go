@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
 	"github.com/tcpgateway/tcpgateway/test/conformance/wire"
 	"github.com/tcpgateway/tcpgateway/test/gwproc"
 	"github.com/tcpgateway/tcpgateway/test/wait"
@@ -83,4 +85,49 @@ func rebalanceCommand(g *gwproc.Gateway, count, rate int) ([]byte, error) {
 	defer cancel()
 	return exec.CommandContext(ctx, g.Bin, "rebalance", "-socket", g.Config.Listen.Control,
 		"-count", fmt.Sprint(count), "-rate", fmt.Sprint(rate), "-wait").CombinedOutput()
+}
+
+// A GOAWAY with a reason the SDK does not know (99, injected by the link as a newer gateway
+// would send it, with a resume token) is handled like DRAINING without the token (R43): the app
+// hears of it (cause goaway), the client does not stop, reconnects and resumes the same session
+// from its positions with no token, COMPLETE, and every record arrives once, in order. It is
+// what an SDK older than REBALANCE does with a REBALANCE, and why such an SDK loses nothing.
+func unknownGoAwayReason(t *testing.T, s *suite) {
+	f := StartFleet(t, FleetOptions{Gateways: 2, Partitions: 2})
+	link := StartLink(t, f.Addr())
+	link.Record()
+	st := s.connect(t, "", link.Addr(), f.Token("newer"), fast)
+	prod := startProducer(f, "newer", "unknown", 20*time.Millisecond)
+	s.d.WaitEvent(0, eventTimeout, "the first record", IsPush("", "unknown-0000"))
+
+	goaway, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Goaway{Goaway: &pb.GoAway{
+		Reason: pb.GoAway_Reason(99), ReconnectDelayMs: 50, ResumeToken: "rt-unknown"}}}, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := s.d.Mark()
+	link.Inject(goaway)
+	gone := s.d.WaitEvent(mark, eventTimeout, "the GOAWAY", IsState("", "disconnected"))
+	if c := gone.Cause; c == nil || c.Kind != wire.KindGoAway || slices.Contains([]string{"DRAINING", "REPLACED", "REBALANCE"}, c.Reason) {
+		t.Fatalf("left with %s, want goaway with a reason the SDK does not name", failureString(gone.Cause))
+	}
+	back := s.d.WaitEvent(mark, eventTimeout, "the resumed session", IsState("", "connected"))
+	if a := back.Ack; a.SessionID != st.Ack.SessionID || a.Resume == nil || a.Resume.Status != "COMPLETE" {
+		t.Fatalf("resumed with ack %+v (resume %+v), want the same session, COMPLETE", a, a.Resume)
+	}
+	hs := link.Handshakes()
+	if len(hs) != 2 {
+		t.Fatalf("%d handshakes through the link, want 2", len(hs))
+	}
+	if r := hs[1].GetResume(); r == nil || r.ResumeToken != "" || len(r.Positions) == 0 {
+		t.Fatalf("the reconnect resumed with %v, want positions and no token", r)
+	}
+	s.d.MustCall(wire.Command{Op: "ping"}) // not stopped
+	time.Sleep(300 * time.Millisecond)     // the producer's pace: a few live records after the move
+	accepted := prod.Stop()
+	last := accepted[len(accepted)-1]
+	s.d.WaitEvent(0, 20*time.Second, "the last accepted record "+last, IsPush("", last))
+	if got := pushIDs(s.d.Pushes(0, "")); !slices.Equal(got, accepted) {
+		t.Fatalf("delivered %d records, accepted %d; delivered %v\naccepted %v", len(got), len(accepted), got, accepted)
+	}
 }

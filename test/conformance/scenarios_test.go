@@ -38,4 +38,5 @@ var scenarios = []scenario{
 	{name: "resume_token_once", rules: "R23 R26 R36", run: resumeTokenOnce},
 	{name: "error_wins_over_write_failure", rules: "R14 R28 R37", run: errorWinsOverWriteFailure},
 	{name: "rebalance_resume", rules: "R15 R20 R23 R24 R26 R42", run: rebalanceResume},
+	{name: "unknown_goaway_reason", rules: "R20 R23 R24 R43", run: unknownGoAwayReason},
 }
