@@ -29,6 +29,9 @@ type observed struct {
 	reconcileErr error
 	// kafka is the outcome of the topic phase.
 	kafka kafkaOutcome
+	// rebalanceKey signs the requests to the pods (rebalance_secret.go); nil when
+	// spec.rebalance is off. Kept for this reconcile only.
+	rebalanceKey []byte
 }
 
 type kafkaOutcome struct {

@@ -116,6 +116,9 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 		}
 	}
 	// The files of the Secrets (secretProjections), never their content.
+	if rebalanceEnabled(gw) {
+		c.Listen.RebalanceKeyFile = rebalanceKeyFile
+	}
 	if t := s.TLS; t != nil {
 		c.Listen.TLS = &config.ListenTLS{CertFile: listenCertFile, KeyFile: listenKeyFile, MinVersion: string(t.MinVersion)}
 	}

@@ -202,6 +202,7 @@ func volumes(gw *v1alpha1.TCPGateway, pod *v1alpha1.PodTemplate) []corev1.Volume
 		}})
 	}
 	sources = append(sources, secretProjections(gw)...)
+	sources = append(sources, rebalanceProjection(gw)...)
 	return []corev1.Volume{
 		{Name: volumeConfig, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources:     sources,

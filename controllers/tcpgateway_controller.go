@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	"github.com/tcpgateway/tcpgateway/api/v1alpha1"
+	"github.com/tcpgateway/tcpgateway/controllers/sessioncount"
 )
 
 // DefaultKafkaTimeout bounds one reconcile's Kafka calls.
@@ -42,8 +43,11 @@ type TCPGatewayReconciler struct {
 	SecretReader client.Reader
 	// KafkaTimeout bounds the Kafka calls of one reconcile. Default DefaultKafkaTimeout.
 	KafkaTimeout time.Duration
-	// Now is the clock, for the Kafka retry delay. Default time.Now.
+	// Now is the clock, for the Kafka retry delay and the rebalance. Default time.Now.
 	Now func() time.Time
+	// SessionCounts reads the pods' session counts for the rebalance; the zero Reader has
+	// the defaults.
+	SessionCounts sessioncount.Reader
 }
 
 // +kubebuilder:rbac:groups=tcpgateway.io,resources=tcpgateways,verbs=get;list;watch;update;patch
@@ -59,7 +63,7 @@ type TCPGatewayReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile: get → finalizer → ordered object phases (the pods last, read only) → Kafka
-// topics → status.
+// topics → rebalance → status.
 //
 // The object phases run in dependency order (the StatefulSet mounts the ConfigMap and names
 // the headless Service) and stop at the first API error. The Kafka phase runs whatever
@@ -88,6 +92,7 @@ func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, o.reconcileErr
 	}
 	r.reconcileKafka(ctx, gw, o)
+	rebalanceAfter := r.reconcileRebalance(ctx, gw, o)
 
 	computeStatus(gw, o)
 	r.recordTransitions(before, gw)
@@ -98,13 +103,17 @@ func (r *TCPGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if o.reconcileErr != nil {
 		return ctrl.Result{}, o.reconcileErr
 	}
-	if o.kafka.err != nil {
-		return ctrl.Result{RequeueAfter: r.kafkaRetryAfter(gw)}, nil
+	var after time.Duration
+	switch {
+	case o.kafka.err != nil:
+		after = r.kafkaRetryAfter(gw)
+	case kafkaSecured(gw):
+		after = kafkaRecheck
 	}
-	if kafkaSecured(gw) {
-		return ctrl.Result{RequeueAfter: kafkaRecheck}, nil
+	if rebalanceAfter > 0 && (after == 0 || rebalanceAfter < after) {
+		after = rebalanceAfter
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // staleOrNotLeader: a write was refused because another writer changed the object since it
@@ -119,6 +128,7 @@ func (r *TCPGatewayReconciler) reconcileObjects(ctx context.Context, gw *v1alpha
 	var rc *RenderedConfig
 	phases := []func() error{
 		func() (err error) { rc, err = r.reconcileConfigMap(ctx, gw, o); return err },
+		func() error { return r.reconcileRebalanceKey(ctx, gw, o) },
 		func() error { return r.reconcileHeadlessService(ctx, gw) },
 		func() error { return r.reconcileClientService(ctx, gw, o) },
 		func() error { return r.reconcileStatefulSet(ctx, gw, rc, o) },

@@ -56,6 +56,7 @@ func TestOperator(t *testing.T) {
 	t.Run("client Service changes", e.testServiceChanges)
 	t.Run("network policy on, changed and off", e.testNetworkPolicy)
 	t.Run("autoscaler on, scaling, repaired and off", e.testAutoscaler)
+	t.Run("rebalance key Secret made, mounted, never someone else's", e.testRebalanceKey)
 	t.Run("crash-looping pods are Degraded", e.testPodsFailing)
 	t.Run("Kafka over TLS and SASL, each failure its reason", e.testKafkaSecurity)
 	t.Run("topic Events kept apart, operator metrics counted", e.testTopicEventsAndMetrics)
@@ -298,6 +299,18 @@ func (e *env) testValidation(t *testing.T) {
 			gw.Spec.Autoscaling = &v1alpha1.Autoscaling{MaxReplicas: 4, TargetConnectionsPerPod: 100, ScaleDownStabilizationSeconds: ptr.To[int32](3601)}
 		}, "spec.autoscaling.scaleDownStabilizationSeconds in body should be less than or equal to 3600"},
 		{"autoscaling minReplicas 0", nil, "spec.autoscaling.minReplicas in body should be greater than or equal to 1"},
+		{"rebalance maxImbalance 0%", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Rebalance = &v1alpha1.Rebalance{Enabled: true, MaxImbalance: "0%"}
+		}, "spec.rebalance.maxImbalance in body should match"},
+		{"rebalance maxImbalance without %", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Rebalance = &v1alpha1.Rebalance{Enabled: true, MaxImbalance: "20"}
+		}, "spec.rebalance.maxImbalance in body should match"},
+		{"rebalance rate above 10000", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Rebalance = &v1alpha1.Rebalance{Enabled: true, Rate: 10001}
+		}, "spec.rebalance.rate in body should be less than or equal to 10000"},
+		{"rebalance interval 500ms", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.Rebalance = &v1alpha1.Rebalance{Enabled: true, Interval: "500ms"}
+		}, "must be a duration from 1s to 1h"},
 		{"name too long", func(gw *v1alpha1.TCPGateway) { gw.Name = strings.Repeat("a", 53) },
 			"metadata.name must be at most 52 characters"},
 		{"name not a DNS-1035 label", func(gw *v1alpha1.TCPGateway) { gw.Name = "1chat" },

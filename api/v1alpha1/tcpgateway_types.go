@@ -123,6 +123,11 @@ type TCPGatewaySpec struct {
 	// +optional
 	Drain Drain `json:"drain,omitempty"`
 
+	// Rebalance moves sessions from the fullest pods to the emptier ones when their counts
+	// drift apart (after a scale-out). Off unless enabled.
+	// +optional
+	Rebalance *Rebalance `json:"rebalance,omitempty"`
+
 	// Service is the client-facing Service.
 	// +kubebuilder:default={}
 	// +optional
@@ -934,6 +939,10 @@ type TCPGatewayStatus struct {
 	// Kafka reports the topics in use.
 	// +optional
 	Kafka *KafkaStatus `json:"kafka,omitempty"`
+
+	// Rebalance reports the last rebalance, with spec.rebalance enabled.
+	// +optional
+	Rebalance *RebalanceStatus `json:"rebalance,omitempty"`
 
 	// Conditions: Ready, Progressing, Degraded and KafkaReady.
 	// +listType=map

@@ -19,6 +19,8 @@ const (
 	SessionsMetric = "tcpgw_sessions"
 	// DrainingMetric is 1 while the gateway drains.
 	DrainingMetric = "tcpgw_draining"
+	// RebalancingMetric is 1 while the gateway moves sessions away.
+	RebalancingMetric = "tcpgw_rebalancing"
 )
 
 // MaxSessions bounds a credible count: far above what one process can hold (20,000 open
@@ -27,15 +29,16 @@ const MaxSessions = 1 << 24
 
 // Sample is what one read of a pod's metrics says.
 type Sample struct {
-	Sessions int64
-	Draining bool
+	Sessions    int64
+	Draining    bool
+	Rebalancing bool
 }
 
 // Parse reads a Prometheus text exposition of at most maxBytes bytes and returns the
 // gateway's session count. Anything else is an *Error: a body over maxBytes is TooLarge (it
 // is not parsed), text that does not parse is Malformed, a missing or unlabelled-twice
 // tcpgw_sessions is Missing, a value that is not a whole number in [0, MaxSessions] is
-// Malformed. tcpgw_draining is optional (absent means not draining).
+// Malformed. tcpgw_draining and tcpgw_rebalancing are optional (absent means 0).
 func Parse(r io.Reader, maxBytes int64) (Sample, error) {
 	body, err := io.ReadAll(io.LimitReader(r, maxBytes+1))
 	if err != nil {
@@ -57,12 +60,14 @@ func Parse(r io.Reader, maxBytes int64) (Sample, error) {
 		return Sample{}, &Error{Reason: Malformed, Err: fmt.Errorf("%s = %v: not a whole number in [0, %d]", SessionsMetric, sessions, MaxSessions)}
 	}
 	s := Sample{Sessions: int64(sessions)}
-	if f := families[DrainingMetric]; f != nil {
-		d, err := gauge(f)
-		if err != nil {
-			return Sample{}, err
+	for name, flag := range map[string]*bool{DrainingMetric: &s.Draining, RebalancingMetric: &s.Rebalancing} {
+		if f := families[name]; f != nil {
+			v, err := gauge(f)
+			if err != nil {
+				return Sample{}, err
+			}
+			*flag = v != 0
 		}
-		s.Draining = d != 0
 	}
 	return s, nil
 }

@@ -17,6 +17,7 @@ func TestParse(t *testing.T) {
 	}{
 		{name: "sessions", body: head + "tcpgw_sessions 42\n", want: Sample{Sessions: 42}},
 		{name: "draining", body: head + "tcpgw_sessions 7\n# TYPE tcpgw_draining gauge\ntcpgw_draining 1\n", want: Sample{Sessions: 7, Draining: true}},
+		{name: "rebalancing", body: head + "tcpgw_sessions 7\n# TYPE tcpgw_rebalancing gauge\ntcpgw_rebalancing 1\n", want: Sample{Sessions: 7, Rebalancing: true}},
 		{name: "not draining", body: head + "tcpgw_sessions 0\ntcpgw_draining 0\n", want: Sample{}},
 		{name: "untyped", body: "tcpgw_sessions 3\n", want: Sample{Sessions: 3}},
 		{name: "among others", body: "# TYPE go_goroutines gauge\ngo_goroutines 12\n" + head + "tcpgw_sessions 5\n# TYPE tcpgw_connections gauge\ntcpgw_connections 9\n", want: Sample{Sessions: 5}},

@@ -76,8 +76,11 @@ func TestReaderBoundsHostilePods(t *testing.T) {
 	closed := "http://" + ln.Addr().String() + "/metrics"
 	ln.Close()
 
-	targets := []Target{{"good", good}, {"hang", hang}, {"drip", drip}, {"huge", huge}, {"redirect", redirect},
-		{"failing", failing}, {"garbage", garbage}, {"not-gateway", notGateway}, {"closed", closed}}
+	var targets []Target
+	for _, t := range [][2]string{{"good", good}, {"hang", hang}, {"drip", drip}, {"huge", huge}, {"redirect", redirect},
+		{"failing", failing}, {"garbage", garbage}, {"not-gateway", notGateway}, {"closed", closed}} {
+		targets = append(targets, Target{Pod: t[0], URL: t[1]})
+	}
 	want := map[string]Reason{"hang": Timeout, "drip": Timeout, "huge": TooLarge, "redirect": BadStatus,
 		"failing": BadStatus, "garbage": Malformed, "not-gateway": Missing, "closed": Unreachable}
 	before := map[string]float64{}

@@ -11,6 +11,8 @@ import (
 // Target is one pod to read.
 type Target struct {
 	Pod string
+	// Addr is the pod's admin port, host:port.
+	Addr string
 	// URL of the pod's /metrics on its admin port.
 	URL string
 }
@@ -29,8 +31,8 @@ func Targets(pods []corev1.Pod, portName string) []Target {
 		if port == 0 {
 			continue
 		}
-		out = append(out, Target{Pod: p.Name,
-			URL: "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port))) + "/metrics"})
+		addr := net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port)))
+		out = append(out, Target{Pod: p.Name, Addr: addr, URL: "http://" + addr + "/metrics"})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })
 	return out

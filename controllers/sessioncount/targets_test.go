@@ -35,9 +35,9 @@ func TestTargets(t *testing.T) {
 		pod("chat-6", "fd00::7", true, 9090),
 	}, "admin")
 	want := []Target{
-		{Pod: "chat-0", URL: "http://10.0.0.1:9090/metrics"},
-		{Pod: "chat-1", URL: "http://10.0.0.2:9191/metrics"},
-		{Pod: "chat-6", URL: "http://[fd00::7]:9090/metrics"},
+		{Pod: "chat-0", Addr: "10.0.0.1:9090", URL: "http://10.0.0.1:9090/metrics"},
+		{Pod: "chat-1", Addr: "10.0.0.2:9191", URL: "http://10.0.0.2:9191/metrics"},
+		{Pod: "chat-6", Addr: "[fd00::7]:9090", URL: "http://[fd00::7]:9090/metrics"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Targets = %+v, want %+v", got, want)

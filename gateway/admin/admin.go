@@ -3,7 +3,9 @@
 // /status (JSON). The port is reachable from other pods (probes, scraping), so everything
 // on it is read-only: GET and HEAD only (405 otherwise), 404 for any other path. What
 // changes the gateway (drain) is on the pod-local control socket (gateway/control), and
-// pprof on its own loopback listener (Pprof).
+// pprof on its own loopback listener (Pprof). The one exception, only with
+// listen.rebalanceKeyFile, is POST /rebalance, which accepts only requests signed with that
+// key (gateway/rebalance).
 package admin
 
 import (
@@ -27,6 +29,9 @@ type Options struct {
 	Ready []Check
 	// Status returns the /status document.
 	Status func() any
+	// Rebalance, when set, serves POST /rebalance: the operator's signed request to move
+	// sessions away, which the handler authenticates itself (gateway/rebalance). Nil: 404.
+	Rebalance http.Handler
 }
 
 // Handler builds the admin mux. A "GET /path" pattern also answers HEAD; ServeMux answers
@@ -57,6 +62,9 @@ func Handler(o Options) http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(o.Status())
 	})
+	if o.Rebalance != nil {
+		mux.Handle("POST /rebalance", o.Rebalance)
+	}
 	return mux
 }
 

@@ -48,6 +48,7 @@ type App struct {
 	phase     *prometheus.GaugeVec
 	admin     *http.Server
 	adminLn   net.Listener
+	rebalance http.Handler // POST /rebalance on the admin port; nil without listen.rebalanceKeyFile
 	pprof     *http.Server // nil unless listen.pprof is set
 	pprofLn   net.Listener
 }
@@ -119,6 +120,12 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, registry: reg, router: router, server: srv, events: pub, drained: make(chan struct{}), phase: m.DrainPhase}
+	if a.rebalance, err = a.rebalanceEndpoint(reg); err != nil {
+		if pub != nil {
+			pub.Close(context.Background())
+		}
+		return nil, err
+	}
 	if len(cfg.Kafka.Brokers) > 0 {
 		a.downlink, err = downlink.New(downlink.Options{
 			Brokers:          cfg.Kafka.Brokers,
@@ -182,9 +189,10 @@ func (a *App) Start() error {
 	}
 	a.admin = &http.Server{
 		Handler: admin.Handler(admin.Options{
-			Gatherer: a.registry,
-			Ready:    a.readyChecks(),
-			Status:   a.status,
+			Gatherer:  a.registry,
+			Ready:     a.readyChecks(),
+			Status:    a.status,
+			Rebalance: a.rebalance,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		MaxHeaderBytes:    16 << 10,

@@ -19,6 +19,24 @@ import (
 
 func startApp(t *testing.T, mutate ...func(*config.Config)) *app.App {
 	t.Helper()
+	a, err := app.New(testConfig(t, mutate...), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	return a
+}
+
+// testConfig is a valid configuration on loopback ports, changed by mutate.
+func testConfig(t *testing.T, mutate ...func(*config.Config)) *config.Config {
+	t.Helper()
 	key := filepath.Join(t.TempDir(), "hs256")
 	if err := os.WriteFile(key, []byte("app-test-secret-0123456789abcdef0123"), 0o600); err != nil {
 		t.Fatal(err)
@@ -42,19 +60,7 @@ func startApp(t *testing.T, mutate ...func(*config.Config)) *app.App {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	return a
+	return cfg
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -36,6 +36,13 @@ type Listen struct {
 	// hook) starts the drain: pod-local, file mode 0600. Absolute, at most MaxControlPathBytes.
 	// Default "/var/run/tcpgateway/control.sock".
 	Control string `json:"control,omitempty"`
+	// RebalanceKeyFile, when set, holds the key (at least 32 bytes) that authenticates the
+	// operator's requests to move sessions away: POST /rebalance on the admin port, HMAC-SHA256
+	// signed, naming this pod, at most 30s old and never replayed (gateway/rebalance). It is
+	// re-read when it changes. A relative path is relative to the config file's folder.
+	// Empty (the default): the admin port has no such endpoint (404),
+	// and a rebalance starts only from inside the pod (`gateway rebalance`).
+	RebalanceKeyFile string `json:"rebalanceKeyFile,omitempty"`
 	// Pprof, when set, serves net/http/pprof on this address, which must be a loopback one
 	// (127.0.0.1:6060, [::1]:6060): profiles expose memory contents and cost CPU, so they are
 	// for whoever is inside the pod (kubectl port-forward), never for the network. Default

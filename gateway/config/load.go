@@ -95,10 +95,10 @@ func load(path string, env lookupEnv) (*Config, error) {
 }
 
 // secretFiles are the configured files mounted from Secrets (or a ConfigMap, for the webhook's
-// CAs): auth keys, the clients listener's certificate, the webhook's CAs, Kafka TLS material
+// CAs): auth keys, the rebalance key, the clients listener's certificate, the webhook's CAs, Kafka TLS material
 // and credentials.
 func (c *Config) secretFiles() []*string {
-	var files []*string
+	files := []*string{&c.Listen.RebalanceKeyFile}
 	if j := c.Auth.JWT; j != nil {
 		files = append(files, &j.HS256SecretFile, &j.RS256PublicKeyFile, &j.KeySetFile)
 	}

@@ -577,16 +577,17 @@ func TestRBACIsTheGeneratedOne(t *testing.T) {
 	if want := readRules(t, "config/rbac/role.yaml"); !reflect.DeepEqual(cr.Rules, want) {
 		t.Errorf("the chart's ClusterRole rules differ from config/rbac/role.yaml (make manifests); copy its rules into charts/tcpgateway/templates/clusterrole.yaml\nchart: %+v\nwant:  %+v", cr.Rules, want)
 	}
-	// Secrets: get only (the ones spec.kafka references, for the topic management), never
-	// list or watch, which would let the operator read every Secret of the cluster at once.
+	// Secrets: get (the ones spec.kafka references, for the topic management, and the
+	// rebalance key) and create (the rebalance key), never list or watch, which would let the
+	// operator read every Secret of the cluster at once, nor update or delete.
 	var secretVerbs []string
 	for _, r := range cr.Rules {
 		if slices.Contains(r.APIGroups, "") && (slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "*")) {
 			secretVerbs = append(secretVerbs, r.Verbs...)
 		}
 	}
-	if !reflect.DeepEqual(secretVerbs, []string{"get"}) {
-		t.Errorf("the operator's verbs on Secrets are %v, want exactly [get]", secretVerbs)
+	if !reflect.DeepEqual(secretVerbs, []string{"create", "get"}) {
+		t.Errorf("the operator's verbs on Secrets are %v, want exactly [create get]", secretVerbs)
 	}
 	var role rbacv1.Role
 	decode(t, byK["Role"], &role)
