@@ -25,7 +25,7 @@ import (
 
 // Issue 13: a TCPGateway with TLS to its clients (spec.tls) and SCRAM over TLS to Kafka
 // (spec.kafka.tls, spec.kafka.sasl) on the local cluster: the operator, with the chart's RBAC
-// (get on Secrets, nothing more), creates its topics on the secured broker; the pod mounts
+// (get and create on Secrets, no list or watch), creates its topics on the secured broker; the pod mounts
 // the Secrets' keys and is Ready; a TLS client through the LB simulator makes a request and
 // gets a push published over SASL_SSL.
 func TestTransportSecurity(t *testing.T) {
