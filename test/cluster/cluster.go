@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/tcpgateway/tcpgateway/test/k8stest"
+	"github.com/tcpgateway/tcpgateway/test/lb"
 )
 
 // Service and cluster CIDRs handed to the control plane. Nothing routes to them: they only
@@ -78,6 +79,8 @@ type Options struct {
 	RestartBackoff time.Duration
 	// DeregistrationDelay of every simulated load balancer (see test/lb).
 	DeregistrationDelay time.Duration
+	// LBBalance of every simulated load balancer (see test/lb): least connections by default.
+	LBBalance lb.Balance
 	// ShutdownGracePeriod of every node agent (see NodeOptions): zero, Stop kills the pods.
 	ShutdownGracePeriod time.Duration
 	// Logger receives the agents' and simulator's events; nil discards them.
@@ -252,6 +255,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	if c.LB, err = StartLBSimulator(runCtx, c.Client, LBOptions{
 		DeregistrationDelay: opts.DeregistrationDelay,
+		Balance:             opts.LBBalance,
 		Logger:              opts.Logger.With("component", "lbsim"),
 	}); err != nil {
 		return c, err

@@ -30,6 +30,9 @@ import (
 type LBOptions struct {
 	// DeregistrationDelay of every load balancer (lb.Options).
 	DeregistrationDelay time.Duration
+	// Balance of every load balancer (lb.Options): least connections by default, or random
+	// like the cloud balancers that hash each connection.
+	Balance lb.Balance
 	// Logger receives the simulator's and the balancers' events; nil discards them.
 	Logger *slog.Logger
 }
@@ -230,7 +233,7 @@ func (s *LBSimulator) syncPorts(svc *corev1.Service, st *lbService) {
 			continue
 		}
 		addr := net.JoinHostPort(st.ip.String(), strconv.Itoa(int(port)))
-		l, err := lb.New(addr, lb.Options{DeregistrationDelay: s.opts.DeregistrationDelay,
+		l, err := lb.New(addr, lb.Options{DeregistrationDelay: s.opts.DeregistrationDelay, Balance: s.opts.Balance,
 			Logger: s.log.With("service", svc.Namespace+"/"+svc.Name)})
 		if err != nil {
 			s.log.Warn("load balancer listen failed", "addr", addr, "err", err)

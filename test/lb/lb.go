@@ -3,7 +3,7 @@
 // drain/resume tests can observe what real clients see when pods are removed, killed or
 // re-added: a deregistration delay before a removed target stops getting new connections,
 // connections that are never cut by the balancer itself, and reconnects that are spread
-// by least outstanding connections.
+// by least outstanding connections (or at random, like balancers that hash each connection).
 //
 // It is not meant for production. It does no health checking: a dead backend stays in
 // the rotation until Removed, and every connection that picks it pays one refused dial
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -39,7 +40,20 @@ type Options struct {
 	DialTimeout time.Duration
 	// Logger receives add/remove and dial-failure events; nil discards them.
 	Logger *slog.Logger
+	// Balance is how a backend is chosen: LeastConnections (the default) or Random, which
+	// stands in for the cloud balancers that hash each connection's addresses and ports (AWS
+	// NLB, GCP and Azure): a reconnect, with a new source port, lands on any eligible backend
+	// with equal chance, whatever its load (docs/operator.md#rebalance).
+	Balance Balance
 }
+
+// Balance is a backend selection algorithm.
+type Balance string
+
+const (
+	LeastConnections Balance = ""
+	Random           Balance = "random"
+)
 
 // BackendStats describes one backend as the LB sees it.
 type BackendStats struct {
@@ -330,7 +344,7 @@ func (lb *LB) dialBackend() (*backend, *net.TCPConn) {
 }
 
 // pick chooses the eligible, untried backend with the fewest connections, breaking ties
-// round-robin, and reserves a slot on it (pending). Least connections mirrors a cloud
+// round-robin (or, with Random, any eligible untried one), and reserves a slot on it (pending). Least connections mirrors a cloud
 // LB's least-outstanding routing: after a drain, the reconnect storm lands on the pods
 // with the fewest clients instead of piling onto whichever pod is next in a rotation, and
 // a freshly added pod absorbs new connections until it catches up. The round-robin
@@ -343,6 +357,20 @@ func (lb *LB) pick(tried []*backend) *backend {
 	}
 	now := time.Now()
 	n := len(lb.order)
+	if lb.opts.Balance == Random {
+		var eligible []*backend
+		for _, b := range lb.order {
+			if b.eligible(now) && !slices.Contains(tried, b) {
+				eligible = append(eligible, b)
+			}
+		}
+		if len(eligible) == 0 {
+			return nil
+		}
+		b := eligible[rand.IntN(len(eligible))]
+		b.pending++
+		return b
+	}
 	best, bestIdx := (*backend)(nil), 0
 	for i := range n {
 		idx := (lb.next + i) % n

@@ -620,3 +620,30 @@ func openFDs() (int, error) {
 	ents, err := os.ReadDir("/proc/self/fd")
 	return len(ents), err
 }
+
+// Random ignores load: a backend added to three that hold 50 connections each gets only its
+// share of the next ones, where least connections (TestSpreadsLeastConnections) would send it
+// every one until it caught up.
+func TestRandomIgnoresLoad(t *testing.T) {
+	b := []*echoServer{startEcho(t, "b0"), startEcho(t, "b1"), startEcho(t, "b2")}
+	lb := newLB(t, Options{Balance: Random}, b...)
+	for i := range 150 { // held open (closed at cleanup): the load b3 does not see
+		mustEcho(t, mustDial(t, lb), fmt.Sprint("msg", i))
+	}
+	fresh := startEcho(t, "b3")
+	lb.Add(fresh.addr())
+	counts := map[string]int{}
+	for i := range 40 {
+		c := mustDial(t, lb)
+		mustEcho(t, c, fmt.Sprint("next", i))
+		counts[c.backend]++
+	}
+	// b3's count is Binomial(40, 1/4): mean 10, sd 2.7. Least connections gives it all 40;
+	// 25 or more is 5.5 sd above the mean (odds below 1e-7).
+	if counts["b3"] >= 25 {
+		t.Errorf("the new backend got %d of 40 connections: %v, want about a quarter", counts["b3"], counts)
+	}
+	if counts["b3"] == 0 {
+		t.Errorf("the new backend got none of 40 connections: %v", counts)
+	}
+}
