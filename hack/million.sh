@@ -20,7 +20,7 @@
 #
 # Kernel settings for CONNS connections (both ends on this machine: 2 sockets per connection),
 # checked before the run, each with the value it needs:
-#   fs.nr_open                     >= the most files one process opens (a gateway's share + 1024);
+#   fs.nr_open                     >= the most files one process opens (a gateway's share + 256);
 #                                     the ceiling of RLIMIT_NOFILE, which the script raises
 #   fs.file-max                    >= 2 x CONNS + 65536 (every socket is an open file)
 #   net.ipv4.ip_local_port_range   "1024 65535": 64511 ports per source address (Go binds the
@@ -49,16 +49,14 @@ MEASURE=${MEASURE:-30s}
 RAMP=${RAMP:-20000}
 APPLY=${APPLY:-0}
 CHECK_ONLY=${CHECK_ONLY:-0}
-OUT=${OUT:-$(mktemp -d /tmp/tcpgw-million.XXXXXX)}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$OUT"
 
 die() { echo "million: $*" >&2; exit 1; }
 (( CONNS >= GATEWAYS && GATEWAYS >= 1 )) || die "CONNS ($CONNS) must be >= GATEWAYS ($GATEWAYS) >= 1"
 (( GATEWAYS <= 200 )) || die "at most 200 gateways (each gets a 127.G.0.0/22 of client addresses)"
 
 per_gw=$(( (CONNS + GATEWAYS - 1) / GATEWAYS ))
-need_files=$(( per_gw + 1024 ))
+need_files=$(( per_gw + 256 ))
 
 # Raise this shell's open-file limit (inherited by the gateways) as far as needed and allowed.
 hard=$(ulimit -Hn)
@@ -69,8 +67,8 @@ hard=$(ulimit -Hn)
 [[ $hard == unlimited ]] && hard=$need_files
 ulimit -n "$(( hard < need_files ? hard : need_files ))"
 nofile=$(ulimit -n)
-# The load tool needs a process per (nofile - 1024) connections of a gateway.
-per_proc=$(( nofile - 1024 ))
+# The load tool needs a process per (nofile - 256) connections of a gateway.
+per_proc=$(( nofile - 256 ))
 (( per_proc > 0 )) || die "open-file limit $nofile is too low"
 PROCS=${PROCS:-$(( (per_gw + per_proc - 1) / per_proc ))}
 
@@ -95,13 +93,16 @@ sysval() { tr -s ' \t' ' ' < "/proc/sys/$1" | cut -d' ' -f"${2:-1}"; }
 need fs.nr_open "$(sysval fs/nr_open)" "$need_files" "fs.nr_open=$(( need_files > 1048576 ? need_files : 1048576 ))"
 need fs.file-max "$(sysval fs/file-max)" $(( 2 * CONNS + 65536 )) "fs.file-max=$(( 2 * CONNS + 65536 ))"
 if (( nofile < need_files )); then
-  echo "million: open files per process limited to $nofile (hard limit; $need_files wanted): a gateway holds at most $(( nofile - 1024 ))" >&2
-  if (( per_gw > nofile - 1024 )); then problems=$((problems + 1)); fi
+  echo "million: open files per process limited to $nofile (hard limit; $need_files wanted): a gateway holds at most $(( nofile - 256 ))" >&2
+  if (( per_gw > nofile - 256 )); then problems=$((problems + 1)); fi
 fi
 lo=$(sysval net/ipv4/ip_local_port_range 1); hi=$(sysval net/ipv4/ip_local_port_range 2)
 ports=$(( hi - lo + 1 ))
 # Per gateway, its clients' addresses: 1024 of them, each good for ~90% of the port range.
-(( per_gw <= 1024 * ports * 9 / 10 )) || problems=$((problems + 1))
+if (( per_gw > 1024 * ports * 9 / 10 )); then
+  echo "million: $per_gw connections per gateway need more than the 1024 source addresses it gets" >&2
+  problems=$((problems + 1))
+fi
 if (( ports < 60000 )) && (( CONNS > 200000 )); then
   need net.ipv4.ip_local_port_range "$ports" 64511 "net.ipv4.ip_local_port_range=1024 65535"
 fi
@@ -118,9 +119,12 @@ if (( avail_kib < CONNS * 18 )); then
   echo "million: MemAvailable is $(( avail_kib / 1024 )) MiB, $(( CONNS * 18 / 1024 )) MiB wanted" >&2
   problems=$((problems + 1))
 fi
-echo "million: $CONNS connections, $GATEWAYS gateways x $per_gw, $PROCS load-tool processes per gateway, open files per process $nofile, out $OUT"
+echo "million: $CONNS connections, $GATEWAYS gateways x $per_gw, $PROCS load-tool processes per gateway, open files per process $nofile"
 (( problems == 0 )) || die "$problems setting(s) short of what $CONNS connections need (see above; APPLY=1 sets the sysctls)"
 [[ $CHECK_ONLY == 1 ]] && exit 0
+OUT=${OUT:-$(mktemp -d /tmp/tcpgw-million.XXXXXX)}
+mkdir -p "$OUT"
+echo "million: logs, configurations and summary.txt in $OUT"
 
 if [[ -z ${BIN:-} ]]; then
   BIN=$OUT/bin

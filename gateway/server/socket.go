@@ -44,8 +44,8 @@ const directFrames = 32
 //
 // Up to directFrames frames are linked into the buffer as they are (WriteDirect), not copied:
 // netpoll then keeps no buffer of its own once they are sent, only a reference to the last
-// frame until the next write, so an idle connection holds a few hundred bytes of output
-// instead of a buffer of limits.connectionBufferBytes. Frames are never modified once queued
+// frame until the next write, so an idle connection holds its last frame (about 90 bytes for a
+// HANDSHAKE_ACK) instead of a buffer of limits.connectionBufferBytes. Frames are never modified once queued
 // (a broadcast's is shared by every session), which is what sending them uncopied requires.
 // More frames are copied into netpoll's buffer (WriteBinary), merging them into few buffers
 // for the sendmsg; that buffer is given back at the next direct write.
