@@ -65,8 +65,14 @@ if [[ $hard != unlimited ]] && (( hard < need_files )); then
 fi
 hard=$(ulimit -Hn)
 [[ $hard == unlimited ]] && hard=$need_files
-ulimit -n "$(( hard < need_files ? hard : need_files ))"
+# Only ever raised: a lower limit would also starve the go build below.
+soft=$(ulimit -n)
+want=$(( hard < need_files ? hard : need_files ))
+if [[ $soft != unlimited ]] && (( soft < want )); then
+  ulimit -n "$want"
+fi
 nofile=$(ulimit -n)
+[[ $nofile == unlimited ]] && nofile=$need_files
 # The load tool needs a process per (nofile - 256) connections of a gateway.
 per_proc=$(( nofile - 256 ))
 (( per_proc > 0 )) || die "open-file limit $nofile is too low"
