@@ -32,6 +32,9 @@ const (
 
 	portNameClient = "client"
 	portNameAdmin  = "admin"
+	// AdminPortName names the gateway container's admin port (read-only /metrics, where the
+	// operator reads the pods' session counts).
+	AdminPortName = portNameAdmin
 
 	volumeConfig  = "config"
 	volumeTmp     = "tmp"

@@ -39,6 +39,9 @@ func main() {
 		concurrent    = flag.Int("max-concurrent-reconciles", 2, "TCPGateways reconciled in parallel")
 		kafkaTimeout  = flag.Duration("kafka-timeout", controllers.DefaultKafkaTimeout, "bound on one reconcile's Kafka calls")
 		kafkaDialWait = flag.Duration("kafka-dial-timeout", 5*time.Second, "bound on connecting to one Kafka broker")
+		cmPort        = flag.Int("custom-metrics-port", 0, "serve the custom metrics API (custom.metrics.k8s.io: tcpgw_sessions of the gateway pods, for spec.autoscaling) over HTTPS on this port, behind an APIService; 0 disables it")
+		cmBind        = flag.String("custom-metrics-bind-address", "0.0.0.0", "IP address of the custom metrics API")
+		cmCerts       = flag.String("custom-metrics-cert-dir", "", "directory holding tls.crt and tls.key for the custom metrics API (the APIService's caBundle vouches for them), reloaded when they change; empty: a self-signed certificate made at start")
 	)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -48,6 +51,7 @@ func main() {
 	o := options{
 		metricsAddr: *metricsAddr, metricsSecure: *metricsSecure, metricsCertDir: *metricsCerts, probeAddr: *probeAddr, leaderElect: *leaderElect, leaderNS: *leaderNS,
 		concurrent: *concurrent, kafkaTimeout: *kafkaTimeout, kafkaDial: *kafkaDialWait,
+		customMetricsPort: *cmPort, customMetricsBind: *cmBind, customMetricsCertDir: *cmCerts,
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
@@ -108,6 +112,9 @@ type options struct {
 	concurrent             int
 	kafkaTimeout           time.Duration
 	kafkaDial              time.Duration
+	customMetricsPort      int
+	customMetricsBind      string
+	customMetricsCertDir   string
 }
 
 func run(o options) error {
@@ -162,6 +169,9 @@ func run(o options) error {
 	}
 	if err := r.SetupWithManager(mgr, o.concurrent); err != nil {
 		return fmt.Errorf("while setting up the TCPGateway controller: %w", err)
+	}
+	if err := addCustomMetrics(mgr, o); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
