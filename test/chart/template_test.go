@@ -464,13 +464,14 @@ func managerFlags(t *testing.T) *flag.FlagSet {
 func TestManagerAcceptsTheRenderedArguments(t *testing.T) {
 	h := newHelm(t)
 	for name, args := range map[string][]string{
-		"defaults": nil,
-		"custom":   {"--values", path(t, "test/chart/testdata/custom-values.yaml")},
-		"disabled": {"--set", "metrics.enabled=false,leaderElection.enabled=false"},
+		"defaults":       nil,
+		"custom":         {"--values", path(t, "test/chart/testdata/custom-values.yaml")},
+		"disabled":       {"--set", "metrics.enabled=false,leaderElection.enabled=false"},
+		"custom metrics": {"--set", "customMetrics.enabled=true"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var dep appsv1.Deployment
-			decode(t, byKind(t, render(t, h, testNamespace, args...))["Deployment"], &dep)
+			decode(t, byKindAll(render(t, h, testNamespace, args...))["Deployment"][0], &dep)
 			fs := managerFlags(t)
 			if err := fs.Parse(dep.Spec.Template.Spec.Containers[0].Args); err != nil {
 				t.Fatalf("the manager refuses %v: %v", dep.Spec.Template.Spec.Containers[0].Args, err)
