@@ -51,12 +51,22 @@ const (
 // controller needs only the headless Service's name, and there is no kube-proxy or DNS. The
 // cost: no EndpointSlice or Endpoints object exists, so code that would read them cannot be
 // tried on this cluster.
+//
+// The HorizontalPodAutoscaler controller runs, with the sync period of Options.HPASyncPeriod;
+// it scales on the metrics APIs the cluster serves. (The kube-apiserver's aggregator cannot
+// reach an APIService's Service here yet: nothing routes cluster IPs, and the aggregator
+// wants the Service's EndpointSlices, which this cluster has none of.)
 var ControllerManagerControllers = []string{
 	"statefulset-controller", "replicaset-controller", "deployment-controller",
 	"garbage-collector-controller", "node-lifecycle-controller", "pod-garbage-collector-controller",
 	"namespace-controller", "serviceaccount-controller", "serviceaccount-token-controller",
 	"disruption-controller", "job-controller", "ttl-after-finished-controller",
+	"horizontal-pod-autoscaler-controller",
 }
+
+// DefaultHPASyncPeriod is the HPA controller's sync period unless Options.HPASyncPeriod says
+// otherwise: kube-controller-manager's own default.
+const DefaultHPASyncPeriod = 15 * time.Second
 
 // componentStartTimeout bounds how long the controller-manager and scheduler may take to
 // answer their health checks.
@@ -85,6 +95,10 @@ type Options struct {
 	ShutdownGracePeriod time.Duration
 	// Logger receives the agents' and simulator's events; nil discards them.
 	Logger *slog.Logger
+	// HPASyncPeriod is kube-controller-manager's --horizontal-pod-autoscaler-sync-period: how
+	// often each HorizontalPodAutoscaler reads its metrics and scales. Zero means
+	// DefaultHPASyncPeriod; tests shorten it.
+	HPASyncPeriod time.Duration
 }
 
 // Cluster is a running system. Stop it exactly once.
@@ -206,6 +220,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 
+	hpaSync := opts.HPASyncPeriod
+	if hpaSync <= 0 {
+		hpaSync = DefaultHPASyncPeriod
+	}
 	saKey := filepath.Join(env.ControlPlane.APIServer.CertDir, "sa-signer.key")
 	if err := c.startComponent(ctx, opts.Assets, "kube-controller-manager", []string{
 		"--kubeconfig=" + c.Kubeconfig,
@@ -219,6 +237,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--cluster-cidr=" + ClusterCIDR,
 		"--service-cluster-ip-range=" + ServiceCIDR,
 		"--concurrent-statefulset-syncs=2",
+		"--horizontal-pod-autoscaler-sync-period=" + hpaSync.String(),
 		"--cert-dir=" + filepath.Join(c.Dir, "kcm-certs"),
 	}); err != nil {
 		return c, err

@@ -21,8 +21,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -68,6 +70,7 @@ func TestCluster(t *testing.T) {
 			"example.test/podserver": podserver,
 		},
 		DeregistrationDelay: 500 * time.Millisecond,
+		HPASyncPeriod:       time.Second,
 		// Set CLUSTER_TEST_DIR to keep the component logs and pod folders after the test.
 		Dir: os.Getenv("CLUSTER_TEST_DIR"),
 	})
@@ -296,6 +299,28 @@ func TestCluster(t *testing.T) {
 			p := ps["term-0"]
 			return p != nil && p.UID != old.UID && isReady(p)
 		})
+	})
+
+	// The HPA controller runs: below minReplicas it scales the target up without waiting for
+	// a metric (none is served for this one).
+	t.Run("HorizontalPodAutoscalerControllerRuns", func(t *testing.T) {
+		create(ctx, t, cs, echoStatefulSet("hpa", 1, nil))
+		hpa := &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Name: "hpa", Namespace: ns},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "hpa"},
+				MinReplicas:    ptr.To[int32](2),
+				MaxReplicas:    3,
+				Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
+					Metric: autoscalingv2.MetricIdentifier{Name: "none"},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptr.To(resource.MustParse("1"))},
+				}}},
+			},
+		}
+		if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitPods(ctx, t, cs, "app=hpa", func(ps map[string]*corev1.Pod) bool { return len(ps) == 2 && all(ps, isReady) })
 	})
 
 	t.Run("GarbageCollectorDeletesOwnedChain", func(t *testing.T) {

@@ -22,6 +22,7 @@ func TestControllerManagerControllers(t *testing.T) {
 		"disruption-controller",        // the gateways' PodDisruptionBudget status
 		"serviceaccount-token-controller",
 		"namespace-controller",
+		"horizontal-pod-autoscaler-controller", // spec.autoscaling
 	} {
 		if !slices.Contains(ControllerManagerControllers, c) {
 			t.Errorf("%s does not run", c)
