@@ -54,6 +54,13 @@ type Verifier interface {
 	Verify(ctx context.Context, req Request) (Identity, error)
 }
 
+// Local reports whether v answers without I/O and ignores the context it is given (the JWT
+// verifier), so a caller need not make a context with a deadline (a timer) for each call.
+func Local(v Verifier) bool {
+	_, ok := v.(interface{ local() })
+	return ok
+}
+
 // Failure reasons. Stable: used in ERROR frames, logs and metric labels.
 const (
 	// ReasonMissingToken: the handshake carried no token.

@@ -30,7 +30,7 @@ var rsaKeys = sync.OnceValue(func() [2]*rsa.PrivateKey {
 	return keys
 })
 
-func randomSecret(t *testing.T) []byte {
+func randomSecret(t testing.TB) []byte {
 	t.Helper()
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -39,7 +39,7 @@ func randomSecret(t *testing.T) []byte {
 	return b
 }
 
-func publicPEM(t *testing.T, k *rsa.PrivateKey) []byte {
+func publicPEM(t testing.TB, k *rsa.PrivateKey) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
 	if err != nil {
@@ -48,7 +48,7 @@ func publicPEM(t *testing.T, k *rsa.PrivateKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-func writeFile(t *testing.T, path string, data []byte) string {
+func writeFile(t testing.TB, path string, data []byte) string {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)

@@ -91,7 +91,10 @@ func parseHS256Secret(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// Verify checks the token's signature and claims and extracts the identity.
+func (v *jwtVerifier) local() {}
+
+// Verify checks the token's signature and claims and extracts the identity. It does no I/O
+// and ignores ctx (Local).
 func (v *jwtVerifier) Verify(_ context.Context, req Request) (Identity, error) {
 	if req.Token == "" {
 		return Identity{}, fail(ReasonMissingToken, "handshake has no token")
@@ -167,8 +170,13 @@ func (v *jwtVerifier) keyFor(t *jwt.Token) (any, error) {
 			}
 		}
 	}
-	if len(keys) == 0 {
+	switch len(keys) {
+	case 0:
 		return nil, fmt.Errorf("no key configured for alg %q", alg)
+	case 1:
+		// The parser tries a set's keys in turn and returns the last one's error: for one key
+		// that is the key's own result, without a set boxed per handshake.
+		return keys[0], nil
 	}
 	return jwt.VerificationKeySet{Keys: keys}, nil
 }

@@ -27,7 +27,7 @@ type jwtFixture struct {
 	nowUnix int64
 }
 
-func newJWTFixture(t *testing.T) *jwtFixture {
+func newJWTFixture(t testing.TB) *jwtFixture {
 	t.Helper()
 	f := &jwtFixture{secret: randomSecret(t), pubPEM: publicPEM(t, rsaKeys()[0])}
 	dir := t.TempDir()
@@ -361,5 +361,20 @@ func mustSymlink(t *testing.T, target, link string) {
 	t.Helper()
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLocal: the JWT verifier does no I/O (the gateway calls it without a deadline); the
+// webhook does (it must be given the handshake's deadline).
+func TestLocal(t *testing.T) {
+	if f := newJWTFixture(t); !Local(f.verify) {
+		t.Error("the JWT verifier is not Local")
+	}
+	w, err := NewWebhook(config.WebhookAuth{URL: "http://127.0.0.1:1/"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Local(w) {
+		t.Error("the webhook verifier is Local")
 	}
 }

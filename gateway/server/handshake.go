@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
@@ -41,9 +42,7 @@ func (c *conn) handshake(hs *pb.Handshake) {
 		return
 	}
 	deadline := c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	id, err := s.verifier.Verify(ctx, auth.Request{Token: hs.Token, DeviceID: hs.DeviceId, ClientAddress: c.sess.Remote})
-	cancel()
+	id, err := c.verify(hs, deadline)
 	if err != nil {
 		reason := auth.ReasonOf(err)
 		s.m.Handshakes.WithLabelValues(reason).Inc()
@@ -106,11 +105,16 @@ func (c *conn) handshake(hs *pb.Handshake) {
 		}
 	}
 	if s.downlink != nil {
-		// Within the handshake deadline: a resume may wait for Kafka to confirm positions
-		// this pod has not read yet.
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		s.downlink.Attach(ctx, c.sess, hs.Resume, attach)
-		cancel()
+		if hs.Resume == nil {
+			// Only a resume waits (for Kafka): no deadline timer for the others.
+			s.downlink.Attach(context.Background(), c.sess, nil, attach)
+		} else {
+			// Within the handshake deadline: a resume may wait for Kafka to confirm positions
+			// this pod has not read yet.
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			s.downlink.Attach(ctx, c.sess, hs.Resume, attach)
+			cancel()
+		}
 	} else {
 		attach(nil, nil)
 	}
@@ -120,6 +124,20 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	}
 	s.m.Handshakes.WithLabelValues("ok").Inc()
 	s.log.Debug("session opened", "session", sessionID, "user", id.UserID, "device", hs.DeviceId, "remote", c.sess.Remote)
+}
+
+// verify checks the handshake's token within the handshake deadline. A local verifier (JWT)
+// ignores its context, so it gets none with a deadline: that would be a timer and a context
+// allocated and dropped per handshake, garbage that idle connections' RSS carries until the
+// next GC (docs/benchmarks.md, "Idle memory per connection toward the floor").
+func (c *conn) verify(hs *pb.Handshake, deadline time.Time) (auth.Identity, error) {
+	req := auth.Request{Token: hs.Token, DeviceID: hs.DeviceId, ClientAddress: c.sess.Remote}
+	if auth.Local(c.srv.verifier) {
+		return c.srv.verifier.Verify(context.Background(), req)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return c.srv.verifier.Verify(ctx, req)
 }
 
 // refuseFull refuses a handshake because the pod holds limits.maxConnections sessions.
