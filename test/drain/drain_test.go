@@ -178,16 +178,7 @@ wait:
 		tk.Check(t, t0)
 	})
 
-	var deliveries int
-	t.Run("every accepted record arrives once, in order", func(t *testing.T) {
-		if !complete {
-			t.Errorf("records still missing %s after the producer stopped", sc.settle)
-		}
-		if ps.Accepted == 0 {
-			t.Fatal("Kafka accepted no record")
-		}
-		deliveries = traffic.CheckRecords(t, f, p, t0)
-	})
+	deliveries := checkEveryRecord(t, f, p, ps, complete, sc.settle, t0)
 
 	mv := traffic.CheckMoves(moved, victim.ID, t0)
 	reconnectBound := d.DeregistrationDelay.Duration + d.SpreadWindow.Duration + maxReconnectJitter + reconnectSlack
@@ -322,16 +313,7 @@ func TestSIGKILL(t *testing.T) {
 		}
 		traffic.CheckUndisturbed(t, f, moved, t0)
 	})
-	var deliveries int
-	t.Run("every accepted record arrives once, in order", func(t *testing.T) {
-		if !complete {
-			t.Errorf("records still missing %s after the producer stopped", sc.settle)
-		}
-		if ps.Accepted == 0 {
-			t.Fatal("Kafka accepted no record")
-		}
-		deliveries = traffic.CheckRecords(t, f, p, t0)
-	})
+	deliveries := checkEveryRecord(t, f, p, ps, complete, sc.settle, t0)
 	t.Logf("FIGURES kill %s: %d clients %v, %d on %s when killed; producer %d accepted of %d at %.0f/s (%d failed, backlog %.2fs), %d deliveries to apps; "+
 		"all back %.2fs after the kill (p50 %.2fs, max %.2fs, max %d reconnects/s), with every record accepted before the kill %.2fs after it; "+
 		"all records %.2fs after the kill (producer stopped at %.2fs)",

@@ -159,16 +159,7 @@ func TestRebalance(t *testing.T) {
 		}
 	})
 
-	var deliveries int
-	t.Run("every accepted record arrives once, in order", func(t *testing.T) {
-		if !complete {
-			t.Errorf("records still missing %s after the producer stopped", sc.settle)
-		}
-		if ps.Accepted == 0 {
-			t.Fatal("Kafka accepted no record")
-		}
-		deliveries = traffic.CheckRecords(t, f, p, t0)
-	})
+	deliveries := checkEveryRecord(t, f, p, ps, complete, sc.settle, t0)
 
 	t.Run("bad requests are refused with their reason", func(t *testing.T) {
 		for _, tc := range []struct {

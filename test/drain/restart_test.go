@@ -108,16 +108,7 @@ func TestSIGKILLRestartSameServerID(t *testing.T) {
 			t.Errorf("%d handshakes after the restart did not resume COMPLETE, e.g. %s", len(mv.ResumeBad), mv.ResumeBad[0])
 		}
 	})
-	var deliveries int
-	t.Run("every accepted record arrives once, in order", func(t *testing.T) {
-		if !complete {
-			t.Errorf("records still missing %s after the producer stopped", sc.settle)
-		}
-		if ps.Accepted == 0 {
-			t.Fatal("Kafka accepted no record")
-		}
-		deliveries = traffic.CheckRecords(t, f, p, t0)
-	})
+	deliveries := checkEveryRecord(t, f, p, ps, complete, sc.settle, t0)
 	t.Logf("FIGURES restart %s: %d clients on %s, producer %d accepted of %d at %.0f/s (%d failed), %d deliveries to apps; "+
 		"dead %.2fs (%d records published meanwhile), restarted process ready %.2fs after its start, reading from the committed offsets "+
 		"(%d records handled before the kill read again), all clients back %.2fs after the kill (p50 %.2fs), all records %.2fs after the kill",
