@@ -25,6 +25,8 @@ func TestNetworkPolicy(t *testing.T) {
 		clients []networkingv1.NetworkPolicyPort
 		admin   []networkingv1.NetworkPolicyPort
 		from    *metav1.LabelSelector
+		// operator is passed to NetworkPolicy and expected after the metrics peer.
+		operator *networkingv1.NetworkPolicyPeer
 	}{
 		{name: "unset: none", np: nil},
 		{name: "disabled: none", np: &v1alpha1.NetworkPolicySpec{Enabled: false, MetricsNamespaceSelector: monitoring}},
@@ -41,6 +43,12 @@ func TestNetworkPolicy(t *testing.T) {
 			want:  true, clients: tcp(443), admin: tcp(8443), from: monitoring,
 		},
 		{
+			name:     "the operator's pods admitted to the admin port beside the metrics namespaces",
+			np:       &v1alpha1.NetworkPolicySpec{Enabled: true, MetricsNamespaceSelector: monitoring},
+			operator: OperatorPeer("tcpgateway-system", map[string]string{"app.kubernetes.io/component": "operator"}),
+			want:     true, clients: tcp(7000), admin: tcp(9090), from: monitoring,
+		},
+		{
 			name: "empty selector: every namespace",
 			np:   &v1alpha1.NetworkPolicySpec{Enabled: true, MetricsNamespaceSelector: &metav1.LabelSelector{}},
 			want: true, clients: tcp(7000), admin: tcp(9090), from: &metav1.LabelSelector{},
@@ -51,7 +59,7 @@ func TestNetworkPolicy(t *testing.T) {
 			gw := newGateway()
 			gw.Spec.NetworkPolicy = tt.np
 			gw.Spec.Port, gw.Spec.AdminPort = tt.ports[0], tt.ports[1]
-			pol := NetworkPolicy(gw)
+			pol := NetworkPolicy(gw, tt.operator)
 			if !tt.want {
 				if pol != nil {
 					t.Fatalf("got a NetworkPolicy: %+v", pol.Spec)
@@ -65,9 +73,13 @@ func TestNetworkPolicy(t *testing.T) {
 			// Ingress only: the gateways reach backends and Kafka wherever they are.
 			eq(t, "policyTypes", pol.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress})
 			eq(t, "egress", len(pol.Spec.Egress), 0)
+			admins := []networkingv1.NetworkPolicyPeer{{NamespaceSelector: tt.from}}
+			if tt.operator != nil {
+				admins = append(admins, *tt.operator)
+			}
 			eq(t, "ingress", pol.Spec.Ingress, []networkingv1.NetworkPolicyIngressRule{
 				{Ports: tt.clients}, // no From: every source
-				{Ports: tt.admin, From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: tt.from}}},
+				{Ports: tt.admin, From: admins},
 			})
 			if pol.Annotations[AnnotationSpecHash] == "" {
 				t.Error("no spec hash")
@@ -77,6 +89,24 @@ func TestNetworkPolicy(t *testing.T) {
 	// The selector is copied, not shared with the TCPGateway.
 	gw := newGateway()
 	gw.Spec.NetworkPolicy = &v1alpha1.NetworkPolicySpec{Enabled: true, MetricsNamespaceSelector: monitoring}
-	NetworkPolicy(gw).Spec.Ingress[1].From[0].NamespaceSelector.MatchLabels["team"] = "changed"
+	operator := OperatorPeer("tcpgateway-system", map[string]string{"app.kubernetes.io/component": "operator"})
+	pol := NetworkPolicy(gw, operator)
+	pol.Spec.Ingress[1].From[0].NamespaceSelector.MatchLabels["team"] = "changed"
+	pol.Spec.Ingress[1].From[1].PodSelector.MatchLabels["app.kubernetes.io/component"] = "changed"
 	eq(t, "spec's selector", monitoring.MatchLabels["team"], "monitoring")
+	eq(t, "operator's selector", operator.PodSelector.MatchLabels["app.kubernetes.io/component"], "operator")
+}
+
+func TestOperatorPeer(t *testing.T) {
+	labels := map[string]string{"app.kubernetes.io/name": "tcpgateway"}
+	eq(t, "no namespace", OperatorPeer("", labels), (*networkingv1.NetworkPolicyPeer)(nil))
+	eq(t, "no labels", OperatorPeer("ops", nil), (*networkingv1.NetworkPolicyPeer)(nil))
+	// Both selectors in one peer: the operator's pods in the operator's namespace, not every pod there.
+	eq(t, "peer", OperatorPeer("ops", labels), &networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "ops"}},
+		PodSelector:       &metav1.LabelSelector{MatchLabels: labels},
+	})
+	peer := OperatorPeer("ops", labels)
+	peer.PodSelector.MatchLabels["x"] = "y"
+	eq(t, "labels copied", len(labels), 1)
 }

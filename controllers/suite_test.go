@@ -95,8 +95,12 @@ func (e *env) reconciler(c client.Client, rec events.EventRecorder) *TCPGatewayR
 		Topics:       &KafkaTopics{DialTimeout: 2 * time.Second},
 		SecretReader: e.c,
 		KafkaTimeout: 10 * time.Second,
+		OperatorPeer: OperatorPeer("tcpgateway-system", testOperatorLabels),
 	}
 }
+
+// testOperatorLabels are the operator pods' labels the test reconcilers are configured with.
+var testOperatorLabels = map[string]string{"app.kubernetes.io/name": "tcpgateway", "app.kubernetes.io/component": "operator"}
 
 // startManager runs the operator as cmd/manager does (same cache restrictions, same
 // reconciler), limited to namespace ns, until the test ends.

@@ -48,6 +48,10 @@ type TCPGatewayReconciler struct {
 	// SessionCounts reads the pods' session counts for the rebalance; the zero Reader has
 	// the defaults.
 	SessionCounts sessioncount.Reader
+	// OperatorPeer selects the operator's own pods, which spec.networkPolicy admits to the
+	// admin port (OperatorPeer). Nil: the operator is admitted only if its namespace is among
+	// those metricsNamespaceSelector selects.
+	OperatorPeer *networkingv1.NetworkPolicyPeer
 }
 
 // +kubebuilder:rbac:groups=tcpgateway.io,resources=tcpgateways,verbs=get;list;watch;update;patch
@@ -207,7 +211,7 @@ func (r *TCPGatewayReconciler) reconcilePDB(ctx context.Context, gw *v1alpha1.TC
 // this TCPGateway owns when it is not enabled (an object of that name it does not own is
 // left alone).
 func (r *TCPGatewayReconciler) reconcileNetworkPolicy(ctx context.Context, gw *v1alpha1.TCPGateway) error {
-	if desired := NetworkPolicy(gw); desired != nil {
+	if desired := NetworkPolicy(gw, r.OperatorPeer); desired != nil {
 		_, err := ensureOwned(ctx, r, gw, desired, &networkingv1.NetworkPolicy{}, copyNetworkPolicy, networkPolicyInSync)
 		return err
 	}

@@ -38,6 +38,8 @@ func (e *env) testNetworkPolicy(t *testing.T) {
 	}
 	eq(t, "default metrics selector", pol.Spec.Ingress[1].From[0].NamespaceSelector,
 		&metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}})
+	// The operator's pods reach the admin port from their own namespace (rebalance, custom metrics).
+	eq(t, "operator peer", pol.Spec.Ingress[1].From[1:], []networkingv1.NetworkPolicyPeer{*OperatorPeer("tcpgateway-system", testOperatorLabels)})
 
 	monitoring := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "monitoring"}}
 	e.update(t, key, func(gw *v1alpha1.TCPGateway) { gw.Spec.NetworkPolicy.MetricsNamespaceSelector = monitoring })

@@ -134,8 +134,9 @@ type TCPGatewaySpec struct {
 	Service ServiceSpec `json:"service,omitempty"`
 
 	// NetworkPolicy, when enabled, restricts who reaches the gateway pods: the client port
-	// stays open to all, the admin port (probes, /metrics, /status; read-only) only to pods
-	// of the selected namespaces. Off by default.
+	// stays open to all, the admin port (probes, /metrics, /status; the operator's signed
+	// POST /rebalance) only to pods of the selected namespaces and to the operator's own pods.
+	// Off by default.
 	// +optional
 	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -42,6 +44,8 @@ func main() {
 		cmPort        = flag.Int("custom-metrics-port", 0, "serve the custom metrics API (custom.metrics.k8s.io: tcpgw_sessions of the gateway pods, for spec.autoscaling) over HTTPS on this port, behind an APIService; 0 disables it")
 		cmBind        = flag.String("custom-metrics-bind-address", "0.0.0.0", "IP address of the custom metrics API")
 		cmCerts       = flag.String("custom-metrics-cert-dir", "", "directory holding tls.crt and tls.key for the custom metrics API (the APIService's caBundle vouches for them), reloaded when they change; empty: a self-signed certificate made at start")
+		opLabels      = flag.String("operator-pod-labels", "", "labels of the operator's own pods (k=v,k=v): spec.networkPolicy admits them to the gateways' admin port (rebalance, custom metrics); empty: not admitted beyond metricsNamespaceSelector")
+		opNS          = flag.String("operator-namespace", "", "namespace of the operator's own pods, for --operator-pod-labels; default: the manager's own (in a cluster)")
 	)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -52,6 +56,7 @@ func main() {
 		metricsAddr: *metricsAddr, metricsSecure: *metricsSecure, metricsCertDir: *metricsCerts, probeAddr: *probeAddr, leaderElect: *leaderElect, leaderNS: *leaderNS,
 		concurrent: *concurrent, kafkaTimeout: *kafkaTimeout, kafkaDial: *kafkaDialWait,
 		customMetricsPort: *cmPort, customMetricsBind: *cmBind, customMetricsCertDir: *cmCerts,
+		operatorPodLabels: *opLabels, operatorNS: *opNS,
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
@@ -115,6 +120,29 @@ type options struct {
 	customMetricsPort      int
 	customMetricsBind      string
 	customMetricsCertDir   string
+	operatorPodLabels      string
+	operatorNS             string
+}
+
+// operatorPeer is the NetworkPolicy peer of the operator's own pods (--operator-pod-labels in
+// --operator-namespace, by default the manager's own), or nil without labels.
+func operatorPeer(o options) (*networkingv1.NetworkPolicyPeer, error) {
+	if o.operatorPodLabels == "" {
+		return nil, nil
+	}
+	podLabels, err := labels.ConvertSelectorToLabelsMap(o.operatorPodLabels)
+	if err != nil {
+		return nil, fmt.Errorf("--operator-pod-labels: %w", err)
+	}
+	ns := o.operatorNS
+	if ns == "" {
+		b, err := os.ReadFile(inClusterNamespaceFile)
+		if err != nil {
+			return nil, fmt.Errorf("--operator-namespace is needed outside a cluster: %w", err)
+		}
+		ns = strings.TrimSpace(string(b))
+	}
+	return controllers.OperatorPeer(ns, podLabels), nil
 }
 
 func run(o options) error {
@@ -159,6 +187,10 @@ func run(o options) error {
 		return fmt.Errorf("while creating the manager: %w", err)
 	}
 
+	peer, err := operatorPeer(o)
+	if err != nil {
+		return err
+	}
 	r := &controllers.TCPGatewayReconciler{
 		Client:       mgr.GetClient(),
 		Scheme:       mgr.GetScheme(),
@@ -166,6 +198,7 @@ func run(o options) error {
 		Topics:       &controllers.KafkaTopics{DialTimeout: o.kafkaDial},
 		SecretReader: mgr.GetAPIReader(),
 		KafkaTimeout: o.kafkaTimeout,
+		OperatorPeer: peer,
 	}
 	if err := r.SetupWithManager(mgr, o.concurrent); err != nil {
 		return fmt.Errorf("while setting up the TCPGateway controller: %w", err)

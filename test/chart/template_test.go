@@ -390,6 +390,22 @@ func TestCustomValues(t *testing.T) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
 	}
+	// The labels the operator admits itself by (spec.networkPolicy) are the ones its pods carry.
+	var peerLabels string
+	for _, arg := range c.Args {
+		if v, ok := strings.CutPrefix(arg, "--operator-pod-labels="); ok {
+			peerLabels = v
+		}
+	}
+	if peerLabels == "" || !slices.Contains(c.Args, "--operator-namespace="+dep.Namespace) {
+		t.Errorf("args %v lack --operator-pod-labels or --operator-namespace=%s", c.Args, dep.Namespace)
+	}
+	for _, kv := range strings.Split(peerLabels, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("--operator-pod-labels names %s=%s, the pods carry %v", k, v, dep.Spec.Template.Labels)
+		}
+	}
 	var sa corev1.ServiceAccount
 	decode(t, byK["ServiceAccount"], &sa)
 	if sa.Name != pod.ServiceAccountName || sa.Annotations["example.test/role"] != "operator" {
