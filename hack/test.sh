@@ -2,7 +2,8 @@
 # test.sh all|e2e|fuzz — the project's test entry points (make test, make test-e2e, make fuzz).
 #
 # `all` runs the lint and generated-code checks, short fuzzing, then every Go test against real
-# components: etcd + kube-apiserver (KUBEBUILDER_ASSETS), helm (TCPGW_HELM) and one Kafka broker
+# components: etcd + kube-apiserver (KUBEBUILDER_ASSETS), helm (TCPGW_HELM), Debian's chromium
+# unpacked into the cache (TCPGW_CHROMIUM, hack/chromium.sh) and one Kafka broker
 # shared by all test packages, stopped on exit. The broker runs in sasl_ssl mode (one JVM for
 # both kinds of test): its plaintext listener is TCPGW_KAFKA_BOOTSTRAP, its state dir (the
 # SASL_SSL listeners, CAs and user) TCPGW_KAFKA_SECURE_DIR (see test/kafkatest). The
@@ -55,10 +56,12 @@ fuzz_one() {
 }
 
 start_components() {
-  phase "components: control plane binaries, helm, Kafka"
+  phase "components: control plane binaries, helm, Chromium, Kafka"
   KUBEBUILDER_ASSETS=$(hack/k8s.sh)
   TCPGW_HELM=$(hack/helm.sh)
-  export KUBEBUILDER_ASSETS TCPGW_HELM
+  # Debian's chromium unpacked into the cache, for the browser tests (test/browser).
+  TCPGW_CHROMIUM=$(hack/chromium.sh)
+  export KUBEBUILDER_ASSETS TCPGW_HELM TCPGW_CHROMIUM
   # A broker of this run's own, so parallel runs and stale brokers never interfere.
   KAFKA_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tcpgw-kafka.XXXXXX")
   export KAFKA_STATE_DIR
@@ -67,7 +70,7 @@ start_components() {
   TCPGW_KAFKA_BOOTSTRAP=$(<"$KAFKA_STATE_DIR/plaintext.bootstrap")
   TCPGW_KAFKA_SECURE_DIR=$KAFKA_STATE_DIR
   export TCPGW_KAFKA_BOOTSTRAP TCPGW_KAFKA_SECURE_DIR
-  log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS TCPGW_HELM=$TCPGW_HELM TCPGW_KAFKA_BOOTSTRAP=$TCPGW_KAFKA_BOOTSTRAP TCPGW_KAFKA_SECURE_DIR=$TCPGW_KAFKA_SECURE_DIR"
+  log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS TCPGW_HELM=$TCPGW_HELM TCPGW_CHROMIUM=$TCPGW_CHROMIUM TCPGW_KAFKA_BOOTSTRAP=$TCPGW_KAFKA_BOOTSTRAP TCPGW_KAFKA_SECURE_DIR=$TCPGW_KAFKA_SECURE_DIR"
 }
 
 case "$mode" in
