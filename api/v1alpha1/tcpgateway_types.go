@@ -225,9 +225,11 @@ type Autoscaling struct {
 
 	// ScaleDownStabilizationSeconds: the autoscaler removes pods only down to the highest
 	// recommendation of this many past seconds, so a dip in connections (clients reconnecting
-	// after a drain) does not remove pods. Default 300 (the HPA's own default). Whatever it is,
-	// pods are removed one at a time, one per terminationGracePeriodSeconds of the pods, so at
-	// most one pod drains because of the autoscaler at any moment.
+	// after a drain) does not remove pods. Default 300 (the HPA's own default). Pods are
+	// removed one per terminationGracePeriodSeconds of the pods, so at most one pod drains
+	// because of the autoscaler at any moment, provided this is at least that grace period:
+	// within one period after a scale-out the HPA counts from the replicas before it, and a
+	// shorter window lets it remove the pods it just added at once.
 	// +kubebuilder:default=300
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=3600

@@ -6,7 +6,9 @@
 //
 // Nothing here contacts a non-loopback address: the Service and cluster CIDRs the control
 // plane is given are never routed, pods get 127.0.10.x addresses and load balancers
-// 127.0.20.x.
+// 127.0.20.x. kube-apiserver's own traffic to Services (its aggregator's, to an APIService)
+// goes through a ServiceProxy on 127.0.0.1, the stand-in for kube-proxy; the aggregator's
+// front-proxy client certificate comes from a CA made at start.
 package cluster
 
 import (
@@ -50,12 +52,13 @@ const (
 // Nothing here reads them: the LB simulator computes backends from Pods, the StatefulSet
 // controller needs only the headless Service's name, and there is no kube-proxy or DNS. The
 // cost: no EndpointSlice or Endpoints object exists, so code that would read them cannot be
-// tried on this cluster.
+// tried on this cluster. (The ServiceProxy publishes FQDN EndpointSlices for ClusterIP
+// Services with a selector, only so that the aggregator finds an APIService's Service
+// available; see ServiceProxy.)
 //
 // The HorizontalPodAutoscaler controller runs, with the sync period of Options.HPASyncPeriod;
-// it scales on the metrics APIs the cluster serves. (The kube-apiserver's aggregator cannot
-// reach an APIService's Service here yet: nothing routes cluster IPs, and the aggregator
-// wants the Service's EndpointSlices, which this cluster has none of.)
+// it scales on the metrics APIs the cluster's APIServices serve (such as the operator's
+// custom metrics API, reached through the ServiceProxy).
 var ControllerManagerControllers = []string{
 	"statefulset-controller", "replicaset-controller", "deployment-controller",
 	"garbage-collector-controller", "node-lifecycle-controller", "pod-garbage-collector-controller",
@@ -117,6 +120,8 @@ type Cluster struct {
 	LB *LBSimulator
 	// IPs allocates pod addresses for all nodes.
 	IPs *IPAllocator
+	// Services carries kube-apiserver's traffic to Services (see ServiceProxy).
+	Services *ServiceProxy
 
 	env       *envtest.Environment
 	procs     []*process
@@ -198,7 +203,18 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return c, err
 	}
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)
+	if c.Services, err = listenServiceProxy(opts.Logger.With("component", "service-proxy")); err != nil {
+		return c, err
+	}
+	apiFlags, err := aggregatorFlags(c.Dir, c.Services)
+	if err != nil {
+		return c, err
+	}
+	args := env.ControlPlane.GetAPIServer().Configure()
+	args.Set("service-cluster-ip-range", ServiceCIDR)
+	for k, v := range apiFlags {
+		args.Set(k, v)
+	}
 	c.env = env
 	if _, err := env.Start(); err != nil {
 		return c, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
@@ -217,6 +233,20 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	c.Config = admin.Config()
 	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return c, err
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	// Its own client, without warnings: kube-apiserver warns at every write of an FQDN
+	// EndpointSlice that the address type is deprecated.
+	quiet := rest.CopyConfig(c.Config)
+	quiet.WarningHandler = rest.NoWarnings{}
+	proxyClient, err := kubernetes.NewForConfig(quiet)
+	if err != nil {
+		return c, err
+	}
+	if err := c.Services.start(runCtx, proxyClient); err != nil {
 		return c, err
 	}
 
@@ -252,8 +282,6 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 
-	runCtx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
 	c.IPs = NewIPAllocator()
 	for i := 1; i <= opts.Nodes; i++ {
 		name := "node-" + strconv.Itoa(i)
@@ -342,6 +370,9 @@ func (c *Cluster) Stop() error {
 	wg.Wait()
 	if c.LB != nil {
 		c.LB.Stop()
+	}
+	if c.Services != nil {
+		c.Services.stop()
 	}
 	if c.cancel != nil {
 		c.cancel()

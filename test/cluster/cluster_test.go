@@ -7,9 +7,11 @@
 package cluster_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -23,6 +25,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -103,9 +106,10 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		// kube-apiserver rejects loopback endpoint addresses, so the EndpointSlice and
-		// Endpoints controllers do not run (cluster.ControllerManagerControllers): no slice,
-		// not even the placeholder the controller writes for a Service at once, and none of
-		// the FailedToUpdateEndpointSlices warnings they flooded the events with.
+		// Endpoints controllers do not run (cluster.ControllerManagerControllers): no slice
+		// but the ServiceProxy's (none here: the only Service is headless), not even the
+		// placeholder the controller writes for a Service at once, and none of the
+		// FailedToUpdateEndpointSlices warnings they flooded the events with.
 		slices, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -173,6 +177,45 @@ func TestCluster(t *testing.T) {
 		for addr, b := range st.Backends {
 			if b.Accepted == 0 {
 				t.Errorf("backend %s got no connection: %+v", addr, st)
+			}
+		}
+	})
+
+	// The stand-in for kube-proxy that kube-apiserver's aggregator reaches Services through:
+	// a tunnel to a ClusterIP Service's cluster IP and port ends at a ready pod's targetPort,
+	// and the Service gets an FQDN EndpointSlice listing its ready pods (what the aggregator's
+	// availability check reads); anything else is refused.
+	t.Run("ServiceProxyRoutesClusterIPs", func(t *testing.T) {
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "echo-cip", Namespace: ns},
+			Spec: corev1.ServiceSpec{
+				Selector: map[string]string{"app": "echo"},
+				Ports:    []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromString("http")}},
+			},
+		}
+		create(ctx, t, cs, svc)
+		var slice *discoveryv1.EndpointSlice
+		waitObject(ctx, t, cs.DiscoveryV1().EndpointSlices(ns), "echo-cip-local", &discoveryv1.EndpointSlice{}, func(o runtime.Object) bool {
+			slice = o.(*discoveryv1.EndpointSlice)
+			return len(slice.Endpoints) == 2
+		})
+		if slice.AddressType != discoveryv1.AddressTypeFQDN || slice.Labels[discoveryv1.LabelServiceName] != "echo-cip" ||
+			len(slice.Ports) != 1 || *slice.Ports[0].Name != "web" || *slice.Ports[0].Port != 8080 {
+			t.Errorf("EndpointSlice %+v", slice)
+		}
+		got, err := cs.CoreV1().Services(ns).Get(ctx, "echo-cip", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			body := connectGet(t, c.Services.Socket(), net.JoinHostPort(got.Spec.ClusterIP, "80"), "/via-service-proxy")
+			if !strings.Contains(body, "GET /via-service-proxy") {
+				t.Errorf("through the service proxy: %q", body)
+			}
+		}
+		for _, refused := range []string{net.JoinHostPort(got.Spec.ClusterIP, "81"), "10.251.255.254:80", "192.0.2.1:443"} {
+			if code := connectStatus(t, c.Services.Socket(), refused); code != http.StatusBadGateway {
+				t.Errorf("CONNECT %s answered %d, want %d", refused, code, http.StatusBadGateway)
 			}
 		}
 	})
@@ -532,4 +575,79 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// connectGet asks the HTTP CONNECT proxy at the unix socket proxy for a tunnel to target and GETs path
+// through it.
+func connectGet(t *testing.T, proxy, target, path string) string {
+	t.Helper()
+	// A CONNECT tunnel, as kube-apiserver's egress dialer opens (net/http would send an
+	// http:// URL to a proxy as a plain request instead).
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialConnect(ctx, proxy, target)
+		},
+	}}
+	resp, err := hc.Get("http://" + target + path)
+	if err != nil {
+		t.Fatalf("GET %s through %s: %v", target, proxy, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// dialConnect opens a tunnel to target through the CONNECT proxy at proxy.
+func dialConnect(ctx context.Context, proxy, target string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, "unix", proxy)
+	if err != nil {
+		return nil, err
+	}
+	code, br, err := sendConnect(conn, target)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("CONNECT %s: status %d", target, code)
+	}
+	if err == nil && br.Buffered() > 0 {
+		err = fmt.Errorf("CONNECT %s: %d bytes after the answer", target, br.Buffered())
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// connectStatus is the status a CONNECT to target gets from the proxy.
+func connectStatus(t *testing.T, proxy, target string) int {
+	t.Helper()
+	conn, err := net.DialTimeout("unix", proxy, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	code, _, err := sendConnect(conn, target)
+	if err != nil {
+		t.Fatalf("CONNECT %s: %v", target, err)
+	}
+	return code
+}
+
+func sendConnect(conn net.Conn, target string) (int, *bufio.Reader, error) {
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	defer func() { _ = conn.SetDeadline(time.Time{}) }()
+	// As kube-apiserver's egress dialer writes it: Host 127.0.0.1 whatever the target.
+	if _, err := fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target); err != nil {
+		return 0, nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		return 0, nil, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, br, nil
 }

@@ -72,8 +72,10 @@ type podWorker struct {
 	terminating time.Time
 }
 
+// newPodWorker makes the worker of pod, holding it as the latest version already: its run
+// may start before the caller's first update.
 func newPodWorker(a *NodeAgent, pod *corev1.Pod) *podWorker {
-	return &podWorker{a: a, uid: pod.UID, ns: pod.Namespace, nm: pod.Name,
+	return &podWorker{a: a, uid: pod.UID, ns: pod.Namespace, nm: pod.Name, latest: pod,
 		log:    a.log.With("pod", pod.Namespace+"/"+pod.Name),
 		notify: make(chan struct{}, 1), gone: make(chan struct{})}
 }

@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // A failed container's termination message is the tail of its own run's log, bounded like
@@ -59,5 +61,15 @@ func TestTerminationMessage(t *testing.T) {
 	got = terminationMessage(fallback, path, run4)
 	if len(got) > terminationLogBytes || len(got) < terminationLogBytes-1 || !strings.HasSuffix(got, "é\nthe end\n") || !strings.HasPrefix(got, "é") {
 		t.Errorf("%d bytes: %q...", len(got), got[:min(len(got), 20)])
+	}
+}
+
+// A new worker holds its pod from the start: the agent starts its run before handing it the
+// pod, and a run that found none dereferenced nil (a panic that ended a whole e2e run).
+func TestNewPodWorkerHoldsItsPod(t *testing.T) {
+	a := &NodeAgent{log: slog.New(slog.DiscardHandler)}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+	if got := newPodWorker(a, pod).pod(); got != pod {
+		t.Fatalf("new worker's pod = %v, want the pod it was made for", got)
 	}
 }

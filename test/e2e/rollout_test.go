@@ -311,8 +311,14 @@ func (s *system) patchGateway(ctx context.Context, t *testing.T, ns, name string
 // waitPods waits until the pods of ns (those not being deleted) satisfy cond and returns them.
 func (s *system) waitPods(ctx context.Context, t *testing.T, ns, what string, cond func(map[string]*corev1.Pod) bool) map[string]*corev1.Pod {
 	t.Helper()
+	return s.waitPodsWithin(ctx, t, ns, what, rolloutTimeout, cond)
+}
+
+// waitPodsWithin is waitPods failing the test after within.
+func (s *system) waitPodsWithin(ctx context.Context, t *testing.T, ns, what string, within time.Duration, cond func(map[string]*corev1.Pod) bool) map[string]*corev1.Pod {
+	t.Helper()
 	var pods map[string]*corev1.Pod
-	took, ok := poll(ctx, rolloutTimeout, func(ctx context.Context) bool {
+	took, ok := poll(ctx, within, func(ctx context.Context) bool {
 		var list corev1.PodList
 		if err := s.k.List(ctx, &list, crclient.InNamespace(ns)); err != nil {
 			return false

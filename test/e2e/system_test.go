@@ -140,6 +140,7 @@ func startSystem(brokers, assets, helm string) (_ *system, err error) {
 			"/usr/local/bin/manager": filepath.Join(s.dir, "manager"),
 		},
 		DeregistrationDelay: lbDeregistration,
+		HPASyncPeriod:       hpaSyncPeriod,
 		Dir:                 os.Getenv("E2E_CLUSTER_DIR"),
 	})
 	if err != nil {
@@ -194,11 +195,14 @@ func (s *system) startEcho() error {
 // arguments, probes and ServiceAccount (so the chart's RBAC is what it gets). One replica:
 // pods share this machine's network, and the chart's probe and metrics ports are fixed.
 // --take-ownership: the cluster starts with the CRD installed (test/k8stest), which the
-// chart then adopts and upgrades, as after an upgrade from chart 0.1.0.
+// chart then adopts and upgrades, as after an upgrade from chart 0.1.0. With the custom
+// metrics API (customMetrics.enabled): the HPAs of TestAutoscalingCycle read it through
+// kube-apiserver's aggregator.
 func (s *system) installOperator(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, s.helm, "install", operatorRelease, filepath.Join(s.root, "charts", "tcpgateway"),
 		"--kubeconfig", s.cluster.Kubeconfig, "--namespace", operatorNamespace, "--create-namespace", "--take-ownership",
 		"--set", "replicaCount=1", "--set", "image.repository=example.test/tcpgateway", "--set", "image.tag=e2e",
+		"--set", "customMetrics.enabled=true",
 		"--wait", "--timeout", "3m")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("helm install: %v\n%s", err, out)

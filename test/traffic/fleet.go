@@ -81,17 +81,21 @@ func groupOf(i int) int {
 type FleetOptions struct {
 	Addr    string // the load balancer
 	Clients int
+	// First is the index of the first client (user UserName(First)): a second fleet beside
+	// one of First clients gets users of its own.
+	First int
 	// Token mints the auth token of a user with its group tags.
 	Token func(user string, groups []string) string
 	// Tag is sent as the client version, naming the test in the gateways' logs.
 	Tag string
 }
 
-// Connect connects o.Clients clients to o.Addr, client i as user UserName(i), every third
-// in a group; it fails the test if any cannot connect. They are closed when the test ends.
+// Connect connects o.Clients clients to o.Addr, client i (from o.First) as user
+// UserName(i), every third in a group; it fails the test if any cannot connect. They are
+// closed when the test ends, or by Close.
 func Connect(t testing.TB, o FleetOptions) *Fleet {
 	t.Helper()
-	f := NewFleet(t, 0, o.Clients)
+	f := NewFleet(t, o.First, o.Clients)
 	sem := make(chan struct{}, connectParallel)
 	errs := make([]error, o.Clients)
 	var wg sync.WaitGroup
@@ -113,7 +117,7 @@ func Connect(t testing.TB, o FleetOptions) *Fleet {
 				OnDisconnect:     ac.onDisconnect,
 			})
 			if err != nil {
-				errs[i] = fmt.Errorf("client %d: %w", i, err)
+				errs[i] = fmt.Errorf("client %d: %w", ac.Index, err)
 				return
 			}
 			ac.mu.Lock()
@@ -124,15 +128,7 @@ func Connect(t testing.TB, o FleetOptions) *Fleet {
 	wg.Wait()
 	// Closed before whatever the test started earlier (cleanups run last-registered first):
 	// the load balancer and the gateways, so the teardown causes no reconnect storm.
-	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, ac := range f.Clients {
-			if cl := ac.Client(); cl != nil {
-				wg.Go(func() { _ = cl.Close() })
-			}
-		}
-		wg.Wait()
-	})
+	t.Cleanup(f.Close)
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +146,18 @@ func NewFleet(t testing.TB, first, n int) *Fleet {
 			lastOwn: -1, lastGrp: -1, goAwayed: make(chan struct{})})
 	}
 	return f
+}
+
+// Close closes every client of the fleet (they do not reconnect) and waits for them.
+// Idempotent.
+func (f *Fleet) Close() {
+	var wg sync.WaitGroup
+	for _, ac := range f.Clients {
+		if cl := ac.Client(); cl != nil {
+			wg.Go(func() { _ = cl.Close() })
+		}
+	}
+	wg.Wait()
 }
 
 // Groups are the group tags of the app's token.
