@@ -161,8 +161,8 @@ func TestAutoscalingCycle(t *testing.T) {
 		if gap := rescales[2].at.Sub(rescales[1].at); gap < period-time.Second {
 			t.Errorf("the HPA removed the second pod %v after the first, within its scale-in period %v", gap, period)
 		}
-		t.Logf("HPA rescales: to 4 at t0%+.0fs, to 3 at t0%+.0fs, to 2 at t0%+.0fs (scale-in period %v)",
-			rescales[0].at.Sub(t0).Seconds(), rescales[1].at.Sub(t0).Seconds(), rescales[2].at.Sub(t0).Seconds(), period)
+		t.Logf("HPA rescales (Event times, whole seconds): to 4 %.0fs after the load came, to 3 %.0fs after it left, to 2 %.0fs later (scale-in period %v)",
+			rescales[0].at.Sub(t1).Seconds(), rescales[1].at.Sub(t2).Seconds(), rescales[2].at.Sub(rescales[1].at).Seconds(), period)
 	}
 	t.Logf("HPA after the cycle: current %d, desired %d, average %d sessions per pod; whole cycle %v",
 		hpa.Status.CurrentReplicas, hpa.Status.DesiredReplicas, currentAverage(hpa), time.Since(t1).Round(time.Millisecond))
