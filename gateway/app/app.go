@@ -175,6 +175,18 @@ func (a *App) Start() error {
 		ln.Close()
 		return err
 	}
+	wsAddr := ""
+	if w := a.cfg.Listen.WebSocket; w != nil {
+		wsln, err := net.Listen("tcp", w.Address)
+		if err != nil {
+			return fmt.Errorf("while listening for WebSocket clients: %w", err)
+		}
+		if err := a.server.ServeWebSocket(wsln); err != nil {
+			wsln.Close()
+			return err
+		}
+		wsAddr = wsln.Addr().String()
+	}
 	if a.downlink != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		a.stopDown, a.downDone = cancel, make(chan struct{})
@@ -207,7 +219,7 @@ func (a *App) Start() error {
 		a.serveHTTP("pprof", a.pprof, a.pprofLn)
 	}
 	a.log.Info("gateway started", "server_id", a.cfg.ServerID, "clients", ln.Addr().String(), "admin", a.adminLn.Addr().String(),
-		"pprof", a.cfg.Listen.Pprof)
+		"websocket", wsAddr, "pprof", a.cfg.Listen.Pprof)
 	return nil
 }
 

@@ -51,6 +51,27 @@ type Listen struct {
 	// TLS, when set, makes the clients listener speak TLS only: the gateway terminates TLS
 	// itself (crypto/tls) instead of a load balancer in front of it. Nil: plaintext.
 	TLS *ListenTLS `json:"tls,omitempty"`
+	// WebSocket, when set, serves the same protocol over WebSocket (RFC 6455) on a listener
+	// of its own, for browsers and other clients that cannot open raw TCP: one binary
+	// message carries one length-prefixed frame (docs/protocol.md#websocket). Nil: off.
+	WebSocket *ListenWebSocket `json:"websocket,omitempty"`
+}
+
+// ListenWebSocket is the WebSocket listener (gateway/server/websocket.go).
+type ListenWebSocket struct {
+	// Address is the TCP address it binds. Default ":7080".
+	Address string `json:"address,omitempty"`
+	// Path is the only HTTP path upgraded; any other gets 404. Default "/tcpgw".
+	Path string `json:"path,omitempty"`
+	// AllowedOrigins lists the origins ("https://app.example.com", scheme://host[:port],
+	// compared without regard to case) whose pages may connect. An upgrade request with an
+	// Origin header not in the list gets 403. A request without Origin (not a browser: the
+	// Go SDK, Node) is accepted, as is any Origin when the list is empty: the check keeps
+	// other sites' pages out, it authenticates no one (docs/security.md#websocket).
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// TLS, when set, makes the listener speak TLS only (wss://), with the same settings as
+	// listen.tls. Nil: plaintext (ws://, or TLS terminated in front of the gateway).
+	TLS *ListenTLS `json:"tls,omitempty"`
 }
 
 // TLS versions accepted by ListenTLS.MinVersion.

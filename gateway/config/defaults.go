@@ -10,6 +10,9 @@ const (
 	DefaultClientsAddress = ":7000"
 	DefaultAdminAddress   = ":9090"
 	DefaultControlSocket  = "/var/run/tcpgateway/control.sock"
+	// The WebSocket listener's (listen.websocket), when it is on.
+	DefaultWebSocketAddress = ":7080"
+	DefaultWebSocketPath    = "/tcpgw"
 
 	DefaultMaxConnections         = 100000
 	DefaultMaxPendingHandshakes   = 10000
@@ -127,6 +130,13 @@ func (l *Listen) Default() {
 	setString(&l.Control, DefaultControlSocket)
 	if l.TLS != nil {
 		setString(&l.TLS.MinVersion, TLS12)
+	}
+	if w := l.WebSocket; w != nil {
+		setString(&w.Address, DefaultWebSocketAddress)
+		setString(&w.Path, DefaultWebSocketPath)
+		if w.TLS != nil {
+			setString(&w.TLS.MinVersion, TLS12)
+		}
 	}
 }
 

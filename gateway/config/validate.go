@@ -157,6 +157,65 @@ func (c *Config) validateListen(v *validator) {
 		}
 		v.oneOf("listen.tls.minVersion", t.MinVersion, []string{TLS12, TLS13})
 	}
+	if w := c.Listen.WebSocket; w != nil {
+		validateWebSocket(v, w)
+		wh, wp, wok := v.hostPort("listen.websocket.address", w.Address)
+		for _, other := range []struct {
+			name, host string
+			port       int
+			ok         bool
+		}{
+			{"listen.clients", ch, cp, cok}, {"listen.admin", ah, ap, aok},
+		} {
+			if wok && other.ok && wp != 0 && wp == other.port && (wh == other.host || wh == "" || other.host == "") {
+				v.addf("listen.websocket.address", "%q collides with %s", w.Address, other.name)
+			}
+		}
+	}
+}
+
+// MaxWebSocketPathBytes bounds listen.websocket.path.
+const MaxWebSocketPathBytes = 256
+
+func validateWebSocket(v *validator, w *ListenWebSocket) {
+	switch p := w.Path; {
+	case !strings.HasPrefix(p, "/"):
+		v.addf("listen.websocket.path", "%q must start with /", p)
+	case len(p) > MaxWebSocketPathBytes:
+		v.addf("listen.websocket.path", "%q is longer than %d bytes", p, MaxWebSocketPathBytes)
+	case strings.ContainsAny(p, "?# \t\r\n"):
+		v.addf("listen.websocket.path", "%q must be a plain path: no query, fragment or spaces", p)
+	}
+	for i, o := range w.AllowedOrigins {
+		if err := CheckOrigin(o); err != nil {
+			v.addf(fmt.Sprintf("listen.websocket.allowedOrigins[%d]", i), "%v", err)
+		}
+	}
+	if t := w.TLS; t != nil {
+		if t.CertFile == "" {
+			v.addf("listen.websocket.tls.certFile", "required")
+		}
+		if t.KeyFile == "" {
+			v.addf("listen.websocket.tls.keyFile", "required")
+		}
+		v.oneOf("listen.websocket.tls.minVersion", t.MinVersion, []string{TLS12, TLS13})
+	}
+}
+
+// CheckOrigin says why o is not an origin as browsers send it in the Origin header:
+// scheme://host[:port], nothing more. The operator's admission checks call it too.
+func CheckOrigin(o string) error {
+	if o == "*" {
+		return errors.New(`"*" is not an origin: leave allowedOrigins empty to accept every origin`)
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return fmt.Errorf("%q is not an origin: %v", o, err)
+	}
+	if u.Scheme == "" || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], e.g. https://app.example.com", o)
+	}
+	return nil
 }
 
 func (c *Config) validateLimits(v *validator) {

@@ -56,10 +56,22 @@ func TestValidateAcceptsValidConfig(t *testing.T) {
 			t.Errorf("listen.pprof %q rejected: %v", pprof, err)
 		}
 	}
+	c.Listen.WebSocket = &ListenWebSocket{Address: "127.0.0.1:0", Path: "/ws/v2",
+		AllowedOrigins: []string{"https://app.example.com", "http://localhost:3000", "HTTPS://Upper.Example"}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("listen.websocket rejected: %v", err)
+	}
 	c.Listen.Control = "/" + strings.Repeat("d", MaxControlPathBytes-1)
 	if err := c.Validate(); err != nil {
 		t.Errorf("listen.control of %d bytes rejected: %v", MaxControlPathBytes, err)
 	}
+}
+
+// ws is a defaulted listen.websocket at address ("" for the default).
+func ws(address string) *ListenWebSocket {
+	l := Listen{WebSocket: &ListenWebSocket{Address: address}}
+	l.Default()
+	return l.WebSocket
 }
 
 func TestValidateRules(t *testing.T) {
@@ -75,6 +87,24 @@ func TestValidateRules(t *testing.T) {
 		{"admin port out of range", func(c *Config) { c.Listen.Admin = ":70000" }, "listen.admin: \":70000\": port must be a number"},
 		{"admin collides with clients", func(c *Config) { c.Listen.Admin = "0.0.0.0:7000" }, "listen.admin: \"0.0.0.0:7000\" collides with listen.clients"},
 		{"control required", func(c *Config) { c.Listen.Control = "" }, "listen.control: required"},
+		{"websocket collides with clients", func(c *Config) { c.Listen.WebSocket = ws(":7000") }, `listen.websocket.address: ":7000" collides with listen.clients`},
+		{"websocket collides with admin", func(c *Config) { c.Listen.WebSocket = ws("127.0.0.1:9090") }, `listen.websocket.address: "127.0.0.1:9090" collides with listen.admin`},
+		{"websocket not host:port", func(c *Config) { c.Listen.WebSocket = ws("7080") }, `listen.websocket.address: "7080" is not host:port`},
+		{"websocket path relative", func(c *Config) { c.Listen.WebSocket = ws(""); c.Listen.WebSocket.Path = "tcpgw" }, `listen.websocket.path: "tcpgw" must start with /`},
+		{"websocket path with query", func(c *Config) { c.Listen.WebSocket = ws(""); c.Listen.WebSocket.Path = "/a?b" }, `listen.websocket.path: "/a?b" must be a plain path`},
+		{"websocket origin wildcard", func(c *Config) { c.Listen.WebSocket = ws(""); c.Listen.WebSocket.AllowedOrigins = []string{"*"} }, `listen.websocket.allowedOrigins[0]: "*" is not an origin: leave allowedOrigins empty`},
+		{"websocket origin with path", func(c *Config) {
+			c.Listen.WebSocket = ws("")
+			c.Listen.WebSocket.AllowedOrigins = []string{"https://a.example", "https://b.example/"}
+		}, `listen.websocket.allowedOrigins[1]: "https://b.example/" is not an origin`},
+		{"websocket origin without scheme", func(c *Config) {
+			c.Listen.WebSocket = ws("")
+			c.Listen.WebSocket.AllowedOrigins = []string{"app.example.com"}
+		}, `listen.websocket.allowedOrigins[0]: "app.example.com" is not an origin`},
+		{"websocket tls without key", func(c *Config) {
+			c.Listen.WebSocket = ws("")
+			c.Listen.WebSocket.TLS = &ListenTLS{CertFile: "/t/tls.crt", MinVersion: TLS12}
+		}, "listen.websocket.tls.keyFile: required"},
 		{"control relative", func(c *Config) { c.Listen.Control = "run/control.sock" }, `listen.control: "run/control.sock" must be an absolute path`},
 		{"control a directory", func(c *Config) { c.Listen.Control = "/run/tcpgateway/" }, `listen.control: "/run/tcpgateway/" must be an absolute path to a socket file`},
 		{"control too long", func(c *Config) { c.Listen.Control = "/" + strings.Repeat("d", 90) }, "listen.control: \"/ddd"},

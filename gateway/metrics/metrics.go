@@ -48,6 +48,9 @@ type Gateway struct {
 	CertReloads   *prometheus.CounterVec // result
 	CertNotAfter  *prometheus.GaugeVec   // file
 
+	// WebSocket listener (listen.websocket; gateway/server/websocket.go).
+	WebSocketUpgrades *prometheus.CounterVec // result
+
 	// Limits (gateway/server/limits.go, addresses.go).
 	PendingHandshakes prometheus.Gauge
 	OutboundBudget    prometheus.Gauge
@@ -173,6 +176,10 @@ func New(reg prometheus.Registerer) *Gateway {
 			Name: "tcpgw_tls_certificate_not_after_seconds",
 			Help: "Expiry (Unix seconds) of the certificate the clients listener serves, by certificate file.",
 		}, []string{"file"}),
+		WebSocketUpgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcpgw_websocket_upgrades_total",
+			Help: "WebSocket upgrades on listen.websocket by result: ok, timeout, closed, not_websocket (400), not_found (404), forbidden_origin (403), too_large (431), failed.",
+		}, []string{"result"}),
 		AuthWebhookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcpgw_auth_webhook_failures_total",
 			Help: "Auth webhook calls without an answer (handshakes refused as webhook_unavailable), by cause: tls_failed, timeout, unreachable, bad_status, bad_response, canceled.",
@@ -188,7 +195,7 @@ func New(reg prometheus.Registerer) *Gateway {
 		m.Bytes, m.Writes, m.QueueDrops, m.Requests, m.UplinkLatency, m.UplinkInFlight, m.Draining, m.DrainPhase,
 		m.RebalanceRequests, m.RebalanceGoAways, m.Rebalancing,
 		m.Lingering, m.LingerTimeouts, m.AnswersRefused,
-		m.TokenRefreshes, m.AuthWebhookFailures, m.TLSHandshakes, m.CertReloads, m.CertNotAfter,
+		m.TokenRefreshes, m.AuthWebhookFailures, m.TLSHandshakes, m.CertReloads, m.CertNotAfter, m.WebSocketUpgrades,
 		m.PendingHandshakes, m.OutboundBudget, m.OutboundShed, m.AddressLimited, m.outboundBytes, m.addressesTracked)
 	return m
 }

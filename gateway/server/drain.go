@@ -206,7 +206,7 @@ func (s *Server) liveConns() []*conn {
 }
 
 // stopLoops closes every remaining connection and stops the event loop (or the TLS listener
-// and readers) and workers. The closed connections linger until their peers close
+// and readers), the WebSocket listener and readers, and the workers. The closed connections linger until their peers close
 // (closeLinger) before netpoll's shutdown, which would close them at once, with a reset where
 // the peer's last bytes are unread.
 func (s *Server) stopLoops(ctx context.Context) {
@@ -216,21 +216,24 @@ func (s *Server) stopLoops(ctx context.Context) {
 	s.waitLingering(ctx)
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.mu.Lock()
-	loop, ln := s.loop, s.listener
+	loop, ln, wsln := s.loop, s.listener, s.wsListener
 	s.mu.Unlock()
 	if loop != nil {
 		_ = loop.Shutdown(ctx)
 	} else if ln != nil {
-		// The TLS listener closes where netpoll's Shutdown closes its own; then the
-		// connections accepted meanwhile are closed and every reader is waited for (each
-		// returns once its connection is closed: closeLinger at most).
 		_ = ln.Close()
-		s.accepting.Wait()
-		for _, c := range s.liveConns() {
-			c.sess.Abort(session.ReasonShutdown)
-		}
-		waitGroup(ctx, &s.streams)
 	}
+	if wsln != nil {
+		_ = wsln.Close()
+	}
+	// The TLS and WebSocket listeners close where netpoll's Shutdown closes its own; then the
+	// connections accepted meanwhile are closed and every reader is waited for (each returns
+	// once its connection is closed: closeLinger at most).
+	s.accepting.Wait()
+	for _, c := range s.liveConns() {
+		c.sess.Abort(session.ReasonShutdown)
+	}
+	waitGroup(ctx, &s.streams)
 	s.workers.Wait()
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/netpoll"
+	"github.com/gobwas/ws"
 
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
 	"github.com/tcpgateway/tcpgateway/gateway/config"
@@ -108,6 +109,14 @@ type Server struct {
 	accepting sync.WaitGroup
 	streams   sync.WaitGroup
 
+	// With listen.websocket (websocket.go): its listener (guarded by mu), its TLS
+	// configuration (nil: plaintext) and upgrader. Its accept loop and readers count in
+	// accepting and streams.
+	wsListener net.Listener
+	wsTLS      *tls.Config
+	wsUpgrader ws.Upgrader
+	wsLog      rateLog
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	workers  sync.WaitGroup
@@ -148,6 +157,7 @@ func New(opts Options) (*Server, error) {
 		refuseLog: newRateLog(),
 		acceptLog: newRateLog(),
 		tlsLog:    newRateLog(),
+		wsLog:     newRateLog(),
 		addrs:     newAddressTable(l.PerAddress, l.MaxConnections+l.MaxPendingHandshakes),
 	}
 	if t := opts.Config.Listen.TLS; t != nil {
@@ -156,6 +166,20 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.tlsConfig = cfg
+	}
+	if w := opts.Config.Listen.WebSocket; w != nil {
+		u, err := newWSUpgrader(w)
+		if err != nil {
+			return nil, fmt.Errorf("listen.websocket: %w", err)
+		}
+		s.wsUpgrader = u
+		if w.TLS != nil {
+			cfg, err := newTLSConfig(*w.TLS, opts.Metrics, log, now)
+			if err != nil {
+				return nil, fmt.Errorf("listen.websocket.tls: %w", err)
+			}
+			s.wsTLS = cfg
+		}
 	}
 	s.budget = session.NewBudget(int64(l.OutboundBudgetBytes), s.shed)
 	s.m.OutboundBudget.Set(float64(l.OutboundBudgetBytes))
@@ -211,7 +235,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 	if loop == nil {
 		s.accepting.Add(1)
-		go s.acceptTLS(ln)
+		go s.acceptLoop(ln, "TLS", s.openStream)
 		s.log.Info("serving clients over TLS", "address", ln.Addr().String())
 		return nil
 	}

@@ -56,8 +56,9 @@ func tlsHandshakeResult(err error) string {
 	}
 }
 
-// acceptTLS accepts until the listener is closed (stopLoops).
-func (s *Server) acceptTLS(ln net.Listener) {
+// acceptLoop accepts connections of the TLS or WebSocket listener (named kind), each handed
+// to open, until the listener is closed (stopLoops).
+func (s *Server) acceptLoop(ln net.Listener, kind string, open func(net.Conn)) {
 	defer s.accepting.Done()
 	var backoff time.Duration
 	for {
@@ -68,7 +69,7 @@ func (s *Server) acceptTLS(ln net.Listener) {
 			}
 			// Out of file descriptors and the like: wait, as net/http does, rather than spin.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.logSometimes(&s.acceptLog, "accepting TLS connections failed", "err", err, "retry_in", backoff.String())
+			s.logSometimes(&s.acceptLog, "accepting "+kind+" connections failed", "err", err, "retry_in", backoff.String())
 			select {
 			case <-time.After(backoff):
 				continue
@@ -77,7 +78,7 @@ func (s *Server) acceptTLS(ln net.Listener) {
 			}
 		}
 		backoff = 0
-		s.openStream(raw)
+		open(raw)
 	}
 }
 

@@ -29,11 +29,21 @@ const (
 	// connection drain.flushTimeout later.
 	ReasonRebalance = CloseReason("rebalance")
 
+	// Told with a WebSocket close frame (listen.websocket), no ERROR frame: the client broke
+	// the WebSocket mapping of the protocol (docs/protocol.md#websocket).
+	ReasonWebSocketText       = CloseReason("websocket_text")       // a text message: frames are binary
+	ReasonWebSocketFragmented = CloseReason("websocket_fragmented") // a message in fragments: one frame, one whole message
+	ReasonWebSocketUnmasked   = CloseReason("websocket_unmasked")   // a client frame without a mask (RFC 6455 5.1)
+	ReasonWebSocketProtocol   = CloseReason("websocket_protocol")   // reserved bits or opcode, a bad control frame
+
 	// Not told: the peer is gone or the process is stopping.
 	ReasonClientClosed = CloseReason("client_closed")
 	// The TLS handshake failed (listen.tls): crypto/tls told the client with an alert, when
 	// it could.
 	ReasonTLSFailed   = CloseReason("tls_failed")
+	// The WebSocket upgrade did not happen (listen.websocket): the client got an HTTP error
+	// (tcpgw_websocket_upgrades_total says which) or nothing (it timed out or went away).
+	ReasonWebSocketUpgrade = CloseReason("websocket_upgrade_failed")
 	ReasonWriteFailed = CloseReason("write_failed")
 	ReasonShutdown    = CloseReason("shutdown")
 )

@@ -34,7 +34,9 @@ type Gateway struct {
 	ID         string
 	ClientAddr string
 	AdminAddr  string
-	Config     config.Config
+	// WebSocketAddr is listen.websocket's address (with GatewayOptions.WebSocket).
+	WebSocketAddr string
+	Config        config.Config
 	ConfigPath string
 }
 
@@ -50,6 +52,10 @@ type GatewayOptions struct {
 	// NoWaitReady returns as soon as the admin port answers /healthz, for tests of a gateway
 	// that cannot become ready (WaitReady then waits for readiness).
 	NoWaitReady bool
+	// WebSocket serves listen.websocket on a free loopback port too (Gateway.WebSocketAddr,
+	// WebSocketURL): the Config's listen.websocket (its path, origins, TLS) if it sets one,
+	// the defaults otherwise; the address is the harness's.
+	WebSocket bool
 }
 
 // StartGateway writes a configuration with free ports, starts the process and waits for
@@ -64,11 +70,17 @@ func StartGateway(t testing.TB, o GatewayOptions) (*Gateway, error) {
 	t.Cleanup(func() { _ = os.RemoveAll(ctlDir) })
 	var last error
 	for attempt := range startAttempts {
-		addrs, err := FreeAddrs(2)
+		addrs, err := FreeAddrs(3)
 		if err != nil {
 			return nil, err
 		}
 		g := &Gateway{Bin: o.Bin, ID: o.ID, ClientAddr: addrs[0], AdminAddr: addrs[1], Config: o.Config(addrs[0], addrs[1])}
+		if o.WebSocket {
+			if g.Config.Listen.WebSocket == nil {
+				g.Config.Listen.WebSocket = &config.ListenWebSocket{}
+			}
+			g.Config.Listen.WebSocket.Address, g.WebSocketAddr = addrs[2], addrs[2]
+		}
 		if g.Config.Listen.Control == "" {
 			g.Config.Listen.Control = filepath.Join(ctlDir, "control.sock")
 		}
@@ -96,6 +108,19 @@ func StartGateway(t testing.TB, o GatewayOptions) (*Gateway, error) {
 		}
 	}
 	return nil, last
+}
+
+// WebSocketURL is the ws:// URL of listen.websocket ("" without GatewayOptions.WebSocket).
+func (g *Gateway) WebSocketURL() string {
+	w := g.Config.Listen.WebSocket
+	if g.WebSocketAddr == "" || w == nil {
+		return ""
+	}
+	path := w.Path
+	if path == "" {
+		path = config.DefaultWebSocketPath
+	}
+	return "ws://" + g.WebSocketAddr + path
 }
 
 // DrainResult is how `gateway drain` ended.

@@ -122,6 +122,23 @@ func ReadSize(r *bufio.Reader, maxBody int, buf []byte) (*pb.Frame, int, []byte,
 	return f, HeaderLen + n, buf, err
 }
 
+// DecodeMessage decodes a message that must hold exactly one whole frame, length prefix
+// included: a WebSocket message (docs/protocol.md#websocket). A prefix that does not match the
+// message's length is a bad frame; one beyond maxBody is too large.
+func DecodeMessage(msg []byte, maxBody int) (*pb.Frame, error) {
+	if len(msg) < HeaderLen {
+		return nil, &FrameError{Code: pb.ErrorCode_ERROR_CODE_BAD_FRAME, Detail: fmt.Sprintf("message of %d bytes holds no length prefix", len(msg))}
+	}
+	n, err := bodyLen(msg, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(msg)-HeaderLen {
+		return nil, &FrameError{Code: pb.ErrorCode_ERROR_CODE_BAD_FRAME, Detail: fmt.Sprintf("message of %d bytes carries a frame of %d: one message, one whole frame", len(msg), HeaderLen+n)}
+	}
+	return unmarshal(msg[HeaderLen:])
+}
+
 // Append appends f, length-prefixed, to dst. It refuses frames whose body exceeds maxBody, so
 // the gateway never sends what a peer with the same limit would reject.
 func Append(dst []byte, f *pb.Frame, maxBody int) ([]byte, error) {

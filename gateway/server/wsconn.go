@@ -1,0 +1,250 @@
+package server
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+)
+
+// errNoUpgrade is a write to a WebSocket connection whose upgrade failed or was never made:
+// nothing can be sent on it.
+var errNoUpgrade = errors.New("no WebSocket upgrade")
+
+// wsConn is a session's transport on a WebSocket connection (listen.websocket): every frame
+// the session writes goes out as one binary WebSocket message, unmasked (RFC 6455: servers
+// never mask). Its connection's reader goroutine (websocket.go) runs the TLS handshake (wss)
+// and the upgrade and reports their end through ready; writes wait for it. The reader owns
+// the end of the connection: once it returns, the connection is closed (readerDone) and
+// never touched again.
+type wsConn struct {
+	srv  *Server
+	raw  net.Conn
+	conn net.Conn  // what the WebSocket is spoken on: raw, or tc
+	tc   *tls.Conn // nil without TLS
+	sess *session.Session
+
+	ready chan struct{} // closed when the upgrade ended; up says how
+	up    bool          // written before ready is closed, read after
+
+	wmu       sync.Mutex // serialises writes: the flusher's messages, the reader's pongs, the close frame
+	closeSent bool       // guarded by wmu: a close frame went out; nothing follows it
+
+	mu     sync.Mutex  // guards closed, done, timer
+	closed bool        // Close was called
+	done   bool        // the reader returned and closed the connection
+	timer  *time.Timer // while lingering: closes the connection at the bound
+}
+
+func newWSConn(s *Server, raw net.Conn, cfg *tls.Config) *wsConn {
+	k := &wsConn{srv: s, raw: raw, conn: raw, ready: make(chan struct{})}
+	if cfg != nil {
+		k.tc = tls.Server(raw, cfg)
+		k.conn = k.tc
+	}
+	return k
+}
+
+// upgraded records the end of the upgrade (or that none will be made).
+func (k *wsConn) upgraded(up bool) {
+	k.up = up
+	close(k.ready)
+}
+
+// wsHeaderLen is the size of an unmasked frame header for a payload of n bytes.
+func wsHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	default:
+		return 10
+	}
+}
+
+// appendWSHeader appends the header of a final, unmasked frame of opcode op with a payload of
+// n bytes (RFC 6455 5.2).
+func appendWSHeader(dst []byte, op ws.OpCode, n int) []byte {
+	b0 := 0x80 | byte(op)
+	switch {
+	case n < 126:
+		return append(dst, b0, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, b0, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, b0, 127), uint64(n))
+	}
+}
+
+// wsWrite is the scratch of one Write: the frame headers and the buffers of the writev.
+type wsWrite struct {
+	headers []byte
+	bufs    net.Buffers
+}
+
+// wsWritePool holds the scratch between writes, so that an idle connection holds none.
+var wsWritePool = sync.Pool{New: func() any { return &wsWrite{} }}
+
+// maxPooledWSBuffers bounds the scratch kept in wsWritePool.
+const maxPooledWSBuffers = 1024
+
+// Write sends every frame as one binary message. Only the session's flusher calls it. On
+// plaintext, headers and frames go out in one writev, the frames uncopied; with TLS they are
+// joined into one buffer for one TLS write, as stream does. A frame queued before the upgrade
+// ended (a refusal, a drain GOAWAY) waits for it: the upgrade has the connection's handshake
+// deadline, and Close ends it at once.
+func (k *wsConn) Write(bufs [][]byte) error {
+	<-k.ready
+	if !k.up {
+		return errNoUpgrade
+	}
+	k.mu.Lock()
+	gone := k.closed || k.done
+	k.mu.Unlock()
+	if gone {
+		return errGone
+	}
+	w := wsWritePool.Get().(*wsWrite)
+	defer func() {
+		if cap(w.bufs) <= maxPooledWSBuffers {
+			clear(w.bufs[:cap(w.bufs)]) // keep no frame alive from the pool
+			w.headers, w.bufs = w.headers[:0], w.bufs[:0]
+			wsWritePool.Put(w)
+		}
+	}()
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+		w.headers = appendWSHeader(w.headers, ws.OpBinary, len(b))
+	}
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if k.closeSent {
+		return errGone
+	}
+	_ = k.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if k.tc != nil {
+		return k.writeJoined(w.headers, bufs, n)
+	}
+	h := w.headers
+	for _, b := range bufs {
+		hl := wsHeaderLen(len(b))
+		w.bufs = append(w.bufs, h[:hl], b)
+		h = h[hl:]
+	}
+	v := w.bufs // WriteTo consumes the slice it is called on
+	_, err := v.WriteTo(k.raw)
+	return err
+}
+
+// writeJoined writes headers and frames, interleaved, in one TLS write. Called under wmu.
+func (k *wsConn) writeJoined(headers []byte, bufs [][]byte, n int) error {
+	n += len(headers)
+	var joined []byte
+	if n <= maxCoalesceBytes {
+		p := coalescePool.Get().(*[]byte)
+		defer coalescePool.Put(p)
+		joined = (*p)[:0]
+		defer func() { *p = joined[:0] }()
+	} else {
+		joined = make([]byte, 0, n)
+	}
+	h := headers
+	for _, b := range bufs {
+		hl := wsHeaderLen(len(b))
+		joined = append(append(joined, h[:hl]...), b...)
+		h = h[hl:]
+	}
+	_, err := k.tc.Write(joined)
+	return err
+}
+
+// control writes a control frame (pong, close) from the reader or from Close; a close frame
+// is the last thing written. It reports whether the frame was written.
+func (k *wsConn) control(op ws.OpCode, payload []byte) bool {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if k.closeSent {
+		return false
+	}
+	if op == ws.OpClose {
+		k.closeSent = true
+	}
+	var b [ws.MaxHeaderSize + ws.MaxControlFramePayloadSize]byte
+	frame := append(appendWSHeader(b[:0], op, len(payload)), payload...)
+	_ = k.raw.SetWriteDeadline(time.Now().Add(closeLinger))
+	_, err := k.conn.Write(frame)
+	return err == nil
+}
+
+// Close ends the connection the way a WebSocket server does: a close frame with the code of
+// the session's close reason (wsclose.go), then, as socket and stream do, a FIN and reading
+// until the peer closes or closeLinger passes. Before or without an upgrade there is nothing
+// to protect: the connection is closed at once.
+func (k *wsConn) Close() error {
+	k.mu.Lock()
+	if k.closed || k.done {
+		k.mu.Unlock()
+		return nil
+	}
+	k.closed = true
+	up := false
+	select {
+	case <-k.ready:
+		up = k.up
+	default:
+	}
+	if !up {
+		k.mu.Unlock()
+		return k.raw.Close() // also ends an upgrade or TLS handshake in progress
+	}
+	k.srv.lingering.Add(1)
+	k.srv.m.Lingering.Inc()
+	k.timer = time.AfterFunc(closeLinger, func() {
+		k.srv.m.LingerTimeouts.Inc()
+		_ = k.raw.Close()
+	})
+	k.mu.Unlock()
+	// Off the caller's goroutine: the close frame waits for a write in progress (bounded by
+	// the linger timer, which fails it), and Close is called from drain loops over every
+	// connection.
+	go k.halfClose()
+	return nil
+}
+
+// halfClose sends the close frame, close_notify with TLS, then FIN.
+func (k *wsConn) halfClose() {
+	_, reason := k.sess.Closing()
+	k.control(ws.OpClose, wsCloseBody(reason))
+	if k.tc != nil {
+		k.wmu.Lock()
+		_ = k.tc.CloseWrite()
+		k.wmu.Unlock()
+	}
+	if tcp, ok := k.raw.(interface{ CloseWrite() error }); !ok || tcp.CloseWrite() != nil {
+		_ = k.raw.Close()
+	}
+}
+
+// readerDone is called by the reader when it returns: the peer closed (or the linger bound
+// did): the connection is closed and no longer lingers.
+func (k *wsConn) readerDone() {
+	k.mu.Lock()
+	k.done = true
+	t := k.timer
+	k.timer = nil
+	k.mu.Unlock()
+	_ = k.raw.Close()
+	if t != nil {
+		t.Stop()
+		k.srv.lingering.Add(-1)
+		k.srv.m.Lingering.Dec()
+	}
+}
