@@ -40,12 +40,12 @@ const (
 	ReasonClientClosed = CloseReason("client_closed")
 	// The TLS handshake failed (listen.tls): crypto/tls told the client with an alert, when
 	// it could.
-	ReasonTLSFailed   = CloseReason("tls_failed")
+	ReasonTLSFailed = CloseReason("tls_failed")
 	// The WebSocket upgrade did not happen (listen.websocket): the client got an HTTP error
 	// (tcpgw_websocket_upgrades_total says which) or nothing (it timed out or went away).
 	ReasonWebSocketUpgrade = CloseReason("websocket_upgrade_failed")
-	ReasonWriteFailed = CloseReason("write_failed")
-	ReasonShutdown    = CloseReason("shutdown")
+	ReasonWriteFailed      = CloseReason("write_failed")
+	ReasonShutdown         = CloseReason("shutdown")
 )
 
 // ReasonForCode maps an ERROR frame's code to the close reason of the same name.

@@ -37,7 +37,7 @@ type Gateway struct {
 	// WebSocketAddr is listen.websocket's address (with GatewayOptions.WebSocket).
 	WebSocketAddr string
 	Config        config.Config
-	ConfigPath string
+	ConfigPath    string
 }
 
 // GatewayOptions say how to start a gateway.
