@@ -12,8 +12,9 @@ import { IdWindow } from "./dedup.js";
 import { AlreadyAnsweredError, ClosedError, GoAwayError, NotRequestedError, ServerError, TokenSourceError, asError } from "./errors.js";
 import { ErrorCode, GoAway_Reason, HandshakeSchema, PositionSchema, ResumeSchema } from "./gen/tcpgateway/v1/protocol_pb.js";
 import type { Error as ErrorFrame, HandshakeAck, Position, Push, RefreshRequest, Response } from "./gen/tcpgateway/v1/protocol_pb.js";
-import { tcpTransport } from "./transport.js";
-import type { TlsOptions, TransportFactory } from "./transport.js";
+import type { TransportFactory } from "./transport.js";
+import { isWebSocketAddress, webSocketTransport } from "./websocket.js";
+import type { WebSocketOptions } from "./websocket.js";
 
 /** TokenSource returns a token valid now; asked before every handshake and on every REFRESH_REQUEST (R33). */
 export type TokenSource = (signal: AbortSignal) => Promise<string>;
@@ -32,7 +33,10 @@ export interface ResumeState {
 }
 
 export interface ClientOptions {
-  /** host:port of the gateway (its Service / load balancer). Every reconnect goes there (R1). */
+  /**
+   * The gateway (its Service / load balancer): a ws:// or wss:// URL with its path (WebSocket),
+   * or, in Node.js, host:port (TCP). Every reconnect goes there (R1).
+   */
   address: string;
   /** A fixed token, for tools and tests: it cannot be refreshed (R35). */
   token?: string;
@@ -48,9 +52,9 @@ export interface ClientOptions {
   clientVersion?: string;
   /** Resume a stored session (exportResumeState of an earlier run): the first connect resumes it (R36). */
   resume?: ResumeState;
-  /** TLS for every connection (R2). */
-  tls?: TlsOptions;
-  /** Replaces the TCP/TLS transport (e.g. a WebSocket transport). */
+  /** The WebSocket transport's options (a ws:// or wss:// address). */
+  webSocket?: WebSocketOptions;
+  /** Replaces the transport the address chooses. */
   transport?: TransportFactory;
   /** Largest frame body accepted and sent. Default 65536. Sends are also capped by HandshakeAck.max_frame_bytes. */
   maxFrameBytes?: number;
@@ -91,6 +95,14 @@ export interface RequestOptions {
 /** movesSession: the GOAWAY asks the client to resume elsewhere with its token (R26, R42). */
 function movesSession(r: GoAway_Reason): boolean {
   return r === GoAway_Reason.DRAINING || r === GoAway_Reason.REBALANCE;
+}
+
+/** defaultTransport is WebSocket for a ws:// or wss:// address; other addresses need a transport. */
+function defaultTransport(o: ClientOptions): TransportFactory {
+  if (!isWebSocketAddress(o.address)) {
+    throw new TypeError(`tcpgateway: address ${JSON.stringify(o.address)} is not a ws:// or wss:// URL (TCP needs the Node.js entry point, or give a transport)`);
+  }
+  return webSocketTransport(o.webSocket);
 }
 
 /** MAX_RESENDS bounds resends of one request answered DRAINING (R15). */
@@ -203,7 +215,7 @@ export class Client {
     this.maxFrameBytes = options.maxFrameBytes || DEFAULT_MAX_FRAME_BYTES;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs || 10000;
     this.authAttempts = options.authAttempts || 10;
-    this.transport = options.transport ?? tcpTransport(options.tls);
+    this.transport = options.transport ?? defaultTransport(options);
     this.seen = new IdWindow(options.dedupWindow || 1024);
     this.sessionIdValue = options.resume?.sessionId ?? options.sessionId ?? "";
     if (options.resume) {
@@ -671,9 +683,12 @@ function sleep(ms: number, signal?: AbortSignal, stop?: Promise<void>): Promise<
 }
 
 /** connect creates a client with listeners registered before its first handshake and connects it. */
-export async function connect(options: ClientOptions & { on?: ClientListeners }): Promise<Client> {
-  const c = new Client(options);
-  const on = options.on ?? {};
+export function connect(options: ClientOptions & { on?: ClientListeners }): Promise<Client> {
+  return connectWith(new Client(options), options.on);
+}
+
+/** connectWith registers listeners on c before its first handshake and connects it. */
+export async function connectWith<C extends Client>(c: C, on: ClientListeners = {}): Promise<C> {
   for (const key of Object.keys(on) as (keyof ClientEvents)[]) {
     const l = on[key];
     if (l) {

@@ -4,12 +4,15 @@
 //
 //   TCPGW_CONFORMANCE_DRIVER='node sdk/ts/dist/src/driver.js' go test -count=1 ./test/conformance/
 import { createInterface } from "node:readline";
-import { Client } from "./client.js";
+import WebSocket from "ws";
 import type { ReceivedPush, ResumeState } from "./client.js";
+import { Client } from "./nodeclient.js";
 import { FrameError } from "./codec.js";
 import { AlreadyAnsweredError, ClosedError, ConnectionLostError, GoAwayError, NotRequestedError, ServerError, TokenSourceError } from "./errors.js";
 import { ErrorCode, GoAway_Reason, ResumeResult_Status } from "./gen/tcpgateway/v1/protocol_pb.js";
 import type { HandshakeAck, Position } from "./gen/tcpgateway/v1/protocol_pb.js";
+import { isWebSocketAddress } from "./websocket.js";
+import type { WebSocketConstructor } from "./websocket.js";
 
 type Json = Record<string, unknown>;
 interface WirePosition {
@@ -140,6 +143,20 @@ async function withDeadline<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * webSocketClass is the ws package's WebSocket (Node.js 20 has no stable global one); with
+ * tls, one that trusts only ca_pem and verifies server_name, as the tls option does for TCP.
+ */
+function webSocketClass(t: Command["tls"]): WebSocketConstructor {
+  if (!t) return WebSocket;
+  const opts = { ...(t.ca_pem ? { ca: t.ca_pem } : {}), ...(t.server_name ? { servername: t.server_name } : {}) };
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, opts);
+    }
+  };
+}
+
 async function connect(cmd: Command, name: string, deadline: number): Promise<Json> {
   if (clients.has(name)) throw new DriverError("bad_command", `client ${name} exists`);
   const sc: SdkClient = { token: cmd.token ?? "", fetches: 0, pushes: new Map(), live: false, pendingStop: undefined, client: undefined as unknown as Client };
@@ -170,7 +187,11 @@ async function connect(cmd: Command, name: string, deadline: number): Promise<Js
     dedupWindow: cmd.dedup_window ?? 0,
     maxFrameBytes: cmd.max_frame_bytes ?? 0,
     ...(r ? { reconnect: { initialMs: r.initial_ms ?? 0, maxMs: r.max_ms ?? 0, lostSpreadMs: r.lost_spread_ms ?? 0 } } : {}),
-    ...(cmd.tls ? { tls: { ...(cmd.tls.ca_pem ? { ca: cmd.tls.ca_pem } : {}), ...(cmd.tls.server_name ? { servername: cmd.tls.server_name } : {}) } } : {}),
+    ...(isWebSocketAddress(cmd.address ?? "")
+      ? { webSocket: { WebSocket: webSocketClass(cmd.tls) } }
+      : cmd.tls
+        ? { tls: { ...(cmd.tls.ca_pem ? { ca: cmd.tls.ca_pem } : {}), ...(cmd.tls.server_name ? { servername: cmd.tls.server_name } : {}) } }
+        : {}),
     ...(resume ? { resume } : {}),
   });
   sc.client = c;
