@@ -19,9 +19,16 @@ type jwtVerifier struct {
 	userClaim   string
 	groupsClaim string
 	parser      *jwt.Parser
+	// The parser's options again, for the fast path (jwt_compact.go): issuer and audience
+	// are "" when their check is skipped.
+	claimNames []string
+	issuer     string
+	audience   string
+	leeway     time.Duration
+	now        func() time.Time
 	// Any may be nil (at least one is set). The single-key files serve tokens without a kid;
 	// the set serves tokens with a kid (by kid) and without one (every key of the alg).
-	hs256 *keyFile[[]byte]
+	hs256 *keyFile[*hmacKey]
 	rs256 *keyFile[*rsa.PublicKey]
 	set   *keyFile[keySet]
 }
@@ -47,7 +54,10 @@ func newJWT(cfg config.JWTAuth, now func() time.Time) (*jwtVerifier, error) {
 	if (cfg.Audience == "") != cfg.SkipAudienceCheck {
 		return nil, errors.New("auth: jwt needs an audience or skipAudienceCheck (exactly one)")
 	}
-	v := &jwtVerifier{userClaim: cfg.UserClaim, groupsClaim: cfg.GroupsClaim}
+	v := &jwtVerifier{
+		userClaim: cfg.UserClaim, groupsClaim: cfg.GroupsClaim, claimNames: claimNames(cfg.UserClaim, cfg.GroupsClaim),
+		issuer: cfg.Issuer, audience: cfg.Audience, leeway: cfg.Leeway.Duration, now: now,
+	}
 	var err error
 	if cfg.HS256SecretFile != "" {
 		if v.hs256, err = newKeyFile(cfg.HS256SecretFile, parseHS256Secret, now); err != nil {
@@ -84,23 +94,33 @@ func newJWT(cfg config.JWTAuth, now func() time.Time) (*jwtVerifier, error) {
 
 // parseHS256Secret takes the file's bytes as they are: the secret is raw bytes, so a trailing
 // newline is part of it.
-func parseHS256Secret(b []byte) ([]byte, error) {
+func parseHS256Secret(b []byte) (*hmacKey, error) {
 	if len(b) < minHS256SecretBytes {
 		return nil, fmt.Errorf("HS256 secret is %d bytes, need at least %d (RFC 7518 §3.2)", len(b), minHS256SecretBytes)
 	}
-	return b, nil
+	return newHMACKey(b), nil
 }
 
 func (v *jwtVerifier) local() {}
 
 // Verify checks the token's signature and claims and extracts the identity. It does no I/O
-// and ignores ctx (Local).
+// and ignores ctx (Local). Ordinary tokens are decided by the fast path, the rest by
+// golang-jwt, with the same answers (jwt_compact.go).
 func (v *jwtVerifier) Verify(_ context.Context, req Request) (Identity, error) {
 	if req.Token == "" {
 		return Identity{}, fail(ReasonMissingToken, "handshake has no token")
 	}
+	if id, decided, err := v.verifyCompact(req.Token); decided {
+		return id, err
+	}
+	return v.verifyGolangJWT(req.Token)
+}
+
+// verifyGolangJWT decides with golang-jwt's parser and MapClaims: the tokens the fast path
+// leaves, and the reference its tests hold it to.
+func (v *jwtVerifier) verifyGolangJWT(token string) (Identity, error) {
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(req.Token, claims, v.keyFor); err != nil {
+	if _, err := v.parser.ParseWithClaims(token, claims, v.keyFor); err != nil {
 		switch {
 		case errors.Is(err, errUnknownKey):
 			return Identity{}, &Error{Reason: ReasonUnknownKey, Err: err}
@@ -150,13 +170,13 @@ func (v *jwtVerifier) keyFor(t *jwt.Token) (any, error) {
 		if k.alg != alg {
 			return nil, fmt.Errorf("key %q is for %s, the token says %s", kid, k.alg, alg)
 		}
-		return k.key, nil
+		return golangJWTKey(k.key), nil
 	}
 	var keys []jwt.VerificationKey
 	switch alg {
 	case jwt.SigningMethodHS256.Alg():
 		if v.hs256 != nil {
-			keys = append(keys, v.hs256.get())
+			keys = append(keys, v.hs256.get().secret)
 		}
 	case jwt.SigningMethodRS256.Alg():
 		if v.rs256 != nil {
@@ -166,7 +186,7 @@ func (v *jwtVerifier) keyFor(t *jwt.Token) (any, error) {
 	if v.set != nil {
 		for _, k := range v.set.get() {
 			if k.alg == alg {
-				keys = append(keys, k.key)
+				keys = append(keys, golangJWTKey(k.key))
 			}
 		}
 	}
@@ -179,6 +199,14 @@ func (v *jwtVerifier) keyFor(t *jwt.Token) (any, error) {
 		return keys[0], nil
 	}
 	return jwt.VerificationKeySet{Keys: keys}, nil
+}
+
+// golangJWTKey is a key as golang-jwt's HS256 and RS256 methods take it.
+func golangJWTKey(key any) jwt.VerificationKey {
+	if k, ok := key.(*hmacKey); ok {
+		return k.secret
+	}
+	return key
 }
 
 // stringList reads a groups claim: absent or null is no groups, otherwise it must be a JSON

@@ -24,7 +24,7 @@ const (
 type namedKey struct {
 	kid string
 	alg string // jwt alg: HS256 or RS256
-	key any    // []byte for HS256, *rsa.PublicKey for RS256: never the other way round
+	key any    // *hmacKey for HS256, *rsa.PublicKey for RS256: never the other way round
 }
 
 // keySet is a parsed JSON Web Key Set.
@@ -103,7 +103,7 @@ func (k jwk) parse() (namedKey, error) {
 		if len(secret) < minHS256SecretBytes {
 			return namedKey{}, fmt.Errorf("HS256 secret is %d bytes, need at least %d (RFC 7518 §3.2)", len(secret), minHS256SecretBytes)
 		}
-		return namedKey{kid: k.Kid, alg: jwt.SigningMethodHS256.Alg(), key: secret}, nil
+		return namedKey{kid: k.Kid, alg: jwt.SigningMethodHS256.Alg(), key: newHMACKey(secret)}, nil
 	case "RSA":
 		if k.Alg != "" && k.Alg != jwt.SigningMethodRS256.Alg() {
 			return namedKey{}, fmt.Errorf("alg %q: RSA keys verify RS256 only", k.Alg)

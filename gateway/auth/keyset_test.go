@@ -25,7 +25,7 @@ func rsaJWK(kid string, pub *rsa.PublicKey) map[string]string {
 		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes())}
 }
 
-func jwks(t *testing.T, keys ...map[string]string) []byte {
+func jwks(t testing.TB, keys ...map[string]string) []byte {
 	t.Helper()
 	b, err := json.Marshal(map[string]any{"keys": keys})
 	if err != nil {
