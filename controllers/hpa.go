@@ -25,13 +25,17 @@ const maxScalingPeriod = 1800
 //
 // Scale-in is paced for the drain: one pod per grace period (so the autoscaler never has two
 // pods draining at once and their clients reconnect in one paced wave at a time), after the
-// stabilization window of spec.autoscaling. Scale-out keeps the HPA's defaults (no
+// stabilization window of spec.autoscaling, raised to the grace period if shorter: the HPA counts
+// a period's allowance from the replicas at its start less those it added within it, so a
+// window shorter than the period could end within a period of a scale-out and remove every pod
+// just added at once. Scale-out keeps the HPA's defaults (no
 // stabilization, up to double or +4 pods per 15 s): a surge of connections needs pods now.
 func HorizontalPodAutoscaler(gw *v1alpha1.TCPGateway, grace time.Duration) *autoscalingv2.HorizontalPodAutoscaler {
 	as := gw.Spec.Autoscaling
 	if as == nil {
 		return nil
 	}
+	period := scaleInPeriod(grace)
 	minReplicas := as.MinReplicas
 	if minReplicas < 1 {
 		minReplicas = 1
@@ -62,11 +66,11 @@ func HorizontalPodAutoscaler(gw *v1alpha1.TCPGateway, grace time.Duration) *auto
 			}},
 			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
 				ScaleDown: &autoscalingv2.HPAScalingRules{
-					StabilizationWindowSeconds: ptr.To(ptr.Deref(as.ScaleDownStabilizationSeconds, 300)),
+					StabilizationWindowSeconds: ptr.To(max(ptr.Deref(as.ScaleDownStabilizationSeconds, 300), period)),
 					Policies: []autoscalingv2.HPAScalingPolicy{{
 						Type:          autoscalingv2.PodsScalingPolicy,
 						Value:         1,
-						PeriodSeconds: scaleInPeriod(grace),
+						PeriodSeconds: period,
 					}},
 				},
 			},

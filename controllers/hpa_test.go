@@ -26,10 +26,12 @@ func TestHorizontalPodAutoscaler(t *testing.T) {
 	}{
 		{"defaults: window 300s, one pod per grace period", v1alpha1.Autoscaling{MinReplicas: 2, MaxReplicas: 8, TargetConnectionsPerPod: 1000},
 			70 * time.Second, 2, 300, 70},
-		{"grace rounded up", v1alpha1.Autoscaling{MinReplicas: 3, MaxReplicas: 8, TargetConnectionsPerPod: 1000, ScaleDownStabilizationSeconds: ptr.To[int32](0)},
-			18500 * time.Millisecond, 3, 0, 19},
-		{"grace beyond what a policy takes", v1alpha1.Autoscaling{MinReplicas: 1, MaxReplicas: 2, TargetConnectionsPerPod: 1, ScaleDownStabilizationSeconds: ptr.To[int32](30)},
-			2 * time.Hour, 1, 30, 1800},
+		{"grace rounded up; a window below it raised to it", v1alpha1.Autoscaling{MinReplicas: 3, MaxReplicas: 8, TargetConnectionsPerPod: 1000, ScaleDownStabilizationSeconds: ptr.To[int32](0)},
+			18500 * time.Millisecond, 3, 19, 19},
+		{"a window at the grace period kept", v1alpha1.Autoscaling{MinReplicas: 2, MaxReplicas: 4, TargetConnectionsPerPod: 20, ScaleDownStabilizationSeconds: ptr.To[int32](20)},
+			20 * time.Second, 2, 20, 20},
+		{"grace beyond what a policy takes: window raised to the longest period", v1alpha1.Autoscaling{MinReplicas: 1, MaxReplicas: 2, TargetConnectionsPerPod: 1, ScaleDownStabilizationSeconds: ptr.To[int32](30)},
+			2 * time.Hour, 1, 1800, 1800},
 		{"minReplicas 0 from Go (not the schema): 1", v1alpha1.Autoscaling{MaxReplicas: 2, TargetConnectionsPerPod: 1},
 			time.Second, 1, 300, 1},
 	}

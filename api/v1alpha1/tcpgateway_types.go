@@ -227,9 +227,9 @@ type Autoscaling struct {
 	// recommendation of this many past seconds, so a dip in connections (clients reconnecting
 	// after a drain) does not remove pods. Default 300 (the HPA's own default). Pods are
 	// removed one per terminationGracePeriodSeconds of the pods, so at most one pod drains
-	// because of the autoscaler at any moment, provided this is at least that grace period:
-	// within one period after a scale-out the HPA counts from the replicas before it, and a
-	// shorter window lets it remove the pods it just added at once.
+	// because of the autoscaler at any moment; a window shorter than that grace period is
+	// raised to it (within one period after a scale-out the HPA counts from the replicas
+	// before it, and a shorter window would let it remove the pods it just added at once).
 	// +kubebuilder:default=300
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=3600
