@@ -171,3 +171,81 @@ func TestBatchEndsAtItsRecordBound(t *testing.T) {
 		t.Fatalf("the first write carried %d frames; want at least the %d of the first batch", len(first), batchMaxRecords)
 	}
 }
+
+// eventLog is one ordered log shared by a test's handle function and its transports.
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *eventLog) add(e string) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+}
+
+// nowTransport writes at once (session.WriterNow, as the netpoll socket), logging each write.
+type nowTransport struct {
+	name string
+	log  *eventLog
+}
+
+func (n *nowTransport) WriteNow(bufs [][]byte) (int, error) {
+	total := 0
+	var frames []string
+	for _, b := range bufs {
+		total += len(b)
+		frames = append(frames, string(b))
+	}
+	n.log.add(fmt.Sprintf("write %s %v", n.name, frames))
+	return total, nil
+}
+
+func (n *nowTransport) Write(bufs [][]byte) error {
+	_, err := n.WriteNow(bufs)
+	return err
+}
+
+func (n *nowTransport) Close() error { return nil }
+
+func TestLoneRecordIsWrittenToEachSessionAsItIsQueuedAndABatchOnceQueued(t *testing.T) {
+	log := &eventLog{}
+	limits := &session.Limits{QueueFrames: 1024, QueueBytes: 1 << 20}
+	var sessions []*session.Session
+	for _, name := range []string{"s0", "s1"} {
+		sessions = append(sessions, session.New(&nowTransport{name: name, log: log}, "", limits, &session.Hooks{}, time.Now()))
+	}
+	handle := func(m kafka.Message, b *batch) {
+		b.records++
+		for i, s := range sessions {
+			log.add(fmt.Sprintf("queue s%d %s", i, m.Value))
+			wake, err := s.Queue(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.queued(s, wake, len(m.Value))
+		}
+	}
+	run := func(records ...int) []string {
+		log.mu.Lock()
+		log.events = nil
+		log.mu.Unlock()
+		fetched := make(chan kafka.Message, len(records))
+		for _, r := range records {
+			fetched <- fetchedRecord(r)
+		}
+		close(fetched)
+		deliverBatches(fetched, handle)
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return append([]string(nil), log.events...)
+	}
+	// A lone record: one pass, each session written right after the record is queued on it.
+	if got, want := fmt.Sprint(run(0)), "[queue s0 r000 write s0 [r000] queue s1 r000 write s1 [r000]]"; got != want {
+		t.Fatalf("lone record: %s\nwant %s", got, want)
+	}
+	// Records fetched together: every record queued on every session before any write.
+	if got, want := fmt.Sprint(run(1, 2)), "[queue s0 r001 queue s1 r001 queue s0 r002 queue s1 r002 write s0 [r001 r002] write s1 [r001 r002]]"; got != want {
+		t.Fatalf("two records fetched together: %s\nwant %s", got, want)
+	}
+}

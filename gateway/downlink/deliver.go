@@ -16,8 +16,8 @@ import (
 )
 
 // handle records one fetched record in the replay window and queues it on the target
-// sessions held here, adding it to b: the flushes of the sessions it owes a wake start when
-// the caller ends the batch (b.wake). Bad records are counted and skipped: one bad producer
+// sessions held here, adding it to b: the sessions it owes a wake are written to when the
+// caller ends the batch (b.wake). Bad records are counted and skipped: one bad producer
 // must not stop delivery for everyone.
 func (c *Consumer) handle(m kafka.Message, b *batch) {
 	d, kind, detail := decode(m)
@@ -71,6 +71,11 @@ func (c *Consumer) handle(m kafka.Message, b *batch) {
 	}
 	// Encoded once, shared read-only by every target session's queue.
 	b.records++
+	if wantsReceipt {
+		// Written when the batch ends, after every DELIVERED receipt of the record: a client's
+		// answer to the push cannot then be written before its DELIVERED.
+		b.lone = false
+	}
 	for _, s := range targets {
 		if wantsReceipt {
 			c.expectAnswer(s, d, m.Partition, m.Offset, now)

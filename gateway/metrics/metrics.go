@@ -117,7 +117,7 @@ func New(reg prometheus.Registerer) *Gateway {
 			Name: "tcpgw_bytes_total", Help: "Frame bytes, length prefix included, by direction.",
 		}, []string{"direction"}),
 		Writes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tcpgw_socket_writes_total", Help: "Flushes to client sockets; frames_total{direction=out} / this = frames coalesced per write.",
+			Name: "tcpgw_socket_writes_total", Help: "Writes to client sockets (flushes, and the downlink's writes without waiting); frames_total{direction=out} / this = frames coalesced per write.",
 		}),
 		QueueDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcpgw_outbound_drops_total", Help: "Frames not queued for a client, by reason (slow_consumer, closed).",

@@ -88,7 +88,10 @@ func (c *conn) admit(withinPending bool, now time.Time) {
 // to onRequest and onDisconnect.
 func (s *Server) onConnect(_ context.Context, nc netpoll.Connection) context.Context {
 	now := s.now()
-	sock := &socket{srv: s, nc: nc}
+	sock := &socket{srv: s, nc: nc, fd: -1}
+	if f, ok := nc.(interface{ Fd() int }); ok {
+		sock.fd = int32(f.Fd())
+	}
 	c, withinPending := s.newConn(nc.RemoteAddr(), sock, now)
 	// Any close, ours or the peer's, ends in the session's Closed hook exactly once.
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
@@ -129,8 +132,8 @@ func (s *Server) onSessionClosed(sess *session.Session, reason session.CloseReas
 	s.log.Debug("connection closed", "reason", reason, "session", sess.SessionID, "user", sess.UserID, "remote", sess.Remote)
 }
 
-func (s *Server) onFlushed(frames, bytes int) {
-	s.m.Writes.Inc()
+func (s *Server) onFlushed(writes, _, bytes int) {
+	s.m.Writes.Add(float64(writes))
 	s.frames.bytesOut.Add(float64(bytes))
 }
 

@@ -34,7 +34,7 @@ func BenchmarkFlushStart(b *testing.B) {
 	for _, mode := range []string{"goroutine", "ants", "gopool"} {
 		b.Run(mode, func(b *testing.B) {
 			var done sync.WaitGroup
-			hooks := &session.Hooks{Flushed: func(int, int) { done.Done() }}
+			hooks := &session.Hooks{Flushed: func(int, int, int) { done.Done() }}
 			switch mode {
 			case "ants":
 				pool, err := ants.NewPool(-1)

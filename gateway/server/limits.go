@@ -145,7 +145,7 @@ type shedCandidate struct {
 
 // shedOrder sorts candidates slowest first: the oldest write still in progress (a client that
 // stopped reading), then the most bytes; sessions with no write in progress come last (their
-// flusher is about to run).
+// write is about to start, or is a Wake's, which does not wait).
 func shedOrder(a, b shedCandidate) int {
 	if (a.since == 0) != (b.since == 0) {
 		if a.since == 0 {

@@ -30,9 +30,30 @@ type socket struct {
 	srv *Server
 	nc  netpoll.Connection
 
-	mu    sync.Mutex  // guards gone, timer, and appending to the connection's write buffer
+	mu    sync.Mutex  // guards gone, timer, appending to the connection's write buffer, and WriteNow's use of fd
 	gone  bool        // netpoll closed the connection
+	fd    int32       // the connection's file descriptor, -1 when netpoll gives none; in gone's padding
 	timer *time.Timer // while lingering: closes the connection at the bound
+}
+
+// WriteNow writes bufs (at most writeNowFrames of them) to the connection's socket with one
+// writev system call, which never waits (the socket is non-blocking), and returns the bytes
+// the kernel took: all of them unless the socket's send buffer is full. It bypasses
+// netpoll's write buffer, which is empty whenever the session calls it (every Write has
+// returned, and netpoll's Flush returns only once its buffer is sent); what it does not take
+// the session hands to its flusher, which writes it with Write. The syscall runs under mu, so
+// the close callback (goneNow), and with it netpoll's closing of the fd, waits for it: the fd
+// is never one that another connection reuses.
+func (k *socket) WriteNow(bufs [][]byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.gone {
+		return 0, errGone
+	}
+	if k.fd < 0 {
+		return 0, nil // everything goes through netpoll
+	}
+	return writeNow(int(k.fd), bufs)
 }
 
 // directFrames is the most frames a Write hands to netpoll without copying: netpoll gives one

@@ -1,6 +1,9 @@
 package session
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Key is a session's identity: session ids are chosen per user (by the client or the
 // gateway), so two users' sessions with the same id are different sessions.
@@ -91,6 +94,7 @@ func (m *Manager) Group(dst []*Session, group string) []*Session {
 func (m *Manager) All(dst []*Session) []*Session {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	dst = slices.Grow(dst, len(m.byID))
 	for _, s := range m.byID {
 		dst = append(dst, s)
 	}

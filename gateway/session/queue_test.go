@@ -56,8 +56,8 @@ func TestQueueDefersTheFlushUntilWakeAndWakesOnce(t *testing.T) {
 		t.Fatalf("%d wakes owed, %d flushes started before any Wake; want 3 and 0", owed, starts)
 	}
 	for i, s := range sessions {
-		s.Wake()
-		s.Wake() // a second Wake owes nothing: no second flush
+		s.Wake(nil)
+		s.Wake(nil) // a second Wake owes nothing: no second flush
 		got, writes := written(pipes[i])
 		if writes != 1 || fmt.Sprint(got) != "[frame-000 frame-001 frame-002 frame-003 frame-004]" {
 			t.Fatalf("session %d: %d writes of %v; want one write of the 5 frames in order", i, writes, got)
@@ -82,7 +82,7 @@ func TestSendDoesNotWaitForAWakeAnotherCallerOwes(t *testing.T) {
 	if got, writes := written(p); writes != 1 || fmt.Sprint(got) != "[frame-000 frame-001]" {
 		t.Fatalf("after Send: %d writes of %v; want one write of both frames in order", writes, got)
 	}
-	s.Wake() // the batch's wake finds the flush done: nothing to start
+	s.Wake(nil) // the batch's wake finds the flush done: nothing to start
 	if starts != 1 {
 		t.Fatalf("%d flushes started; want 1", starts)
 	}
@@ -90,7 +90,7 @@ func TestSendDoesNotWaitForAWakeAnotherCallerOwes(t *testing.T) {
 	if wake, _ := s.Queue(frame(2)); !wake {
 		t.Fatal("Queue on an idle session owes no wake")
 	}
-	s.Wake()
+	s.Wake(nil)
 	if got, _ := written(p); fmt.Sprint(got) != "[frame-000 frame-001 frame-002]" {
 		t.Fatalf("wrote %v", got)
 	}
@@ -115,7 +115,7 @@ func TestQueueFlushesAtOnceAtHalfTheQueueBound(t *testing.T) {
 	if got, writes := written(p); starts != 1 || writes != 1 || len(got) != 4 {
 		t.Fatalf("at half the bound: %d starts, %d writes of %v; want the 4 frames flushed", starts, writes, got)
 	}
-	s.Wake() // owed by the first Queue, already started: nothing more
+	s.Wake(nil) // owed by the first Queue, already started: nothing more
 	if starts != 1 {
 		t.Fatalf("%d flushes started; want 1", starts)
 	}
@@ -145,7 +145,7 @@ func TestQueueFlushesAtOnceWhenTheBudgetIsHalfUsed(t *testing.T) {
 	if budget.Used() != 45 {
 		t.Fatalf("budget used %d after the flush; want the other session's 45", budget.Used())
 	}
-	other.Wake()
+	other.Wake(nil)
 	if budget.Used() != 0 {
 		t.Fatalf("budget used %d after every flush", budget.Used())
 	}
@@ -170,7 +170,7 @@ func TestCloseAfterDoesNotWaitForAnOwedWake(t *testing.T) {
 	if r := wait(t, closed); r != ReasonDraining {
 		t.Fatalf("closed as %s", r)
 	}
-	s.Wake()
+	s.Wake(nil)
 	if starts != 1 {
 		t.Fatalf("%d flushes started; want 1", starts)
 	}
@@ -188,7 +188,7 @@ func TestQueueOverflowStillClosesTheSlowConsumer(t *testing.T) {
 	if wake, _ := s.Queue(frame(0)); !wake {
 		t.Fatal("no wake owed")
 	}
-	s.Wake()
+	s.Wake(nil)
 	wait(t, p.entered) // the flusher is stuck in its write with frame 0
 	var err error
 	for i := 1; i <= 5 && err == nil; i++ {

@@ -16,11 +16,48 @@ import (
 // Transport is the write side of a connection. Write sends every buffer and flushes (it may
 // block on a slow peer, but only the session's own flusher ever calls it); it may keep
 // referencing the buffers after it returns (netpoll sends them uncopied), which is safe
-// because a queued frame is never modified. Close ends the connection. The server implements it on netpoll (socket.go) and on crypto/tls (stream.go);
-// tests on anything.
+// because a queued frame is never modified. Close ends the connection. The server implements
+// it on netpoll (socket.go) and on crypto/tls (stream.go); tests on anything.
 type Transport interface {
 	Write(bufs [][]byte) error
 	Close() error
+}
+
+// WriterNow is a Transport that can also write without blocking: WriteNow writes as much of
+// bufs as the socket takes at once and returns how many bytes that was (0 when the socket is
+// full); err is for a connection that failed, not for a full socket. Like Write, only the
+// session's writer of the moment calls it, and only when nothing of the session is still
+// buffered in the transport (every Write returned). The server's netpoll socket implements
+// it; Wake uses it to write a batch on the caller's goroutine (see Wake).
+type WriterNow interface {
+	WriteNow(bufs [][]byte) (n int, err error)
+}
+
+// Tally sums the writes Wake made on its caller's goroutine, so that the caller reports them
+// to Hooks.Flushed once (Report) rather than once per session. The zero value is ready; one
+// Tally belongs to one goroutine.
+type Tally struct {
+	hooks                 *Hooks
+	writes, frames, bytes int
+}
+
+// add counts one write of the session's; a session with other hooks reports the sum first.
+func (t *Tally) add(s *Session, frames, bytes int) {
+	if t.hooks != s.hooks {
+		t.Report()
+		t.hooks = s.hooks
+	}
+	t.writes++
+	t.frames += frames
+	t.bytes += bytes
+}
+
+// Report passes the writes counted since the last Report to Hooks.Flushed, in one call.
+func (t *Tally) Report() {
+	if t.writes > 0 && t.hooks != nil && t.hooks.Flushed != nil {
+		t.hooks.Flushed(t.writes, t.frames, t.bytes)
+	}
+	t.writes, t.frames, t.bytes = 0, 0, 0
 }
 
 // Identity is who the handshake authenticated.
@@ -71,8 +108,10 @@ func errorFrame(code pb.ErrorCode, msg string) []byte {
 type Hooks struct {
 	// Closed is called once, after the transport is closed.
 	Closed func(s *Session, reason CloseReason)
-	// Flushed is called after each successful write with the number of frames and bytes.
-	Flushed func(frames, bytes int)
+	// Flushed is called with the number of socket writes, frames and bytes written: after
+	// each write of a flusher (writes 1), and once per Tally for the writes Wake made on its
+	// caller's goroutine.
+	Flushed func(writes, frames, bytes int)
 	// Go runs a flush in the background, where it may block on a slow peer; nil starts a
 	// goroutine, which is what the server does: handing flushes to a goroutine pool measured
 	// slower than starting a goroutine each (BenchmarkFlushStart, docs/benchmarks.md).
@@ -108,16 +147,19 @@ type Session struct {
 	mu          sync.Mutex
 	queue       [][]byte
 	queuedBytes int
-	writing     int         // bytes of the write in progress (taken off the queue, not yet written)
-	writeStart  int64       // Unix nanotime the write in progress started; 0 when none
-	flushing    bool        // a flusher owns the transport's write side, or is owed (wakeOwed)
-	wakeOwed    bool        // flushing, but the flusher waits for the Wake of a Queue caller
-	closing     bool        // no more frames accepted; close after the queue drains
-	closed      bool        // transport closed
-	slow        bool        // closed as a slow consumer
-	releasing   bool        // the write in progress counts as releasing in the budget (see Budget)
-	reason      CloseReason // why closing/closed
-	flushedCh   chan struct{}
+	writing     int   // bytes of the write in progress (taken off the queue, not yet written)
+	writeStart  int64 // Unix nanotime the write in progress started; 0 when none or when Wake makes it (it does not wait)
+	// flushing: a writer owns the transport's write side (a flush goroutine, or Wake on its
+	// caller's goroutine), or one is owed (wakeOwed: nothing writes until the Wake a Queue
+	// caller owes).
+	flushing  bool
+	wakeOwed  bool
+	closing   bool        // no more frames accepted; close after the queue drains
+	closed    bool        // transport closed
+	slow      bool        // closed as a slow consumer
+	releasing bool        // the write in progress counts as releasing in the budget (see Budget)
+	reason    CloseReason // why closing/closed
+	flushedCh chan struct{}
 }
 
 // New makes a session writing to t.
@@ -151,10 +193,10 @@ func (s *Session) Send(frame []byte) error {
 	return err
 }
 
-// Queue queues an encoded frame like Send but leaves starting the flush to the caller, so that
-// a caller queueing a batch of frames on many sessions (the downlink consumer) starts each
-// session's flush once, with the whole batch queued: one write carries the batch. It returns
-// true when the caller owes the session a Wake: the session had no flush running and none was
+// Queue queues an encoded frame like Send but leaves the write to the caller's Wake, so that a
+// caller queueing a batch of frames on many sessions (the downlink consumer) writes to each
+// session once, with the whole batch queued: one write carries the batch. It returns true
+// when the caller owes the session a Wake: the session had no flush running and none was
 // owed. The caller must call Wake once for each true, as soon as its batch is queued.
 //
 // Queue starts the flush itself, and owes nothing, once the frames waiting for a wake reach
@@ -165,16 +207,95 @@ func (s *Session) Queue(frame []byte) (wake bool, err error) {
 	return s.enqueue(frame, true)
 }
 
-// Wake starts the flush that a Queue returning true deferred; it does nothing when the flush
-// was started since (by a Send, a close, or Queue under pressure).
-func (s *Session) Wake() {
+// Wake writes what a Queue returning true deferred; it does nothing when the flush was
+// started since (by a Send, a close, or Queue under pressure).
+//
+// On a transport that can write without blocking (WriterNow: the netpoll socket), Wake writes
+// the queued frames itself, on the caller's goroutine, in one system call that never waits
+// for the peer, and counts the write in t (the caller reports t once per batch; nil reports
+// it at once). Only what the socket did not take (its buffer is full: a slow or busy reader)
+// is handed to a flush goroutine, which writes the rest first and may block as any flush. A
+// session that is closing, or that was queued more while this write ran, also gets a flush
+// goroutine, which finishes the close or the queue. Other transports (TLS) get a flush
+// goroutine for the whole batch.
+func (s *Session) Wake(t *Tally) {
 	s.mu.Lock()
-	owed := s.wakeOwed
-	s.wakeOwed = false
-	s.mu.Unlock()
-	if owed {
-		s.goFlush()
+	if !s.wakeOwed {
+		s.mu.Unlock()
+		return
 	}
+	s.wakeOwed = false
+	w, now := s.transport.(WriterNow)
+	if !now || s.closing || s.closed || len(s.queue) == 0 {
+		s.mu.Unlock()
+		s.goFlush()
+		return
+	}
+	batch, bytes := s.queue, s.queuedBytes
+	s.queue, s.queuedBytes = nil, 0
+	// writeStart stays 0: this write does not wait, so the session is not stalled in it.
+	s.writing = bytes
+	s.mu.Unlock()
+
+	n, err := w.WriteNow(batch)
+	if err != nil {
+		s.mu.Lock()
+		s.endWriteLocked()
+		s.mu.Unlock()
+		s.Abort(ReasonWriteFailed)
+		s.mu.Lock()
+		s.flushing = false
+		s.notifyFlushedLocked()
+		s.mu.Unlock()
+		return
+	}
+	var left [][]byte
+	if n < bytes {
+		left = rest(batch, n)
+	}
+	if n > 0 {
+		// Frames are counted where they are finished: a frame cut by a full socket by the flush.
+		if t == nil {
+			var one Tally
+			one.add(s, len(batch)-len(left), n)
+			one.Report()
+		} else {
+			t.add(s, len(batch)-len(left), n)
+		}
+	}
+	s.mu.Lock()
+	if left != nil {
+		// The socket is full: the rest of the batch stays in flight (s.writing) and goes out
+		// first, on a flush goroutine that waits for the socket like any flush.
+		s.wroteLocked(n)
+		s.writeStart = time.Now().UnixNano()
+		s.mu.Unlock()
+		s.goFlushRest(left)
+		return
+	}
+	s.endWriteLocked()
+	if !s.closed && (len(s.queue) > 0 || s.closing) {
+		// Queued by a Send meanwhile, or closing (CloseAfter, a slow consumer): the flush
+		// goroutine writes the rest and finishes the close.
+		s.mu.Unlock()
+		s.goFlush()
+		return
+	}
+	s.flushing = false
+	s.notifyFlushedLocked()
+	s.mu.Unlock()
+}
+
+// rest is what remains of bufs once its first n bytes are written (bufs holds more than n
+// bytes). It reuses bufs' array, which the session took off its queue and owns; the frames
+// themselves are not modified.
+func rest(bufs [][]byte, n int) [][]byte {
+	for n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	bufs[0] = bufs[0][n:]
+	return bufs
 }
 
 // enqueue is Send (deferred false) and Queue (deferred true).
@@ -366,54 +487,86 @@ func (s *Session) goFlush() {
 	go s.flush()
 }
 
+// goFlushRest starts a flush that first writes first: the rest of a write Wake began, still
+// counted in s.writing.
+func (s *Session) goFlushRest(first [][]byte) {
+	if s.hooks != nil && s.hooks.Go != nil {
+		s.hooks.Go(func() { s.flushFrom(first) })
+		return
+	}
+	go s.flushFrom(first)
+}
+
 // flush writes the queue in batches: every frame queued while a write was in progress goes out
 // in the next single Write, so bursts coalesce into few syscalls.
-func (s *Session) flush() {
+func (s *Session) flush() { s.flushFrom(nil) }
+
+// flushFrom is flush, writing first (when not nil) before the queue: the rest of a write Wake
+// began, whose bytes s.writing still counts.
+func (s *Session) flushFrom(first [][]byte) {
 	s.mu.Lock()
 	for {
 		if s.closed {
+			if first != nil {
+				s.endWriteLocked()
+			}
 			s.flushing = false
 			s.notifyFlushedLocked()
 			s.mu.Unlock()
 			return
 		}
-		batch, bytes := s.queue, s.queuedBytes
-		if len(batch) == 0 {
-			s.flushing = false
-			s.notifyFlushedLocked()
-			closing, reason := s.closing, s.reason
-			if closing {
-				s.closed = true
+		batch, bytes := first, s.writing
+		if first == nil {
+			batch, bytes = s.queue, s.queuedBytes
+			if len(batch) == 0 {
+				s.flushing = false
+				s.notifyFlushedLocked()
+				closing, reason := s.closing, s.reason
+				if closing {
+					s.closed = true
+				}
+				s.mu.Unlock()
+				if closing {
+					s.finish(reason)
+				}
+				return
 			}
-			s.mu.Unlock()
-			if closing {
-				s.finish(reason)
-			}
-			return
+			s.queue, s.queuedBytes = nil, 0
+			s.writing, s.writeStart = bytes, time.Now().UnixNano()
 		}
-		s.queue, s.queuedBytes = nil, 0
-		s.writing, s.writeStart = bytes, time.Now().UnixNano()
+		first = nil
 		s.mu.Unlock()
 
 		err := s.transport.Write(batch)
 		if err == nil && s.hooks != nil && s.hooks.Flushed != nil {
-			s.hooks.Flushed(len(batch), bytes)
+			s.hooks.Flushed(1, len(batch), bytes)
 		}
 		s.mu.Lock()
-		if b := s.limits.Budget; b != nil {
-			b.release(s.writing)
-			if s.releasing {
-				b.releasing.Add(-int64(s.writing))
-				s.releasing = false
-			}
-		}
-		s.writing, s.writeStart = 0, 0
+		s.endWriteLocked()
 		if err != nil {
 			s.mu.Unlock()
 			s.Abort(ReasonWriteFailed)
 			s.mu.Lock()
 		}
 	}
+}
+
+// wroteLocked takes n bytes written off the write in progress: they leave the budget.
+func (s *Session) wroteLocked(n int) {
+	if b := s.limits.Budget; b != nil {
+		b.release(n)
+		if s.releasing {
+			b.releasing.Add(-int64(n))
+		}
+	}
+	s.writing -= n
+}
+
+// endWriteLocked ends the write in progress, written or failed: its bytes leave the budget.
+func (s *Session) endWriteLocked() {
+	s.wroteLocked(s.writing)
+	s.releasing = false
+	s.writeStart = 0
 }
 
 func (s *Session) notifyFlushedLocked() {

@@ -24,7 +24,8 @@ package bench
 // source addresses) connect and handshake; 3 s later RSS and heap again → idle memory per
 // connection. Then TCPGW_FLOOR_BROADCASTS (3) single broadcasts of a 64-byte payload to every
 // connection, and TCPGW_FLOOR_BURSTS (3) bursts of TCPGW_FLOOR_BURST (100) broadcasts back to
-// back; for each, the server's CPU time (utime+stime, /proc) from just before the broadcast
+// back; for each, the server's CPU time (its threads' runtimes to the ns, CPUNanos; utime+stime in
+// 10 ms ticks where the kernel gives no sched files) from just before the broadcast
 // until the receivers have every delivery, over the deliveries. TCPGW_FLOOR_REPEAT (3) runs per
 // kind; TCPGW_FLOOR_KINDS (gateway,netpoll,writev) picks kinds; TCPGW_FLOOR_REF=<commit> adds
 // the kind "reference", cmd/gateway built at that commit (BuildGatewayAt), measured as the
@@ -311,13 +312,13 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 
 	// deliver broadcasts n records and returns the server's CPU µs (user, sys) and the time
 	// from the call to the last receipt.
-	deliver := func(n int) (cpuUs, userUs int64, toLast time.Duration, err error) {
+	deliver := func(n int) (cpuUs float64, userUs int64, toLast time.Duration, err error) {
 		WaitQuiet(ctx, 0.3, 20*time.Second)
 		st0, err := rc.Stats(ctx, true)
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		c0, _ := CPUMicros(srv.p.Pid)
+		c0 := cpuNow(srv.p.Pid)
 		u0, _ := dlUserSys(srv.p.Pid)
 		sent := time.Now()
 		if err := srv.broadcast(ctx, n); err != nil {
@@ -328,7 +329,7 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		c1, _ := CPUMicros(srv.p.Pid)
+		c1 := cpuNow(srv.p.Pid)
 		u1, _ := dlUserSys(srv.p.Pid)
 		if st.Pushes < want || st.Lost > 0 {
 			return 0, 0, 0, fmt.Errorf("%d of %d deliveries arrived within 30 s, %d connections lost", st.Pushes-st0.Pushes, n*conns, st.Lost)
@@ -345,7 +346,7 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 		if err != nil {
 			return nil, err
 		}
-		r.single = append(r.single, float64(cpu)/float64(conns))
+		r.single = append(r.single, cpu/float64(conns))
 		r.singleToLast = append(r.singleToLast, ms(toLast))
 		t.Logf("%s run %d broadcast %d: %.2f µs CPU per delivery, last receipt %.1f ms after the call",
 			kind, run, i+1, r.single[i], ms(toLast))
@@ -355,8 +356,8 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 		if err != nil {
 			return nil, err
 		}
-		r.burst = append(r.burst, float64(burst*conns)/(float64(cpu)/1e6))
-		r.burstUserShare = append(r.burstUserShare, float64(user)/float64(max(cpu, 1)))
+		r.burst = append(r.burst, float64(burst*conns)/(cpu/1e6))
+		r.burstUserShare = append(r.burstUserShare, float64(user)/max(cpu, 1))
 		r.burstToLast = append(r.burstToLast, ms(toLast))
 		t.Logf("%s run %d burst %d (%d × %d): %.0f deliveries per CPU-second (user %.0f%%), last receipt %.1f ms after the call",
 			kind, run, i+1, burst, conns, r.burst[i], 100*r.burstUserShare[i], ms(toLast))
@@ -365,6 +366,16 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 		return nil, fmt.Errorf("%s exited during the run (%v):\n%s", kind, werr, srv.p.Output())
 	}
 	return r, nil
+}
+
+// cpuNow is a process's CPU time so far in µs, to the nanosecond where the kernel gives the
+// threads' runtimes (CPUNanos), else in 10 ms ticks (CPUMicros).
+func cpuNow(pid int) float64 {
+	if ns, ok := CPUNanos(pid); ok {
+		return float64(ns) / 1e3
+	}
+	us, _ := CPUMicros(pid)
+	return float64(us)
 }
 
 // loadAvg is the machine's 1-minute load average.

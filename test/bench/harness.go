@@ -336,6 +336,48 @@ func CPUMicros(pid int) (int64, error) {
 	return (utime + stime) * (1e6 / clockTick), nil
 }
 
+// CPUNanos is the CPU time a process's threads used so far, in ns: the sum of each live
+// thread's se.sum_exec_runtime in /proc/<pid>/task/<tid>/sched, which the scheduler keeps to
+// the nanosecond, where /proc/<pid>/stat rounds utime and stime down to 10 ms ticks (the noise
+// of a ~0.2 s broadcast's CPU). A thread that exited takes its time with it; Go programs keep
+// their threads. ok is false where the kernel has no sched files (no CONFIG_SCHED_DEBUG).
+func CPUNanos(pid int) (ns int64, ok bool) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "sched"))
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		found := false
+		for line := range strings.SplitSeq(string(b), "\n") {
+			rest, hit := strings.CutPrefix(line, "se.sum_exec_runtime")
+			if !hit {
+				continue
+			}
+			_, v, _ := strings.Cut(rest, ":")
+			// Milliseconds with six decimals: parsed as an integer of nanoseconds.
+			whole, frac, _ := strings.Cut(strings.TrimSpace(v), ".")
+			ms, err1 := strconv.ParseInt(whole, 10, 64)
+			frac = (frac + "000000")[:6]
+			part, err2 := strconv.ParseInt(frac, 10, 64)
+			if err1 != nil || err2 != nil {
+				return 0, false
+			}
+			ns += ms*1e6 + part
+			found = true
+			break
+		}
+		if !found {
+			return 0, false
+		}
+	}
+	return ns, true
+}
+
 // MachineBusyMicros is the CPU time all processors spent outside idle since boot, from
 // /proc/stat (user, nice, system, irq, softirq, steal), in µs.
 func MachineBusyMicros() (int64, error) {

@@ -1,0 +1,76 @@
+package server_test
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/tcpgateway/tcpgateway/gateway/config"
+	"github.com/tcpgateway/tcpgateway/gateway/session"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
+	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
+)
+
+// TestWakeOverAFullSocketDeliversEveryFrameInOrder queues batches on a real session whose
+// client reads nothing, as the downlink's deliverer does (QueueEncoded, then Wake), until a
+// Wake finds the socket full: the kernel took part of the batch and the rest went to a flush
+// goroutine through netpoll. More frames are queued behind it; then the client reads, and
+// must get every frame once, in order: the write made on the deliverer's goroutine, the rest
+// netpoll finishes, and the frames queued later never overtake one another.
+func TestWakeOverAFullSocketDeliversEveryFrameInOrder(t *testing.T) {
+	h := start(t, nil, func(c *config.Config) {
+		c.Limits.OutboundQueueBytes = 16 << 20
+		c.Limits.OutboundQueueFrames = 4096
+	})
+	r := h.raw()
+	r.handshake(h.token("slow-reader"))
+	all := h.srv.Sessions().All(nil)
+	if len(all) != 1 {
+		t.Fatalf("%d sessions, want 1", len(all))
+	}
+	s := all[0]
+	payload := make([]byte, 16<<10)
+	sent := 0
+	queue := func() bool {
+		f, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Push{Push: &pb.Push{MessageId: strconv.Itoa(sent), Payload: payload}}}, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		return h.srv.QueueEncoded(s, "push", f)
+	}
+	var tally session.Tally
+	full := false
+	for round := 0; !full && round < 400; round++ { // 400 × 8 × 16 KiB = 50 MiB at most
+		owed := false
+		for range 8 {
+			owed = queue() || owed
+		}
+		if !owed {
+			t.Fatalf("round %d: no wake owed though the last batch was written", round)
+		}
+		s.Wake(&tally)
+		pending, stalledSince, _ := s.Outbound()
+		full = pending > 0 && stalledSince != 0
+	}
+	tally.Report()
+	if !full {
+		t.Fatal("the socket never filled: no rest was handed to a flush")
+	}
+	for range 16 {
+		if queue() {
+			t.Fatal("a Queue behind a running flush owes a wake")
+		}
+	}
+	if counter(h.m.Writes) == 0 {
+		t.Fatal("the writes made by Wake were not counted")
+	}
+	for i := range sent {
+		f := r.read()
+		if got := f.GetPush().GetMessageId(); got != strconv.Itoa(i) {
+			t.Fatalf("frame %d of %d: PUSH %q (%v), want %d: lost, repeated or out of order", i, sent, got, f, i)
+		}
+	}
+	if closing, reason := s.Closing(); closing {
+		t.Fatalf("session closing (%s) after a full socket", reason)
+	}
+}
