@@ -99,6 +99,8 @@ type Config struct {
 // Server serves the page on 127.0.0.1: index.html, page.js (the bundle) and config.json.
 type Server struct {
 	*httptest.Server
+	mu   sync.Mutex
+	conf []byte // config.json
 }
 
 // Serve starts the page's server; it stops with the test. The page's origin (what the
@@ -106,24 +108,39 @@ type Server struct {
 func Serve(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	js := Bundle(t)
+	s := &Server{}
+	s.SetConfig(t, cfg)
+	mux := http.NewServeMux()
+	serve := func(path, ctype string, body func() []byte) {
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = w.Write(body())
+		})
+	}
+	serve("/{$}", "text/html; charset=utf-8", func() []byte { return indexHTML })
+	serve("/page.js", "text/javascript; charset=utf-8", func() []byte { return js })
+	serve("/config.json", "application/json", func() []byte {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.conf
+	})
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// SetConfig replaces what config.json says, for pages loaded from now on: a test that must
+// know the page's origin before the gateway's address serves the page first.
+func (s *Server) SetConfig(t testing.TB, cfg Config) {
+	t.Helper()
 	conf, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	serve := func(path, ctype string, body []byte) {
-		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", ctype)
-			w.Header().Set("Cache-Control", "no-store")
-			_, _ = w.Write(body)
-		})
-	}
-	serve("/{$}", "text/html; charset=utf-8", indexHTML)
-	serve("/page.js", "text/javascript; charset=utf-8", js)
-	serve("/config.json", "application/json", conf)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &Server{Server: srv}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conf = conf
 }
 
 // Origin is the Origin header the browser sends from the page.
