@@ -103,8 +103,9 @@ func TestBrowserPushAckAndDrainResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := DiffIDs(s.IDs(), want); d != "" {
-		t.Errorf("the page's pushes: %s", d)
+	diff := Compare(s.IDs(), want)
+	if !diff.OK() {
+		t.Errorf("the page's pushes: %s", diff)
 	}
 	if len(s.Connects) != 2 || len(s.Disconnects) != 1 {
 		t.Fatalf("the page saw %d handshakes and %d disconnects, want 2 and 1: %+v", len(s.Connects), len(s.Disconnects), s)
@@ -137,8 +138,8 @@ func TestBrowserPushAckAndDrainResume(t *testing.T) {
 		t.Errorf("%d pushes of the stream arrived before the page left %s and %d after it resumed: the stream did not span the move", before, first.ID, after)
 	}
 	back := time.UnixMilli(s.Connects[1].At).Sub(time.UnixMilli(s.Disconnects[0].At))
-	t.Logf("FIGURES browser drain: %d pushes (%d of the stream before the move, %d after), 0 lost, 0 duplicates; the page left %s on GOAWAY %s and resumed %s on %s %v later; drain took %v",
-		len(s.Pushes), before, after, first.ID, s.Disconnects[0].GoAway, s.Connects[1].Resume, second.ID, back.Round(time.Millisecond), dr.At.Sub(t0).Round(time.Millisecond))
+	t.Logf("FIGURES browser drain: %d pushes (%d of the stream before the move, %d after), %d lost, %d duplicated; the page left %s on GOAWAY %s and resumed %s on %s %v later; drain took %v",
+		len(s.Pushes), before, after, len(diff.Missing), len(diff.Repeated), first.ID, s.Disconnects[0].GoAway, s.Connects[1].Resume, second.ID, back.Round(time.Millisecond), dr.At.Sub(t0).Round(time.Millisecond))
 }
 
 // env is what the scenario's gateways share: Kafka topics, the token key, the publisher and

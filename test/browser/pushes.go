@@ -57,28 +57,47 @@ func Stream(pub *push.Publisher, user, prefix string, n int, every time.Duration
 	return ids, nil
 }
 
-// DiffIDs says how the ids a page saw differ from the ids it should have seen once each, in
-// order: the first position that differs, the missing and the repeated ids ("" when equal).
-func DiffIDs(got, want []string) string {
+// Diff is how the ids a page saw differ from the ids it should have seen once each, in order.
+type Diff struct {
+	Got, Want int      // ids seen, ids wanted
+	First     int      // the first position that differs (Got == Want == First when none)
+	Missing   []string // wanted, never seen
+	Repeated  []string // seen more than once
+	Unwanted  []string // seen, never wanted
+}
+
+// Compare compares the ids a page saw with the ids it should have seen once each, in order.
+func Compare(got, want []string) Diff {
+	d := Diff{Got: len(got), Want: len(want)}
 	seen := map[string]int{}
 	for _, id := range got {
 		seen[id]++
 	}
-	var missing, repeated []string
+	wanted := map[string]bool{}
 	for _, id := range want {
+		wanted[id] = true
 		switch n := seen[id]; {
 		case n == 0:
-			missing = append(missing, id)
+			d.Missing = append(d.Missing, id)
 		case n > 1:
-			repeated = append(repeated, id)
+			d.Repeated = append(d.Repeated, id)
 		}
 	}
-	i := 0
-	for i < min(len(got), len(want)) && got[i] == want[i] {
-		i++
+	for _, id := range got {
+		if !wanted[id] {
+			d.Unwanted = append(d.Unwanted, id)
+		}
 	}
-	if i == len(got) && i == len(want) {
-		return ""
+	for d.First < min(len(got), len(want)) && got[d.First] == want[d.First] {
+		d.First++
 	}
-	return fmt.Sprintf("%d pushes seen, %d wanted once each in order: first difference at %d; missing %v; repeated %v", len(got), len(want), i, missing, repeated)
+	return d
+}
+
+// OK: every wanted id seen once, in order, and nothing else.
+func (d Diff) OK() bool { return d.First == d.Got && d.First == d.Want }
+
+func (d Diff) String() string {
+	return fmt.Sprintf("%d pushes seen, %d wanted once each in order: first difference at %d; missing %v; repeated %v; not wanted %v",
+		d.Got, d.Want, d.First, d.Missing, d.Repeated, d.Unwanted)
 }
