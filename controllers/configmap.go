@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -122,6 +123,18 @@ func GatewayConfig(gw *v1alpha1.TCPGateway) (*config.Config, error) {
 	if t := s.TLS; t != nil {
 		c.Listen.TLS = &config.ListenTLS{CertFile: listenCertFile, KeyFile: listenKeyFile, MinVersion: string(t.MinVersion)}
 	}
+	if websocketEnabled(gw) {
+		w := s.WebSocket
+		c.Listen.WebSocket = &config.ListenWebSocket{
+			Address:        fmt.Sprintf(":%d", websocketPort(gw)),
+			Path:           w.Path,
+			AllowedOrigins: slices.Clone(w.AllowedOrigins),
+		}
+		if c.Listen.TLS != nil { // wss:// with the client port's certificate
+			t := *c.Listen.TLS
+			c.Listen.WebSocket.TLS = &t
+		}
+	}
 	for i, r := range s.Routes {
 		c.Routes = append(c.Routes, config.Route{
 			Service:     r.Service,
@@ -172,6 +185,20 @@ func gatewayDrain(gw *v1alpha1.TCPGateway, dur func(string, v1alpha1.Duration) c
 // clientPort is spec.port, or the gateway's default for objects built in Go.
 func clientPort(gw *v1alpha1.TCPGateway) int32 {
 	return portOr(gw.Spec.Port, config.DefaultClientsAddress)
+}
+
+// websocketEnabled reports whether spec.websocket asks for the WebSocket listener.
+func websocketEnabled(gw *v1alpha1.TCPGateway) bool {
+	return gw.Spec.WebSocket != nil && gw.Spec.WebSocket.Enabled
+}
+
+// websocketPort is spec.websocket.port, or the gateway's default for objects built in Go.
+func websocketPort(gw *v1alpha1.TCPGateway) int32 {
+	var p int32
+	if gw.Spec.WebSocket != nil {
+		p = gw.Spec.WebSocket.Port
+	}
+	return portOr(p, config.DefaultWebSocketAddress)
 }
 
 // adminPort is spec.adminPort, or the gateway's default for objects built in Go.

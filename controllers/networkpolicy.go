@@ -66,6 +66,9 @@ func NetworkPolicy(gw *v1alpha1.TCPGateway, operator *networkingv1.NetworkPolicy
 			},
 		},
 	}
+	if websocketEnabled(gw) { // open to all, like the client port
+		pol.Spec.Ingress = append(pol.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{Ports: port(websocketPort(gw))})
+	}
 	pol.Annotations = map[string]string{AnnotationSpecHash: specHash(pol.Labels, nil, pol.Spec)}
 	return pol
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // HeadlessService gives each gateway pod a stable DNS name (the StatefulSet's serviceName) and
-// publishes the client port and the admin port for scraping. The admin port is read-only
+// publishes the client port (and the WebSocket port, when enabled) and the admin port for
+// scraping. The admin port is read-only
 // (/healthz, /readyz, /metrics, /status; GET and HEAD): what changes a gateway (drain) is on
 // the pod-local control socket, and pprof, when enabled, on loopback, so neither is here. It
 // publishes pods before they are ready so that a draining or starting pod can still be
@@ -34,8 +35,17 @@ func HeadlessService(gw *v1alpha1.TCPGateway) *corev1.Service {
 			},
 		},
 	}
+	svc.Spec.Ports = append(svc.Spec.Ports, websocketServicePorts(gw)...)
 	svc.Annotations = map[string]string{AnnotationSpecHash: specHash(svc.Labels, nil, svc.Spec)}
 	return svc
+}
+
+// websocketServicePorts is the port "websocket" with spec.websocket enabled, else none.
+func websocketServicePorts(gw *v1alpha1.TCPGateway) []corev1.ServicePort {
+	if !websocketEnabled(gw) {
+		return nil
+	}
+	return []corev1.ServicePort{{Name: portNameWebSocket, Port: websocketPort(gw), TargetPort: intstr.FromString(portNameWebSocket), Protocol: corev1.ProtocolTCP}}
 }
 
 // ClientService is what clients connect to: by default a LoadBalancer with
@@ -62,6 +72,7 @@ func ClientService(gw *v1alpha1.TCPGateway) *corev1.Service {
 			},
 		},
 	}
+	svc.Spec.Ports = append(svc.Spec.Ports, websocketServicePorts(gw)...)
 	// The API server refuses these fields on types they do not apply to.
 	if typ != corev1.ServiceTypeClusterIP {
 		svc.Spec.ExternalTrafficPolicy = s.ExternalTrafficPolicy

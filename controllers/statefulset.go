@@ -32,6 +32,9 @@ const (
 
 	portNameClient = "client"
 	portNameAdmin  = "admin"
+	// portNameWebSocket names the WebSocket port (spec.websocket) on the container and the
+	// Services.
+	portNameWebSocket = "websocket"
 	// AdminPortName names the gateway container's admin port (read-only /metrics, where the
 	// operator reads the pods' session counts).
 	AdminPortName = portNameAdmin
@@ -126,14 +129,18 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 // $(POD_NAME), and the schema refuses names and paths that would collide).
 func gatewayContainer(gw *v1alpha1.TCPGateway, pod *v1alpha1.PodTemplate) corev1.Container {
 	admin := intstr.FromString(portNameAdmin)
+	ports := []corev1.ContainerPort{
+		{Name: portNameClient, ContainerPort: clientPort(gw), Protocol: corev1.ProtocolTCP},
+		{Name: portNameAdmin, ContainerPort: adminPort(gw), Protocol: corev1.ProtocolTCP},
+	}
+	if websocketEnabled(gw) {
+		ports = append(ports, corev1.ContainerPort{Name: portNameWebSocket, ContainerPort: websocketPort(gw), Protocol: corev1.ProtocolTCP})
+	}
 	return corev1.Container{
 		Name:    ContainerName,
 		Image:   gw.Spec.Image,
 		Command: []string{GatewayBinary, "-config", path.Join(ConfigDir, ConfigFile)},
-		Ports: []corev1.ContainerPort{
-			{Name: portNameClient, ContainerPort: clientPort(gw), Protocol: corev1.ProtocolTCP},
-			{Name: portNameAdmin, ContainerPort: adminPort(gw), Protocol: corev1.ProtocolTCP},
-		},
+		Ports:   ports,
 		Env: append([]corev1.EnvVar{
 			// POD_NAME becomes the gateway's serverID (see gateway/config Load).
 			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},

@@ -55,6 +55,7 @@ func TestOperator(t *testing.T) {
 	t.Run("scale subresource", e.testScale)
 	t.Run("client Service changes", e.testServiceChanges)
 	t.Run("network policy on, changed and off", e.testNetworkPolicy)
+	t.Run("websocket on, changed and off", e.testWebSocket)
 	t.Run("autoscaler on, scaling, repaired and off", e.testAutoscaler)
 	t.Run("rebalance key Secret made, mounted, never someone else's", e.testRebalanceKey)
 	t.Run("crash-looping pods are Degraded", e.testPodsFailing)
@@ -254,6 +255,25 @@ func (e *env) testValidation(t *testing.T) {
 		{"expiry maxEntries 0", nil, "spec.kafka.expiry.maxEntries in body should be greater than or equal to 1"},
 		{"port equals adminPort", func(gw *v1alpha1.TCPGateway) { gw.Spec.Port, gw.Spec.AdminPort = 9000, 9000 },
 			"port and adminPort must differ"},
+		{"websocket port equals port", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.WebSocket = &v1alpha1.WebSocket{Enabled: true, Port: 7000}
+		}, "websocket.port must differ from port and adminPort"},
+		{"websocket default port equals adminPort", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.AdminPort = 7080
+			gw.Spec.WebSocket = &v1alpha1.WebSocket{Enabled: true}
+		}, "websocket.port must differ from port and adminPort"},
+		{"websocket path without a slash", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.WebSocket = &v1alpha1.WebSocket{Enabled: true, Path: "tcpgw"}
+		}, "spec.websocket.path in body should match"},
+		{"websocket path with a query", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.WebSocket = &v1alpha1.WebSocket{Enabled: true, Path: "/tcpgw?x=1"}
+		}, "spec.websocket.path in body should match"},
+		{"websocket origin wildcard", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.WebSocket = &v1alpha1.WebSocket{Enabled: true, AllowedOrigins: []string{"*"}}
+		}, "spec.websocket.allowedOrigins[0] in body should match"},
+		{"websocket origin with a path", func(gw *v1alpha1.TCPGateway) {
+			gw.Spec.WebSocket = &v1alpha1.WebSocket{Enabled: true, AllowedOrigins: []string{"https://app.example.com/"}}
+		}, "spec.websocket.allowedOrigins[0] in body should match"},
 		{"source ranges on a ClusterIP Service", func(gw *v1alpha1.TCPGateway) {
 			gw.Spec.Service = v1alpha1.ServiceSpec{Type: "ClusterIP", LoadBalancerSourceRanges: []string{"10.0.0.0/8"}}
 		}, "loadBalancerSourceRanges only applies to type LoadBalancer"},
@@ -389,15 +409,18 @@ func (e *env) testDefaults(t *testing.T) {
 	eq(t, "kafka.expiry", s.Kafka.Expiry, v1alpha1.KafkaExpiry{SessionTimeout: "6s", HeartbeatInterval: "500ms", RebalanceTimeout: "10s"})
 	eq(t, "service", s.Service, v1alpha1.ServiceSpec{Type: "LoadBalancer", ExternalTrafficPolicy: "Local"})
 	eq(t, "no TLS, no SASL", []any{s.TLS, s.Kafka.TLS, s.Kafka.SASL}, []any{(*v1alpha1.ListenerTLS)(nil), (*v1alpha1.KafkaTLS)(nil), (*v1alpha1.KafkaSASL)(nil)})
+	eq(t, "no websocket", s.WebSocket, (*v1alpha1.WebSocket)(nil))
 
 	secured := e.gateway(ns)
 	secured.Spec.TLS = &v1alpha1.ListenerTLS{SecretName: "chat-tls"}
+	secured.Spec.WebSocket = &v1alpha1.WebSocket{Enabled: true}
 	secured.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{SecretName: "kafka-user"}}
 	secured.Spec.Kafka.SASL = &v1alpha1.KafkaSASL{SecretRef: v1alpha1.LocalSecretReference{Name: "kafka-user"}}
 	if err := e.c.Create(e.ctx(t), secured, client.DryRunAll); err != nil {
 		t.Fatal(err)
 	}
 	eq(t, "tls", *secured.Spec.TLS, v1alpha1.ListenerTLS{SecretName: "chat-tls", MinVersion: "1.2"})
+	eq(t, "websocket", *secured.Spec.WebSocket, v1alpha1.WebSocket{Enabled: true, Port: 7080, Path: "/tcpgw"})
 	eq(t, "kafka.tls", *secured.Spec.Kafka.TLS, v1alpha1.KafkaTLS{ClientCertificate: &v1alpha1.ClientCertificate{
 		SecretName: "kafka-user", CertificateKey: "tls.crt", PrivateKeyKey: "tls.key"}})
 	eq(t, "kafka.sasl", *secured.Spec.Kafka.SASL, v1alpha1.KafkaSASL{Mechanism: v1alpha1.SASLScramSHA512,

@@ -59,6 +59,7 @@ type TCPGatewayList struct {
 // TCPGatewaySpec is the desired state of a gateway fleet.
 //
 // +kubebuilder:validation:XValidation:rule="self.port != self.adminPort",message="port and adminPort must differ"
+// +kubebuilder:validation:XValidation:rule="!has(self.websocket) || !self.websocket.enabled || (self.websocket.port != self.port && self.websocket.port != self.adminPort)",message="websocket.port must differ from port and adminPort"
 type TCPGatewaySpec struct {
 	// Replicas is the number of gateway pods. Default 2. With spec.autoscaling, the
 	// HorizontalPodAutoscaler the operator manages writes it through the scale subresource;
@@ -116,6 +117,14 @@ type TCPGatewaySpec struct {
 	// terminated at the load balancer (docs/security.md).
 	// +optional
 	TLS *ListenerTLS `json:"tls,omitempty"`
+
+	// WebSocket, when enabled, serves the same protocol over WebSocket (RFC 6455) on a port of
+	// its own, for browsers and other clients that cannot open raw TCP: one binary message per
+	// frame (docs/protocol.md#websocket). With spec.tls it speaks wss:// with the same
+	// certificate. Published on the client Service and the headless Service as port
+	// "websocket". Off unless enabled.
+	// +optional
+	WebSocket *WebSocket `json:"websocket,omitempty"`
 
 	// Drain paces a pod's graceful shutdown; it also sets the pods'
 	// terminationGracePeriodSeconds (hardDeadline + 10s).
@@ -235,6 +244,39 @@ type Autoscaling struct {
 	// +kubebuilder:validation:Maximum=3600
 	// +optional
 	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
+}
+
+// WebSocket is the gateway's WebSocket listener (gateway config listen.websocket).
+type WebSocket struct {
+	// Enabled serves WebSocket on Port. Default false.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Port of the WebSocket listener, on the pods and on the client Service. Default 7080.
+	// +kubebuilder:default=7080
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// Path is the one HTTP path upgraded; any other gets 404. Default "/tcpgw".
+	// +kubebuilder:default="/tcpgw"
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^/[^?#\s]*$`
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// AllowedOrigins lists the origins (scheme://host[:port], e.g. "https://app.example.com",
+	// compared without regard to case) whose pages may connect: an upgrade whose Origin header
+	// is not listed gets 403. A request without Origin (not a browser) is accepted, and so is
+	// every Origin when the list is empty. CSRF-style protection for browsers, not
+	// authentication: the handshake's token authenticates (docs/security.md#websocket).
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:Pattern=`^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s]+$`
+	// +optional
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
 
 // TLSVersion is a minimum TLS protocol version.
