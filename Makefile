@@ -108,9 +108,10 @@ test-java: ## Build and test the Java SDKs (sdk/java; pinned Maven and dependenc
 	hack/java.sh test
 
 .PHONY: test-ts
-test-ts: ## Build and test the TypeScript SDK (sdk/ts), then run the conformance suite against its driver. Kafka tests use TCPGW_KAFKA_BOOTSTRAP.
+test-ts: ## Build and test the TypeScript SDK (sdk/ts), then run the conformance suite against its driver, over TCP and over WebSocket. Kafka tests use TCPGW_KAFKA_BOOTSTRAP.
 	hack/ts.sh test
 	hack/ts.sh conformance
+	hack/ts.sh conformance-websocket
 
 .PHONY: test-e2e
 test-e2e: ## Whole-system tests.

@@ -8,7 +8,8 @@
 # both kinds of test): its plaintext listener is TCPGW_KAFKA_BOOTSTRAP, its state dir (the
 # SASL_SSL listeners, CAs and user) TCPGW_KAFKA_SECURE_DIR (see test/kafkatest). The
 # TypeScript SDK's tests (hack/ts.sh test: node:test against real gateway processes; hack/ts.sh
-# conformance: test/conformance with its driver; go test ./... runs it with the Go SDK's) and the
+# conformance and conformance-websocket: test/conformance with its driver over TCP and over
+# WebSocket; go test ./... runs it with the Go SDK's) and the
 # Java SDKs' (hack/java.sh test: JUnit against real gateway processes and the same broker) run
 # before go test, which runs last so that its summary closes the output; go test gets the Java
 # and TypeScript drivers they built (TCPGW_JAVA_DRIVER, TCPGW_TS_DRIVER) for test/drain's
@@ -85,6 +86,8 @@ case "$mode" in
     hack/ts.sh test
     phase "conformance suite against the TypeScript SDK's driver"
     hack/ts.sh conformance
+    phase "conformance suite against the TypeScript SDK's driver over WebSocket"
+    hack/ts.sh conformance-websocket
     phase "Java SDKs (sdk/java)"
     hack/java.sh test
     phase "go test"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ts.sh deps|generate|build|lint|test|conformance — the TypeScript SDK (sdk/ts) with the
-# machine's Node.js.
+# ts.sh deps|generate|build|lint|test|conformance|conformance-websocket — the TypeScript SDK
+# (sdk/ts) with the machine's Node.js.
 #
 # deps      npm ci from package-lock.json (exact versions), the npm cache in $CACHE_DIR/npm so
 #           every clone shares the downloads; skipped while node_modules matches the lock.
@@ -12,6 +12,8 @@
 #           Kafka broker at TCPGW_KAFKA_BOOTSTRAP (hack/test.sh starts one; unset: skipped).
 # conformance  build, then the cross-language conformance suite (test/conformance) with the
 #           SDK's driver (sdk/ts/dist/src/driver.js); it uses TCPGW_KAFKA_BOOTSTRAP when set.
+# conformance-websocket  the same suite over WebSocket (TCPGW_CONFORMANCE_TRANSPORT=websocket:
+#           the gateways' listen.websocket, ws:// and wss:// URLs, the driver on the ws package).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -71,7 +73,7 @@ test_sdk() {
 
 conformance() {
   build
-  TCPGW_CONFORMANCE_DRIVER='node sdk/ts/dist/src/driver.js' \
+  TCPGW_CONFORMANCE_DRIVER='node sdk/ts/dist/src/driver.js' TCPGW_CONFORMANCE_TRANSPORT=${1:-tcp} \
     go test -count=1 -timeout "${GO_TEST_TIMEOUT:-20m}" ./test/conformance/
 }
 
@@ -81,6 +83,7 @@ case "${1:-}" in
   build) build ;;
   lint) lint ;;
   test) test_sdk ;;
-  conformance) conformance ;;
-  *) die "usage: ts.sh deps|generate|build|lint|test|conformance" ;;
+  conformance) conformance tcp ;;
+  conformance-websocket) conformance websocket ;;
+  *) die "usage: ts.sh deps|generate|build|lint|test|conformance|conformance-websocket" ;;
 esac

@@ -36,7 +36,7 @@ func fatalError(t *testing.T, code pb.ErrorCode, message string) []byte {
 // machine's timer latency) of the ERROR, and its handshake asks the token source again.
 func tokenExpiredWaitsDelay0(t *testing.T, s *suite) {
 	f := quietFleet(t)
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	s.connect(t, "", link.Addr(), f.Token("expiring"), func(c *wire.Command) {
 		c.Refreshable = true
 		c.Reconnect = &wire.Reconnect{InitialMs: 400, MaxMs: 800, LostSpreadMs: 600_000}
@@ -69,7 +69,7 @@ func tokenExpiredWaitsDelay0(t *testing.T, s *suite) {
 // message as the cause, not a transport error, and the client reconnects.
 func fatalErrorBeforeReset(t *testing.T, s *suite) {
 	f := quietFleet(t)
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	s.connect(t, "", link.Addr(), f.Token("reset"), fast)
 	mark := s.d.Mark()
 	link.InjectThenReset(fatalError(t, pb.ErrorCode_ERROR_CODE_SERVER_FULL, "the gateway is full"))
@@ -86,7 +86,7 @@ func fatalErrorBeforeReset(t *testing.T, s *suite) {
 // closed by the gateway's idle timeout (5 s) with ERROR IDLE_TIMEOUT: the SDK reports that
 // cause, reconnects as after a loss and resumes its session.
 func idleTimeoutRecovered(t *testing.T, s *suite) {
-	link := StartLink(t, s.shared.Gateways[0].ClientAddr)
+	link := StartLink(t, s.shared.Listener(s.shared.Gateways[0]))
 	s.connect(t, "", link.Addr(), s.shared.Token("unheard"), fast)
 	mark := s.d.Mark()
 	link.Mute()

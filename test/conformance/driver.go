@@ -82,9 +82,17 @@ func cleanupBuild() {
 	}
 }
 
+// CapWebSocket is the capability of a driver whose SDK dials ws:// and wss:// URLs.
+const CapWebSocket = "websocket"
+
 // StartDriver starts the chosen driver and waits for its ready event. It is stopped (stdin
-// closed, then killed after a grace period) when the test ends.
+// closed, then killed after a grace period) when the test ends. Over WebSocket a driver
+// without capability websocket fails the test: skipping every scenario would pass nothing.
 func StartDriver(t testing.TB) *Driver {
 	t.Helper()
-	return sdkdriver.Start(t, driverCommand(t), sdkdriver.Options{})
+	d := sdkdriver.Start(t, driverCommand(t), sdkdriver.Options{})
+	if overWebSocket() && !d.Caps[CapWebSocket] {
+		t.Fatalf("%s=%s: the %s driver lacks capability %q", EnvTransport, transport, d.Name, CapWebSocket)
+	}
+	return d
 }

@@ -53,7 +53,7 @@ func errorCodeActions(t *testing.T, s *suite) {
 	name := func(i int, c tc) string { return fmt.Sprintf("%d-%s", i, codeName(c.code)) }
 	for i, c := range cases {
 		n := name(i, c)
-		links[n] = StartLink(t, f.Gateways[0].ClientAddr)
+		links[n] = StartLink(t, f.Listener(f.Gateways[0]))
 		s.connect(t, n, links[n].Addr(), f.Token("coded"), func(cmd *wire.Command) { cmd.Refreshable = c.refreshable; fast(cmd) })
 	}
 	for i, c := range cases {
@@ -91,7 +91,7 @@ func errorCodeActions(t *testing.T, s *suite) {
 
 	// A non-fatal ERROR: reported, the session goes on.
 	n := "non-fatal"
-	links[n] = StartLink(t, f.Gateways[0].ClientAddr)
+	links[n] = StartLink(t, f.Listener(f.Gateways[0]))
 	s.connect(t, n, links[n].Addr(), f.Token("coded"), fast)
 	b, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Error{Error: &pb.Error{Code: pb.ErrorCode_ERROR_CODE_UNKNOWN_PUSH, Message: "unknown: no push"}}}, 1<<16)
 	if err != nil {

@@ -57,6 +57,7 @@ type Fleet struct {
 	Topic    string
 	Receipts string
 	CA       *tlstest.CA // with FleetOptions.TLS
+	tls      bool
 	secret   []byte
 
 	pubOnce sync.Once
@@ -71,7 +72,7 @@ func StartFleet(t testing.TB, o FleetOptions) *Fleet {
 	}
 	bins := gwproc.Build(t, os.Getenv(EnvRaceGateways) == "1")
 	dir := t.TempDir()
-	f := &Fleet{t: t, secret: []byte("conformance-suite-hs256-secret-0123456789")}
+	f := &Fleet{t: t, tls: o.TLS, secret: []byte("conformance-suite-hs256-secret-0123456789")}
 	keyFile := filepath.Join(dir, "hs256.secret")
 	if err := os.WriteFile(keyFile, f.secret, 0o600); err != nil {
 		t.Fatal(err)
@@ -106,10 +107,13 @@ func StartFleet(t testing.TB, o FleetOptions) *Fleet {
 		wg.Go(func() {
 			id := fmt.Sprintf("conf-%d", i)
 			f.Gateways[i], errs[i] = gwproc.StartGateway(t, gwproc.GatewayOptions{
-				Bin: bins.Gateway, Dir: dir, ID: id,
+				Bin: bins.Gateway, Dir: dir, ID: id, WebSocket: overWebSocket(),
 				Config: func(clients, admin string) config.Config {
 					cfg := f.config(id, keyFile, clients, admin)
 					cfg.Listen.TLS = tlsCfg
+					if overWebSocket() && tlsCfg != nil {
+						cfg.Listen.WebSocket = &config.ListenWebSocket{TLS: tlsCfg}
+					}
 					if o.Configure != nil {
 						o.Configure(&cfg)
 					}
@@ -130,7 +134,7 @@ func StartFleet(t testing.TB, o FleetOptions) *Fleet {
 	}
 	t.Cleanup(func() { _ = f.LB.Close() })
 	for _, g := range f.Gateways {
-		f.LB.Add(g.ClientAddr)
+		f.LB.Add(f.Listener(g))
 	}
 	return f
 }
@@ -161,8 +165,20 @@ func (f *Fleet) config(id, keyFile, clients, admin string) config.Config {
 	return cfg
 }
 
-// Addr is where clients connect: the LB.
-func (f *Fleet) Addr() string { return f.LB.Addr() }
+// Addr is where clients connect: the LB (a ws:// or wss:// URL over WebSocket).
+func (f *Fleet) Addr() string { return clientAddress(f.LB.Addr(), f.tls) }
+
+// Listener is g's listener of the suite's transport (host:port): the clients listener, or
+// listen.websocket over WebSocket. The LB carries it; a Link in front of g targets it.
+func (f *Fleet) Listener(g *gwproc.Gateway) string {
+	if overWebSocket() {
+		return g.WebSocketAddr
+	}
+	return g.ClientAddr
+}
+
+// Dial is the address a client dials to reach g itself, not through the LB.
+func (f *Fleet) Dial(g *gwproc.Gateway) string { return clientAddress(f.Listener(g), f.tls) }
 
 // Gateway is the gateway whose server id is id.
 func (f *Fleet) Gateway(id string) *gwproc.Gateway {

@@ -37,10 +37,12 @@ import (
 //     each HANDSHAKE the clients send and each GOAWAY the gateway sends (Handshakes, GoAways),
 //     and each PUSH_ACK and PUSH_REPLY the clients send (Answers).
 //
-// Everything else is passed through unchanged.
+// Everything else is passed through unchanged. Over WebSocket (EnvTransport) the same faults
+// apply to WebSocket frames (linkws.go): the link then stands in front of listen.websocket.
 type Link struct {
 	ln     net.Listener
 	target string
+	ws     bool // WebSocket frames, not a byte stream (linkws.go)
 
 	mu      sync.Mutex // guards everything below
 	down    bool
@@ -58,11 +60,14 @@ type Link struct {
 // pipe is one proxied connection.
 type pipe struct {
 	client, gateway net.Conn
+	ws              bool // WebSocket frames (linkws.go)
 
 	mu     sync.Mutex // guards frozen, held, queued; writes to gateway from the client side
 	frozen bool
 	held   bool
 	queued []byte
+	// heldPlain is what the client sent while held, unmasked (WebSocket): what Holding searches.
+	heldPlain []byte
 	// cutAfterFirst: end the connection once the gateway's first frame is through.
 	cutAfterFirst bool
 	// muted: the client's frames are dropped, its PINGs answered here (both directions then
@@ -79,7 +84,7 @@ func StartLink(t testing.TB, target string) *Link {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Link{ln: ln, target: target, pipes: map[*pipe]struct{}{}}
+	l := &Link{ln: ln, target: target, ws: overWebSocket(), pipes: map[*pipe]struct{}{}}
 	go l.accept()
 	t.Cleanup(func() {
 		_ = ln.Close()
@@ -88,8 +93,8 @@ func StartLink(t testing.TB, target string) *Link {
 	return l
 }
 
-// Addr is where clients connect.
-func (l *Link) Addr() string { return l.ln.Addr().String() }
+// Addr is where clients connect (a ws:// URL over WebSocket).
+func (l *Link) Addr() string { return clientAddress(l.ln.Addr().String(), false) }
 
 // SetDown makes new connections fail (true) or pass (false).
 func (l *Link) SetDown(down bool) {
@@ -152,7 +157,11 @@ func (l *Link) Hold() {
 func (l *Link) Holding(s string) bool {
 	for _, p := range l.current() {
 		p.mu.Lock()
-		found := bytes.Contains(p.queued, []byte(s))
+		held := p.queued
+		if p.ws {
+			held = p.heldPlain
+		}
+		found := bytes.Contains(held, []byte(s))
 		p.mu.Unlock()
 		if found {
 			return true
@@ -161,13 +170,24 @@ func (l *Link) Holding(s string) bool {
 	return false
 }
 
-// Inject writes b to the client of every current connection.
+// Inject writes b to the client of every current connection (over WebSocket each frame in b
+// as one binary message).
 func (l *Link) Inject(b []byte) {
 	for _, p := range l.current() {
 		p.mu.Lock()
-		_, _ = p.client.Write(b)
+		_ = p.toClient(b)
 		p.mu.Unlock()
 	}
+}
+
+// toClient writes b to the client as the gateway would: over WebSocket, one binary message per
+// frame. p.mu is held.
+func (p *pipe) toClient(b []byte) error {
+	if p.ws {
+		b = serverMessages(b)
+	}
+	_, err := p.client.Write(b)
+	return err
 }
 
 // InjectThenReset writes b to the client of every current connection, half-closes it (FIN) and
@@ -178,7 +198,7 @@ func (l *Link) InjectThenReset(b []byte) {
 	for _, p := range l.current() {
 		p.mu.Lock()
 		p.frozen = true
-		_, _ = p.client.Write(b)
+		_ = p.toClient(b)
 		if tc, ok := p.client.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 			// A reset drops what the kernel has not sent yet (the client's window may be full
@@ -245,7 +265,7 @@ func (l *Link) Answers() []string {
 // note keeps frame (length prefix included) if it is one that Record keeps.
 func (l *Link) note(frame []byte, fromClient bool) {
 	var f pb.Frame
-	if proto.Unmarshal(frame[4:], &f) != nil {
+	if len(frame) < 4 || proto.Unmarshal(frame[4:], &f) != nil {
 		return
 	}
 	l.mu.Lock()
@@ -269,7 +289,7 @@ func (l *Link) Release() {
 		if len(p.queued) > 0 {
 			_, _ = p.gateway.Write(p.queued)
 		}
-		p.queued, p.held = nil, false
+		p.queued, p.heldPlain, p.held = nil, nil, false
 		p.mu.Unlock()
 	}
 }
@@ -308,7 +328,7 @@ func (l *Link) serve(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	p := &pipe{client: c, gateway: g}
+	p := &pipe{client: c, gateway: g, ws: l.ws}
 	l.mu.Lock()
 	if l.down {
 		l.mu.Unlock()
@@ -330,6 +350,10 @@ func (l *Link) serve(c net.Conn) {
 		l.mu.Unlock()
 		p.close()
 	}()
+	if p.ws {
+		p.serveWS()
+		return
+	}
 	go func() {
 		defer p.close()
 		p.copy(g, c, true)
@@ -365,17 +389,10 @@ func (p *pipe) forward(dst net.Conn, b []byte, fromClient bool, partial *[]byte)
 	case fromClient && p.muted:
 		*partial = append(*partial, b...)
 		for _, fr := range splitFrames(partial) {
-			var f pb.Frame
-			if proto.Unmarshal(fr[4:], &f) != nil || f.GetPing() == nil {
-				continue
-			}
-			pong, err := protocol.Append(nil, &pb.Frame{Seq: f.Seq, Body: &pb.Frame_Pong{Pong: &pb.Pong{
-				ClientTimeMs: f.GetPing().GetClientTimeMs(), ServerTimeMs: time.Now().UnixMilli()}}}, 1<<16)
-			if err != nil {
-				return false
-			}
-			if _, err := p.client.Write(pong); err != nil {
-				return false
+			if pong := pongFor(fr); pong != nil {
+				if _, err := p.client.Write(pong); err != nil {
+					return false
+				}
 			}
 		}
 		return true
@@ -403,6 +420,20 @@ func (p *pipe) forward(dst net.Conn, b []byte, fromClient bool, partial *[]byte)
 		_, err := dst.Write(b)
 		return err == nil
 	}
+}
+
+// pongFor is the PONG (length prefix included) answering frame if it is a PING; nil otherwise.
+func pongFor(frame []byte) []byte {
+	var f pb.Frame
+	if len(frame) < 4 || proto.Unmarshal(frame[4:], &f) != nil || f.GetPing() == nil {
+		return nil
+	}
+	pong, err := protocol.Append(nil, &pb.Frame{Seq: f.Seq, Body: &pb.Frame_Pong{Pong: &pb.Pong{
+		ClientTimeMs: f.GetPing().GetClientTimeMs(), ServerTimeMs: time.Now().UnixMilli()}}}, 1<<16)
+	if err != nil {
+		return nil
+	}
+	return pong
 }
 
 // splitFrames takes the whole frames (length prefix included) off the front of buf.

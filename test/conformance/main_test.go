@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -9,6 +10,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if transportErr != nil {
+		fmt.Fprintln(os.Stderr, transportErr)
+		os.Exit(2)
+	}
 	code := kafkatest.Main(m)
 	gwproc.Cleanup()
 	cleanupBuild()

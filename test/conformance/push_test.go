@@ -101,7 +101,7 @@ func reply(t *testing.T, s *suite) {
 // sends anyway, is error_code_actions'.)
 func answersRefusedLocally(t *testing.T, s *suite) {
 	f := s.shared
-	link := StartLink(t, f.Addr())
+	link := StartLink(t, f.LB.Addr())
 	link.Record()
 	s.connect(t, "", link.Addr(), f.Token("answers"), nil)
 	mark := s.d.Mark()

@@ -27,7 +27,7 @@ import (
 func rebalanceResume(t *testing.T, s *suite) {
 	s.d.Require(wire.CapPositions)
 	f := StartFleet(t, FleetOptions{Gateways: 2, Partitions: 2})
-	link := StartLink(t, f.Addr())
+	link := StartLink(t, f.LB.Addr())
 	link.Record()
 	st := s.connect(t, "", link.Addr(), f.Token("rebalanced"), fast)
 	from := f.Gateway(st.Ack.ServerID)
@@ -94,7 +94,7 @@ func rebalanceCommand(g *gwproc.Gateway, count, rate int) ([]byte, error) {
 // what an SDK older than REBALANCE does with a REBALANCE, and why such an SDK loses nothing.
 func unknownGoAwayReason(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{Gateways: 2, Partitions: 2})
-	link := StartLink(t, f.Addr())
+	link := StartLink(t, f.LB.Addr())
 	link.Record()
 	st := s.connect(t, "", link.Addr(), f.Token("newer"), fast)
 	prod := startProducer(f, "newer", "unknown", 20*time.Millisecond)

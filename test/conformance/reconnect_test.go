@@ -18,7 +18,7 @@ import (
 // resent: the backend sees it once, and the client works again after its reconnect.
 func lostCallNotResent(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{})
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	s.connect(t, "", link.Addr(), f.Token("unlucky"), fast)
 	held := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "sleep/500/lost"})
 	wait.For(t, 10*time.Second, "the backend holds the request", func() bool { return f.Backend.Saw("sleep/500/lost") })
@@ -40,7 +40,7 @@ func lostCallNotResent(t *testing.T, s *suite) {
 // random time in [d/2, d], d = min(800 ms, 200 ms · 2ⁿ).
 func backoffBounds(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{})
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	s.connect(t, "", link.Addr(), f.Token("patient"), func(c *wire.Command) {
 		c.Reconnect = &wire.Reconnect{InitialMs: 200, MaxMs: 800, LostSpreadMs: -1}
 	})
@@ -77,7 +77,7 @@ func backoffBounds(t *testing.T, s *suite) {
 func floorsNameEveryPartition(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{Partitions: 1, Configure: func(c *config.Config) { c.Replay.MaxRecords = 2 }})
 	g := f.Gateways[0]
-	link := StartLink(t, g.ClientAddr)
+	link := StartLink(t, f.Listener(g))
 
 	// An empty partition: watermark -1.
 	st := s.connect(t, "a", link.Addr(), f.Token("floor-a"), fast)
@@ -137,7 +137,7 @@ func floorsNameEveryPartition(t *testing.T, s *suite) {
 // the client after 10 refusals in a row, with the refusal as the reason.
 func authRefusalsRetried(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{})
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	for _, c := range []string{"recovers", "gives-up"} {
 		s.connect(t, c, link.Addr(), f.Token(c), func(cmd *wire.Command) { cmd.Refreshable = true; fast(cmd) })
 		s.d.MustCall(wire.Command{Op: "set_token", Client: c, Token: "revoked"})
@@ -171,7 +171,7 @@ func authRefusalsRetried(t *testing.T, s *suite) {
 // within two heartbeat intervals (2 s each) plus a margin, reconnects and works.
 func missedPongDetected(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{})
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	s.connect(t, "", link.Addr(), f.Token("half-open"), fast)
 	mark := s.d.Mark()
 	frozen := time.Now()
@@ -198,7 +198,7 @@ func drainingResend(t *testing.T, s *suite) {
 		c.Limits.HeartbeatInterval = config.Duration{Duration: 10 * time.Second}
 		c.Limits.IdleTimeout = config.Duration{Duration: 30 * time.Second}
 	}})
-	link := StartLink(t, f.Addr())
+	link := StartLink(t, f.LB.Addr())
 	st := s.connect(t, "", link.Addr(), f.Token("crosser"), nil)
 	from := f.Gateway(st.Ack.ServerID)
 
@@ -206,7 +206,7 @@ func drainingResend(t *testing.T, s *suite) {
 	req := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "crossed", Payload: []byte("x")})
 	wait.For(t, 10*time.Second, "the link holds the request", func() bool { return link.Holding("crossed") })
 	mark := s.d.Mark()
-	f.LB.Remove(from.ClientAddr)
+	f.LB.Remove(f.Listener(from))
 	drained := make(chan bool, 1)
 	go func() { drained <- from.PreStop().OK() }()
 	gone := s.d.WaitEvent(mark, eventTimeout, "the GOAWAY", IsState("", "disconnected"))
@@ -243,7 +243,7 @@ func pushAfterGoAwayIgnored(t *testing.T, s *suite) {
 		c.Limits.HeartbeatInterval = config.Duration{Duration: 10 * time.Second}
 		c.Limits.IdleTimeout = config.Duration{Duration: 30 * time.Second}
 	}})
-	link := StartLink(t, f.Addr())
+	link := StartLink(t, f.LB.Addr())
 	st := s.connect(t, "", link.Addr(), f.Token("late"), nil)
 	from := f.Gateway(st.Ack.ServerID)
 	f.Push(push.Message{ID: "before", Target: push.User("late")})
@@ -254,7 +254,7 @@ func pushAfterGoAwayIgnored(t *testing.T, s *suite) {
 	req := s.d.Send(wire.Command{Op: "request", Service: "echo", Method: "keep-open"})
 	wait.For(t, 10*time.Second, "the link holds the request", func() bool { return link.Holding("keep-open") })
 	mark := s.d.Mark()
-	f.LB.Remove(from.ClientAddr)
+	f.LB.Remove(f.Listener(from))
 	go from.PreStop()
 	s.d.WaitEvent(mark, eventTimeout, "the GOAWAY", IsState("", "disconnected"))
 	stray, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Push{Push: &pb.Push{MessageId: "stray", Payload: []byte("x"),
@@ -279,7 +279,7 @@ func pushAfterGoAwayIgnored(t *testing.T, s *suite) {
 // frame_too_large as the cause, without waiting for the body; the client reconnects and works.
 func oversizedIncomingFrame(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{})
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	s.connect(t, "", link.Addr(), f.Token("flooded"), fast)
 	mark := s.d.Mark()
 	link.Inject([]byte{0x00, 0x10, 0x00, 0x00, 0x0a})

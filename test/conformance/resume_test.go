@@ -84,7 +84,7 @@ func drainResumeComplete(t *testing.T, s *suite) {
 	wait.For(t, 10*time.Second, "the backend holds the request", func() bool { return f.Backend.Saw("sleep/1000/held") })
 
 	mark := s.d.Mark()
-	f.LB.Remove(from.ClientAddr)
+	f.LB.Remove(f.Listener(from))
 	drained := make(chan bool, 1)
 	go func() { drained <- from.PreStop().OK() }()
 
@@ -120,7 +120,7 @@ func drainResumeComplete(t *testing.T, s *suite) {
 func notRecoveredSurfaced(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{Partitions: 1, Configure: func(c *config.Config) { c.Replay.MaxRecords = 3 }})
 	g := f.Gateways[0]
-	link := StartLink(t, g.ClientAddr)
+	link := StartLink(t, f.Listener(g))
 	s.connect(t, "", link.Addr(), f.Token("forgotten"), fast)
 	f.Push(push.Message{ID: "nr-0", Target: push.User("forgotten")})
 	first := s.d.WaitEvent(0, eventTimeout, "the first record", IsPush("", "nr-0"))
@@ -161,7 +161,7 @@ func reconnectSpreadAfterKill(t *testing.T, s *suite) {
 	const clients = 12
 	f := StartFleet(t, FleetOptions{Gateways: 2, Partitions: 1})
 	victim, survivor := f.Gateways[0], f.Gateways[1]
-	f.LB.Remove(survivor.ClientAddr)
+	f.LB.Remove(f.Listener(survivor))
 	for i := range clients {
 		st := s.connect(t, fmt.Sprintf("k%d", i), f.Addr(), f.Token(fmt.Sprintf("kill-%d", i)), nil)
 		if st.Ack.ServerID != victim.ID {
@@ -169,8 +169,8 @@ func reconnectSpreadAfterKill(t *testing.T, s *suite) {
 		}
 	}
 	mark := s.d.Mark()
-	f.LB.Add(survivor.ClientAddr)
-	f.LB.Remove(victim.ClientAddr)
+	f.LB.Add(f.Listener(survivor))
+	f.LB.Remove(f.Listener(victim))
 	killed := time.Now()
 	if err := victim.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func appRestartResume(t *testing.T, s *suite) {
 func watermarksAfterPong(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{Partitions: 1})
 	g := f.Gateways[0]
-	link := StartLink(t, g.ClientAddr)
+	link := StartLink(t, f.Listener(g))
 	first := s.connect(t, "", link.Addr(), f.Token("mid-replay"), fast)
 	if len(first.Ack.Positions) != 1 {
 		t.Fatalf("watermarks %+v, want one partition", first.Ack.Positions)

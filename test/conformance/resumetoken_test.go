@@ -16,13 +16,13 @@ import (
 func resumeTokenOnce(t *testing.T, s *suite) {
 	s.d.Require(wire.CapPositions)
 	f := StartFleet(t, FleetOptions{Gateways: 2, Partitions: 2})
-	link := StartLink(t, f.Addr())
+	link := StartLink(t, f.LB.Addr())
 	link.Record()
 	st := s.connect(t, "", link.Addr(), f.Token("mover"), fast)
 	from := f.Gateway(st.Ack.ServerID)
 
 	mark := s.d.Mark()
-	f.LB.Remove(from.ClientAddr)
+	f.LB.Remove(f.Listener(from))
 	drained := make(chan bool, 1)
 	go func() { drained <- from.PreStop().OK() }()
 	gone := s.d.WaitEvent(mark, eventTimeout, "the GOAWAY", IsState("", "disconnected"))

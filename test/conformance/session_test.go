@@ -133,7 +133,7 @@ func frameTooLargeRefused(t *testing.T, s *suite) {
 func frameLimitFromAck(t *testing.T, s *suite) {
 	f := StartFleet(t, FleetOptions{Configure: func(c *config.Config) { c.Limits.MaxFrameBytes = 4096 }})
 	g := f.Gateways[0]
-	st := s.connect(t, "", g.ClientAddr, f.Token("small-frames"), nil)
+	st := s.connect(t, "", f.Dial(g), f.Token("small-frames"), nil)
 	if st.Ack.MaxFrameBytes != 4096 {
 		t.Fatalf("ack max_frame_bytes %d, want the gateway's 4096", st.Ack.MaxFrameBytes)
 	}
@@ -181,7 +181,7 @@ func refusedAndKept(t *testing.T, s *suite, payload int) {
 func replacedStops(t *testing.T, s *suite) {
 	f := s.shared
 	tok := f.Token("dup-user")
-	addr := f.Gateways[0].ClientAddr
+	addr := f.Dial(f.Gateways[0])
 	s.connect(t, "old", addr, tok, func(c *wire.Command) { c.SessionID = "shared-id"; fast(c) })
 	mark := s.d.Mark()
 	s.connect(t, "new", addr, tok, func(c *wire.Command) { c.SessionID = "shared-id"; fast(c) })

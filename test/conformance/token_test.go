@@ -25,12 +25,12 @@ func tokenRefresh(t *testing.T, s *suite) {
 		return f.SignToken(jwt.MapClaims{"sub": user, "iss": Issuer, "aud": Audience, "exp": time.Now().Add(7 * time.Second).Unix()})
 	}
 	mark := s.d.Mark()
-	st := s.connect(t, "src", g.ClientAddr, short("refresher"), func(c *wire.Command) { c.Refreshable = true; fast(c) })
+	st := s.connect(t, "src", f.Dial(g), short("refresher"), func(c *wire.Command) { c.Refreshable = true; fast(c) })
 	if st.Ack.TokenExpiresAtMs == 0 {
 		t.Fatalf("ack without token expiry: %+v", st.Ack)
 	}
 	s.d.MustCall(wire.Command{Op: "set_token", Client: "src", Token: f.Token("refresher")})
-	s.connect(t, "fixed", g.ClientAddr, short("stuck"), fast)
+	s.connect(t, "fixed", f.Dial(g), short("stuck"), fast)
 
 	s.d.WaitEvent(mark, 15*time.Second, "the refresh's token fetch", func(e Received) bool {
 		return e.Event.Event == "token_fetched" && e.Client == "src" && e.N == 2

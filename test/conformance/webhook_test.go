@@ -81,7 +81,7 @@ func webhookAuth(t *testing.T, s *suite) {
 		c.Auth.JWT = nil
 		c.Auth.Webhook = &config.WebhookAuth{URL: wh.URL, Timeout: config.Duration{Duration: 2 * time.Second}}
 	}})
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	st := s.connect(t, "", link.Addr(), "opaque:wh-user", fast)
 	if st.Ack.UserID != "wh-user" {
 		t.Fatalf("ack user %q, want the webhook's wh-user", st.Ack.UserID)

@@ -44,7 +44,7 @@ func errorWinsOverWriteFailure(t *testing.T, s *suite) {
 		c.Limits.RequestsPerSecond = 10000
 		c.Limits.RequestBurst = 10000
 	}})
-	link := StartLink(t, f.Gateways[0].ClientAddr)
+	link := StartLink(t, f.Listener(f.Gateways[0]))
 	link.Record() // whole frames: the injection lands between two of the gateway's frames
 	s.connect(t, "", link.Addr(), f.Token("writer"), fast)
 	filler := refusals(t, 400)

@@ -7,6 +7,7 @@ import { createInterface } from "node:readline";
 import WebSocket from "ws";
 import type { ReceivedPush, ResumeState } from "./client.js";
 import { Client } from "./nodeclient.js";
+import { wsPackage } from "./nodews.js";
 import { FrameError } from "./codec.js";
 import { AlreadyAnsweredError, ClosedError, ConnectionLostError, GoAwayError, NotRequestedError, ServerError, TokenSourceError } from "./errors.js";
 import { ErrorCode, GoAway_Reason, ResumeResult_Status } from "./gen/tcpgateway/v1/protocol_pb.js";
@@ -143,18 +144,9 @@ async function withDeadline<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-/**
- * webSocketClass is the ws package's WebSocket (Node.js 20 has no stable global one); with
- * tls, one that trusts only ca_pem and verifies server_name, as the tls option does for TCP.
- */
+/** webSocketClass is the ws package's WebSocket (Node.js 20 has no stable global one), with tls's CA and name. */
 function webSocketClass(t: Command["tls"]): WebSocketConstructor {
-  if (!t) return WebSocket;
-  const opts = { ...(t.ca_pem ? { ca: t.ca_pem } : {}), ...(t.server_name ? { servername: t.server_name } : {}) };
-  return class extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols, opts);
-    }
-  };
+  return wsPackage(WebSocket, { ...(t?.ca_pem ? { ca: t.ca_pem } : {}), ...(t?.server_name ? { servername: t.server_name } : {}) });
 }
 
 async function connect(cmd: Command, name: string, deadline: number): Promise<Json> {
@@ -290,7 +282,7 @@ async function run(cmd: Command): Promise<void> {
 }
 
 function main(): void {
-  emit({ event: "ready", driver: "ts", capabilities: ["positions"] });
+  emit({ event: "ready", driver: "ts", capabilities: ["positions", "websocket"] });
   const running = new Set<Promise<void>>();
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   lines.on("line", (line) => {

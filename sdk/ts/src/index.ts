@@ -10,6 +10,8 @@ export { AlreadyAnsweredError, ClosedError, ConnectionLostError, GoAwayError, No
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, PROTOCOL_VERSION, decodeBody, encodeFrame, reason } from "./codec.js";
 export { SocketTransport, splitAddress, tcpTransport } from "./tcp.js";
 export type { TlsOptions } from "./tcp.js";
+export { wsPackage } from "./nodews.js";
+export type { WsPackageOptions, WsPackageWebSocket } from "./nodews.js";
 export type { Transport, TransportFactory, TransportHandlers } from "./transport.js";
 export { WEBSOCKET_SUBPROTOCOL, WebSocketTransport, webSocketTransport } from "./websocket.js";
 export type { WebSocketCloseEvent, WebSocketConstructor, WebSocketLike, WebSocketMessageEvent, WebSocketOptions } from "./websocket.js";

@@ -19,7 +19,7 @@ function nodeTransport(o: ClientOptions): TransportFactory {
   }
   if (o.tls) {
     // Ignoring it would trust what the app meant to restrict.
-    throw new TypeError("tcpgateway: tls applies to host:port addresses; for wss:// give webSocket.WebSocket a constructor that trusts your CA (the ws package's takes { ca })");
+    throw new TypeError("tcpgateway: tls applies to host:port addresses; for wss:// give webSocket: { WebSocket: wsPackage(WebSocket, tls) } (the ws package's WebSocket)");
   }
   return webSocketTransport(o.webSocket);
 }

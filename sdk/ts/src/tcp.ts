@@ -117,7 +117,7 @@ interface SocketWrites {
  * overtook. The socket then stays readable until its end (EOF or the reset), as R37 needs; the
  * transport fails that write and every later one itself.
  */
-function keepReadingAfterWriteError(socket: net.Socket, onError: (e: Error) => void): void {
+export function keepReadingAfterWriteError(socket: net.Socket, onError: (e: Error) => void): void {
   // _write and _writev are the Writable's implementation hooks (public for implementers).
   const s = socket as unknown as SocketWrites;
   const keep = (cb: WriteCallback): WriteCallback => (err) => {
@@ -138,6 +138,20 @@ function keepReadingAfterWriteError(socket: net.Socket, onError: (e: Error) => v
   }
 }
 
+/** tlsConnectOptions are tls.connect's options for o, to a server at host. */
+export function tlsConnectOptions(host: string, o: TlsOptions): tls.ConnectionOptions {
+  const servername = o.servername ?? host;
+  return {
+    ca: o.ca,
+    cert: o.cert,
+    key: o.key,
+    minVersion: o.minVersion ?? "TLSv1.2",
+    // SNI must not be an IP address; verification still checks the name given.
+    servername: net.isIP(servername) ? "" : servername,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(servername, cert),
+  };
+}
+
 /** tcpTransport dials plaintext TCP, or TLS when tlsOptions is set. */
 export function tcpTransport(tlsOptions?: TlsOptions): TransportFactory {
   return (address, signal) =>
@@ -146,18 +160,7 @@ export function tcpTransport(tlsOptions?: TlsOptions): TransportFactory {
       let socket: net.Socket;
       const ready = tlsOptions ? "secureConnect" : "connect";
       if (tlsOptions) {
-        const servername = tlsOptions.servername ?? host;
-        socket = tls.connect({
-          host,
-          port,
-          ca: tlsOptions.ca,
-          cert: tlsOptions.cert,
-          key: tlsOptions.key,
-          minVersion: tlsOptions.minVersion ?? "TLSv1.2",
-          // SNI must not be an IP address; verification still checks the name given.
-          servername: net.isIP(servername) ? "" : servername,
-          checkServerIdentity: (_host, cert) => tls.checkServerIdentity(servername, cert),
-        });
+        socket = tls.connect({ host, port, ...tlsConnectOptions(host, tlsOptions) });
       } else {
         socket = net.connect({ host, port });
       }

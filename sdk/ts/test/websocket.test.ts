@@ -4,7 +4,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import WebSocket, { WebSocketServer } from "ws";
 import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -23,9 +27,11 @@ import {
   WebSocketTransport,
   encodeFrame,
   webSocketTransport,
+  wsPackage,
 } from "../src/index.js";
 import type { Frame, TransportHandlers, WebSocketCloseEvent, WebSocketLike, WebSocketMessageEvent } from "../src/index.js";
 import { closeCause, messageFrame, webSocketUrl } from "../src/websocket.js";
+import { selfSignedCert } from "./gateway.js";
 
 type FrameInit = MessageInitShape<typeof FrameSchema>;
 const frame = (f: FrameInit): Uint8Array => encodeFrame(create(FrameSchema, f), 1 << 20);
@@ -218,12 +224,14 @@ describe("the WebSocket transport's wire rules", () => {
  * and lets the test send messages and close.
  */
 class FakeGateway {
-  readonly server = http.createServer();
-  readonly wss = new WebSocketServer({
-    server: this.server,
-    path: "/tcpgw",
-    handleProtocols: (offered) => (offered.has(WEBSOCKET_SUBPROTOCOL) ? WEBSOCKET_SUBPROTOCOL : false),
-  });
+  readonly wss: WebSocketServer;
+  constructor(readonly server: http.Server | https.Server = http.createServer()) {
+    this.wss = new WebSocketServer({
+      server,
+      path: "/tcpgw",
+      handleProtocols: (offered) => (offered.has(WEBSOCKET_SUBPROTOCOL) ? WEBSOCKET_SUBPROTOCOL : false),
+    });
+  }
   readonly offered: string[] = [];
   readonly violations: string[] = [];
   readonly conns: WebSocket[] = [];
@@ -243,7 +251,8 @@ class FakeGateway {
   }
 
   get url(): string {
-    return `ws://127.0.0.1:${(this.server.address() as net.AddressInfo).port}/tcpgw`;
+    const scheme = this.server instanceof https.Server ? "wss" : "ws";
+    return `${scheme}://127.0.0.1:${(this.server.address() as net.AddressInfo).port}/tcpgw`;
   }
 
   /** conn resolves with connection number i (0-based) once it is there. */
@@ -428,6 +437,46 @@ describe("dialing over WebSocket", () => {
       assert.deepEqual(gw.offered, [""]);
     } finally {
       await gw.stop();
+    }
+  });
+});
+
+describe("wsPackage: the ws package's WebSocket with the SDK's sockets (Node.js)", () => {
+  test("ws:// with a path; wss:// trusting only the given CA and checking the name; another CA fails the dial", async () => {
+    const plain = new FakeGateway();
+    await plain.start();
+    const dir = mkdtempSync(join(tmpdir(), "tcpgw-wss-"));
+    const cert = selfSignedCert(dir);
+    const secure = new FakeGateway(https.createServer({ cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) }));
+    await secure.start();
+    try {
+      const a = new Client({ address: plain.url, token: "u-plain", webSocket: { WebSocket: wsPackage(WebSocket) } });
+      await a.connect();
+      await a.ping();
+      await a.close();
+      const b = new Client({ address: secure.url, token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { ca: cert.pem }) } });
+      await b.connect();
+      await b.ping();
+      await b.close();
+      const named = new Client({ address: secure.url.replace("127.0.0.1", "localhost"), token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { ca: cert.pem }) } });
+      await named.connect();
+      await named.close();
+      await assert.rejects(
+        new Client({ address: secure.url, token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { ca: cert.pem, servername: "elsewhere.example" }) } }).connect(),
+        (e: unknown) => e instanceof TransportError && e.message.startsWith("dial "),
+        "a name the certificate does not hold",
+      );
+      await assert.rejects(
+        new Client({ address: secure.url, token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket) } }).connect(),
+        (e: unknown) => e instanceof TransportError && e.message.startsWith("dial "),
+        "the system roots do not hold the test CA",
+      );
+      assert.deepEqual(plain.violations, []);
+      assert.deepEqual(secure.violations, []);
+    } finally {
+      await plain.stop();
+      await secure.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,0 +1,42 @@
+// The ws package's WebSocket for the WebSocket transport in Node.js (20 has no stable global
+// WebSocket): its TCP or TLS socket is made here, so that a failed write leaves it readable
+// (R37, as tcp.ts does for TCP) and wss:// trusts the app's TLS options. Node.js only.
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { keepReadingAfterWriteError, tlsConnectOptions } from "./tcp.js";
+import type { TlsOptions } from "./tcp.js";
+import type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
+
+/** The options of the ws package's client this module gives it. */
+export interface WsPackageOptions {
+  /** Makes the connection's socket (ws calls it with the host, port and URL path). */
+  createConnection: (options: { host?: string | null; port?: number | string | null }) => net.Socket;
+}
+
+/** WsPackageWebSocket is the ws package's WebSocket class (`import WebSocket from "ws"`). */
+export type WsPackageWebSocket = new (url: string, protocols: string | string[] | undefined, options: WsPackageOptions) => WebSocketLike;
+
+/**
+ * wsPackage adapts the ws package's WebSocket class to webSocket.WebSocket. Its sockets stay
+ * readable after a failed write, so the frames the gateway sent before a reset are still read
+ * (R37: the fatal ERROR they may hold is the cause); the ws package alone would destroy the
+ * socket with them. With tlsOptions, wss:// trusts and verifies as the tls option does for TCP
+ * (R2); without, the system roots and the URL's host.
+ */
+export function wsPackage(WebSocket: WsPackageWebSocket, tlsOptions: TlsOptions = {}): WebSocketConstructor {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      const secure = new URL(url).protocol === "wss:";
+      super(url, protocols, {
+        createConnection: (o) => {
+          const host = o.host ?? "";
+          const port = Number(o.port);
+          // ws passes the URL's path too: it must not become a Unix socket path.
+          const socket = secure ? tls.connect({ host, port, ...tlsConnectOptions(host, tlsOptions) }) : net.connect({ host, port });
+          keepReadingAfterWriteError(socket, () => undefined);
+          return socket;
+        },
+      });
+    }
+  };
+}
