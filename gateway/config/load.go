@@ -45,7 +45,8 @@ var envOverrides = []envOverride{
 	{"TCPGW_KAFKA_BROKERS", func(c *Config, v string) { c.Kafka.Brokers = splitList(v) }},
 }
 
-// bindHost applies TCPGW_BIND_HOST: the host for listen addresses that name none (":7000").
+// bindHost applies TCPGW_BIND_HOST: the host for listen addresses that name none (":7000"):
+// listen.clients, listen.admin and listen.websocket.address.
 // The local node agent sets it to each pod's 127.0.x address, since its pods share one network
 // namespace. Real clusters leave it unset: binding only the pod IP would break kubectl
 // port-forward, which connects to localhost inside the pod.
@@ -54,7 +55,11 @@ func (c *Config) bindHost(env lookupEnv) {
 	if !ok || host == "" {
 		return
 	}
-	for _, addr := range []*string{&c.Listen.Clients, &c.Listen.Admin} {
+	addrs := []*string{&c.Listen.Clients, &c.Listen.Admin}
+	if c.Listen.WebSocket != nil {
+		addrs = append(addrs, &c.Listen.WebSocket.Address)
+	}
+	for _, addr := range addrs {
 		if h, port, err := net.SplitHostPort(*addr); err == nil && h == "" {
 			*addr = net.JoinHostPort(host, port)
 		}

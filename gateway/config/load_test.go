@@ -127,6 +127,29 @@ func TestLoadEnvOverrides(t *testing.T) {
 	}
 }
 
+// The WebSocket listener's address is bound to TCPGW_BIND_HOST like the others: pods of the
+// local cluster share one network namespace, and each binding ":7080" would fail all but one.
+func TestLoadBindHostWebSocket(t *testing.T) {
+	env := mapEnv(map[string]string{"TCPGW_BIND_HOST": "127.0.10.7"})
+	for _, c := range []struct{ yaml, want string }{
+		{"listen:\n  websocket: {}\n", "127.0.10.7:7080"},
+		{"listen:\n  websocket:\n    address: \":7443\"\n", "127.0.10.7:7443"},
+		{"listen:\n  websocket:\n    address: 127.0.0.1:7080\n", "127.0.0.1:7080"},
+	} {
+		cfg, err := load(writeFile(t, minimalYAML+c.yaml), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Listen.WebSocket.Address; got != c.want {
+			t.Errorf("%q: listen.websocket.address %q, want %q", c.yaml, got, c.want)
+		}
+	}
+	cfg, err := load(writeFile(t, minimalYAML), env)
+	if err != nil || cfg.Listen.WebSocket != nil {
+		t.Fatalf("without listen.websocket: %v, %+v", err, cfg.Listen.WebSocket)
+	}
+}
+
 // The operator passes the control socket's path in the environment, where a node agent
 // that maps volume paths rewrites it, and TCPGW_BIND_HOST leaves it alone (it is no address).
 func TestLoadControlSocketOverride(t *testing.T) {
