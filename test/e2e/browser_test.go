@@ -136,6 +136,6 @@ func TestBrowserSurvivesRollingUpdate(t *testing.T) {
 		t.Errorf("%d pods terminated, want the %d replaced", len(ended), len(old))
 	}
 	checkGraceful(t, terms)
-	t.Logf("FIGURES browser rolling update: 3 pods replaced in %v; the page went through %s; %d pushes (%d streamed every %v), %d lost, %d duplicated; %d moves",
+	t.Logf("FIGURES browser rolling update: 3 pods replaced in %v; the page went through %s; %d pushes (%d streamed every %v), %d lost, %d duplicated; moves: %d",
 		took.Round(100*time.Millisecond), strings.Join(servers, " -> "), len(st.Pushes), len(res.ids), browserStreamEvery, len(diff.Missing), len(diff.Repeated), len(st.Disconnects))
 }
