@@ -33,10 +33,12 @@ const (
 	settleTimeout  = 30 * time.Second // the last pushes of the stream in the page after the drain
 )
 
-// stream is the plain pushes sent across the drain: one every streamEvery, streamLen in all.
+// The plain pushes sent across the drain: one every streamEvery, from before the drain until
+// the page has received streamAfter of them on the second gateway (at most streamMax).
 const (
-	streamLen   = 120
 	streamEvery = 25 * time.Millisecond
+	streamAfter = 20
+	streamMax   = 2000
 )
 
 // Issue 18: a page in a real headless Chromium, its SDK connected over WebSocket through the
@@ -67,10 +69,15 @@ func TestBrowserPushAckAndDrainResume(t *testing.T) {
 	AckPush(t, tab, e.pub, "alice", session, "ack-1")
 
 	// The stream, across the drain.
-	streamed := make(chan error, 1)
+	stop := make(chan struct{})
+	type result struct {
+		ids []string
+		err error
+	}
+	streamed := make(chan result, 1)
 	go func() {
-		_, err := Stream(e.pub, "alice", "s-", streamLen, streamEvery, nil)
-		streamed <- err
+		ids, err := Stream(e.pub, "alice", "s-", streamMax, streamEvery, stop)
+		streamed <- result{ids, err}
 	}()
 	tab.WaitState(t, settleTimeout, "the first pushes of the stream", func(s State) bool { return s.Has("s-009") })
 
@@ -88,13 +95,15 @@ func TestBrowserPushAckAndDrainResume(t *testing.T) {
 		t.Errorf("drain: gateway drain -wait exited %d saying %q (err %v); the process exited %d (%v)\n%s",
 			dr.ExitCode, dr.Output, dr.Err, exitCode, exitErr, first.Log.Tail(20))
 	}
-	if err := <-streamed; err != nil {
-		t.Fatalf("pushing the stream: %v", err)
+	tab.WaitState(t, settleTimeout, fmt.Sprintf("%d pushes of the stream after the page resumed", streamAfter), func(s State) bool {
+		return len(s.Connects) >= 2 && pushesSince(s, s.Connects[1].At) >= streamAfter
+	})
+	close(stop)
+	r := <-streamed
+	if r.err != nil {
+		t.Fatalf("pushing the stream: %v", r.err)
 	}
-	want := []string{"ack-1"}
-	for i := range streamLen {
-		want = append(want, fmt.Sprintf("s-%03d", i))
-	}
+	want := append([]string{"ack-1"}, r.ids...)
 	tab.WaitState(t, settleTimeout, "every push of the stream", func(s State) bool { return s.Has(want[len(want)-1]) })
 	AckPush(t, tab, e.pub, "alice", session, "ack-2")
 	want = append(want, "ack-2")
@@ -124,9 +133,10 @@ func TestBrowserPushAckAndDrainResume(t *testing.T) {
 	if len(s.Refused) > 0 {
 		t.Errorf("the gateways refused frames of the page: %+v", s.Refused)
 	}
-	// The stream spans the move: pushes before the page left gw-0 and after it resumed.
+	// The stream spans the move: pushes before the page left gw-0 (and after it resumed, which
+	// the stream waited for).
 	before, after := 0, 0
-	for _, p := range s.Pushes[1 : len(s.Pushes)-1] {
+	for _, p := range s.Pushes[min(1, len(s.Pushes)):max(0, len(s.Pushes)-1)] {
 		switch {
 		case p.At < s.Disconnects[0].At:
 			before++
@@ -227,6 +237,17 @@ func (e *env) config(id, clients, admin, origin string) config.Config {
 		},
 		Logging: config.Logging{Level: "info", Format: "json"},
 	}
+}
+
+// pushesSince counts the pushes the page received at or after at (the page's clock).
+func pushesSince(s State, at int64) int {
+	n := 0
+	for _, p := range s.Pushes {
+		if p.At >= at {
+			n++
+		}
+	}
+	return n
 }
 
 // waitSessions waits until g holds n sessions, each registered with its downlink.
