@@ -145,8 +145,9 @@ async function withDeadline<T>(ms: number, p: Promise<T>): Promise<T> {
 }
 
 /** webSocketClass is the ws package's WebSocket (Node.js 20 has no stable global one), with tls's CA and name. */
-function webSocketClass(t: Command["tls"]): WebSocketConstructor {
-  return wsPackage(WebSocket, { ...(t?.ca_pem ? { ca: t.ca_pem } : {}), ...(t?.server_name ? { servername: t.server_name } : {}) });
+function webSocketClass(t: Command["tls"], maxFrameBytes: number): WebSocketConstructor {
+  const tls = { ...(t?.ca_pem ? { ca: t.ca_pem } : {}), ...(t?.server_name ? { servername: t.server_name } : {}) };
+  return wsPackage(WebSocket, { tls, maxFrameBytes });
 }
 
 async function connect(cmd: Command, name: string, deadline: number): Promise<Json> {
@@ -180,7 +181,7 @@ async function connect(cmd: Command, name: string, deadline: number): Promise<Js
     maxFrameBytes: cmd.max_frame_bytes ?? 0,
     ...(r ? { reconnect: { initialMs: r.initial_ms ?? 0, maxMs: r.max_ms ?? 0, lostSpreadMs: r.lost_spread_ms ?? 0 } } : {}),
     ...(isWebSocketAddress(cmd.address ?? "")
-      ? { webSocket: { WebSocket: webSocketClass(cmd.tls) } }
+      ? { webSocket: { WebSocket: webSocketClass(cmd.tls, cmd.max_frame_bytes ?? 0) } }
       : cmd.tls
         ? { tls: { ...(cmd.tls.ca_pem ? { ca: cmd.tls.ca_pem } : {}), ...(cmd.tls.server_name ? { servername: cmd.tls.server_name } : {}) } }
         : {}),

@@ -11,7 +11,7 @@ export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, PROTOCOL_VERSION, de
 export { SocketTransport, splitAddress, tcpTransport } from "./tcp.js";
 export type { TlsOptions } from "./tcp.js";
 export { wsPackage } from "./nodews.js";
-export type { WsPackageOptions, WsPackageWebSocket } from "./nodews.js";
+export type { WsPackageClientOptions, WsPackageOptions, WsPackageWebSocket } from "./nodews.js";
 export type { Transport, TransportFactory, TransportHandlers } from "./transport.js";
 export { WEBSOCKET_SUBPROTOCOL, WebSocketTransport, webSocketTransport } from "./websocket.js";
 export type { WebSocketCloseEvent, WebSocketConstructor, WebSocketLike, WebSocketMessageEvent, WebSocketOptions } from "./websocket.js";

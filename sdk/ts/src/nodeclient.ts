@@ -19,7 +19,7 @@ function nodeTransport(o: ClientOptions): TransportFactory {
   }
   if (o.tls) {
     // Ignoring it would trust what the app meant to restrict.
-    throw new TypeError("tcpgateway: tls applies to host:port addresses; for wss:// give webSocket: { WebSocket: wsPackage(WebSocket, tls) } (the ws package's WebSocket)");
+    throw new TypeError("tcpgateway: tls applies to host:port addresses; for wss:// give webSocket: { WebSocket: wsPackage(WebSocket, { tls }) } (the ws package's WebSocket)");
   }
   return webSocketTransport(o.webSocket);
 }

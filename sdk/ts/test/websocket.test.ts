@@ -454,15 +454,15 @@ describe("wsPackage: the ws package's WebSocket with the SDK's sockets (Node.js)
       await a.connect();
       await a.ping();
       await a.close();
-      const b = new Client({ address: secure.url, token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { ca: cert.pem }) } });
+      const b = new Client({ address: secure.url, token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { tls: { ca: cert.pem } }) } });
       await b.connect();
       await b.ping();
       await b.close();
-      const named = new Client({ address: secure.url.replace("127.0.0.1", "localhost"), token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { ca: cert.pem }) } });
+      const named = new Client({ address: secure.url.replace("127.0.0.1", "localhost"), token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { tls: { ca: cert.pem } }) } });
       await named.connect();
       await named.close();
       await assert.rejects(
-        new Client({ address: secure.url, token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { ca: cert.pem, servername: "elsewhere.example" }) } }).connect(),
+        new Client({ address: secure.url, token: "u-tls", webSocket: { WebSocket: wsPackage(WebSocket, { tls: { ca: cert.pem, servername: "elsewhere.example" } }) } }).connect(),
         (e: unknown) => e instanceof TransportError && e.message.startsWith("dial "),
         "a name the certificate does not hold",
       );
@@ -473,6 +473,18 @@ describe("wsPackage: the ws package's WebSocket with the SDK's sockets (Node.js)
       );
       assert.deepEqual(plain.violations, []);
       assert.deepEqual(secure.violations, []);
+
+      // A message above the frame limit ends the connection from its header, not buffered.
+      const causes: Error[] = [];
+      const small = new Client({ address: plain.url, token: "u-big", noReconnect: true, maxFrameBytes: 1024, webSocket: { WebSocket: wsPackage(WebSocket, { maxFrameBytes: 1024 }) } });
+      small.on("disconnected", (e) => causes.push(e));
+      await small.connect();
+      const ws = await plain.conn(plain.conns.length - 1);
+      plain.send(ws, { body: { case: "push", value: { messageId: "fits", payload: new Uint8Array(900) } } });
+      await small.ping(); // the push, then the pong: the limit lets a frame within it through
+      plain.send(ws, { body: { case: "push", value: { messageId: "huge", payload: new Uint8Array(512 << 10) } } });
+      await small.done;
+      assert.ok(causes[0] instanceof TransportError && causes[0].message.includes("Max payload size exceeded"), String(causes[0]));
     } finally {
       await plain.stop();
       await secure.stop();
