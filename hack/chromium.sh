@@ -56,8 +56,9 @@ mkdir -p "$tmp/archives/partial" "$tmp/root"
 # --reinstall: the two named packages are fetched even where the system has them installed; the
 # libraries are fetched only when missing (the ones present are used from the system).
 download() {
+  # APT::Sandbox::User=root: the cache is root's, where apt's own _apt user cannot write.
   apt-get install -y -q --download-only --reinstall --no-install-recommends \
-    -o Dir::Cache::archives="$tmp/archives" \
+    -o Dir::Cache::archives="$tmp/archives" -o APT::Sandbox::User=root \
     "chromium=$version" "chromium-common=$version" >&2
 }
 start=$(date +%s)
