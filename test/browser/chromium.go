@@ -51,10 +51,11 @@ func Executable(t testing.TB) string {
 }
 
 // flags are the command-line switches of every browser started here, on top of chromedp's
-// defaults (headless, no first run, no background networking, no sync). Each browser gets a
-// fresh profile folder of its own (Launch). The machine's network is closed: without the switches that stop background and
-// component-update traffic, Chromium keeps dialling hosts it cannot reach. --no-sandbox: the
-// tests run as root, where Chromium's sandbox refuses to start.
+// defaults (headless, no first run, no background networking, no sync); each browser also
+// gets a fresh profile folder of its own (Launch). The machine's network is closed: without
+// the switches that stop background and component-update traffic, Chromium keeps dialling
+// hosts it cannot reach. --no-sandbox: the tests run as root, where Chromium's sandbox refuses
+// to start.
 var flags = []chromedp.ExecAllocatorOption{
 	chromedp.NoSandbox,
 	chromedp.DisableGPU,
