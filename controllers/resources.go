@@ -18,6 +18,11 @@ const (
 	// resourceIdleTLSConnectionBytes is the same over TLS (spec.tls): 30 KiB of RSS measured
 	// (a reader goroutine and crypto/tls's buffers, docs/benchmarks.md), rounded up.
 	resourceIdleTLSConnectionBytes = 32 << 10
+	// resourceIdleWebSocketConnectionBytes is the same over WebSocket (spec.websocket, without
+	// spec.tls): 8.9–11 KiB of RSS measured (a reader goroutine instead of netpoll's buffers,
+	// docs/benchmarks.md#websocket), rounded up. Over wss:// a connection is a TLS one with a
+	// reader goroutine, as on the TLS port: resourceIdleTLSConnectionBytes.
+	resourceIdleWebSocketConnectionBytes = 12 << 10
 	// resourceCPURequest: the gateway's CPU follows traffic, not connections; half a core
 	// keeps the scheduler from packing pods onto a busy node. No CPU limit is set: throttling
 	// a latency-sensitive server at its limit is worse than sharing the node.
@@ -25,8 +30,9 @@ const (
 )
 
 // GatewayResources is the gateway container's resources: spec.resources when it sets
-// anything, otherwise requests and limits derived from the limits the pod runs with and
-// whether the client port speaks TLS (an idle connection costs 8 KiB, 32 KiB over TLS):
+// anything, otherwise requests and limits derived from the limits the pod runs with and the
+// listeners (an idle connection costs 8 KiB, 32 KiB over TLS, 12 KiB over WebSocket; with a
+// WebSocket listener any connection may be a WebSocket one, so the larger cost counts):
 //
 //	request.memory = base + maxConnections × idle connection
 //	limit.memory   = 5/4 × (request.memory
@@ -36,13 +42,16 @@ const (
 // The request is a full pod at rest; the limit adds what clients can make it hold on top
 // (a frame being read by every pending connection, every outbound byte the budget allows) and
 // a quarter for the garbage collector's headroom. Both are rounded up to whole MiB.
-func GatewayResources(spec corev1.ResourceRequirements, l config.Limits, tls bool) corev1.ResourceRequirements {
+func GatewayResources(spec corev1.ResourceRequirements, l config.Limits, tls, websocket bool) corev1.ResourceRequirements {
 	if len(spec.Requests) > 0 || len(spec.Limits) > 0 || len(spec.Claims) > 0 {
 		return spec
 	}
 	conn := int64(resourceIdleConnectionBytes)
-	if tls {
+	switch {
+	case tls:
 		conn = resourceIdleTLSConnectionBytes
+	case websocket:
+		conn = resourceIdleWebSocketConnectionBytes
 	}
 	request := int64(resourceBaseBytes) + int64(l.MaxConnections)*conn
 	peak := request +

@@ -19,7 +19,7 @@ func TestGatewayResources(t *testing.T) {
 		name                   string
 		spec                   corev1.ResourceRequirements
 		limits                 config.Limits
-		tls                    bool
+		tls, websocket         bool
 		cpu, request, limitMem string
 	}{
 		// 128 MiB + 100000 × 8 KiB = 909.25 MiB; + 10000 × 16 KiB + 195.3 MiB budget, × 5/4.
@@ -28,11 +28,15 @@ func TestGatewayResources(t *testing.T) {
 		{name: "1000 connections", limits: small, cpu: "500m", request: "136Mi", limitMem: "446Mi"},
 		// 128 MiB + 100000 × 32 KiB = 3253 MiB; + 10000 × 40 KiB + 195.3 MiB budget, × 5/4.
 		{name: "defaults over TLS", limits: defaults, tls: true, cpu: "500m", request: "3253Mi", limitMem: "4799Mi"},
+		// 128 MiB + 100000 × 12 KiB = 1300 MiB; + 10000 × 20 KiB + 195.3 MiB budget, × 5/4.
+		{name: "defaults with WebSocket", limits: defaults, websocket: true, cpu: "500m", request: "1300Mi", limitMem: "2114Mi"},
+		// Over wss:// a connection costs what a TLS one does.
+		{name: "defaults with WebSocket over TLS", limits: defaults, tls: true, websocket: true, cpu: "500m", request: "3253Mi", limitMem: "4799Mi"},
 		{name: "spec.resources wins", spec: explicit, limits: defaults, limitMem: "1Gi"},
 		{name: "spec.resources wins over TLS", spec: explicit, limits: defaults, tls: true, limitMem: "1Gi"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := GatewayResources(tt.spec, tt.limits, tt.tls)
+			got := GatewayResources(tt.spec, tt.limits, tt.tls, tt.websocket)
 			if tt.cpu != "" {
 				if q := got.Requests[corev1.ResourceCPU]; q.String() != tt.cpu {
 					t.Errorf("cpu request %s, want %s", q.String(), tt.cpu)

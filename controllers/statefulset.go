@@ -119,7 +119,7 @@ func StatefulSet(gw *v1alpha1.TCPGateway, rc *RenderedConfig) *appsv1.StatefulSe
 			},
 		},
 	}
-	sts.Spec.Template.Spec.Containers[0].Resources = GatewayResources(gw.Spec.Resources, rc.Config.Limits, rc.Config.Listen.TLS != nil)
+	sts.Spec.Template.Spec.Containers[0].Resources = GatewayResources(gw.Spec.Resources, rc.Config.Limits, rc.Config.Listen.TLS != nil, rc.Config.Listen.WebSocket != nil)
 	sts.Annotations = map[string]string{AnnotationSpecHash: specHash(sts.Labels, nil, sts.Spec)}
 	return sts
 }

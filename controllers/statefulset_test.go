@@ -147,7 +147,7 @@ func TestStatefulSet(t *testing.T) {
 			},
 			check: func(t *testing.T, sts *appsv1.StatefulSet, rc *RenderedConfig) {
 				got := sts.Spec.Template.Spec.Containers[0].Resources
-				eq(t, "resources", got, GatewayResources(corev1.ResourceRequirements{}, rc.Config.Limits, rc.Config.Listen.TLS != nil))
+				eq(t, "resources", got, GatewayResources(corev1.ResourceRequirements{}, rc.Config.Limits, rc.Config.Listen.TLS != nil, rc.Config.Listen.WebSocket != nil))
 				eq(t, "memory limit", got.Limits.Memory().String(), "446Mi")
 			},
 		},

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/test/wsclient"
 )
 
 const (
@@ -106,8 +107,9 @@ func dlToken(secret []byte, user string) (string, error) {
 	}).SignedString(secret)
 }
 
-// dlDial connects as user, completes the handshake and starts the reader.
-func dlDial(ctx context.Context, addr string, src net.IP, secret []byte, user string, rec *dlRecorder) (*dlConn, error) {
+// dlDial connects as user, completes the handshake and starts the reader: to addr over TCP, or
+// to wsURL over WebSocket when it is set (test/wsclient: the same frames, one per message).
+func dlDial(ctx context.Context, addr, wsURL string, src net.IP, secret []byte, user string, rec *dlRecorder) (*dlConn, error) {
 	token, err := dlToken(secret, user)
 	if err != nil {
 		return nil, err
@@ -118,7 +120,12 @@ func dlDial(ctx context.Context, addr string, src net.IP, secret []byte, user st
 	if src != nil {
 		d.LocalAddr = &net.TCPAddr{IP: src}
 	}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	if wsURL != "" {
+		nc, err = wsclient.Dial(ctx, wsURL, wsclient.Options{NetDial: d.DialContext})
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +256,7 @@ func dlPayload(now time.Time, size int) []byte {
 
 // dlConnectAll opens n connections (users bench-<from>..), 64 at a time, round-robin over
 // sources; it returns the ones that worked and the first error.
-func dlConnectAll(ctx context.Context, addr string, sources []net.IP, secret []byte, from, n int, rec *dlRecorder) ([]*dlConn, error) {
+func dlConnectAll(ctx context.Context, addr, wsURL string, sources []net.IP, secret []byte, from, n int, rec *dlRecorder) ([]*dlConn, error) {
 	conns := make([]*dlConn, n)
 	idx := make(chan int)
 	var wg sync.WaitGroup
@@ -264,7 +271,7 @@ func dlConnectAll(ctx context.Context, addr string, sources []net.IP, secret []b
 				if len(sources) > 0 {
 					src = sources[i%len(sources)]
 				}
-				c, err := dlDial(ctx, addr, src, secret, "bench-"+strconv.Itoa(from+i), rec)
+				c, err := dlDial(ctx, addr, wsURL, src, secret, "bench-"+strconv.Itoa(from+i), rec)
 				if err != nil {
 					emu.Lock()
 					if firstErr == nil {

@@ -125,7 +125,7 @@ func TestDownlink(t *testing.T) {
 	// ---- Latency: nLat receivers, user-targeted records at each rate.
 	rec := newDLRecorder()
 	t.Logf("connecting %d receivers", nLat)
-	conns, err := dlConnectAll(ctx, addr, nil, secret, 0, nLat, rec)
+	conns, err := dlConnectAll(ctx, addr, "", nil, secret, 0, nLat, rec)
 	if len(conns) < nLat {
 		t.Fatalf("only %d of %d receivers connected: %v", len(conns), nLat, err)
 	}
@@ -155,7 +155,7 @@ func TestDownlink(t *testing.T) {
 	}
 	t.Logf("connecting %d broadcast receivers", nBC)
 	began := time.Now()
-	bconns, err := dlConnectAll(ctx, addr, sources, secret, 0, nBC, bc)
+	bconns, err := dlConnectAll(ctx, addr, "", sources, secret, 0, nBC, bc)
 	t.Logf("%d connected in %s (first error: %v)", len(bconns), time.Since(began).Round(time.Millisecond), err)
 	if len(bconns) == 0 {
 		t.Fatal("no broadcast receivers")

@@ -18,6 +18,9 @@ package bench
 //     delivery.
 //   - writev: test/bench/refserver -mode writev, Go's net package, one writev system call per
 //     delivery: the floor for CPU per delivery without merging.
+//   - websocket (only when TCPGW_FLOOR_KINDS names it): the gateway as in "gateway", with
+//     listen.websocket, its receivers connected over WebSocket (test/wsclient) instead of TCP:
+//     WebSocket next to TCP in the same run (docs/benchmarks.md, "WebSocket").
 //
 // Each run: the server's RSS and live heap+stacks (after a forced GC, LiveHeapKiB) 1 s after
 // start; TCPGW_FLOOR_CONNS receivers (10000; a process of their own, receivers.go, from 3
@@ -34,6 +37,7 @@ package bench
 // machine is below 0.3 busy cores.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -56,6 +60,9 @@ import (
 const (
 	RawNetpoll = "netpoll"
 	OneWritev  = "writev"
+	// WebSocketKind is cmd/gateway from the work tree with listen.websocket, its receivers
+	// connected over WebSocket (test/wsclient) instead of TCP: the same process otherwise.
+	WebSocketKind = "websocket"
 )
 
 const floorPayload = 64
@@ -75,6 +82,7 @@ type floorRun struct {
 type floorServer struct {
 	p         *Proc
 	addr      string
+	wsURL     string // with WebSocketKind: where the receivers connect
 	pprof     string
 	broadcast func(ctx context.Context, n int) error
 }
@@ -103,7 +111,7 @@ func TestFloor(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build refserver: %v\n%s", err, out)
 	}
-	gateways := map[string]string{Gateway: env.Bins.Gateway}
+	gateways := map[string]string{Gateway: env.Bins.Gateway, WebSocketKind: env.Bins.Gateway}
 	if ref != "" {
 		t.Logf("building the gateway at %s", ref)
 		v, commit, err := BuildGatewayAt(ctx, root, env.Dir, Reference, ref)
@@ -115,7 +123,7 @@ func TestFloor(t *testing.T) {
 	}
 	var pub *push.Publisher
 	var bootstrap, topic, receipts string
-	if slices.Contains(kinds, Gateway) || ref != "" {
+	if slices.Contains(kinds, Gateway) || slices.Contains(kinds, WebSocketKind) || ref != "" {
 		bootstrap = kafkatest.Bootstrap(t)
 		topic = kafkatest.CreateTopic(t, bootstrap, 6)
 		receipts = kafkatest.CreateTopic(t, bootstrap, 6)
@@ -163,7 +171,7 @@ func TestFloor(t *testing.T) {
 // startFloorGateway starts a gateway reading topic (receipts: its receipts topic) under a server id of its own (so it starts
 // at the end of every partition) and waits until it is ready.
 func startFloorGateway(ctx context.Context, env *Env, bin, name, bootstrap, topic, receipts string, pub *push.Publisher, run int) (*floorServer, error) {
-	var addrs [3]string
+	var addrs [4]string
 	for i := range addrs {
 		a, err := FreeAddr()
 		if err != nil {
@@ -176,6 +184,11 @@ func startFloorGateway(ctx context.Context, env *Env, bin, name, bootstrap, topi
 	cfg := filepath.Join(env.Dir, "gateway-"+kind+".yaml")
 	body := fmt.Appendf(nil, configYAML, kind, addr, admin, filepath.Join(env.Dir, kind+".sock"), env.SecretFile, env.EchoAddr, pprof)
 	body = fmt.Appendf(body, dlConfigKafka, bootstrap, topic, receipts)
+	wsURL := ""
+	if name == WebSocketKind {
+		body = bytes.Replace(body, []byte("listen:\n"), fmt.Appendf(nil, "listen:\n  websocket:\n    address: %s\n", addrs[3]), 1)
+		wsURL = "ws://" + addrs[3] + "/tcpgw"
+	}
 	if err := os.WriteFile(cfg, body, 0o600); err != nil {
 		return nil, err
 	}
@@ -191,7 +204,7 @@ func startFloorGateway(ctx context.Context, env *Env, bin, name, bootstrap, topi
 		p.Stop()
 		return nil, fmt.Errorf("%w:\n%s", err, p.Output())
 	}
-	return &floorServer{p: p, addr: addr, pprof: "http://" + pprof + "/debug/pprof",
+	return &floorServer{p: p, addr: addr, wsURL: wsURL, pprof: "http://" + pprof + "/debug/pprof",
 		broadcast: func(ctx context.Context, n int) error {
 			// Published back to back: the publisher's 1 ms batching puts them in few requests.
 			errs := make(chan error, n)
@@ -291,7 +304,7 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 		return nil, err
 	}
 	sources := strings.Split(env.nextSources(max(3, conns/8000+1)), ",")
-	rc, err := StartReceivers(ctx, srv.addr, env.SecretFile, conns, sources)
+	rc, err := startReceivers(ctx, receiversSpec{Addr: srv.addr, WebSocketURL: srv.wsURL, SecretFile: env.SecretFile, Conns: conns, Sources: sources})
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +349,7 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 		}
 		return c1 - c0, u1 - u0, time.Duration(st.LastNs - sent.UnixNano()), nil
 	}
-	if (kind == Gateway || kind == Reference) && (singles > 0 || bursts > 0) {
+	if (kind == Gateway || kind == Reference || kind == WebSocketKind) && (singles > 0 || bursts > 0) {
 		if _, _, _, err := deliver(1); err != nil { // the first record also proves delivery works
 			return nil, fmt.Errorf("first broadcast: %w", err)
 		}

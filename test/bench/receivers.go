@@ -34,6 +34,8 @@ type receiversSpec struct {
 	Sources                   []string // source IPs, round-robin
 	From                      int      // the first user is bench-<From>
 	Latency                   bool     // record every push's latency (payload send time -> receipt)
+	// WebSocketURL, when set, connects over WebSocket (ws://...) instead of TCP to Addr.
+	WebSocketURL string
 }
 
 // ReceiverStats is what a receivers process reports.
@@ -94,7 +96,7 @@ func receiversMain() int {
 		return 2
 	}
 	go func() { _ = http.Serve(ln, mux) }()
-	conns, err := dlConnectAll(context.Background(), spec.Addr, sources, secret, spec.From, spec.Conns, rec)
+	conns, err := dlConnectAll(context.Background(), spec.Addr, spec.WebSocketURL, sources, secret, spec.From, spec.Conns, rec)
 	connected.Store(int64(len(conns)))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "receivers: %d of %d connected, first error: %v\n", len(conns), spec.Conns, err)

@@ -35,7 +35,7 @@ type Options struct {
 // Conn is a WebSocket connection presented as the protocol's byte stream.
 type Conn struct {
 	net.Conn
-	src io.Reader // the connection, behind what the upgrade buffered
+	src *bufio.Reader // the connection, behind what the upgrade buffered
 
 	// Owned by the reader.
 	left      int64         // payload bytes of the current message not read yet
@@ -61,11 +61,12 @@ func Dial(ctx context.Context, url string, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{Conn: nc, src: nc, Protocol: hs.Protocol}
-	if br != nil {
-		c.src = io.MultiReader(br, nc)
+	// Buffered: a message is a header and a payload, two reads of the connection otherwise.
+	var src io.Reader = nc
+	if br != nil { // what the upgrade's reader buffered past the response comes first
+		src = io.MultiReader(br, nc)
 	}
-	return c, nil
+	return &Conn{Conn: nc, src: bufio.NewReaderSize(src, 4<<10), Protocol: hs.Protocol}, nil
 }
 
 // DialContext is a client.Options.DialContext that dials url whatever address it is given.
@@ -177,6 +178,3 @@ func (c *Conn) Close() error {
 	_ = c.writeFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))
 	return c.Conn.Close()
 }
-
-// Bufio is a reader of the stream, for protocol.Read.
-func (c *Conn) Bufio() *bufio.Reader { return bufio.NewReader(c) }
