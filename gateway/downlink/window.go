@@ -18,6 +18,11 @@ import (
 type window struct {
 	maxAge time.Duration
 	parts  map[int]*ring
+	// marks is the last list watermarksLocked made, returned again while it still holds:
+	// every handshake's ack carries the watermarks, and on a pod whose partitions are quiet
+	// a list per handshake is garbage that idle connections' RSS carries until the next GC
+	// (docs/benchmarks.md, issue 17). Never modified once returned: callers only encode it.
+	marks []*pb.Position
 }
 
 type record struct {
@@ -75,14 +80,32 @@ func (r *ring) first() int64 {
 	return r.at(0).offset
 }
 
-// watermarksLocked is the position of the last handled record per partition.
+// watermarksLocked is the position of the last handled record per partition, in partition
+// order. The list is shared: it must not be modified.
 func (w *window) watermarksLocked() []*pb.Position {
+	if w.marksHoldLocked() {
+		return w.marks
+	}
 	out := make([]*pb.Position, 0, len(w.parts))
 	for p, r := range w.parts {
 		out = append(out, &pb.Position{Partition: int32(p), Offset: r.next - 1})
 	}
 	slices.SortFunc(out, func(a, b *pb.Position) int { return int(a.Partition - b.Partition) })
+	w.marks = out
 	return out
+}
+
+// marksHoldLocked reports whether w.marks has exactly the current partitions and watermarks.
+func (w *window) marksHoldLocked() bool {
+	if w.marks == nil || len(w.marks) != len(w.parts) {
+		return false
+	}
+	for _, m := range w.marks {
+		if r, ok := w.parts[int(m.Partition)]; !ok || r.next-1 != m.Offset {
+			return false
+		}
+	}
+	return true
 }
 
 // replayLocked returns, in partition then offset order, the unexpired records after the

@@ -1,6 +1,7 @@
 package downlink
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -124,5 +125,49 @@ func TestWindowFindsTheAnsweredPush(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("expiry of %s at %d/%d = %d, want %d", tt.id, tt.partition, tt.offset, got, tt.want)
 		}
+	}
+}
+
+// TestWindowWatermarksFollowEveryChange: the watermark list is made once and handed out again
+// while nothing moved (handshakes on a quiet pod), and made anew when a partition's watermark
+// moves or the partitions change, without touching lists already handed out.
+func TestWindowWatermarksFollowEveryChange(t *testing.T) {
+	w := window{maxAge: time.Minute, parts: map[int]*ring{0: newRing(4, 10, 10), 1: newRing(4, 0, 0)}}
+	offsets := func(wm []*pb.Position) map[int32]int64 {
+		m := map[int32]int64{}
+		for i, p := range wm {
+			if i > 0 && wm[i-1].Partition >= p.Partition {
+				t.Fatalf("watermarks not in partition order: %v", wm)
+			}
+			m[p.Partition] = p.Offset
+		}
+		return m
+	}
+	first := w.watermarksLocked()
+	if got, want := offsets(first), map[int32]int64{0: 9, 1: -1}; !maps.Equal(got, want) {
+		t.Fatalf("watermarks %v, want %v", got, want)
+	}
+	if again := w.watermarksLocked(); &again[0] != &first[0] {
+		t.Error("unchanged watermarks were made again")
+	}
+	steps := []struct {
+		name   string
+		change func()
+		want   map[int32]int64
+	}{
+		{"a watermark moves", func() { w.parts[0].next = 12 }, map[int32]int64{0: 11, 1: -1}},
+		{"a partition is added", func() { w.parts[2] = newRing(4, 5, 5) }, map[int32]int64{0: 11, 1: -1, 2: 4}},
+		{"a partition is replaced by another", func() { delete(w.parts, 1); w.parts[3] = newRing(4, 0, 0) }, map[int32]int64{0: 11, 2: 4, 3: -1}},
+		{"a partition is removed", func() { delete(w.parts, 3) }, map[int32]int64{0: 11, 2: 4}},
+		{"the same count, another partition's watermark", func() { w.parts[2].next = 100 }, map[int32]int64{0: 11, 2: 99}},
+	}
+	for _, st := range steps {
+		st.change()
+		if got := offsets(w.watermarksLocked()); !maps.Equal(got, st.want) {
+			t.Errorf("%s: watermarks %v, want %v", st.name, got, st.want)
+		}
+	}
+	if got := offsets(first); !maps.Equal(got, map[int32]int64{0: 9, 1: -1}) {
+		t.Errorf("a list handed out was modified: %v", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/auth"
@@ -83,7 +84,8 @@ func (c *conn) handshake(hs *pb.Handshake) {
 	// The ack is queued before registration so that no push can overtake it; with a downlink
 	// both happen inside its Attach, atomically with its delivery and the resume replay.
 	attach := func(watermarks []*pb.Position, result *pb.ResumeResult) {
-		c.send(&pb.Frame{Body: &pb.Frame_HandshakeAck{HandshakeAck: &pb.HandshakeAck{
+		a := handshakeAcks.Get().(*handshakeAck)
+		a.ack = pb.HandshakeAck{
 			ProtocolVersion:     protocol.Version,
 			SessionId:           sessionID,
 			UserId:              id.UserID,
@@ -95,7 +97,9 @@ func (c *conn) handshake(hs *pb.Handshake) {
 			ServerTimeMs:        s.now().UnixMilli(),
 			Resume:              result,
 			Positions:           watermarks,
-		}}})
+		}
+		c.send(&a.frame)
+		a.release()
 		old := s.sessions.Register(c.sess)
 		// Announced before the old session is told to go: its DISCONNECTED comes after.
 		s.announce(c, old, result)
@@ -129,6 +133,31 @@ func (c *conn) handshake(hs *pb.Handshake) {
 		// handshake even when the line is not written (docs/benchmarks.md, issue 17).
 		s.log.Debug("session opened", "session", sessionID, "user", id.UserID, "device", hs.DeviceId, "remote", c.sess.Remote)
 	}
+}
+
+// handshakeAck is a HANDSHAKE_ACK frame's three messages in one, pooled: send encodes the
+// frame at once and keeps only the bytes, so without the pool they are ~230 bytes of garbage
+// per handshake (docs/benchmarks.md, issue 17).
+type handshakeAck struct {
+	frame pb.Frame
+	body  pb.Frame_HandshakeAck
+	ack   pb.HandshakeAck
+}
+
+var handshakeAcks = sync.Pool{New: func() any {
+	a := new(handshakeAck)
+	a.body.HandshakeAck = &a.ack
+	a.frame.Body = &a.body
+	return a
+}}
+
+// release empties the ack (it refers to the session's strings, the shared watermark list and
+// a resume result) and puts it back.
+func (a *handshakeAck) release() {
+	a.ack.Reset()
+	a.frame.Reset()
+	a.frame.Body = &a.body
+	handshakeAcks.Put(a)
 }
 
 // verify checks the handshake's token within the handshake deadline. A local verifier (JWT)
