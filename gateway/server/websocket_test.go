@@ -18,6 +18,7 @@ import (
 	"github.com/tcpgateway/tcpgateway/sdk/go/client"
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol"
 	"github.com/tcpgateway/tcpgateway/sdk/go/protocol/pb"
+	"github.com/tcpgateway/tcpgateway/test/tlstest"
 	"github.com/tcpgateway/tcpgateway/test/wsclient"
 )
 
@@ -345,5 +346,59 @@ func TestWebSocketRefusedWhileDraining(t *testing.T) {
 	expectWSClose(t, c, r, 1001, "draining")
 	if got := counter(h.m.ConnectionsRefused.WithLabelValues("draining")); got != 1 {
 		t.Errorf("refused{draining} = %v, want 1", got)
+	}
+}
+
+// wss:// (listen.websocket.tls): the TLS handshake, then the same WebSocket session; refusals
+// keep their close codes inside TLS, and a plaintext WebSocket client of the wss port is counted
+// as not TLS.
+func TestWebSocketOverTLS(t *testing.T) {
+	ca, dir := tlstest.Serving(t, "tcpgateway websocket test CA")
+	h := startWS(t, func(c *config.Config) {
+		c.Listen.WebSocket.TLS = &config.ListenTLS{CertFile: dir.CertFile(), KeyFile: dir.KeyFile()}
+	})
+	url := "wss://" + h.wsAddr + config.DefaultWebSocketPath
+	c := h.connect("alice", "", func(o *client.Options) {
+		o.DialContext = wsclient.DialContext(url, wsclient.Options{TLS: ca.ClientConfig()})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	resp, err := c.Request(ctx, "echo", "say", []byte("over wss"))
+	if err != nil || string(resp.Payload) != "over wss" {
+		t.Fatalf("request over wss: %v, %+v", err, resp)
+	}
+
+	wc, err := wsclient.Dial(ctx, url, wsclient.Options{TLS: ca.ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Conn.Close()
+	if err := wc.WriteFrame(ws.MaskFrame(ws.NewTextFrame([]byte("hello")))); err != nil {
+		t.Fatal(err)
+	}
+	expectWSClose(t, wc, &raw{t: t, nc: wc, r: bufio.NewReader(wc)}, 1003, "websocket_text")
+
+	if _, err := wsclient.Dial(ctx, h.url(), wsclient.Options{}); err == nil {
+		t.Fatal("a plaintext WebSocket client was upgraded on the wss port")
+	}
+	eventually(t, "TLS handshakes counted", func() bool {
+		return counter(h.m.TLSHandshakes.WithLabelValues("ok")) == 2 && counter(h.m.TLSHandshakes.WithLabelValues("not_tls")) == 1 &&
+			counter(h.m.WebSocketUpgrades.WithLabelValues("ok")) == 2
+	})
+}
+
+// The limits are the TCP port's: a WebSocket connection beyond its address's limit is upgraded
+// (plaintext) to read the ERROR, then closed with 1013 "address_limit".
+func TestWebSocketRefusedByAddressLimit(t *testing.T) {
+	h := startWS(t, func(c *config.Config) { c.Limits.PerAddress.MaxConnections = 1 })
+	_, first := h.rawWS(wsclient.Options{})
+	first.handshake(h.token("one"))
+	c, r := h.rawWS(wsclient.Options{})
+	if f := r.read(); f.GetError().GetCode() != pb.ErrorCode_ERROR_CODE_ADDRESS_LIMIT {
+		t.Fatalf("got %v, want ERROR ADDRESS_LIMIT", f)
+	}
+	expectWSClose(t, c, r, 1013, "address_limit")
+	if got := counter(h.m.ConnectionsRefused.WithLabelValues("address_limit")); got != 1 {
+		t.Errorf("refused{address_limit} = %v, want 1", got)
 	}
 }

@@ -8,6 +8,7 @@ package wsclient
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,6 +31,8 @@ type Options struct {
 	Protocols []string
 	// NetDial replaces the dialer of the TCP connection (a source address, say).
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS configures wss:// URLs (nil: the system roots).
+	TLS *tls.Config
 }
 
 // Conn is a WebSocket connection presented as the protocol's byte stream.
@@ -51,9 +54,9 @@ type Conn struct {
 	Protocol string
 }
 
-// Dial opens a WebSocket connection to url (ws://host:port/path).
+// Dial opens a WebSocket connection to url (ws://host:port/path, or wss://).
 func Dial(ctx context.Context, url string, o Options) (*Conn, error) {
-	d := ws.Dialer{Protocols: o.Protocols, NetDial: o.NetDial}
+	d := ws.Dialer{Protocols: o.Protocols, NetDial: o.NetDial, TLSConfig: o.TLS}
 	if o.Origin != "" {
 		d.Header = ws.HandshakeHeaderHTTP(http.Header{"Origin": []string{o.Origin}})
 	}
