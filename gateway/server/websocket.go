@@ -74,13 +74,15 @@ func (s *Server) readWebSocket(c *conn, k *wsConn) {
 	var buf []byte
 	for {
 		if closing, _ := c.sess.Closing(); closing {
-			// Nothing more is read from a closing connection: discard until the peer closes.
+			// Nothing more is read from a closing connection: discard until the peer closes,
+			// then let the last frames and the close frame go out.
 			_, _ = io.Copy(io.Discard, k.conn)
+			k.awaitClose()
 			return
 		}
 		h, err := ws.ReadHeaderBuffer(k.conn, head[:0])
 		if err != nil {
-			c.sess.Abort(session.ReasonClientClosed)
+			wsPeerGone(c, k)
 			return
 		}
 		if reason := wsRefuse(h, c.frameLimit()); reason != "" {
@@ -99,7 +101,7 @@ func (s *Server) readWebSocket(c *conn, k *wsConn) {
 		}
 		msg := buf[:n]
 		if _, err := io.ReadFull(k.conn, msg); err != nil {
-			c.sess.Abort(session.ReasonClientClosed)
+			wsPeerGone(c, k)
 			return
 		}
 		ws.Cipher(msg, h.Mask, 0)
@@ -113,6 +115,17 @@ func (s *Server) readWebSocket(c *conn, k *wsConn) {
 		}
 		s.receivedSafe(c, f, n)
 	}
+}
+
+// wsPeerGone ends a connection whose reads ended (the peer's FIN, a reset, the linger bound):
+// closed as client_closed, unless the session is already closing for a reason of its own (a
+// handshake timeout, a drain), whose last frames and close frame then still go out.
+func wsPeerGone(c *conn, k *wsConn) {
+	if closing, _ := c.sess.Closing(); closing {
+		k.awaitClose()
+		return
+	}
+	c.sess.Abort(session.ReasonClientClosed)
 }
 
 // wsRefuse is the close reason for a frame header the gateway refuses before reading its
@@ -161,7 +174,7 @@ func (s *Server) wsControl(c *conn, k *wsConn, h ws.Header) bool {
 	var b [ws.MaxControlFramePayloadSize]byte
 	p := b[:h.Length]
 	if _, err := io.ReadFull(k.conn, p); err != nil {
-		c.sess.Abort(session.ReasonClientClosed)
+		wsPeerGone(c, k)
 		return false
 	}
 	ws.Cipher(p, h.Mask, 0)
@@ -171,10 +184,16 @@ func (s *Server) wsControl(c *conn, k *wsConn, h ws.Header) bool {
 		k.control(ws.OpPong, p)
 	case ws.OpClose:
 		// Echo the client's status code (RFC 6455 5.5.1), then close: the reader discards
-		// what follows until the client closes the TCP connection.
-		code := ws.StatusCode(1000)
-		if len(p) >= 2 {
-			code = ws.StatusCode(uint16(p[0])<<8 | uint16(p[1]))
+		// what follows until the client closes the TCP connection. A payload that is no close
+		// body (one byte, a code no endpoint may send such as 1005 or 999, a reason that is
+		// not UTF-8: RFC 6455 5.5.1, 7.4) is a protocol error, not echoed (FuzzWebSocket).
+		code, reason := ws.ParseCloseFrameData(p)
+		if len(p) == 1 || len(p) >= 2 && ws.CheckCloseFrameData(code, reason) != nil {
+			s.wsRefused(c, h, session.ReasonWebSocketProtocol)
+			return true // closing: discarded
+		}
+		if len(p) == 0 {
+			code = wsNormal
 		}
 		k.control(ws.OpClose, ws.NewCloseFrameBody(code, ""))
 		c.sess.Abort(session.ReasonClientClosed)
@@ -198,7 +217,7 @@ func (s *Server) wsOpen(c *conn, k *wsConn) bool {
 		k.upgraded(false)
 		return false
 	}
-	result, err := s.upgrade(k.conn)
+	result, early, err := s.upgrade(k.conn)
 	if err != nil {
 		k.upgraded(false)
 		reason := session.ReasonWebSocketUpgrade
@@ -219,6 +238,12 @@ func (s *Server) wsOpen(c *conn, k *wsConn) bool {
 	}
 	_ = k.raw.SetDeadline(time.Time{})
 	k.upgraded(true)
+	if early > 0 && c.sess.CloseAfter(nil, session.ReasonWebSocketProtocol) {
+		// Frames sent before the 101 were consumed by the upgrade: reading on would parse the
+		// stream from wherever they were cut (FuzzWebSocket: a HANDSHAKE sent with the request
+		// was lost and the connection waited for the handshake timeout).
+		s.logSometimes(&s.wsLog, "closing WebSocket connection", "reason", session.ReasonWebSocketProtocol, "bytesBeforeUpgrade", early, "remote", c.sess.Remote)
+	}
 	return true
 }
 

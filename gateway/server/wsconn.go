@@ -32,6 +32,7 @@ type wsConn struct {
 
 	ready chan struct{} // closed when the upgrade ended; up says how
 	up    bool          // written before ready is closed, read after
+	sent  chan struct{} // closed when Close's close frame and FIN went out (halfClose)
 
 	wmu       sync.Mutex // serialises writes: the flusher's messages, the reader's pongs, the close frame
 	closeSent bool       // guarded by wmu: a close frame went out; nothing follows it
@@ -43,7 +44,7 @@ type wsConn struct {
 }
 
 func newWSConn(s *Server, raw net.Conn, cfg *tls.Config) *wsConn {
-	k := &wsConn{srv: s, raw: raw, conn: raw, ready: make(chan struct{})}
+	k := &wsConn{srv: s, raw: raw, conn: raw, ready: make(chan struct{}), sent: make(chan struct{})}
 	if cfg != nil {
 		k.tc = tls.Server(raw, cfg)
 		k.conn = k.tc
@@ -221,6 +222,7 @@ func (k *wsConn) Close() error {
 
 // halfClose sends the close frame, close_notify with TLS, then FIN.
 func (k *wsConn) halfClose() {
+	defer close(k.sent)
 	_, reason := k.sess.Closing()
 	k.control(ws.OpClose, wsCloseBody(reason))
 	if k.tc != nil {
@@ -230,6 +232,20 @@ func (k *wsConn) halfClose() {
 	}
 	if tcp, ok := k.raw.(interface{ CloseWrite() error }); !ok || tcp.CloseWrite() != nil {
 		_ = k.raw.Close()
+	}
+}
+
+// awaitClose waits, at most closeLinger, until Close sent the close frame and FIN. The reader
+// calls it when the peer's FIN ends a session that is closing: the gateway's last frames (an
+// ERROR, the close frame) are still on their way, and the reader returning would close the
+// connection and drop them (FuzzWebSocket: a client that half-closes right after a message the
+// gateway refuses got neither the ERROR nor the close frame).
+func (k *wsConn) awaitClose() {
+	t := time.NewTimer(closeLinger)
+	defer t.Stop()
+	select {
+	case <-k.sent:
+	case <-t.C:
 	}
 }
 

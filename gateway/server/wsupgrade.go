@@ -93,12 +93,15 @@ func originAllowed(allowed [][]byte, origin []byte) bool {
 	return false
 }
 
-// upgradeConn is what the upgrader reads and writes: reads bounded by maxUpgradeBytes, writes
-// counted (to tell whether an answer was written).
+// upgradeConn is what the upgrader reads and writes: reads bounded by maxUpgradeBytes and
+// followed to the request's end, writes counted (to tell whether an answer was written).
 type upgradeConn struct {
 	conn    net.Conn
 	left    int
 	written int
+	tail    uint32 // the last bytes read, to find the blank line that ends the request
+	ended   bool   // the blank line was read
+	past    int    // bytes read after it
 }
 
 func (u *upgradeConn) Read(p []byte) (int, error) {
@@ -110,7 +113,26 @@ func (u *upgradeConn) Read(p []byte) (int, error) {
 	}
 	n, err := u.conn.Read(p)
 	u.left -= n
+	u.follow(p[:n])
 	return n, err
+}
+
+// follow finds the request's end in the bytes read (an empty line: CRLF or, as gobwas/ws
+// accepts, a bare LF) and counts the bytes after it. The upgrader reads through a pooled
+// buffer that it drops when it returns, so those bytes are lost to the WebSocket reader.
+func (u *upgradeConn) follow(b []byte) {
+	if u.ended {
+		u.past += len(b)
+		return
+	}
+	for i, c := range b {
+		u.tail = u.tail<<8 | uint32(c)
+		if u.tail&0xffff == 0x0a0a || u.tail&0xffffff == 0x0a0d0a {
+			u.ended = true
+			u.past = len(b) - i - 1
+			return
+		}
+	}
 }
 
 func (u *upgradeConn) Write(p []byte) (int, error) {
@@ -121,14 +143,19 @@ func (u *upgradeConn) Write(p []byte) (int, error) {
 
 // upgrade reads the HTTP upgrade request from conn and answers it: 101 (the upgrade), or an
 // HTTP error, after which the connection is half-closed and drained as answerPlaintext does,
-// so that the answer is not lost to a reset. It counts and returns the result.
-func (s *Server) upgrade(conn net.Conn) (string, error) {
+// so that the answer is not lost to a reset. It counts and returns the result, and after a
+// 101 the number of bytes the client sent after its request, before the answer: RFC 6455
+// 4.1 forbids them, and the upgrader has consumed them.
+func (s *Server) upgrade(conn net.Conn) (string, int, error) {
 	u := &upgradeConn{conn: conn, left: maxUpgradeBytes}
 	_, err := s.wsUpgrader.Upgrade(u)
 	result := upgradeResult(err)
 	s.m.WebSocketUpgrades.WithLabelValues(result).Inc()
-	if err == nil || result == wsClosed || result == wsTimeout {
-		return result, err
+	if err == nil {
+		return result, u.past, nil
+	}
+	if result == wsClosed || result == wsTimeout {
+		return result, 0, err
 	}
 	if u.written == 0 {
 		answer := answerNotHTTP
@@ -138,7 +165,7 @@ func (s *Server) upgrade(conn net.Conn) (string, error) {
 		_, _ = conn.Write(answer)
 	}
 	lingerAfterAnswer(conn)
-	return result, err
+	return result, 0, err
 }
 
 // upgradeResult names the outcome of an upgrade for the metric and the logs.
