@@ -109,11 +109,16 @@ func TestDeploymentTargetsOnAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	// Each API call has a bound of its own: one for the whole test would also have to cover
+	// make run's compile, minutes on a loaded machine (a CI run ran out of a shared 5 minutes).
+	ctx := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
 	const crdName = "tcpgateways.tcpgateway.io"
 	crdGone := func() bool {
-		err := c.Get(ctx, types.NamespacedName{Name: crdName}, &apiextensionsv1.CustomResourceDefinition{})
+		err := c.Get(ctx(), types.NamespacedName{Name: crdName}, &apiextensionsv1.CustomResourceDefinition{})
 		return apierrors.IsNotFound(err)
 	}
 
@@ -124,7 +129,7 @@ func TestDeploymentTargetsOnAPIServer(t *testing.T) {
 	runMake(t, env, "install")
 	wait.For(t, time.Minute, "make install's CRD to be established", func() bool {
 		var crd apiextensionsv1.CustomResourceDefinition
-		if err := c.Get(ctx, types.NamespacedName{Name: crdName}, &crd); err != nil {
+		if err := c.Get(ctx(), types.NamespacedName{Name: crdName}, &crd); err != nil {
 			return false
 		}
 		for _, cond := range crd.Status.Conditions {
@@ -141,7 +146,7 @@ func TestDeploymentTargetsOnAPIServer(t *testing.T) {
 	const img = "registry.example.test:5000/team/tcpgateway:v9"
 	runMake(t, env, "deploy", "IMG="+img, "NAMESPACE=tcpgw-deploy")
 	var dep appsv1.Deployment
-	if err := c.Get(ctx, types.NamespacedName{Namespace: "tcpgw-deploy", Name: "tcpgateway-operator"}, &dep); err != nil {
+	if err := c.Get(ctx(), types.NamespacedName{Namespace: "tcpgw-deploy", Name: "tcpgateway-operator"}, &dep); err != nil {
 		t.Fatalf("make deploy: %v", err)
 	}
 	if got := dep.Spec.Template.Spec.Containers[0].Image; got != img {
@@ -149,7 +154,7 @@ func TestDeploymentTargetsOnAPIServer(t *testing.T) {
 	}
 	runMake(t, env, "undeploy", "NAMESPACE=tcpgw-deploy")
 	wait.For(t, time.Minute, "make undeploy to remove the operator's Deployment", func() bool {
-		err := c.Get(ctx, types.NamespacedName{Namespace: "tcpgw-deploy", Name: "tcpgateway-operator"}, &appsv1.Deployment{})
+		err := c.Get(ctx(), types.NamespacedName{Namespace: "tcpgw-deploy", Name: "tcpgateway-operator"}, &appsv1.Deployment{})
 		return apierrors.IsNotFound(err)
 	})
 
