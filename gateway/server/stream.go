@@ -30,6 +30,7 @@ type stream struct {
 	tc  *tls.Conn
 
 	ready chan struct{} // closed when the TLS handshake ended; tlsUp says how
+	sent  chan struct{} // closed when Close's close_notify and FIN went out (halfClose)
 	tlsUp bool          // written before ready is closed, read after
 
 	mu      sync.Mutex  // guards writing, closed, done, timer
@@ -40,7 +41,7 @@ type stream struct {
 }
 
 func newStream(s *Server, raw net.Conn, cfg *tls.Config) *stream {
-	return &stream{srv: s, raw: raw, tc: tls.Server(raw, cfg), ready: make(chan struct{})}
+	return &stream{srv: s, raw: raw, tc: tls.Server(raw, cfg), ready: make(chan struct{}), sent: make(chan struct{})}
 }
 
 // handshakeDone records the end of the TLS handshake (or that none will be made).
@@ -136,11 +137,25 @@ func (k *stream) Close() error {
 // halfClose sends close_notify, unless a write is in progress (the session is being aborted:
 // close_notify would wait for that write), then FIN, which also fails that write.
 func (k *stream) halfClose(writing bool) {
+	defer close(k.sent)
 	if !writing {
 		_ = k.tc.CloseWrite()
 	}
 	if tcp, ok := k.raw.(interface{ CloseWrite() error }); !ok || tcp.CloseWrite() != nil {
 		_ = k.raw.Close()
+	}
+}
+
+// awaitClose waits, at most closeLinger, until Close sent close_notify and FIN. The reader
+// calls it when the peer's FIN ends a session that is closing: the gateway's last frames are
+// still on their way, and the reader returning would close the connection and drop them (a
+// client that half-closes right after a frame the gateway refuses got no ERROR).
+func (k *stream) awaitClose() {
+	t := time.NewTimer(closeLinger)
+	defer t.Stop()
+	select {
+	case <-k.sent:
+	case <-t.C:
 	}
 }
 

@@ -108,12 +108,20 @@ func (s *Server) readStream(c *conn, k *stream) {
 	var buf []byte
 	for {
 		if closing, _ := c.sess.Closing(); closing {
-			// Nothing more is read from a closing connection: discard until the peer closes.
+			// Nothing more is read from a closing connection: discard until the peer closes,
+			// then let the last frames go out.
 			_, _ = io.Copy(io.Discard, r)
+			k.awaitClose()
 			return
 		}
 		f, size, next, err := protocol.ReadSize(r, c.frameLimit(), buf)
 		if err != nil {
+			if _, ok := protocol.IsFrameError(err); !ok {
+				if closing, _ := c.sess.Closing(); closing {
+					k.awaitClose() // closing for a reason of its own: its last frames go out
+					return
+				}
+			}
 			c.readFailed(err)
 			if _, ok := protocol.IsFrameError(err); !ok {
 				return
