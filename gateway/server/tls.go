@@ -135,6 +135,25 @@ func (s *Server) readStream(c *conn, k *stream) {
 	}
 }
 
+// tlsFailed closes a connection whose TLS handshake failed with result (tlsHandshakeResult),
+// on the TLS listener and on a wss one alike.
+func (s *Server) tlsFailed(c *conn, result string, err error) {
+	reason := session.ReasonTLSFailed
+	switch result {
+	case tlsTimeout:
+		reason = session.ReasonHandshakeTimeout
+	case tlsClosed:
+		reason = session.ReasonClientClosed
+	}
+	if c.sess.CloseAfter(nil, reason) && reason == session.ReasonHandshakeTimeout {
+		// Counted like a silent plaintext client's (due counts those it closes).
+		s.m.Handshakes.WithLabelValues(string(session.ReasonHandshakeTimeout)).Inc()
+	}
+	if result != tlsClosed { // closed: port scanners, TCP health checks; counted only
+		s.logSometimes(&s.tlsLog, "TLS handshake failed", "result", result, "err", err, "remote", c.sess.Remote)
+	}
+}
+
 // tlsHandshake runs the TLS handshake within the connection's handshake deadline, and reports
 // whether frames can be read. A connection a limit refused gets none: the gateway spends no
 // handshake on it. One refused by the drain gets one, to be told GOAWAY.
@@ -153,20 +172,7 @@ func (s *Server) tlsHandshake(c *conn, k *stream) bool {
 			answerPlaintext(k.raw)
 		}
 		k.handshakeDone(false)
-		reason := session.ReasonTLSFailed
-		switch result {
-		case tlsTimeout:
-			reason = session.ReasonHandshakeTimeout
-		case tlsClosed:
-			reason = session.ReasonClientClosed
-		}
-		if c.sess.CloseAfter(nil, reason) && reason == session.ReasonHandshakeTimeout {
-			// Counted like a silent plaintext client's (due counts those it closes).
-			s.m.Handshakes.WithLabelValues(string(session.ReasonHandshakeTimeout)).Inc()
-		}
-		if result != tlsClosed { // closed: port scanners, TCP health checks; counted only
-			s.logSometimes(&s.tlsLog, "TLS handshake failed", "result", result, "err", err, "remote", c.sess.Remote)
-		}
+		s.tlsFailed(c, result, err)
 		return false
 	}
 	_ = k.raw.SetDeadline(time.Time{})

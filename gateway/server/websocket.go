@@ -253,21 +253,8 @@ func (s *Server) tlsHandshakeWS(c *conn, k *wsConn) bool {
 	err := k.tc.Handshake()
 	result := tlsHandshakeResult(err)
 	s.m.TLSHandshakes.WithLabelValues(result).Inc()
-	if err == nil {
-		return true
+	if err != nil {
+		s.tlsFailed(c, result, err)
 	}
-	reason := session.ReasonTLSFailed
-	switch result {
-	case tlsTimeout:
-		reason = session.ReasonHandshakeTimeout
-	case tlsClosed:
-		reason = session.ReasonClientClosed
-	}
-	if c.sess.CloseAfter(nil, reason) && reason == session.ReasonHandshakeTimeout {
-		s.m.Handshakes.WithLabelValues(string(session.ReasonHandshakeTimeout)).Inc()
-	}
-	if result != tlsClosed {
-		s.logSometimes(&s.tlsLog, "TLS handshake failed", "result", result, "err", err, "remote", c.sess.Remote)
-	}
-	return false
+	return err == nil
 }
