@@ -301,7 +301,10 @@ func TestEventsKafkaUnavailable(t *testing.T) {
 		c.Close()
 	}
 	t.Logf("%d connect+close with events failing: %s", n, time.Since(start))
-	wait.For(t, 30*time.Second, "every event accounted for", func() bool {
+	// The writer fails a batch only after maxAttempts writes of up to writeTimeout each (plus
+	// their dials and backoff): 15-30 s for each of the two batches in flight and queued under
+	// load (a CI run ran out of 30 s; 14 s on an idle machine).
+	wait.For(t, 90*time.Second, "every event accounted for", func() bool {
 		ms, err := g.Metrics()
 		if err != nil {
 			return false
