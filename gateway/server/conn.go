@@ -17,7 +17,7 @@ import (
 
 // conn is the server's state for one connection, whatever its transport: a netpoll
 // connection (socket.go) or a TLS connection (stream.go). On netpoll it is also the context
-// that onConnect returns and netpoll hands back to onRequest and onDisconnect
+// that onConnect returns and netpoll hands back to onRequest
 // (context.go), so finding it costs no allocation per connection.
 type conn struct {
 	srv    *Server
@@ -85,7 +85,7 @@ func (c *conn) admit(withinPending bool, now time.Time) {
 }
 
 // onConnect makes the connection's state; the *conn it returns is the context netpoll passes
-// to onRequest and onDisconnect.
+// to onRequest.
 func (s *Server) onConnect(_ context.Context, nc netpoll.Connection) context.Context {
 	now := s.now()
 	sock := &socket{srv: s, nc: nc, fd: -1}
@@ -93,7 +93,10 @@ func (s *Server) onConnect(_ context.Context, nc netpoll.Connection) context.Con
 		sock.fd = int32(f.Fd())
 	}
 	c, withinPending := s.newConn(nc.RemoteAddr(), sock, now)
-	// Any close, ours or the peer's, ends in the session's Closed hook exactly once.
+	// Any close, ours or the peer's, ends in the session's Closed hook exactly once. The
+	// peer's hang-up (FIN) ends the session here, not in an OnDisconnect: netpoll runs this
+	// once onRequest has returned, so the frames the peer sent before its FIN are handled
+	// first and a refusal's ERROR is written (settle), as the TLS reader does.
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
 		sock.goneNow()
 		c.sess.Abort(session.ReasonClientClosed)
@@ -101,13 +104,6 @@ func (s *Server) onConnect(_ context.Context, nc netpoll.Connection) context.Con
 	})
 	c.admit(withinPending, now)
 	return c
-}
-
-// onDisconnect runs on the poller when the peer closed: it must return at once.
-func (s *Server) onDisconnect(ctx context.Context, _ netpoll.Connection) {
-	if c, ok := ctx.(*conn); ok {
-		c.sess.Abort(session.ReasonClientClosed)
-	}
 }
 
 func (s *Server) onSessionClosed(sess *session.Session, reason session.CloseReason) {
@@ -144,6 +140,7 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 	if !ok {
 		return nc.Close()
 	}
+	defer c.settle()
 	defer func() {
 		if p := recover(); p != nil {
 			c.recovered(p)
@@ -165,6 +162,24 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) (err erro
 			return nil
 		}
 		c.received(f, size)
+	}
+}
+
+// settle waits, at most closeLinger, until a closing session has written its last frames (an
+// ERROR for the frame just refused, a GOAWAY). On the peer's hang-up netpoll closes the
+// connection as soon as onRequest returns (or at once when none runs): the ERROR for a frame
+// followed by a FIN must reach the socket before that, and netpoll's close waits for
+// onRequest. The writes go around netpoll, which refuses them after a hang-up
+// (socket.writeAfterHangUp).
+func (c *conn) settle() {
+	if closing, _ := c.sess.Closing(); !closing {
+		return
+	}
+	t := time.NewTimer(closeLinger)
+	defer t.Stop()
+	select {
+	case <-c.sess.Flushed():
+	case <-t.C:
 	}
 }
 

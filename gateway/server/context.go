@@ -6,7 +6,7 @@ import (
 )
 
 // conn is a context.Context with no deadline, no cancellation and no values: netpoll keeps the
-// context onConnect returns and passes it to onRequest and onDisconnect, and returning the
+// context onConnect returns and passes it to onRequest, and returning the
 // conn itself there saves a context.WithValue (48 bytes) per connection. Nothing derives
 // contexts from it or waits on it.
 var _ context.Context = (*conn)(nil)

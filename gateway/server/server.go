@@ -212,7 +212,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		var err error
 		loop, err = netpoll.NewEventLoop(s.onRequest,
 			netpoll.WithOnConnect(s.onConnect),
-			netpoll.WithOnDisconnect(s.onDisconnect),
 			netpoll.WithWriteTimeout(writeTimeout),
 		)
 		if err != nil {

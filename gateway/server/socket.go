@@ -93,7 +93,47 @@ func (k *socket) Write(bufs [][]byte) error {
 	// Flush may block on a slow peer, so it runs unlocked: netpoll itself keeps a Flush and
 	// the freeing of the buffers apart (its close callback waits for the Flush to end and
 	// later Flushes fail).
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return k.writeAfterHangUp(bufs, err)
+	}
+	return nil
+}
+
+// errHungUpFull is a write after the peer's hang-up that the socket's send buffer could not
+// take at once: netpoll no longer waits for the socket to drain.
+var errHungUpFull = errors.New("peer hung up and the socket is full")
+
+// writeAfterHangUp retries a Write whose Flush failed (err) because netpoll saw the peer's
+// hang-up (a FIN after a frame the gateway refuses): netpoll then refuses every Flush, before
+// sending anything, but keeps the fd open until its close callback (goneNow), which onRequest
+// delays until the session's last frames are written (conn.settle). The frames go out with
+// writev on the fd under mu, as WriteNow's do, so an ERROR still reaches the client. A Flush
+// that failed otherwise, or after sending part of the frames, is not retried.
+func (k *socket) writeAfterHangUp(bufs [][]byte, err error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	// MallocLen counts what was appended and never handed to netpoll's sending: this Write's
+	// frames (and those of earlier refused Writes, written here) when the Flush was refused
+	// before sending, 0 once it sent anything.
+	if k.gone || k.fd < 0 || k.nc.IsActive() || k.nc.Writer().MallocLen() == 0 {
+		return err
+	}
+	for len(bufs) > 0 {
+		m := min(len(bufs), writeNowFrames)
+		want := 0
+		for _, b := range bufs[:m] {
+			want += len(b)
+		}
+		n, werr := writeNow(int(k.fd), bufs[:m])
+		if werr != nil {
+			return werr
+		}
+		if n < want {
+			return errHungUpFull
+		}
+		bufs = bufs[m:]
+	}
+	return nil
 }
 
 // goneNow is called from the connection's close callback, before netpoll closes the fd and
