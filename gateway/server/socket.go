@@ -144,11 +144,7 @@ func (k *socket) goneNow() {
 	t := k.timer
 	k.timer = nil
 	k.mu.Unlock()
-	if t != nil {
-		t.Stop()
-		k.srv.lingering.Add(-1)
-		k.srv.m.Lingering.Dec()
-	}
+	k.srv.endLinger(t)
 }
 
 // Close half-closes the connection and lets it linger; a connection that cannot be
@@ -164,12 +160,7 @@ func (k *socket) Close() error {
 		k.mu.Unlock()
 		return k.nc.Close()
 	}
-	k.srv.lingering.Add(1)
-	k.srv.m.Lingering.Inc()
-	k.timer = time.AfterFunc(closeLinger, func() {
-		k.srv.m.LingerTimeouts.Inc()
-		_ = k.nc.Close()
-	})
+	k.timer = k.srv.startLinger(k.nc.Close)
 	k.mu.Unlock()
 	return nil
 }

@@ -159,7 +159,7 @@ func (s *Server) tlsFailed(c *conn, result string, err error) {
 // handshake on it. One refused by the drain gets one, to be told GOAWAY.
 func (s *Server) tlsHandshake(c *conn, k *stream) bool {
 	if closing, reason := c.sess.Closing(); closing && reason != session.ReasonDraining {
-		k.handshakeDone(false)
+		k.setUp(false)
 		return false
 	}
 	deadline := c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
@@ -171,12 +171,12 @@ func (s *Server) tlsHandshake(c *conn, k *stream) bool {
 		if result == tlsNotTLS {
 			answerPlaintext(k.raw)
 		}
-		k.handshakeDone(false)
+		k.setUp(false)
 		s.tlsFailed(c, result, err)
 		return false
 	}
 	_ = k.raw.SetDeadline(time.Time{})
-	k.handshakeDone(true)
+	k.setUp(true)
 	return true
 }
 

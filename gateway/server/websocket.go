@@ -208,18 +208,18 @@ func (s *Server) wsControl(c *conn, k *wsConn, h ws.Header) bool {
 func (s *Server) wsOpen(c *conn, k *wsConn) bool {
 	closing, reason := c.sess.Closing()
 	if closing && reason != session.ReasonDraining && k.tc != nil {
-		k.upgraded(false)
+		k.setUp(false)
 		return false
 	}
 	deadline := c.sess.Connected.Add(s.limits.HandshakeTimeout.Duration)
 	_ = k.raw.SetDeadline(deadline)
 	if k.tc != nil && !s.tlsHandshakeWS(c, k) {
-		k.upgraded(false)
+		k.setUp(false)
 		return false
 	}
 	result, early, err := s.upgrade(k.conn)
 	if err != nil {
-		k.upgraded(false)
+		k.setUp(false)
 		reason := session.ReasonWebSocketUpgrade
 		switch result {
 		case wsTimeout:
@@ -237,7 +237,7 @@ func (s *Server) wsOpen(c *conn, k *wsConn) bool {
 		return false
 	}
 	_ = k.raw.SetDeadline(time.Time{})
-	k.upgraded(true)
+	k.setUp(true)
 	if early > 0 && c.sess.CloseAfter(nil, session.ReasonWebSocketProtocol) {
 		// Frames sent before the 101 were consumed by the upgrade: reading on would parse the
 		// stream from wherever they were cut (FuzzWebSocket: a HANDSHAKE sent with the request

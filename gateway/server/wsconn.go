@@ -20,42 +20,25 @@ var errNoUpgrade = errors.New("no WebSocket upgrade")
 // wsConn is a session's transport on a WebSocket connection (listen.websocket): every frame
 // the session writes goes out as one binary WebSocket message, unmasked (RFC 6455: servers
 // never mask). Its connection's reader goroutine (websocket.go) runs the TLS handshake (wss)
-// and the upgrade and reports their end through ready; writes wait for it. The reader owns
-// the end of the connection: once it returns, the connection is closed (readerDone) and
-// never touched again.
+// and the upgrade and reports their end (linger.setUp); writes wait for it. The reader owns
+// the end of the connection (linger).
 type wsConn struct {
-	srv  *Server
-	raw  net.Conn
-	conn net.Conn  // what the WebSocket is spoken on: raw, or tc
-	tc   *tls.Conn // nil without TLS
-	sess *session.Session
-
-	ready chan struct{} // closed when the upgrade ended; up says how
-	up    bool          // written before ready is closed, read after
-	sent  chan struct{} // closed when Close's close frame and FIN went out (halfClose)
+	linger           // the set-up is the upgrade; the half-close, the close frame then FIN
+	conn   net.Conn  // what the WebSocket is spoken on: raw, or tc
+	tc     *tls.Conn // nil without TLS
+	sess   *session.Session
 
 	wmu       sync.Mutex // serialises writes: the flusher's messages, the reader's pongs, the close frame
 	closeSent bool       // guarded by wmu: a close frame went out; nothing follows it
-
-	mu     sync.Mutex  // guards closed, done, timer
-	closed bool        // Close was called
-	done   bool        // the reader returned and closed the connection
-	timer  *time.Timer // while lingering: closes the connection at the bound
 }
 
 func newWSConn(s *Server, raw net.Conn, cfg *tls.Config) *wsConn {
-	k := &wsConn{srv: s, raw: raw, conn: raw, ready: make(chan struct{}), sent: make(chan struct{})}
+	k := &wsConn{linger: newLinger(s, raw), conn: raw}
 	if cfg != nil {
 		k.tc = tls.Server(raw, cfg)
 		k.conn = k.tc
 	}
 	return k
-}
-
-// upgraded records the end of the upgrade (or that none will be made).
-func (k *wsConn) upgraded(up bool) {
-	k.up = up
-	close(k.ready)
 }
 
 // wsHeaderLen is the size of an unmasked frame header for a payload of n bytes.
@@ -102,14 +85,10 @@ const maxPooledWSBuffers = 1024
 // ended (a refusal, a drain GOAWAY) waits for it: the upgrade has the connection's handshake
 // deadline, and Close ends it at once.
 func (k *wsConn) Write(bufs [][]byte) error {
-	<-k.ready
-	if !k.up {
+	if !k.waitUp() {
 		return errNoUpgrade
 	}
-	k.mu.Lock()
-	gone := k.closed || k.done
-	k.mu.Unlock()
-	if gone {
+	if !k.open() {
 		return errGone
 	}
 	w := wsWritePool.Get().(*wsWrite)
@@ -190,39 +169,12 @@ func (k *wsConn) control(op ws.OpCode, payload []byte) bool {
 // until the peer closes or closeLinger passes. Before or without an upgrade there is nothing
 // to protect: the connection is closed at once.
 func (k *wsConn) Close() error {
-	k.mu.Lock()
-	if k.closed || k.done {
-		k.mu.Unlock()
-		return nil
-	}
-	k.closed = true
-	up := false
-	select {
-	case <-k.ready:
-		up = k.up
-	default:
-	}
-	if !up {
-		k.mu.Unlock()
-		return k.raw.Close() // also ends an upgrade or TLS handshake in progress
-	}
-	k.srv.lingering.Add(1)
-	k.srv.m.Lingering.Inc()
-	k.timer = time.AfterFunc(closeLinger, func() {
-		k.srv.m.LingerTimeouts.Inc()
-		_ = k.raw.Close()
-	})
-	k.mu.Unlock()
-	// Off the caller's goroutine: the close frame waits for a write in progress (bounded by
-	// the linger timer, which fails it), and Close is called from drain loops over every
-	// connection.
-	go k.halfClose()
-	return nil
+	return k.close(k.halfClose)
 }
 
-// halfClose sends the close frame, close_notify with TLS, then FIN.
-func (k *wsConn) halfClose() {
-	defer close(k.sent)
+// halfClose sends the close frame, close_notify with TLS, then FIN. The close frame waits for
+// a write in progress (wmu), so it ignores whether one is.
+func (k *wsConn) halfClose(bool) {
 	_, reason := k.sess.Closing()
 	k.control(ws.OpClose, wsCloseBody(reason))
 	if k.tc != nil {
@@ -230,37 +182,5 @@ func (k *wsConn) halfClose() {
 		_ = k.tc.CloseWrite()
 		k.wmu.Unlock()
 	}
-	if tcp, ok := k.raw.(interface{ CloseWrite() error }); !ok || tcp.CloseWrite() != nil {
-		_ = k.raw.Close()
-	}
-}
-
-// awaitClose waits, at most closeLinger, until Close sent the close frame and FIN. The reader
-// calls it when the peer's FIN ends a session that is closing: the gateway's last frames (an
-// ERROR, the close frame) are still on their way, and the reader returning would close the
-// connection and drop them (FuzzWebSocket: a client that half-closes right after a message the
-// gateway refuses got neither the ERROR nor the close frame).
-func (k *wsConn) awaitClose() {
-	t := time.NewTimer(closeLinger)
-	defer t.Stop()
-	select {
-	case <-k.sent:
-	case <-t.C:
-	}
-}
-
-// readerDone is called by the reader when it returns: the peer closed (or the linger bound
-// did): the connection is closed and no longer lingers.
-func (k *wsConn) readerDone() {
-	k.mu.Lock()
-	k.done = true
-	t := k.timer
-	k.timer = nil
-	k.mu.Unlock()
-	_ = k.raw.Close()
-	if t != nil {
-		t.Stop()
-		k.srv.lingering.Add(-1)
-		k.srv.m.Lingering.Dec()
-	}
+	k.fin()
 }
