@@ -51,8 +51,8 @@ func (s *Server) WebSocketAddr() net.Addr {
 // openWebSocket admits a connection accepted on the WebSocket listener and starts its reader.
 func (s *Server) openWebSocket(raw net.Conn) {
 	now := s.now()
-	k := newWSConn(s, raw, s.wsTLS)
-	c, withinPending := s.newConn(raw.RemoteAddr(), k, now)
+	k, t := newWSConn(s, raw, s.wsTLS)
+	c, withinPending := s.newConn(raw.RemoteAddr(), t, now)
 	k.sess = c.sess
 	c.admit(withinPending, now)
 	s.streams.Add(1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -28,17 +29,34 @@ type wsConn struct {
 	tc     *tls.Conn // nil without TLS
 	sess   *session.Session
 
-	wmu       sync.Mutex // serialises writes: the flusher's messages, the reader's pongs, the close frame
-	closeSent bool       // guarded by wmu: a close frame went out; nothing follows it
+	wmu       sync.Mutex    // serialises writes: WriteNow, the flusher's messages, the reader's pongs, the close frame
+	closeSent bool          // guarded by wmu: a close frame went out (or was given up, see control); nothing follows it
+	cut       uint8         // guarded by wmu: what WriteNow sent of a message it cut (wsdirect.go), 0 for none
+	cutDone   chan struct{} // guarded by wmu: made by a control frame waiting for the cut message's end, closed by it
 }
 
-func newWSConn(s *Server, raw net.Conn, cfg *tls.Config) *wsConn {
-	k := &wsConn{linger: newLinger(s, raw), conn: raw}
+// newWSConn makes the transport of a connection accepted on the WebSocket listener: a
+// wsDirect, which session.Wake writes on directly, for plaintext on a socket that gives its fd
+// (a *net.TCPConn), a wsConn otherwise.
+func newWSConn(s *Server, raw net.Conn, cfg *tls.Config) (*wsConn, session.Transport) {
+	if sc, ok := raw.(syscall.Conn); ok && cfg == nil {
+		if rc, err := sc.SyscallConn(); err == nil {
+			d := &wsDirect{rc: rc}
+			d.wsConn.init(s, raw, nil)
+			return &d.wsConn, d
+		}
+	}
+	k := &wsConn{}
+	k.init(s, raw, cfg)
+	return k, k
+}
+
+func (k *wsConn) init(s *Server, raw net.Conn, cfg *tls.Config) {
+	k.linger, k.conn = newLinger(s, raw), raw
 	if cfg != nil {
 		k.tc = tls.Server(raw, cfg)
 		k.conn = k.tc
 	}
-	return k
 }
 
 // wsHeaderLen is the size of an unmasked frame header for a payload of n bytes.
@@ -83,7 +101,9 @@ const maxPooledWSBuffers = 1024
 // plaintext, headers and frames go out in one writev, the frames uncopied; with TLS they are
 // joined into one buffer for one TLS write, as stream does. A frame queued before the upgrade
 // ended (a refusal, a drain GOAWAY) waits for it: the upgrade has the connection's handshake
-// deadline, and Close ends it at once.
+// deadline, and Close ends it at once. After a WriteNow that cut a message (plaintext only,
+// wsdirect.go), bufs[0] is that message's rest: the part of its header WriteNow did not send
+// goes first, then the rest of the frame.
 func (k *wsConn) Write(bufs [][]byte) error {
 	if !k.waitUp() {
 		return errNoUpgrade
@@ -114,13 +134,20 @@ func (k *wsConn) Write(bufs [][]byte) error {
 		return k.writeJoined(w.headers, bufs, n)
 	}
 	h := w.headers
-	for _, b := range bufs {
+	for i, b := range bufs {
 		hl := wsHeaderLen(len(b))
-		w.bufs = append(w.bufs, h[:hl], b)
+		head := h[:hl]
 		h = h[hl:]
+		if i == 0 {
+			head = head[min(int(k.cut), hl):] // cutPayload (255): the whole header went out
+		}
+		w.bufs = append(w.bufs, head, b)
 	}
 	v := w.bufs // WriteTo consumes the slice it is called on
 	_, err := v.WriteTo(k.raw)
+	if err == nil {
+		k.uncutLocked()
+	}
 	return err
 }
 
@@ -146,16 +173,48 @@ func (k *wsConn) writeJoined(headers []byte, bufs [][]byte, n int) error {
 	return err
 }
 
+// uncutLocked records that no message is cut any more (its rest went out, or never will: a
+// close frame took its place) and releases a control frame waiting for it. Called under wmu.
+func (k *wsConn) uncutLocked() {
+	k.cut = 0
+	if k.cutDone != nil {
+		close(k.cutDone)
+		k.cutDone = nil
+	}
+}
+
 // control writes a control frame (pong, close) from the reader or from Close; a close frame
 // is the last thing written. It reports whether the frame was written.
+//
+// A control frame cannot go between the two parts of a message WriteNow cut (wsdirect.go):
+// a pong waits until the flusher has written the rest, as it waits for any write in
+// progress. A close frame does not wait: it comes from Close (the session ended: its flusher
+// writes nothing more, Write fails once closed) or answers the client's close frame (nothing
+// follows it, Write fails once closeSent), so the rest will not come; the close frame is given
+// up and the connection ends as for a peer that stopped reading, a cut message and no close
+// frame. A drain's close is not that case: the flusher writes the rest and the GOAWAY before
+// the session ends.
 func (k *wsConn) control(op ws.OpCode, payload []byte) bool {
 	k.wmu.Lock()
 	defer k.wmu.Unlock()
+	for k.cut != 0 && !k.closeSent && op != ws.OpClose {
+		if k.cutDone == nil {
+			k.cutDone = make(chan struct{})
+		}
+		done := k.cutDone
+		k.wmu.Unlock()
+		<-done
+		k.wmu.Lock()
+	}
 	if k.closeSent {
 		return false
 	}
 	if op == ws.OpClose {
 		k.closeSent = true
+		if k.cut != 0 {
+			k.uncutLocked() // releases a waiting pong, which finds closeSent
+			return false
+		}
 	}
 	var b [ws.MaxHeaderSize + ws.MaxControlFramePayloadSize]byte
 	frame := append(appendWSHeader(b[:0], op, len(payload)), payload...)

@@ -27,8 +27,9 @@ type Transport interface {
 // bufs as the socket takes at once and returns how many bytes that was (0 when the socket is
 // full); err is for a connection that failed, not for a full socket. Like Write, only the
 // session's writer of the moment calls it, and only when nothing of the session is still
-// buffered in the transport (every Write returned). The server's netpoll socket implements
-// it; Wake uses it to write a batch on the caller's goroutine (see Wake).
+// buffered in the transport (every Write returned). The server's netpoll socket and its
+// plaintext WebSocket transport implement it; Wake uses it to write a batch on the caller's
+// goroutine (see Wake).
 type WriterNow interface {
 	WriteNow(bufs [][]byte) (n int, err error)
 }
@@ -216,8 +217,8 @@ func (s *Session) Queue(frame []byte) (wake bool, err error) {
 // it at once). Only what the socket did not take (its buffer is full: a slow or busy reader)
 // is handed to a flush goroutine, which writes the rest first and may block as any flush. A
 // session that is closing, or that was queued more while this write ran, also gets a flush
-// goroutine, which finishes the close or the queue. Other transports (TLS) get a flush
-// goroutine for the whole batch.
+// goroutine, which finishes the close or the queue. Other transports (TLS, wss://) get a
+// flush goroutine for the whole batch.
 func (s *Session) Wake(t *Tally) {
 	s.mu.Lock()
 	if !s.wakeOwed {
