@@ -104,7 +104,7 @@ test-unit: ## Unit tests only: no external components.
 	for m in $(GO_MODS); do (cd $$m && $(GO) test -short -count=1 $(GO_PKGS)); done
 
 .PHONY: test-java
-test-java: ## Build and test the Java SDKs (sdk/java; pinned Maven and dependencies, checked against sdk/java/dependencies.lock). Kafka tests need TCPGW_KAFKA_BOOTSTRAP.
+test-java: ## Build and test the Java SDKs (sdk/java; pinned Maven and dependencies, checked against sdk/java/dependencies.lock), then run the conformance suite against its driver, over TCP and over WebSocket. Kafka tests need TCPGW_KAFKA_BOOTSTRAP.
 	hack/java.sh test
 
 .PHONY: test-ts

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# hack/java.sh test|lock|mvn ARGS... — builds and tests the Java SDKs (sdk/java) with a pinned
-# Maven and a pinned dependency set.
+# hack/java.sh test|lock|conformance|conformance-websocket|mvn ARGS... — builds and tests the Java
+# SDKs (sdk/java) with a pinned Maven and a pinned dependency set.
 #
 #   test   build sdk/java (protoc generates the lite message classes from proto/), run its JUnit
 #          tests, then check that every file Maven resolved (dependencies of every module,
 #          plugins and their dependencies, protoc, the Android API signature) has the sha256 in
 #          sdk/java/dependencies.lock (a changed or added artifact fails the run), then run the
-#          conformance suite (test/conformance) against the Java driver (sdk/java/driver).
+#          conformance suite (test/conformance) against the Java driver (sdk/java/driver), over
+#          TCP, then over WebSocket (TCPGW_CONFORMANCE_TRANSPORT=websocket: ws:// and wss:// URLs).
+#   conformance, conformance-websocket
+#          build the driver (no tests), then run only that conformance run.
 #   lock   the same build without tests, then rewrite sdk/java/dependencies.lock (after a
 #          deliberate version change; review the diff).
 #   mvn    run the pinned Maven on sdk/java with the project's local repository.
@@ -103,6 +106,13 @@ lock_header() {
   echo "# 'hack/java.sh lock', checked by 'hack/java.sh test' (make test). Do not edit."
 }
 
+# conformance TRANSPORT: the conformance suite against the Java driver (built) over TRANSPORT.
+conformance() {
+  log "conformance suite against the Java driver over $1"
+  TCPGW_CONFORMANCE_DRIVER='java -jar sdk/java/driver/target/driver.jar' TCPGW_CONFORMANCE_TRANSPORT=$1 \
+    go test -count=1 -timeout 15m ./test/conformance/
+}
+
 mode=${1:-test}
 case "$mode" in
   test)
@@ -120,10 +130,14 @@ case "$mode" in
       die "the resolved Java artifacts differ from sdk/java/dependencies.lock (see the diff above; after a deliberate change run 'hack/java.sh lock')"
     fi
     if [ "${JAVA_CONFORMANCE:-1}" != 0 ]; then
-      log "conformance suite against the Java driver"
-      TCPGW_CONFORMANCE_DRIVER='java -jar sdk/java/driver/target/driver.jar' \
-        go test -count=1 -timeout 15m ./test/conformance/
+      (cd "$REPO_ROOT" && conformance tcp && conformance websocket)
     fi
+    ;;
+  conformance | conformance-websocket)
+    run_mvn -DskipTests verify
+    transport=tcp
+    [ "$mode" = conformance ] || transport=websocket
+    (cd "$REPO_ROOT" && conformance "$transport")
     ;;
   lock)
     run_mvn -DskipTests verify
@@ -135,6 +149,6 @@ case "$mode" in
     run_mvn "$@"
     ;;
   *)
-    die "usage: java.sh test|lock|mvn ARGS..."
+    die "usage: java.sh test|lock|conformance|conformance-websocket|mvn ARGS..."
     ;;
 esac

@@ -10,7 +10,8 @@
 # TypeScript SDK's tests (hack/ts.sh test: node:test against real gateway processes; hack/ts.sh
 # conformance and conformance-websocket: test/conformance with its driver over TCP and over
 # WebSocket; go test ./... runs it with the Go SDK's) and the
-# Java SDKs' (hack/java.sh test: JUnit against real gateway processes and the same broker) run
+# Java SDKs' (hack/java.sh test: JUnit against real gateway processes and the same broker, then
+# the conformance suite with the Java driver over TCP and over WebSocket) run
 # before go test, which runs last so that its summary closes the output; go test gets the Java
 # and TypeScript drivers they built (TCPGW_JAVA_DRIVER, TCPGW_TS_DRIVER) for test/drain's
 # mixed-language drain.

@@ -164,8 +164,17 @@ public final class Client implements AutoCloseable {
         hs.setResume(r);
       }
     }
-    Conn cn = Conn.dial(address, o.tls, o.tlsServerName, o.handshakeTimeoutMs, o.maxFrameBytes, o.firstSeq,
-        Frame.newBuilder().setHandshake(hs).build(), handler, timers, role -> name + "-" + role, this::dialing);
+    Conn cn;
+    try {
+      cn = Conn.dial(address, o.tls, o.tlsServerName, o.handshakeTimeoutMs, o.maxFrameBytes, o.firstSeq,
+          Frame.newBuilder().setHandshake(hs).build(), handler, timers, role -> name + "-" + role, this::dialing);
+    } finally {
+      // The dial is over: close() ends a connection through the supervisor (Conn.close, which
+      // sends a WebSocket its close frame), not by closing its socket under it.
+      synchronized (lock) {
+        dialing = null;
+      }
+    }
     synchronized (lock) {
       sessionId = cn.ack.getSessionId();
       // The resume token belongs to the move a GOAWAY DRAINING or REBALANCE asked for: this
@@ -655,14 +664,22 @@ public final class Client implements AutoCloseable {
 
     private Builder() {}
 
-    /** A gateway address, host:port (the TCPGateway's Service); more than one are tried in turn. */
-    public Builder address(String hostPort) {
-      addresses.add(hostPort);
+    /**
+     * A gateway address (the TCPGateway's Service); more than one are tried in turn. {@code
+     * host:port} connects over TCP (TLS with the TLS options); a {@code ws://} or {@code wss://}
+     * URL, path included (e.g. {@code wss://gw.example.com/tcpgw}, the gateway's {@code
+     * listen.websocket}), connects over WebSocket, {@code wss://} with the TLS options or, without
+     * them, the system's roots. {@link #connect()} refuses a malformed address, and a {@code ws://}
+     * one when TLS options are set (they would go unused).
+     */
+    public Builder address(String address) {
+      addresses.add(address);
       return this;
     }
 
-    public Builder addresses(List<String> hostPorts) {
-      addresses.addAll(hostPorts);
+    /** Several addresses, as {@link #address(String)} takes them. */
+    public Builder addresses(List<String> addresses) {
+      this.addresses.addAll(addresses);
       return this;
     }
 
@@ -708,7 +725,10 @@ public final class Client implements AutoCloseable {
       return this;
     }
 
-    /** TLS with this factory (e.g. of an SSLContext trusting a private CA); the certificate must name the host. */
+    /**
+     * TLS with this factory (e.g. of an SSLContext trusting a private CA) for host:port and
+     * wss:// addresses; the certificate must name the host.
+     */
     public Builder tls(SSLSocketFactory factory) {
       this.tls = factory;
       return this;
@@ -807,6 +827,12 @@ public final class Client implements AutoCloseable {
       }
       if (tokenSource == null) {
         throw new IllegalArgumentException("a token or a token source is required");
+      }
+      for (String a : addresses) {
+        Endpoint e = Endpoint.parse(a);
+        if (e.webSocket && !e.secure && tls != null) {
+          throw new IllegalArgumentException("address " + a + " is plaintext ws:// but TLS options are set: use wss://");
+        }
       }
       Builder copy = copy();
       Client c = new Client(copy);

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -27,8 +28,9 @@ import tcpgateway.v1.Protocol.Push;
 import tcpgateway.v1.Protocol.RefreshRequest;
 
 /**
- * One TCP (or TLS) connection after a successful handshake. Its reader thread owns the read
- * side; writes are serialised by {@code wlock}. A port of the Go SDK's conn.
+ * One connection (TCP, TLS, or WebSocket over either: its {@link FrameTransport}) after a
+ * successful handshake. Its reader thread owns the read side; writes are serialised by {@code
+ * wlock}. A port of the Go SDK's conn.
  */
 final class Conn {
   /** What the client does with the frames a connection reads. */
@@ -46,9 +48,7 @@ final class Conn {
 
   final HandshakeAck ack;
   final String address;
-  private final Socket socket;
-  private final DataInputStream in;
-  private final OutputStream out;
+  private final FrameTransport transport;
   /** The client's own limit: frames read, and the handshake sent before the ack. */
   private final int max;
   /** Frames sent after the handshake: the smaller of max and the ack's max_frame_bytes (R4). */
@@ -77,10 +77,8 @@ final class Conn {
   /** Completed when the connection ended; {@link #err()} says why. */
   final CompletableFuture<Void> done = new CompletableFuture<>();
 
-  private Conn(Socket socket, DataInputStream in, OutputStream out, HandshakeAck ack, String address, int max, long firstSeq, Handler handler, ScheduledExecutorService timers) {
-    this.socket = socket;
-    this.in = in;
-    this.out = out;
+  private Conn(FrameTransport transport, HandshakeAck ack, String address, int max, long firstSeq, Handler handler, ScheduledExecutorService timers) {
+    this.transport = transport;
     this.ack = ack;
     this.address = address;
     this.max = max;
@@ -90,26 +88,29 @@ final class Conn {
     this.timers = timers;
   }
 
-  /** Connects, runs TLS and the handshake within {@code timeoutMs}, then starts reading and heartbeats. */
+  /** Masks of the WebSocket frames sent and upgrade keys (RFC 6455 5.3, 4.1). */
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  /**
+   * Connects, runs TLS, the WebSocket upgrade for a ws:// or wss:// address, and the handshake
+   * within {@code timeoutMs}, then starts reading and heartbeats. {@code tls} applies to host:port
+   * and to wss:// (null there: the system's roots).
+   */
   static Conn dial(String address, SSLSocketFactory tls, String tlsServerName, int timeoutMs, int max, long firstSeq, Frame handshake, Handler handler, ScheduledExecutorService timers, ThreadGroupNamer names, java.util.function.Consumer<Socket> dialing) throws IOException {
-    int colon = address.lastIndexOf(':');
-    if (colon <= 0) {
-      throw new IllegalArgumentException("address " + address + " is not host:port");
+    Endpoint e = Endpoint.parse(address);
+    if (e.webSocket && e.secure && tls == null) {
+      tls = (SSLSocketFactory) SSLSocketFactory.getDefault();
     }
-    String host = address.substring(0, colon);
-    if (host.startsWith("[") && host.endsWith("]")) {
-      host = host.substring(1, host.length() - 1);
-    }
-    int port = Integer.parseInt(address.substring(colon + 1));
+    boolean secure = e.webSocket ? e.secure : tls != null;
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
     Socket s = new Socket();
     dialing.accept(s); // so that close() can abort a dial or handshake in progress
     try {
       s.setTcpNoDelay(true);
-      s.connect(new InetSocketAddress(host, port), timeoutMs);
-      if (tls != null) {
-        String name = tlsServerName == null || tlsServerName.isEmpty() ? host : tlsServerName;
-        SSLSocket ts = (SSLSocket) tls.createSocket(s, name, port, true);
+      s.connect(new InetSocketAddress(e.host, e.port), timeoutMs);
+      if (secure) {
+        String name = tlsServerName == null || tlsServerName.isEmpty() ? e.host : tlsServerName;
+        SSLSocket ts = (SSLSocket) tls.createSocket(s, name, e.port, true);
         SSLParameters params = ts.getSSLParameters();
         // Verify that the certificate names the server (SSLSocket does not by default).
         params.setEndpointIdentificationAlgorithm("HTTPS");
@@ -117,21 +118,32 @@ final class Conn {
         ts.setSoTimeout(remaining(deadline));
         try {
           ts.startHandshake();
-        } catch (IOException e) {
-          throw new IOException("while running the TLS handshake with " + address + ": " + e.getMessage(), e);
+        } catch (IOException ex) {
+          throw new IOException("while running the TLS handshake with " + address + ": " + ex.getMessage(), ex);
         }
         s = ts;
       }
       s.setSoTimeout(remaining(deadline));
       DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 16 * 1024));
       OutputStream out = new BufferedOutputStream(s.getOutputStream(), 16 * 1024);
-      out.write(Frames.encode(handshake, max));
-      out.flush();
+      FrameTransport t;
+      if (e.webSocket) {
+        try {
+          WebSocketUpgrade.run(e, in, out, RANDOM);
+        } catch (IOException ex) {
+          throw new IOException("while upgrading to WebSocket at " + address + ": " + ex.getMessage(), ex);
+        }
+        s.setSoTimeout(remaining(deadline));
+        t = new WebSocketTransport(s, in, out, RANDOM);
+      } else {
+        t = new TcpTransport(s, in, out);
+      }
+      t.write(Frames.encode(handshake, max));
       Frame f;
       try {
-        f = Frames.read(in, max);
-      } catch (IOException e) {
-        throw new IOException("while waiting for the handshake ack: " + e.getMessage(), e);
+        f = t.read(max);
+      } catch (IOException ex) {
+        throw new IOException("while waiting for the handshake ack: " + ex.getMessage(), ex);
       }
       switch (f.getBodyCase()) {
         case HANDSHAKE_ACK:
@@ -142,15 +154,15 @@ final class Conn {
           throw new Frames.ProtocolException("expected HANDSHAKE_ACK, got " + f.getBodyCase());
       }
       s.setSoTimeout(0);
-      Conn c = new Conn(s, in, out, f.getHandshakeAck(), address, max, firstSeq, handler, timers);
+      Conn c = new Conn(t, f.getHandshakeAck(), address, max, firstSeq, handler, timers);
       Thread reader = new Thread(c::readLoop, names.name("reader"));
       reader.setDaemon(true);
       reader.start();
       c.startHeartbeat(f.getHandshakeAck().getHeartbeatIntervalMs());
       return c;
-    } catch (IOException | RuntimeException e) {
+    } catch (IOException | RuntimeException ex) {
       closeQuietly(s);
-      throw e;
+      throw ex;
     }
   }
 
@@ -189,8 +201,7 @@ final class Conn {
         throw failed; // nothing more is written after a failed write (R37)
       }
       try {
-        out.write(b);
-        out.flush();
+        transport.write(b);
       } catch (IOException e) {
         throw writeFailed(e);
       }
@@ -265,7 +276,7 @@ final class Conn {
     while (true) {
       Frame f;
       try {
-        f = Frames.read(in, max);
+        f = transport.read(max);
       } catch (IOException e) {
         // After a failed write the write error is the cause, unless a fatal ERROR came first.
         IOException failed = writeError();
@@ -387,7 +398,7 @@ final class Conn {
     if (heartbeat != null) {
       heartbeat.cancel(false);
     }
-    closeQuietly(socket);
+    transport.close();
     for (CompletableFuture<Frame> c : calls) {
       c.completeExceptionally(new Errors.ConnectionLost(cause));
     }
@@ -410,7 +421,7 @@ final class Conn {
     }
   }
 
-  private static void closeQuietly(Socket s) {
+  static void closeQuietly(Socket s) {
     try {
       s.close();
     } catch (IOException ignored) {

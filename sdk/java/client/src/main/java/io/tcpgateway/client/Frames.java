@@ -40,14 +40,24 @@ public final class Frames {
   public static Frame read(InputStream in, int max) throws IOException {
     DataInputStream d = in instanceof DataInputStream ? (DataInputStream) in : new DataInputStream(in);
     long n = Integer.toUnsignedLong(d.readInt());
+    checkLength(n, max);
+    byte[] body = new byte[(int) n];
+    d.readFully(body);
+    return parse(body);
+  }
+
+  /** Checks a frame's length prefix before its body is read: 0 and above {@code max} are refused. */
+  static void checkLength(long n, int max) throws ProtocolException {
     if (n == 0) {
       throw new ProtocolException("frame of length 0 (a frame needs a body)");
     }
     if (n > max) {
       throw new FrameTooLargeException(n, max);
     }
-    byte[] body = new byte[(int) n];
-    d.readFully(body);
+  }
+
+  /** Decodes a frame's body; one that is not a Frame, or a Frame without a body, is refused. */
+  static Frame parse(byte[] body) throws ProtocolException {
     Frame f;
     try {
       f = Frame.parseFrom(body);

@@ -20,7 +20,8 @@ import javax.crypto.spec.SecretKeySpec;
 /**
  * A real gateway process (cmd/gateway, built with the go on PATH) on loopback ports, with an HS256
  * key, an echo backend (route "echo") and short heartbeats (400 ms, idle timeout 1.2 s), so every
- * test exercises the SDK's heartbeat. Stopped by close().
+ * test exercises the SDK's heartbeat; optionally a WebSocket listener ({@link #webSocket}).
+ * Stopped by close().
  */
 public final class GatewayProcess implements AutoCloseable {
   static final String ISSUER = "tcpgw-java-sdk-test";
@@ -30,6 +31,10 @@ public final class GatewayProcess implements AutoCloseable {
   private static Path binary;
 
   public final String clientAddr;
+  /** The WebSocket listener's URL (ws:// or wss://, path /tcpgw), or null when it is off. */
+  public final String webSocketUrl;
+  /** The PEM of the self-signed certificate of a wss:// listener (names 127.0.0.1 and localhost), or null. */
+  public final String caPem;
   final String adminAddr;
   final Path dir;
   final Path log;
@@ -65,6 +70,18 @@ public final class GatewayProcess implements AutoCloseable {
 
   /** The same, also publishing session events to eventsTopic (when not null). */
   public GatewayProcess(String brokers, String downlinkTopic, String receiptsTopic, String eventsTopic) throws Exception {
+    this(brokers, downlinkTopic, receiptsTopic, eventsTopic, WebSocket.OFF);
+  }
+
+  /** Whether the gateway also serves listen.websocket, and how. */
+  enum WebSocket { OFF, PLAIN, TLS }
+
+  /** A gateway without Kafka that also serves WebSocket: ws://, or wss:// with a self-signed certificate. */
+  static GatewayProcess webSocket(WebSocket mode) throws Exception {
+    return new GatewayProcess(null, null, null, null, mode);
+  }
+
+  private GatewayProcess(String brokers, String downlinkTopic, String receiptsTopic, String eventsTopic, WebSocket ws) throws Exception {
     Path bin = build();
     dir = Files.createTempDirectory("tcpgw-java-gw");
     Path key = dir.resolve("hs256.secret");
@@ -90,13 +107,29 @@ public final class GatewayProcess implements AutoCloseable {
     clientAddr = "127.0.0.1:" + clientPort;
     adminAddr = "127.0.0.1:" + adminPort;
     log = dir.resolve("gateway.log");
+    String wsListen = "";
+    if (ws != WebSocket.OFF) {
+      int wsPort = freePort();
+      for (int i = 0; i < 10 && (wsPort == clientPort || wsPort == adminPort); i++) {
+        wsPort = freePort();
+      }
+      wsListen = "  websocket:\n    address: \"127.0.0.1:" + wsPort + "\"\n";
+      if (ws == WebSocket.TLS) {
+        selfSignedCert(dir);
+        wsListen += "    tls:\n      certFile: " + dir.resolve("tls.crt") + "\n      keyFile: " + dir.resolve("tls.key") + "\n";
+      }
+      webSocketUrl = (ws == WebSocket.TLS ? "wss" : "ws") + "://127.0.0.1:" + wsPort + "/tcpgw";
+    } else {
+      webSocketUrl = null;
+    }
+    caPem = ws == WebSocket.TLS ? Files.readString(dir.resolve("tls.crt")) : null;
     String cfg = String.join("\n",
         "serverID: java-sdk-test",
         "listen:",
         "  clients: \"" + clientAddr + "\"",
         "  admin: \"" + adminAddr + "\"",
         "  control: " + dir.resolve("ctl.sock"),
-        "limits:",
+        wsListen + "limits:",
         "  heartbeatInterval: 400ms",
         "  idleTimeout: 1200ms",
         "  requestsPerSecond: 1000",
@@ -151,6 +184,18 @@ public final class GatewayProcess implements AutoCloseable {
       Thread.sleep(50); // polling readiness: the process offers no event to await
     }
     throw new IOException("gateway not ready within 60s: " + Files.readString(log));
+  }
+
+  /** A self-signed EC certificate for 127.0.0.1 and localhost: dir/tls.crt, dir/tls.key (openssl). */
+  static void selfSignedCert(Path dir) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "1", "-subj", "/CN=tcpgateway-test", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout", dir.resolve("tls.key").toString(), "-out", dir.resolve("tls.crt").toString())
+        .redirectErrorStream(true).start();
+    String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    if (!p.waitFor(1, TimeUnit.MINUTES) || p.exitValue() != 0) {
+      throw new IOException("openssl req failed:\n" + output);
+    }
   }
 
   static int freePort() throws IOException {

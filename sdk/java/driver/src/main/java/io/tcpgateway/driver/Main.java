@@ -71,6 +71,7 @@ public final class Main {
     ready.put("driver", "java");
     List<Object> caps = new ArrayList<>();
     caps.add("positions");
+    caps.add("websocket"); // the client connects to ws:// and wss:// addresses
     ready.put("capabilities", caps);
     d.emit(ready);
     BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
