@@ -9,7 +9,8 @@
 # SASL_SSL listeners, CAs and user) TCPGW_KAFKA_SECURE_DIR (see test/kafkatest). The
 # TypeScript SDK's tests (hack/ts.sh test: node:test against real gateway processes; hack/ts.sh
 # conformance and conformance-websocket: test/conformance with its driver over TCP and over
-# WebSocket; go test ./... runs it with the Go SDK's) and the
+# WebSocket; go test ./... runs it with the Go SDK's over TCP, and a run of its own over WebSocket
+# follows them) and the
 # Java SDKs' (hack/java.sh test: JUnit against real gateway processes and the same broker, then
 # the conformance suite with the Java driver over TCP and over WebSocket) run
 # before go test, which runs last so that its summary closes the output; go test gets the Java
@@ -89,6 +90,9 @@ case "$mode" in
     hack/ts.sh conformance
     phase "conformance suite against the TypeScript SDK's driver over WebSocket"
     hack/ts.sh conformance-websocket
+    phase "conformance suite against the Go SDK's driver over WebSocket"
+    # About 40 s; over TCP the Go driver runs within go test ./... below.
+    TCPGW_CONFORMANCE_TRANSPORT=websocket go test -count=1 -timeout "$GO_TEST_TIMEOUT" ./test/conformance/
     phase "Java SDKs (sdk/java)"
     hack/java.sh test
     phase "go test"

@@ -83,7 +83,7 @@ func cleanupBuild() {
 }
 
 // CapWebSocket is the capability of a driver whose SDK dials ws:// and wss:// URLs.
-const CapWebSocket = "websocket"
+const CapWebSocket = wire.CapWebSocket
 
 // StartDriver starts the chosen driver and waits for its ready event. It is stopped (stdin
 // closed, then killed after a grace period) when the test ends. Over WebSocket a driver

@@ -36,9 +36,10 @@ func goIn(t *testing.T, dir string, args ...string) string {
 	return stdout.String()
 }
 
-// The Go SDK is its own module so that an app using it depends on protobuf and nothing of the
-// gateway's (Kubernetes, controller-runtime, Kafka, netpoll).
-func TestGoSDKModuleDependsOnProtobufOnly(t *testing.T) {
+// The Go SDK is its own module so that an app using it depends on protobuf and gobwas/ws (its
+// WebSocket transport, with gobwas/httphead) and nothing of the gateway's (Kubernetes,
+// controller-runtime, Kafka, netpoll).
+func TestGoSDKModuleDependsOnProtobufAndWebSocketOnly(t *testing.T) {
 	forbidden := []string{"k8s.io/", "sigs.k8s.io/", "github.com/segmentio/", "github.com/cloudwego/",
 		"github.com/prometheus/", "github.com/golang-jwt/", "github.com/tcpgateway/tcpgateway@"}
 
@@ -65,17 +66,19 @@ func TestGoSDKModuleDependsOnProtobufOnly(t *testing.T) {
 			direct = append(direct, path)
 		}
 	}
-	if !slices.Equal(direct, []string{"google.golang.org/protobuf"}) {
-		t.Errorf("the Go SDK's module requires %v, want google.golang.org/protobuf only", direct)
+	if want := []string{"github.com/gobwas/httphead", "github.com/gobwas/ws", "google.golang.org/protobuf"}; !slices.Equal(slices.Sorted(slices.Values(direct)), want) {
+		t.Errorf("the Go SDK's module requires %v, want %v", direct, want)
 	}
 
-	// The packages an app compiles with the SDK: the standard library, the SDK's, protobuf's.
+	// The packages an app compiles with the SDK: the standard library, the SDK's, protobuf's,
+	// gobwas/ws's.
 	deps := goIn(t, "sdk/go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./client")
 	var sawProtobuf bool
 	for _, p := range strings.Fields(deps) {
 		switch {
 		case strings.HasPrefix(p, "google.golang.org/protobuf/"):
 			sawProtobuf = true
+		case p == "github.com/gobwas/ws" || strings.HasPrefix(p, "github.com/gobwas/ws/") || p == "github.com/gobwas/httphead":
 		case p == sdkModule || strings.HasPrefix(p, sdkModule+"/"):
 		default:
 			t.Errorf("an app using the Go SDK compiles %s", p)
@@ -83,6 +86,16 @@ func TestGoSDKModuleDependsOnProtobufOnly(t *testing.T) {
 	}
 	if !sawProtobuf {
 		t.Errorf("the Go SDK's packages do not import protobuf: go list -deps says\n%s", deps)
+	}
+}
+
+// The SDK and the gateway speak WebSocket with the same gobwas/ws version: one implementation
+// of the mapping's framing to keep up to date.
+func TestGoSDKAndGatewayShareTheWebSocketLibrary(t *testing.T) {
+	sdk := strings.TrimSpace(goIn(t, "sdk/go", "list", "-m", "-f", "{{.Version}}", "github.com/gobwas/ws"))
+	gw := strings.TrimSpace(goIn(t, ".", "list", "-m", "-f", "{{.Version}}", "github.com/gobwas/ws"))
+	if sdk != gw {
+		t.Errorf("gobwas/ws %s in the SDK, %s in the gateway: want one version", sdk, gw)
 	}
 }
 

@@ -24,7 +24,6 @@ import (
 	"github.com/tcpgateway/tcpgateway/test/kafkatest"
 	"github.com/tcpgateway/tcpgateway/test/lb"
 	"github.com/tcpgateway/tcpgateway/test/wait"
-	"github.com/tcpgateway/tcpgateway/test/wsclient"
 )
 
 const (
@@ -161,7 +160,8 @@ func (in *inbox) waitFor(t *testing.T, n int) []string {
 	}
 }
 
-// The Go SDK over WebSocket, through the LB: handshake, a request, pushes acked; then the
+// The Go SDK over WebSocket (its own transport: Options.Addr is the ws:// URL), through the
+// LB: handshake, a request, pushes acked; then the
 // gateway holding the session drains (the LB deregisters it, preStop): the client reads
 // GOAWAY, the gateway closes the WebSocket with 1001, and the client resumes on the other
 // gateway; pushes published before, during and after the drain all arrive, once, in order.
@@ -176,9 +176,8 @@ func TestWebSocketSessionSurvivesDrain(t *testing.T) {
 	defer cancel()
 	url := "ws://" + f.lb.Addr() + config.DefaultWebSocketPath
 	c, err := client.Connect(ctx, client.Options{
-		Addr: f.lb.Addr(), Token: f.token("wendy"),
-		DialContext: wsclient.DialContext(url, wsclient.Options{Origin: "https://app.example.com", Protocols: []string{wsclient.Subprotocol}}),
-		Reconnect:   client.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
+		Addr: url, Token: f.token("wendy"), // the SDK's own WebSocket transport
+		Reconnect: client.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
 		OnPush: func(p *client.Push) {
 			in.add(string(p.Payload))
 			if p.AckRequired {

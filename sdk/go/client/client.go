@@ -13,6 +13,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,9 @@ const DefaultDedupWindow = 1024
 
 // Options configure a Client. Addr and one of Token or TokenSource are required.
 type Options struct {
+	// Addr is the gateway's address: host:port for TCP (and TLS), or the URL of its WebSocket
+	// listener, path included: ws://host:port/tcpgw, or wss://… for WebSocket over TLS
+	// (docs/client-behaviour.md, "WebSocket transport"). Every reconnect dials the same.
 	Addr string
 	// Token is a fixed token, for tools and tests: it cannot be refreshed, so the client stops
 	// once the gateway refuses it (expired, key rotated out).
@@ -99,13 +103,16 @@ type Options struct {
 	// must then be empty or the same. A state without positions or resume token resumes
 	// nothing: the first connect opens the session as new.
 	Resume *ResumeState
-	// Dialer dials the gateway; set LocalAddr to pick the source address. Default: 5s timeout.
+	// Dialer dials the gateway (for a WebSocket URL, its host and port: 80 or 443 when the
+	// URL names none); set LocalAddr to pick the source address. Default: 5s timeout.
 	Dialer *net.Dialer
-	// DialContext, when set, replaces Dialer (custom transports, tests that move clients).
+	// DialContext, when set, replaces Dialer (custom transports, tests that move clients, a
+	// tunnel through a proxy): TLS and the WebSocket upgrade run on the connection it returns.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLS, when set, makes every connection TLS, for a gateway with listen.tls or behind a
 	// load balancer that terminates TLS. RootCAs nil trusts the system roots; ServerName
-	// empty is Addr's host. The TLS handshake counts against HandshakeTimeout. A certificate
+	// empty is Addr's host. A wss:// Addr is TLS whatever TLS says (nil: the system roots)
+	// and a ws:// one is plaintext (TLS set: Connect fails). The TLS handshake counts against HandshakeTimeout. A certificate
 	// the client does not trust fails Connect, and later reconnects are retried with backoff
 	// like any transport error (the server's certificate may be mid-rotation). Nil: plaintext.
 	TLS *tls.Config
@@ -134,12 +141,12 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
+	if o.TLS == nil && strings.HasPrefix(strings.ToLower(o.Addr), "wss://") {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // the system roots
+	}
 	if o.TLS != nil && o.TLS.ServerName == "" {
 		o.TLS = o.TLS.Clone() // the caller's stays as it was
-		o.TLS.ServerName = o.Addr
-		if host, _, err := net.SplitHostPort(o.Addr); err == nil {
-			o.TLS.ServerName = host
-		}
+		o.TLS.ServerName = serverName(o.Addr)
 	}
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{Timeout: 5 * time.Second}
@@ -199,6 +206,9 @@ type Client struct {
 // Connect opens the first connection (so a bad address or token fails here) and then keeps
 // the session connected until Close.
 func Connect(ctx context.Context, opts Options) (*Client, error) {
+	if err := opts.checkTransport(); err != nil {
+		return nil, err
+	}
 	opts.defaults()
 	c := &Client{opts: opts, sessionID: opts.SessionID, positions: map[int32]int64{}, floor: map[int32]int64{},
 		seen: newIDWindow(opts.DedupWindow),

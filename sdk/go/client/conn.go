@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,10 +34,11 @@ func (e *GoAwayError) Error() string {
 	return fmt.Sprintf("gateway sent GOAWAY %s (reconnect in %dms)", e.GoAway.Reason, e.GoAway.ReconnectDelayMs)
 }
 
-// conn is one TCP connection after a successful handshake. Its reader goroutine owns the
-// read side; writes are serialised by wmu.
+// conn is one connection (TCP, TLS or WebSocket: fr) after a successful handshake. Its reader
+// goroutine owns the read side; writes are serialised by wmu.
 type conn struct {
-	nc  net.Conn
+	nc  net.Conn // the TCP or TLS connection under fr: deadlines
+	fr  framer
 	ack *pb.HandshakeAck
 	max int // the client's own limit: frames read, and frames sent before the ack
 	// sendMax bounds the frames sent after the handshake: the smaller of max and the ack's
@@ -54,7 +54,6 @@ type conn struct {
 	refreshing atomic.Bool
 
 	wmu sync.Mutex
-	w   *bufio.Writer
 
 	mu      sync.Mutex // guards pending, seq, err, goaway, werr
 	pending map[uint64]chan *pb.Frame
@@ -88,32 +87,22 @@ var errLeaving = errors.New("client: connection is going away")
 // dial connects and runs the handshake; on success the reader and heartbeat goroutines run
 // until the connection ends (Done).
 func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Push), onLeave func(*conn), onRefresh func(*conn, *pb.RefreshRequest)) (*conn, error) {
-	dialer := o.Dialer.DialContext
-	if o.DialContext != nil {
-		dialer = o.DialContext
-	}
-	nc, err := dialer(ctx, "tcp", o.Addr)
+	nc, fr, err := openTransport(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	if o.TLS != nil {
-		if nc, err = handshakeTLS(ctx, nc, o.Addr, o.TLS); err != nil {
-			return nil, err
-		}
-	}
-	c := &conn{nc: nc, max: o.MaxFrameBytes, sendMax: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, onRefresh: onRefresh, w: bufio.NewWriter(nc),
+	c := &conn{nc: nc, fr: fr, max: o.MaxFrameBytes, sendMax: o.MaxFrameBytes, onPush: onPush, onLeave: onLeave, onRefused: o.OnRefused, onRefresh: onRefresh,
 		pending: map[uint64]chan *pb.Frame{}, leaving: make(chan struct{}), done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	r := bufio.NewReader(nc)
 	if err := c.write(&pb.Frame{Body: &pb.Frame_Handshake{Handshake: hs}}); err != nil {
-		nc.Close()
+		fr.close(err)
 		return nil, err
 	}
-	f, buf, err := protocol.Read(r, c.max, nil)
+	f, buf, err := fr.read(c.max, nil)
 	if err != nil {
-		nc.Close()
+		fr.close(err)
 		return nil, fmt.Errorf("while waiting for the handshake ack: %w", err)
 	}
 	switch b := f.Body.(type) {
@@ -121,16 +110,44 @@ func dial(ctx context.Context, o *Options, hs *pb.Handshake, onPush func(*pb.Pus
 		c.ack = b.HandshakeAck
 		c.sendMax = sendLimit(c.max, c.ack.MaxFrameBytes)
 	case *pb.Frame_Error:
-		nc.Close()
-		return nil, &ServerError{Code: b.Error.Code, Message: b.Error.Message}
+		err := &ServerError{Code: b.Error.Code, Message: b.Error.Message}
+		fr.close(err)
+		return nil, err
 	default:
-		nc.Close()
-		return nil, fmt.Errorf("client: expected HANDSHAKE_ACK, got %s", protocol.Kind(f))
+		err := fmt.Errorf("client: expected HANDSHAKE_ACK, got %s", protocol.Kind(f))
+		fr.close(err)
+		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	go c.readLoop(r, buf)
+	go c.readLoop(buf)
 	go c.heartbeat(time.Duration(c.ack.HeartbeatIntervalMs) * time.Millisecond)
 	return c, nil
+}
+
+// openTransport connects to o.Addr: a WebSocket URL is dialled and upgraded (websocket.go),
+// a host:port is dialled over TCP, with TLS when o.TLS is set.
+func openTransport(ctx context.Context, o *Options) (net.Conn, framer, error) {
+	dialer := o.Dialer.DialContext
+	if o.DialContext != nil {
+		dialer = o.DialContext
+	}
+	u, err := webSocketURL(o.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u != nil {
+		return dialWebSocket(ctx, o, u, dialer)
+	}
+	nc, err := dialer(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.TLS != nil {
+		if nc, err = handshakeTLS(ctx, nc, o.Addr, o.TLS); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nc, newStreamFramer(nc), nil
 }
 
 // handshakeTLS runs a client TLS handshake on nc within ctx. It closes nc on failure.
@@ -178,11 +195,7 @@ func (c *conn) send(b []byte) error {
 	if werr != nil {
 		return werr // R37: nothing more is written after a failed write
 	}
-	_, err := c.w.Write(b)
-	if err == nil {
-		err = c.w.Flush()
-	}
-	if err != nil {
+	if err := c.fr.write(b); err != nil {
 		return c.writeFailed(err)
 	}
 	return nil
@@ -259,11 +272,11 @@ func (c *conn) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
 	}
 }
 
-func (c *conn) readLoop(r *bufio.Reader, buf []byte) {
+func (c *conn) readLoop(buf []byte) {
 	for {
 		var f *pb.Frame
 		var err error
-		f, buf, err = protocol.Read(r, c.max, buf)
+		f, buf, err = c.fr.read(c.max, buf)
 		if err != nil {
 			c.close(c.readEnd(err))
 			return
@@ -364,7 +377,7 @@ func (c *conn) close(err error) {
 	}
 	c.err = err
 	c.mu.Unlock()
-	c.nc.Close()
+	c.fr.close(err)
 	close(c.done)
 }
 

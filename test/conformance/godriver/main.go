@@ -35,7 +35,7 @@ const defaultDeadline = 30 * time.Second
 
 func main() {
 	d := &driver{out: json.NewEncoder(os.Stdout), clients: map[string]*sdkClient{}}
-	d.emit(wire.Event{Event: "ready", Driver: "go", Capabilities: []string{wire.CapPositions}})
+	d.emit(wire.Event{Event: "ready", Driver: "go", Capabilities: []string{wire.CapPositions, wire.CapWebSocket}})
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 64<<10), maxLine)
 	var running sync.WaitGroup

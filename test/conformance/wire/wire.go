@@ -176,4 +176,5 @@ type Exported struct {
 // lacks are skipped, naming it.
 const (
 	CapPositions = "positions" // export_positions and connect.resume
+	CapWebSocket = "websocket" // connect to ws:// and wss:// addresses
 )
