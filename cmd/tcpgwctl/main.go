@@ -28,6 +28,9 @@ const usage = `tcpgwctl — talk to a tcpgateway
 The token may also come from $TCPGW_TOKEN. connect, request, watch and bench speak TLS with
 -tls (system roots), -ca FILE (trust these CA certificates) and -server-name NAME (the name
 the certificate must hold; default the host of -addr); -ca and -server-name imply -tls.
+connect, request and watch also take for -addr the URL of the gateway's WebSocket listener,
+ws://HOST:PORT/tcpgw, or wss://… for WebSocket over TLS (trusting -ca, checking -server-name),
+for networks that pass only HTTP(S).
 `
 
 func main() {

@@ -25,7 +25,7 @@ type connFlags struct {
 }
 
 func (f *connFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.addr, "addr", "127.0.0.1:7000", "gateway address (the load balancer's)")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:7000", "gateway address (the load balancer's): host:port, or a ws:// or wss:// URL of its WebSocket listener")
 	fs.StringVar(&f.token, "token", os.Getenv("TCPGW_TOKEN"), "auth token (default $TCPGW_TOKEN)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the token, re-read on every reconnect and refresh (replaces -token)")
 	fs.StringVar(&f.session, "session", "", "session id to open or resume (default: assigned)")

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -258,5 +260,31 @@ func TestWebSocketSessionSurvivesDrain(t *testing.T) {
 	// The resumed connection is a WebSocket one too.
 	if v, err := other.Metric("tcpgw_websocket_upgrades_total", "result", "ok"); err != nil || v != 1 {
 		t.Errorf("%s counted %v WebSocket upgrades (%v), want 1", other.ID, v, err)
+	}
+}
+
+// tcpgwctl reaches the gateway's WebSocket listener through the LB with -addr a ws:// URL (the
+// Go SDK's WebSocket transport): a request answered by the backend, and the upgrade counted.
+func TestTcpgwctlOverWebSocket(t *testing.T) {
+	f := newFixture(t)
+	bins := gwproc.Build(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.Tcpgwctl, "request", "-addr", "ws://"+f.lb.Addr()+config.DefaultWebSocketPath,
+		"-token", f.token("tim"), "echo", "say", "hi")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "200 tim: hi") {
+		t.Fatalf("tcpgwctl request over ws://: %v\n%s", err, out)
+	}
+	var upgrades float64
+	for _, g := range f.gws {
+		v, err := g.Metric("tcpgw_websocket_upgrades_total", "result", "ok")
+		if err != nil {
+			t.Fatal(err)
+		}
+		upgrades += v
+	}
+	if upgrades != 1 {
+		t.Fatalf("%v WebSocket upgrades counted, want 1", upgrades)
 	}
 }
