@@ -92,7 +92,7 @@ func TestBatchWakesEachSessionOnceWithEveryRecordQueued(t *testing.T) {
 		fetched <- fetchedRecord(i)
 	}
 	close(fetched)
-	deliverBatches(fetched, bs.handle)
+	deliverBatches(fetched, nil, nil, bs.handle)
 	wait.For(t, 5*time.Second, "every session's write", func() bool {
 		for _, w := range bs.wire {
 			if len(w.get()) == 0 {
@@ -116,7 +116,7 @@ func TestLoneRecordIsFlushedWithoutWaitingForMore(t *testing.T) {
 	fetched := make(chan kafka.Message, batchMaxRecords)
 	done := make(chan struct{})
 	go func() {
-		deliverBatches(fetched, bs.handle)
+		deliverBatches(fetched, nil, nil, bs.handle)
 		close(done)
 	}()
 	defer func() { close(fetched); <-done }()
@@ -144,7 +144,7 @@ func TestBatchEndsAtItsRecordBound(t *testing.T) {
 		fetched <- fetchedRecord(i)
 	}
 	close(fetched)
-	deliverBatches(fetched, bs.handle)
+	deliverBatches(fetched, nil, nil, bs.handle)
 	// The first batch is woken at its bound, with the rest still waiting; its flush may take
 	// frames queued after the wake, so what is known is: every record, in order, and a flush
 	// started per batch.
@@ -235,7 +235,7 @@ func TestLoneRecordIsWrittenToEachSessionAsItIsQueuedAndABatchOnceQueued(t *test
 			fetched <- fetchedRecord(r)
 		}
 		close(fetched)
-		deliverBatches(fetched, handle)
+		deliverBatches(fetched, nil, nil, handle)
 		log.mu.Lock()
 		defer log.mu.Unlock()
 		return append([]string(nil), log.events...)

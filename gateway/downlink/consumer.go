@@ -113,6 +113,8 @@ type Consumer struct {
 
 	ends singleflight.Group // end-offset lookups of concurrent resumes (resume_ahead.go)
 
+	wakes wakePass // the partitions' deliverers' sessions owed a wake (wakepass.go)
+
 	wg sync.WaitGroup
 }
 
@@ -453,7 +455,8 @@ func (c *Consumer) startReader(ctx context.Context, partition int, offset, deliv
 
 	// Two goroutines per partition: the fetcher takes records from kafka-go as they arrive;
 	// the deliverer handles them in batches (batch.go), so that what was fetched together
-	// reaches every target session's queue before that session's flush starts.
+	// reaches every target session's queue before that session's flush starts, and the
+	// partitions' batches that overlap are written in one pass (wakepass.go).
 	fetched := make(chan kafka.Message, batchMaxRecords)
 	c.wg.Add(2)
 	go func() {
@@ -478,7 +481,7 @@ func (c *Consumer) startReader(ctx context.Context, partition int, offset, deliv
 	go func() {
 		defer c.wg.Done()
 		lag := c.o.Metrics.Lag.WithLabelValues(strconv.Itoa(partition))
-		deliverBatches(fetched, func(m kafka.Message, b *batch) {
+		deliverBatches(fetched, &c.wakes, c.o.Metrics.BatchRecords, func(m kafka.Message, b *batch) {
 			lag.Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
 			c.handle(m, b)
 		})

@@ -72,8 +72,9 @@ func (c *Consumer) handle(m kafka.Message, b *batch) {
 	// Encoded once, shared read-only by every target session's queue.
 	b.records++
 	if wantsReceipt {
-		// Written when the batch ends, after every DELIVERED receipt of the record: a client's
-		// answer to the push cannot then be written before its DELIVERED.
+		// Written once the batch ends (by the pod's wake pass), after every DELIVERED receipt
+		// of the record: a client's answer to the push cannot then be written before its
+		// DELIVERED.
 		b.lone = false
 	}
 	for _, s := range targets {

@@ -6,10 +6,13 @@ import "github.com/prometheus/client_golang/prometheus"
 type Downlink struct {
 	Records    *prometheus.CounterVec // result
 	Deliveries prometheus.Counter
-	Lag        *prometheus.GaugeVec // partition
-	Latency    prometheus.Histogram
-	Receipts   *prometheus.CounterVec // kind, result
-	KafkaUp    prometheus.Gauge
+	// BatchRecords observes the records of each delivery batch a partition's deliverer wrote
+	// (gateway/downlink/batch.go); its count is the batches.
+	BatchRecords prometheus.Histogram
+	Lag          *prometheus.GaugeVec // partition
+	Latency      prometheus.Histogram
+	Receipts     *prometheus.CounterVec // kind, result
+	KafkaUp      prometheus.Gauge
 	// KafkaErrors counts failed Kafka probes by kafkasec reason.
 	KafkaErrors *prometheus.CounterVec // reason
 	// TopicsMissing counts the configured topics Kafka does not know.
@@ -50,6 +53,11 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 		}, []string{"result"}),
 		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tcpgw_downlink_deliveries_total", Help: "PUSH frames queued to sessions (a broadcast counts once per session).",
+		}),
+		BatchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tcpgw_downlink_batch_records",
+			Help:    "Records per delivery batch: the records one partition's deliverer queued on their sessions before writing to them.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tcpgw_downlink_lag", Help: "Records behind the partition's high watermark at the last fetch.",
@@ -108,7 +116,7 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 	m.ExpiryRebalances = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tcpgw_expiry_generations_total", Help: "Expiry group generations this pod joined (each one a rebalance).",
 	})
-	reg.MustRegister(m.Records, m.Deliveries, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.KafkaErrors, m.TopicsMissing, m.Replayed, m.Resumes, m.Window, m.AnswersForgotten,
+	reg.MustRegister(m.Records, m.Deliveries, m.BatchRecords, m.Lag, m.Latency, m.Receipts, m.KafkaUp, m.KafkaErrors, m.TopicsMissing, m.Replayed, m.Resumes, m.Window, m.AnswersForgotten,
 		m.PendingAcks, m.ExpiryEntries, m.ExpiryPartitions, m.ExpiryWritten, m.ExpiryDropped, m.ExpiryRebalances)
 	return m
 }

@@ -76,6 +76,9 @@ type floorRun struct {
 	singleToLast                []float64 // ms, broadcast sent → last receipt
 	burst                       []float64 // deliveries per server CPU-second, per burst
 	burstUserShare, burstToLast []float64
+	// Per burst, from the gateway's /metrics (gateway kinds only): PUSH frames per socket write.
+	burstFramesPerWrite []float64
+	burstToFirst        []float64 // ms, the call → the first receipt (gateway kinds only)
 }
 
 // floorServer is a running server of one kind and the way to broadcast through it.
@@ -85,6 +88,10 @@ type floorServer struct {
 	wsURL     string // with WebSocketKind: where the receivers connect
 	pprof     string
 	broadcast func(ctx context.Context, n int) error
+	// admin is the gateway's admin address ("" for the reference servers); split is, after a
+	// broadcast, how many of its records each partition got.
+	admin string
+	split []int
 }
 
 func TestFloor(t *testing.T) {
@@ -125,7 +132,7 @@ func TestFloor(t *testing.T) {
 	var bootstrap, topic, receipts string
 	if slices.Contains(kinds, Gateway) || slices.Contains(kinds, WebSocketKind) || ref != "" {
 		bootstrap = kafkatest.Bootstrap(t)
-		topic = kafkatest.CreateTopic(t, bootstrap, 6)
+		topic = kafkatest.CreateTopic(t, bootstrap, floorPartitions)
 		receipts = kafkatest.CreateTopic(t, bootstrap, 6)
 		var err error
 		if pub, err = push.New(ctx, push.Options{Brokers: []string{bootstrap}, Topic: topic}); err != nil {
@@ -204,27 +211,34 @@ func startFloorGateway(ctx context.Context, env *Env, bin, name, bootstrap, topi
 		p.Stop()
 		return nil, fmt.Errorf("%w:\n%s", err, p.Output())
 	}
-	return &floorServer{p: p, addr: addr, wsURL: wsURL, pprof: "http://" + pprof + "/debug/pprof",
-		broadcast: func(ctx context.Context, n int) error {
-			// Published back to back: the publisher's 1 ms batching puts them in few requests.
-			errs := make(chan error, n)
-			var wg sync.WaitGroup
-			wg.Add(n)
-			for range n {
-				pub.PushAsync(push.Message{Target: push.All(), Payload: dlPayload(time.Now(), floorPayload)}, func(_ string, err error) {
-					errs <- err
-					wg.Done()
-				})
+	srv := &floorServer{p: p, addr: addr, wsURL: wsURL, pprof: "http://" + pprof + "/debug/pprof", admin: admin}
+	srv.broadcast = func(ctx context.Context, n int) error {
+		// Published back to back: the publisher's 1 ms batching puts them in few requests.
+		errs := make(chan error, n)
+		var mu sync.Mutex
+		split := make([]int, floorPartitions)
+		var wg sync.WaitGroup
+		wg.Add(n)
+		for range n {
+			pub.PushAsync(push.Message{Target: push.All(), Payload: dlPayload(time.Now(), floorPayload)}, func(id string, err error) {
+				mu.Lock()
+				split[partitionOf(id)]++
+				mu.Unlock()
+				errs <- err
+				wg.Done()
+			})
+		}
+		wg.Wait()
+		close(errs)
+		srv.split = split
+		for err := range errs {
+			if err != nil {
+				return err
 			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		}}, nil
+		}
+		return nil
+	}
+	return srv, nil
 }
 
 // waitReady polls a readiness URL until it answers 200 (at most limit).
@@ -325,37 +339,53 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 
 	// deliver broadcasts n records and returns the server's CPU µs (user, sys) and the time
 	// from the call to the last receipt.
-	deliver := func(n int) (cpuUs float64, userUs int64, toLast time.Duration, err error) {
+	// On a gateway it also scrapes /metrics before and after (outside the CPU measured): how
+	// the burst's writes were merged (mech, nil for the reference servers).
+	deliver := func(n int) (cpuUs float64, userUs int64, toLast time.Duration, mech *burstMechanism, err error) {
 		WaitQuiet(ctx, 0.3, 20*time.Second)
 		st0, err := rc.Stats(ctx, true)
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, nil, err
+		}
+		var m0 floorCounters
+		if srv.admin != "" {
+			if m0, err = scrapeFloor(srv.admin); err != nil {
+				return 0, 0, 0, nil, err
+			}
 		}
 		c0 := cpuNow(srv.p.Pid)
 		u0, _ := dlUserSys(srv.p.Pid)
 		sent := time.Now()
 		if err := srv.broadcast(ctx, n); err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, nil, err
 		}
 		want := st0.Pushes + int64(n*conns)
 		st, err := rc.Wait(ctx, want)
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, nil, err
 		}
 		c1 := cpuNow(srv.p.Pid)
 		u1, _ := dlUserSys(srv.p.Pid)
 		if st.Pushes < want || st.Lost > 0 {
-			return 0, 0, 0, fmt.Errorf("%d of %d deliveries arrived within 30 s, %d connections lost", st.Pushes-st0.Pushes, n*conns, st.Lost)
+			return 0, 0, 0, nil, fmt.Errorf("%d of %d deliveries arrived within 30 s, %d connections lost", st.Pushes-st0.Pushes, n*conns, st.Lost)
 		}
-		return c1 - c0, u1 - u0, time.Duration(st.LastNs - sent.UnixNano()), nil
+		if srv.admin != "" {
+			m1, err := scrapeAfter(srv.admin, m0, n*conns)
+			if err != nil {
+				return 0, 0, 0, nil, err
+			}
+			m := mechanism(m0, m1, n*conns, srv.split, time.Duration(st.FirstNs-sent.UnixNano()))
+			mech = &m
+		}
+		return c1 - c0, u1 - u0, time.Duration(st.LastNs - sent.UnixNano()), mech, nil
 	}
 	if (kind == Gateway || kind == Reference || kind == WebSocketKind) && (singles > 0 || bursts > 0) {
-		if _, _, _, err := deliver(1); err != nil { // the first record also proves delivery works
+		if _, _, _, _, err := deliver(1); err != nil { // the first record also proves delivery works
 			return nil, fmt.Errorf("first broadcast: %w", err)
 		}
 	}
 	for i := range singles {
-		cpu, _, toLast, err := deliver(1)
+		cpu, _, toLast, _, err := deliver(1)
 		if err != nil {
 			return nil, err
 		}
@@ -365,15 +395,21 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 			kind, run, i+1, r.single[i], ms(toLast))
 	}
 	for i := range bursts {
-		cpu, user, toLast, err := deliver(burst)
+		cpu, user, toLast, mech, err := deliver(burst)
 		if err != nil {
 			return nil, err
+		}
+		how := ""
+		if mech != nil {
+			r.burstFramesPerWrite = append(r.burstFramesPerWrite, mech.framesPerWrite)
+			r.burstToFirst = append(r.burstToFirst, ms(mech.toFirst))
+			how = "; " + mech.line
 		}
 		r.burst = append(r.burst, float64(burst*conns)/(cpu/1e6))
 		r.burstUserShare = append(r.burstUserShare, float64(user)/max(cpu, 1))
 		r.burstToLast = append(r.burstToLast, ms(toLast))
-		t.Logf("%s run %d burst %d (%d × %d): %.0f deliveries per CPU-second (user %.0f%%), last receipt %.1f ms after the call",
-			kind, run, i+1, burst, conns, r.burst[i], 100*r.burstUserShare[i], ms(toLast))
+		t.Logf("%s run %d burst %d (%d × %d): %.0f deliveries per CPU-second (user %.0f%%), last receipt %.1f ms after the call%s",
+			kind, run, i+1, burst, conns, r.burst[i], 100*r.burstUserShare[i], ms(toLast), how)
 	}
 	if exited, werr := srv.p.Exited(); exited {
 		return nil, fmt.Errorf("%s exited during the run (%v):\n%s", kind, werr, srv.p.Output())
@@ -427,6 +463,8 @@ func floorSummary(kinds []string, runs map[string][]*floorRun, conns, burst int,
 		{"one broadcast: call → last receipt, ms", "%.1f", func(r *floorRun) []float64 { return r.singleToLast }, false},
 		{fmt.Sprintf("%d broadcasts back to back: deliveries per server CPU-second", burst), "%.0f", func(r *floorRun) []float64 { return r.burst }, true},
 		{fmt.Sprintf("%d broadcasts back to back: call → last receipt, ms", burst), "%.1f", func(r *floorRun) []float64 { return r.burstToLast }, false},
+		{fmt.Sprintf("%d broadcasts back to back: PUSH frames per socket write (gateway /metrics)", burst), "%.2f", func(r *floorRun) []float64 { return r.burstFramesPerWrite }, true},
+		{fmt.Sprintf("%d broadcasts back to back: call → first receipt, ms", burst), "%.1f", func(r *floorRun) []float64 { return r.burstToFirst }, false},
 	}
 	b.WriteString("| measure, median (min–max) |")
 	for _, k := range kinds {
