@@ -34,6 +34,12 @@ const (
 	// is down: meanwhile new events fill the queue and, once it is full, are dropped.
 	writeTimeout = 5 * time.Second
 	maxAttempts  = 3
+	// writeBudget bounds a whole WriteMessages: kafka-go's own timeouts do not cover its wait
+	// for the cluster's first metadata, which a broker stalling in the SASL exchange holds
+	// without end (kafka-go clears the connection's deadline before SASL). It exceeds
+	// writeTimeout × maxAttempts plus kafka-go's backoff (at most 1 s each), so it cuts no
+	// produce attempt that kafka-go itself would still end.
+	writeBudget = maxAttempts*writeTimeout + dialTimeout
 )
 
 // Options configure a Publisher.
@@ -71,6 +77,8 @@ type Publisher struct {
 	w     *kafka.Writer
 	tr    *kafka.Transport
 	done  chan struct{} // closed when run returned
+	// budget is writeBudget; tests shorten it before the first event.
+	budget time.Duration
 
 	// Guarded by mu: seq is taken and the event queued (or dropped) under one lock, so the
 	// queue's order is seq order and a dropped event leaves a gap in the sequence.
@@ -91,7 +99,7 @@ func New(o Options) *Publisher {
 	}
 	tr := o.Security.Transport(o.ServerID, dialTimeout)
 	p := &Publisher{
-		o: o, now: now, epoch: now().UnixMilli(), tr: tr, done: make(chan struct{}),
+		o: o, now: now, epoch: now().UnixMilli(), tr: tr, done: make(chan struct{}), budget: writeBudget,
 		queue: make(chan *pb.SessionEvent, o.QueueLength),
 		w: &kafka.Writer{
 			Addr:      kafka.TCP(o.Brokers...),
@@ -223,7 +231,9 @@ func (p *Publisher) write(batch []kafka.Message, kinds []string) {
 	if len(batch) == 0 {
 		return
 	}
-	err := p.w.WriteMessages(context.Background(), batch...)
+	ctx, cancel := context.WithTimeout(context.Background(), p.budget)
+	err := p.w.WriteMessages(ctx, batch...)
+	cancel()
 	var perMessage kafka.WriteErrors
 	failed := 0
 	for i := range batch {
@@ -252,7 +262,7 @@ func (p *Publisher) Close(ctx context.Context) {
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		// The writer's current batch is bounded by writeTimeout × maxAttempts; the rest of
+		// The writer's current batch is bounded by writeBudget; the rest of
 		// the queue is not written.
 		left := 0
 		for range p.queue {

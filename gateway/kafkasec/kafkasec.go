@@ -48,8 +48,10 @@ func (s Security) Dialer(clientID string, timeout time.Duration) *kafka.Dialer {
 }
 
 // Transport returns a kafka-go Transport (kafka.Client, kafka.Writer) with this security, a
-// client id, and a timeout for each connection (TCP, TLS handshake and SASL exchange
-// together). Its connections are pooled: call CloseIdleConnections when done with it.
+// client id, and a timeout for each connection's set-up up to its API versions exchange:
+// kafka-go clears the deadline before the SASL exchange, so callers bound that with their
+// requests' contexts (gateway/events). Its connections are pooled: call CloseIdleConnections
+// when done with it.
 func (s Security) Transport(clientID string, dialTimeout time.Duration) *kafka.Transport {
 	t := &kafka.Transport{ClientID: clientID, DialTimeout: dialTimeout, SASL: s.SASL}
 	if s.TLS != nil {
