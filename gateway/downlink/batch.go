@@ -12,8 +12,8 @@ import (
 // Bounds of a delivery batch: the records one partition's deliverer queues on their target
 // sessions (session.Queue) before it writes to them (session.Wake). A batch ends once no
 // fetched record of its partition is waiting and Kafka held none after its last record when
-// that record was fetched (the fetch's high watermark), so a lone record is written right
-// after it is queued and never waits for records that have not arrived; a record in a batch
+// that record was fetched (the fetch's high watermark), so a lone record is written to each
+// session at once (session.Deliver) and never waits for records that have not arrived; a record in a batch
 // waits at most for the queueing of the others (bounded here), never for a timer.
 const (
 	// batchMaxRecords bounds the records of a batch.
@@ -42,8 +42,8 @@ type batch struct {
 	bytes      int
 	// lone: the record being handled is the batch's only one (none was queued before it on the
 	// pod, none waits behind it, Kafka held none after it) and wants no receipt, so each target
-	// session is written to as soon as the record is queued on it, in one pass over the
-	// targets: there is nothing to merge.
+	// session is written to at once (session.Deliver, not queued: the batch owes no wake and
+	// joins no pass), in one pass over the targets: there is nothing to merge.
 	lone bool
 	// joined: the batch queued something and is in the pod's wake pass (pass.join), which
 	// waits for it; behind: Kafka held records after the last one handled when it was fetched.
@@ -64,12 +64,14 @@ func (b *batch) queued(s *session.Session, owed bool, frame int) {
 		b.pass.join()
 		b.joined = true
 	}
-	switch {
-	case owed && b.lone:
-		s.Wake(&b.written)
-	case owed:
+	if owed {
 		b.owed = append(b.owed, s)
 	}
+	b.count(frame)
+}
+
+// count adds a delivery of frame bytes to the batch's bounds.
+func (b *batch) count(frame int) {
 	b.deliveries++
 	b.bytes += frame
 }

@@ -50,11 +50,14 @@ const (
 // Sessions is what the consumer needs from the server: the registry and the send path.
 // SendEncoded queues a frame and starts the session's flush (replays); QueueEncoded queues
 // one without starting it and reports whether the caller owes the session a Wake
-// (session.Queue), as live records are delivered in batches.
+// (session.Queue), as live records are delivered in batches; DeliverEncoded sends a lone
+// record's frame, written at once when the session is idle (session.Deliver), its write
+// counted in t.
 type Sessions interface {
 	Sessions() *session.Manager
 	SendEncoded(s *session.Session, kind string, frame []byte)
 	QueueEncoded(s *session.Session, kind string, frame []byte) bool
+	DeliverEncoded(s *session.Session, kind string, frame []byte, t *session.Tally)
 }
 
 // Options configure a Consumer.

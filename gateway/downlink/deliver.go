@@ -81,7 +81,12 @@ func (c *Consumer) handle(m kafka.Message, b *batch) {
 		if wantsReceipt {
 			c.expectAnswer(s, d, m.Partition, m.Offset, now)
 		}
-		b.queued(s, c.o.Sessions.QueueEncoded(s, "push", frame), len(frame))
+		if b.lone {
+			c.o.Sessions.DeliverEncoded(s, "push", frame, &b.written)
+			b.count(len(frame))
+		} else {
+			b.queued(s, c.o.Sessions.QueueEncoded(s, "push", frame), len(frame))
+		}
 		if wantsReceipt {
 			// Carries the expiry: the owner of its receipts partition writes EXPIRED if no
 			// answer follows in time, whatever becomes of this pod.

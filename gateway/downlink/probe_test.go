@@ -19,9 +19,10 @@ import (
 
 type noSessions struct{}
 
-func (noSessions) Sessions() *session.Manager                         { return nil }
-func (noSessions) SendEncoded(*session.Session, string, []byte)       {}
-func (noSessions) QueueEncoded(*session.Session, string, []byte) bool { return false }
+func (noSessions) Sessions() *session.Manager                                      { return nil }
+func (noSessions) SendEncoded(*session.Session, string, []byte)                    {}
+func (noSessions) QueueEncoded(*session.Session, string, []byte) bool              { return false }
+func (noSessions) DeliverEncoded(*session.Session, string, []byte, *session.Tally) {}
 
 // TestReadinessFollowsTheProbe: readiness says the reason of the last failed probe, the
 // metric counts each failure by reason, and the log says what to fix once per change.

@@ -18,9 +18,9 @@ import (
 // 64-byte payload to every one of 512 connections over loopback, waited for until every
 // client read it, in the same run for:
 //
-//   - gateway: established sessions; the frame is queued on each and the session woken at
-//     once (QueueEncoded, Wake; one Tally reported once), as the downlink's deliverer handles
-//     a lone record: the path of one broadcast record.
+//   - gateway: established sessions; the frame is delivered to each (DeliverEncoded: written
+//     at once to an idle session; one Tally reported once), as the downlink's deliverer
+//     handles a lone record: the path of one broadcast record.
 //   - writev: plain TCP connections of Go's net package, one writev per connection
 //     (net.Buffers.WriteTo), as test/bench/refserver -mode writev: the floor.
 //
@@ -87,9 +87,7 @@ func BenchmarkBroadcastDelivery(b *testing.B) {
 		var tally session.Tally
 		measure(b, &received, func() {
 			for _, s := range sessions {
-				if h.srv.QueueEncoded(s, "push", frame) {
-					s.Wake(&tally)
-				}
+				h.srv.DeliverEncoded(s, "push", frame, &tally)
 			}
 			tally.Report()
 		})

@@ -77,6 +77,13 @@ func (s *Server) QueueEncoded(sess *session.Session, kind string, frame []byte) 
 	return wake
 }
 
+// DeliverEncoded sends an already encoded frame that has nothing to be merged with (a lone
+// downlink record): written at once on the caller's goroutine when the session is idle,
+// counted in t (session.Deliver), else queued and woken as QueueEncoded + Wake would.
+func (s *Server) DeliverEncoded(sess *session.Session, kind string, frame []byte, t *session.Tally) {
+	s.counted(kind, sess.Deliver(frame, t))
+}
+
 // counted counts a frame queued, or dropped and why.
 func (s *Server) counted(kind string, err error) {
 	switch err {

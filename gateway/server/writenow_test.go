@@ -3,6 +3,7 @@ package server_test
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/tcpgateway/tcpgateway/gateway/config"
 	"github.com/tcpgateway/tcpgateway/gateway/session"
@@ -23,11 +24,20 @@ func TestWakeOverAFullSocketDeliversEveryFrameInOrder(t *testing.T) {
 	})
 	r := h.raw()
 	r.handshake(h.token("slow-reader"))
+	// The HANDSHAKE_ACK may reach the client before the session is registered.
+	eventually(t, "the session registered", func() bool { return h.srv.Sessions().Len() == 1 })
 	all := h.srv.Sessions().All(nil)
 	if len(all) != 1 {
 		t.Fatalf("%d sessions, want 1", len(all))
 	}
 	s := all[0]
+	// The HANDSHAKE_ACK's flush may still be ending after the client read it: a Queue meanwhile
+	// joins that flush and owes no wake.
+	select {
+	case <-s.Flushed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the HANDSHAKE_ACK's flush never ended")
+	}
 	payload := make([]byte, 16<<10)
 	sent := 0
 	queue := func() bool {
@@ -69,6 +79,81 @@ func TestWakeOverAFullSocketDeliversEveryFrameInOrder(t *testing.T) {
 		if got := f.GetPush().GetMessageId(); got != strconv.Itoa(i) {
 			t.Fatalf("frame %d of %d: PUSH %q (%v), want %d: lost, repeated or out of order", i, sent, got, f, i)
 		}
+	}
+	if closing, reason := s.Closing(); closing {
+		t.Fatalf("session closing (%s) after a full socket", reason)
+	}
+}
+
+// TestDeliverOverAFullSocketDeliversEveryFrameInOrder delivers lone frames to a real session
+// whose client reads nothing (DeliverEncoded: each written at once while the socket takes
+// it), while another goroutine sends frames to the same session, until the socket is full
+// and a frame's rest went to a flush goroutine; then the client reads, and must get every
+// frame whole and once, each goroutine's in its order.
+func TestDeliverOverAFullSocketDeliversEveryFrameInOrder(t *testing.T) {
+	h := start(t, nil, func(c *config.Config) {
+		c.Limits.OutboundQueueBytes = 16 << 20
+		c.Limits.OutboundQueueFrames = 4096
+	})
+	r := h.raw()
+	r.handshake(h.token("slow-reader"))
+	// The HANDSHAKE_ACK may reach the client before the session is registered.
+	eventually(t, "the session registered", func() bool { return h.srv.Sessions().Len() == 1 })
+	all := h.srv.Sessions().All(nil)
+	if len(all) != 1 {
+		t.Fatalf("%d sessions, want 1", len(all))
+	}
+	s := all[0]
+	payload := make([]byte, 16<<10)
+	frame := func(id string) []byte {
+		f, err := protocol.Append(nil, &pb.Frame{Body: &pb.Frame_Push{Push: &pb.Push{MessageId: id, Payload: payload}}}, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	sends := make(chan int)
+	sent := 0
+	go func() {
+		defer close(sends)
+		for i := range 64 {
+			h.srv.SendEncoded(s, "push", frame("s"+strconv.Itoa(i)))
+			sends <- i
+		}
+	}()
+	var tally session.Tally
+	delivered, full := 0, false
+	for ; delivered < 3000 && (!full || sent < 64); delivered++ { // 3000 × 16 KiB = 47 MiB at most
+		h.srv.DeliverEncoded(s, "push", frame("d"+strconv.Itoa(delivered)), &tally)
+		if _, stalledSince, _ := s.Outbound(); stalledSince != 0 {
+			full = true
+		}
+		select {
+		case <-sends:
+			sent++
+		default:
+		}
+	}
+	for range sends {
+		sent++
+	}
+	tally.Report()
+	if !full {
+		t.Fatal("the socket never filled: no rest was handed to a flush")
+	}
+	if counter(h.m.Writes) == 0 {
+		t.Fatal("the writes made by DeliverEncoded were not counted")
+	}
+	next := map[byte]int{}
+	for range delivered + sent {
+		id := r.read().GetPush().GetMessageId()
+		if id == "" || strconv.Itoa(next[id[0]]) != id[1:] {
+			t.Fatalf("PUSH %q after %v: lost, repeated or out of order", id, next)
+		}
+		next[id[0]]++
+	}
+	if next['d'] != delivered || next['s'] != 64 {
+		t.Fatalf("read %v, want %d delivered and 64 sent", next, delivered)
 	}
 	if closing, reason := s.Closing(); closing {
 		t.Fatalf("session closing (%s) after a full socket", reason)

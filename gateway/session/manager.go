@@ -12,15 +12,25 @@ type Key struct{ UserID, SessionID string }
 // Key is the session's identity in the Manager.
 func (s *Session) Key() Key { return Key{UserID: s.UserID, SessionID: s.SessionID} }
 
-// Manager indexes live, authenticated sessions by key (user, session id), user id and group.
-// It is the single owner of those indexes; every method is safe for concurrent use. A user or
-// group with one session costs its map slot only (set.go).
+// Manager indexes live, authenticated sessions by key (user, session id), user id and group,
+// and keeps them all in a slice in registration order (All). It is the single owner of those
+// indexes and of each registered session's place in the slice (Session.index); every method
+// is safe for concurrent use. A user or group with one session costs its map slot only
+// (set.go).
 type Manager struct {
 	mu      sync.RWMutex
 	byID    map[Key]*Session
 	byUser  map[string]set
 	byGroup map[string]set
+	// all holds every registered session, all[s.index] == s. A session leaving is replaced
+	// by the last one, so the order is that of registration except where sessions left.
+	// A broadcast walks it (All): a copy of contiguous memory, in the order the sessions
+	// (and their sockets) were made, rather than a walk of byID's buckets in random order.
+	all []*Session
 }
+
+// allShrinkMin is the capacity of Manager.all under which it is never shrunk.
+const allShrinkMin = 1024
 
 // NewManager makes an empty manager.
 func NewManager() *Manager {
@@ -41,6 +51,8 @@ func (m *Manager) Register(s *Session) (replaced *Session) {
 		replaced = old
 	}
 	m.byID[s.Key()] = s
+	s.index = len(m.all)
+	m.all = append(m.all, s)
 	add(m.byUser, s.UserID, s)
 	for _, g := range s.Groups {
 		add(m.byGroup, g, s)
@@ -62,6 +74,15 @@ func (m *Manager) Unregister(s *Session) bool {
 
 func (m *Manager) removeLocked(s *Session) {
 	delete(m.byID, s.Key())
+	last := len(m.all) - 1
+	m.all[s.index] = m.all[last]
+	m.all[s.index].index = s.index
+	m.all[last] = nil
+	m.all = m.all[:last]
+	if c := cap(m.all); c > allShrinkMin && len(m.all) <= c/4 {
+		// Most sessions left (a drain, a reconnect storm gone elsewhere): give the array back.
+		m.all = slices.Clone(m.all)
+	}
 	remove(m.byUser, s.UserID, s)
 	for _, g := range s.Groups {
 		remove(m.byGroup, g, s)
@@ -90,15 +111,11 @@ func (m *Manager) Group(dst []*Session, group string) []*Session {
 	return m.byGroup[group].appendTo(dst)
 }
 
-// All appends every session to dst.
+// All appends every session to dst, in registration order (see Manager.all).
 func (m *Manager) All(dst []*Session) []*Session {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	dst = slices.Grow(dst, len(m.byID))
-	for _, s := range m.byID {
-		dst = append(dst, s)
-	}
-	return dst
+	return append(dst, m.all...)
 }
 
 // HasUser reports whether any session of the user is here: the cheap check that lets the

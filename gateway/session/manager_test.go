@@ -1,6 +1,8 @@
 package session
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -62,4 +64,73 @@ func TestIndexes(t *testing.T) {
 			t.Errorf("%s: %d sessions, want %d", tt.name, len(tt.got), tt.want)
 		}
 	}
+}
+
+// All lists every registered session once, in registration order, a session that left
+// replaced by the last one; replacing and unregistering keep each session's place right.
+func TestAllListsSessionsInRegistrationOrderAfterRemovals(t *testing.T) {
+	m := NewManager()
+	var ss []*Session
+	for i := range 6 {
+		s := mk(fmt.Sprintf("s%d", i), fmt.Sprintf("u%d", i))
+		m.Register(s)
+		ss = append(ss, s)
+	}
+	if got := m.All(nil); !slices.Equal(got, ss) {
+		t.Fatalf("All = %v, want registration order %v", ids(got), ids(ss))
+	}
+	m.Unregister(ss[1])   // the last (s5) takes its place
+	neu := mk("s3", "u3") // replaces s3: removed, the new one appended
+	if r := m.Register(neu); r != ss[3] {
+		t.Fatalf("Register replaced %v, want s3", r)
+	}
+	m.Unregister(ss[3]) // the replaced one leaving removes nothing
+	m.Unregister(ss[5]) // from the middle now
+	want := []*Session{ss[0], neu, ss[2], ss[4]}
+	if got := m.All(nil); !slices.Equal(got, want) {
+		t.Fatalf("All = %v, want %v", ids(got), ids(want))
+	}
+	for _, s := range want {
+		m.Unregister(s)
+	}
+	if got := m.All(nil); len(got) != 0 || m.Len() != 0 {
+		t.Fatalf("All = %v, Len %d after every session left", ids(got), m.Len())
+	}
+}
+
+// The slice gives its array back once most sessions left.
+func TestAllShrinksWhenMostSessionsLeft(t *testing.T) {
+	m := NewManager()
+	const n = 4 * allShrinkMin
+	var ss []*Session
+	for i := range n {
+		s := mk(fmt.Sprintf("s%d", i), "u")
+		m.Register(s)
+		ss = append(ss, s)
+	}
+	for _, s := range ss[:n-10] {
+		m.Unregister(s)
+	}
+	if c := cap(m.all); c > n/2 {
+		t.Fatalf("capacity %d for %d sessions after %d left", c, len(m.all), n-10)
+	}
+	if got := m.All(nil); !sameSet(got, ss[n-10:]) {
+		t.Fatalf("All lost sessions: %d left, want 10", len(got))
+	}
+}
+
+func sameSet(a, b []*Session) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := map[*Session]bool{}
+	for _, s := range a {
+		in[s] = true
+	}
+	for _, s := range b {
+		if !in[s] {
+			return false
+		}
+	}
+	return true
 }

@@ -40,6 +40,9 @@ type WriterNow interface {
 type Tally struct {
 	hooks                 *Hooks
 	writes, frames, bytes int
+	// one is the buffer list of Deliver's one-frame write, kept here rather than made per
+	// write (a slice passed to an interface method is allocated).
+	one [1][]byte
 }
 
 // add counts one write of the session's; a session with other hooks reports the sum first.
@@ -142,6 +145,10 @@ type Session struct {
 
 	// answers: the pushes this session may answer (answers.go), guarded by their own mutex.
 	answers answers
+
+	// index is the session's place in its Manager's slice of every session; owned by that
+	// Manager, under its lock (it fits the size class: Session stays 320 bytes).
+	index int
 
 	// Outbound state, guarded by mu. The queue holds encoded frames, shared read-only with
 	// other sessions when a broadcast is encoded once.

@@ -33,7 +33,8 @@ package bench
 // kind; TCPGW_FLOOR_KINDS (gateway,netpoll,writev) picks kinds; TCPGW_FLOOR_REF=<commit> adds
 // the kind "reference", cmd/gateway built at that commit (BuildGatewayAt), measured as the
 // gateway is; TCPGW_FLOOR_REF_BURSTS (TCPGW_FLOOR_BURSTS) is the bursts per run of netpoll
-// and writev, which take ~10 CPU-seconds each; TCPGW_FLOOR_OUT writes the summary there. Before each broadcast the test waits (≤ 20 s) for a second in which the
+// and writev, which take ~10 CPU-seconds each; TCPGW_FLOOR_OUT writes the summary there;
+// TCPGW_FLOOR_PROFILE=<dir> saves a CPU profile of each single broadcast there (floor_profile.go). Before each broadcast the test waits (≤ 20 s) for a second in which the
 // machine is below 0.3 busy cores.
 
 import (
@@ -341,8 +342,12 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 	// from the call to the last receipt.
 	// On a gateway it also scrapes /metrics before and after (outside the CPU measured): how
 	// the burst's writes were merged (mech, nil for the reference servers).
-	deliver := func(n int) (cpuUs float64, userUs int64, toLast time.Duration, mech *burstMechanism, err error) {
+	deliver := func(n int, profile string) (cpuUs float64, userUs int64, toLast time.Duration, mech *burstMechanism, err error) {
 		WaitQuiet(ctx, 0.3, 20*time.Second)
+		profiled := func() error { return nil }
+		if profile != "" {
+			profiled = floorProfile(ctx, srv.pprof, profile, 2)
+		}
 		st0, err := rc.Stats(ctx, true)
 		if err != nil {
 			return 0, 0, 0, nil, err
@@ -377,15 +382,18 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 			m := mechanism(m0, m1, n*conns, srv.split, time.Duration(st.FirstNs-sent.UnixNano()))
 			mech = &m
 		}
+		if err := profiled(); err != nil {
+			return 0, 0, 0, nil, fmt.Errorf("profile: %w", err)
+		}
 		return c1 - c0, u1 - u0, time.Duration(st.LastNs - sent.UnixNano()), mech, nil
 	}
 	if (kind == Gateway || kind == Reference || kind == WebSocketKind) && (singles > 0 || bursts > 0) {
-		if _, _, _, _, err := deliver(1); err != nil { // the first record also proves delivery works
+		if _, _, _, _, err := deliver(1, ""); err != nil { // the first record also proves delivery works
 			return nil, fmt.Errorf("first broadcast: %w", err)
 		}
 	}
 	for i := range singles {
-		cpu, _, toLast, _, err := deliver(1)
+		cpu, _, toLast, _, err := deliver(1, fmt.Sprintf("%s-run%d-broadcast%d", kind, run, i+1))
 		if err != nil {
 			return nil, err
 		}
@@ -395,7 +403,7 @@ func floorMeasure(ctx context.Context, t *testing.T, env *Env, start func(string
 			kind, run, i+1, r.single[i], ms(toLast))
 	}
 	for i := range bursts {
-		cpu, user, toLast, mech, err := deliver(burst)
+		cpu, user, toLast, mech, err := deliver(burst, "")
 		if err != nil {
 			return nil, err
 		}
