@@ -13,8 +13,9 @@ import (
 // sessions (session.Queue) before it writes to them (session.Wake). A batch ends once no
 // fetched record of its partition is waiting and Kafka held none after its last record when
 // that record was fetched (the fetch's high watermark), so a lone record is written to each
-// session at once (session.Deliver) and never waits for records that have not arrived; a record in a batch
-// waits at most for the queueing of the others (bounded here), never for a timer.
+// session at once (session.Deliver) and never waits for records that have not arrived; a
+// record in a batch waits at most for the queueing of the others (bounded here), never for a
+// timer.
 const (
 	// batchMaxRecords bounds the records of a batch.
 	batchMaxRecords = 64

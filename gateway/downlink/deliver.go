@@ -17,8 +17,8 @@ import (
 
 // handle records one fetched record in the replay window and queues it on the target
 // sessions held here, adding it to b: the sessions it owes a wake are written to when the
-// caller ends the batch (b.wake); a lone record (b.lone) is written to each at once instead. Bad records are counted and skipped: one bad producer
-// must not stop delivery for everyone.
+// caller ends the batch (b.end); a lone record (b.lone) is written to each at once instead.
+// Bad records are counted and skipped: one bad producer must not stop delivery for everyone.
 func (c *Consumer) handle(m kafka.Message, b *batch) {
 	d, kind, detail := decode(m)
 	now := c.now()
