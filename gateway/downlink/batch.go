@@ -43,12 +43,13 @@ type batch struct {
 	bytes      int
 	// lone: the record being handled is the batch's only one (none was queued before it on the
 	// pod, none waits behind it, Kafka held none after it) and wants no receipt, so each target
-	// session is written to at once (session.Deliver, not queued: the batch owes no wake and
-	// joins no pass), in one pass over the targets: there is nothing to merge.
+	// session is written to at once (session.Deliver, not queued: the batch owes it no wake),
+	// in one pass over the targets: there is nothing to merge.
 	lone bool
-	// joined: the batch queued something and is in the pod's wake pass (pass.join), which
-	// waits for it; behind: Kafka held records after the last one handled when it was fetched.
-	// A batch that queued nothing (records skipped, the window refilled) holds no one back.
+	// joined: the batch queued or delivered something and is in the pod's wake pass
+	// (pass.join), which waits for it; behind: Kafka held records after the last one handled
+	// when it was fetched. A batch that delivered nothing (records skipped, the window
+	// refilled) holds no one back.
 	joined, behind bool
 	// written counts the socket writes the wakes made on this goroutine, reported to the
 	// metrics once per batch.
@@ -61,18 +62,20 @@ type batch struct {
 
 // queued records that frame was queued on a session; owed is session.Queue's result.
 func (b *batch) queued(s *session.Session, owed bool, frame int) {
+	b.count(frame)
+	if owed {
+		b.owed = append(b.owed, s)
+	}
+}
+
+// count adds a delivery of frame bytes to the batch's bounds; the batch's first joins the
+// pod's wake pass (a lone record's too: the batches other partitions end meanwhile wait for
+// it and are written in one pass when it ends).
+func (b *batch) count(frame int) {
 	if !b.joined && b.pass != nil {
 		b.pass.join()
 		b.joined = true
 	}
-	if owed {
-		b.owed = append(b.owed, s)
-	}
-	b.count(frame)
-}
-
-// count adds a delivery of frame bytes to the batch's bounds.
-func (b *batch) count(frame int) {
 	b.deliveries++
 	b.bytes += frame
 }
