@@ -58,6 +58,17 @@ fuzz_one() {
   return "$status"
 }
 
+# warm_builds compiles, before go test, the programs the tests build themselves (cmd/gateway,
+# cmd/manager, cmd/tcpgwctl, test/echobackend, the Go conformance driver, as the tests do:
+# CGO_ENABLED=0): on a cold build cache each test's own `go build` would otherwise compile the
+# whole dependency tree again while go test runs other packages on every core, and run past
+# its bound (a cold CI run killed cmd/manager's build after 5 minutes). Results are discarded;
+# only the build cache keeps them.
+warm_builds() {
+  phase "build the programs the tests run (fills the build cache)"
+  CGO_ENABLED=0 go build ./cmd/... ./test/echobackend ./test/conformance/godriver
+}
+
 start_components() {
   phase "components: control plane binaries, helm, Chromium, Kafka"
   KUBEBUILDER_ASSETS=$(hack/k8s.sh)
@@ -95,6 +106,7 @@ case "$mode" in
     TCPGW_CONFORMANCE_TRANSPORT=websocket go test -count=1 -timeout "$GO_TEST_TIMEOUT" ./test/conformance/
     phase "Java SDKs (sdk/java)"
     hack/java.sh test
+    warm_builds
     phase "go test"
     # The drivers built above, for test/drain's mixed-language drain (unset: it skips them).
     export TCPGW_JAVA_DRIVER='java -jar sdk/java/driver/target/driver.jar'
@@ -107,6 +119,7 @@ case "$mode" in
     ;;
   e2e)
     start_components
+    warm_builds
     go test -count=1 -timeout "$GO_TEST_TIMEOUT" -tags e2e ./test/cluster/... ./test/e2e/...
     ;;
   fuzz)

@@ -3,11 +3,14 @@
 package packaging
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpgateway/tcpgateway/test/repo"
 )
@@ -63,11 +66,21 @@ func TestDockerignoreKeepsTheSources(t *testing.T) {
 
 // The image's `go mod download` sees only the files copied before it, which must include the
 // go.mod of every module that go.mod replaces with a directory (the Go SDK's). The step is
-// replayed here on a copy of those files, offline, from the module cache.
+// replayed here on a copy of those files, offline, from the module cache. The cache is first
+// filled from the work tree itself (with the machine's GOPROXY): a fresh machine's cache holds
+// only what its builds needed, not every module `go mod download` lists (cobra's mousetrap is
+// for Windows only), and the offline replay would fail on that, not on the Dockerfile.
 func TestDockerfileDownloadsWithWhatItCopied(t *testing.T) {
 	top, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	fill := exec.CommandContext(ctx, "go", "mod", "download")
+	fill.Dir, fill.Env = top, append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+	if out, err := fill.CombinedOutput(); err != nil {
+		t.Fatalf("go mod download in the work tree: %v\n%s", err, out)
 	}
 	before, _, ok := strings.Cut(read(t, "Dockerfile"), "\nRUN go mod download\n")
 	if !ok {
