@@ -62,15 +62,17 @@ func TestWakeOverAFullSocketDeliversEveryFrameInOrder(t *testing.T) {
 		pending, stalledSince, _ := s.Outbound()
 		full = pending > 0 && stalledSince != 0
 	}
-	tally.Report()
 	if !full {
 		t.Fatal("the socket never filled: no rest was handed to a flush")
 	}
 	for range 16 {
+		// Behind the flush of the rest; should that flush have ended meanwhile (the kernel's
+		// buffers grow), the Queue owes a wake, which the deliverer would make.
 		if queue() {
-			t.Fatal("a Queue behind a running flush owes a wake")
+			s.Wake(&tally)
 		}
 	}
+	tally.Report()
 	if counter(h.m.Writes) == 0 {
 		t.Fatal("the writes made by Wake were not counted")
 	}
