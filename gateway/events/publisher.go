@@ -79,6 +79,7 @@ type Publisher struct {
 	done  chan struct{} // closed when run returned
 	// budget is writeBudget; tests shorten it before the first event.
 	budget time.Duration
+	lost   lossLog // owned by run's goroutine
 
 	// Guarded by mu: seq is taken and the event queued (or dropped) under one lock, so the
 	// queue's order is seq order and a dropped event leaves a gap in the sequence.
@@ -117,6 +118,7 @@ func New(o Options) *Publisher {
 			// the bounded queue (and drops), never into unbounded buffers inside the writer.
 		},
 	}
+	p.lost = lossLog{log: o.Logger, now: now}
 	go p.run()
 	return p
 }
@@ -194,6 +196,7 @@ func (p *Publisher) publish(ev *pb.SessionEvent) {
 // run writes the queue to Kafka in batches until Close closed it and it is empty.
 func (p *Publisher) run() {
 	defer close(p.done)
+	defer p.lost.flush()
 	batch := make([]kafka.Message, 0, maxBatch)
 	kinds := make([]string, 0, maxBatch)
 	for ev := range p.queue {
@@ -245,7 +248,7 @@ func (p *Publisher) write(batch []kafka.Message, kinds []string) {
 	}
 	if failed > 0 {
 		p.o.Metrics.Dropped.WithLabelValues(metrics.EventWriteFailed).Add(float64(failed))
-		p.o.Logger.Warn("session events lost", "count", failed, "reason", kafkasec.Reason(err), "err", err)
+		p.lost.failed(failed, err)
 	}
 }
 

@@ -4,7 +4,7 @@
 // management (controllers/kafka_topics.go). The operator importing it is a deliberate
 // exception to "gateway/config is the only gateway package the operator imports": both sides
 // must build the same TLS configuration and classify a failure with the same reason
-// (kafka_auth_failed, kafka_tls_failed, kafka_unreachable). So this package imports only
+// (kafka_auth_failed, kafka_tls_failed, topics_missing, kafka_unreachable). So this package imports only
 // gateway/config, kafka-go and the standard library.
 package kafkasec
 

@@ -18,6 +18,10 @@ const (
 	// not yet valid certificate, name mismatch, client certificate refused, a broker that
 	// does not speak TLS, or TLS material that could not be read.
 	ReasonTLSFailed = "kafka_tls_failed"
+	// ReasonTopicsMissing: Kafka answered that the topic (or partition) does not exist
+	// (UnknownTopicOrPartition): not created yet, or deleted. The same words as the
+	// downlink's readiness reason for its own missing topics.
+	ReasonTopicsMissing = "topics_missing"
 	// ReasonUnreachable: anything else (connection refused, timeout, name resolution...).
 	ReasonUnreachable = "kafka_unreachable"
 )
@@ -33,10 +37,10 @@ var authErrors = []kafka.Error{
 	kafka.ClusterAuthorizationFailed,
 }
 
-// Reason classifies a Kafka client error: ReasonAuthFailed, ReasonTLSFailed or
-// ReasonUnreachable ("" for nil). It looks through wrapped and joined errors, and through
-// kafka.WriteErrors (a Writer's per-message errors), which does not unwrap: the first
-// message's error that is not nil decides.
+// Reason classifies a Kafka client error: ReasonAuthFailed, ReasonTLSFailed,
+// ReasonTopicsMissing or ReasonUnreachable ("" for nil). It looks through wrapped and joined
+// errors, and through kafka.WriteErrors (a Writer's per-message errors), which does not
+// unwrap: the first message's error that is not nil decides.
 func Reason(err error) string {
 	var we kafka.WriteErrors
 	if errors.As(err, &we) {
@@ -53,12 +57,15 @@ func Reason(err error) string {
 		return ReasonAuthFailed
 	case isTLS(err):
 		return ReasonTLSFailed
+	case errors.Is(err, kafka.UnknownTopicOrPartition):
+		return ReasonTopicsMissing
 	}
 	return ReasonUnreachable
 }
 
 // ConditionReason is Reason in the CamelCase form of Kubernetes condition reasons
-// (KafkaAuthFailed, KafkaTLSFailed, KafkaUnreachable; "" for nil), for the operator.
+// (KafkaAuthFailed, KafkaTLSFailed, KafkaUnreachable; "" for nil and for topics_missing,
+// which the operator reports as its own TopicError), for the operator.
 func ConditionReason(err error) string {
 	switch Reason(err) {
 	case ReasonAuthFailed:

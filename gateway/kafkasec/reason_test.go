@@ -46,6 +46,8 @@ func TestReasonOfErrors(t *testing.T) {
 		{"other Kafka error", kafka.LeaderNotAvailable, ReasonUnreachable},
 		{"a Writer's per-message errors", fmt.Errorf("push: %w", kafka.WriteErrors{nil, kafka.TopicAuthorizationFailed}), ReasonAuthFailed},
 		{"a Writer's per-message errors, TLS", kafka.WriteErrors{&TLSError{Err: io.EOF}}, ReasonTLSFailed},
+		{"topic missing", fmt.Errorf("partition 0: %w", kafka.UnknownTopicOrPartition), ReasonTopicsMissing},
+		{"a Writer's per-message errors, topic missing", kafka.WriteErrors{nil, kafka.UnknownTopicOrPartition, kafka.UnknownTopicOrPartition}, ReasonTopicsMissing},
 	}
 	for _, tt := range tests {
 		if got := Reason(tt.err); got != tt.want {
@@ -54,6 +56,7 @@ func TestReasonOfErrors(t *testing.T) {
 	}
 	for err, want := range map[error]string{
 		nil: "", kafka.SASLAuthenticationFailed: "KafkaAuthFailed", x509.HostnameError{}: "KafkaTLSFailed", io.EOF: "KafkaUnreachable",
+		kafka.UnknownTopicOrPartition: "",
 	} {
 		if got := ConditionReason(err); got != want {
 			t.Errorf("ConditionReason(%v) = %q, want %q", err, got, want)

@@ -78,7 +78,7 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 		}),
 		KafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcpgw_kafka_errors_total",
-			Help: "Failed Kafka probes (every 2 s while failing) by reason: kafka_auth_failed, kafka_tls_failed, kafka_unreachable.",
+			Help: "Failed Kafka probes (every 2 s while failing) by reason: kafka_auth_failed, kafka_tls_failed, kafka_unreachable, topics_missing.",
 		}, []string{"reason"}),
 	}
 	m.Replayed = prometheus.NewCounter(prometheus.CounterOpts{

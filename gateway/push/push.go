@@ -110,7 +110,8 @@ type Publisher struct {
 //
 // Errors that come from Kafka (here, or from Push and the waiting calls) can be classified
 // with kafkasec.Reason: kafka_auth_failed (SASL credentials or ACLs refused),
-// kafka_tls_failed (TLS handshake) or kafka_unreachable.
+// kafka_tls_failed (TLS handshake), topics_missing (Kafka does not know the topic) or
+// kafka_unreachable.
 func New(ctx context.Context, o Options) (*Publisher, error) {
 	if len(o.Brokers) == 0 || o.Topic == "" {
 		return nil, errors.New("push: Brokers and Topic are required")

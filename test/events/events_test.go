@@ -335,6 +335,17 @@ func TestEventsKafkaUnavailable(t *testing.T) {
 		t.Fatal("events published to a topic that does not exist")
 	}
 	t.Logf("%s", eventCounts(ms))
+	// One "session events lost" line, then at most one per 10 s (gateway/events/losslog.go),
+	// not one per failed batch; each names the missing topic as such.
+	lines := lost.Lines()
+	if limit := 1 + int(time.Since(start)/(10*time.Second)); len(lines) > limit {
+		t.Fatalf("%d \"session events lost\" lines in %s, want at most %d", len(lines), time.Since(start), limit)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "topics_missing") {
+			t.Fatalf("a \"session events lost\" line without reason topics_missing: %s", l)
+		}
+	}
 }
 
 // eventCounts says what a scrape counts of session events, handshakes and connections.
