@@ -100,9 +100,9 @@ type Consumer struct {
 
 	started atomic.Bool // every partition known at start is positioned
 	missing atomic.Bool // the last probe found the downlink or receipts topic missing
-	// down (a string) is the kafkasec reason of the last probe's failure, "" when it
-	// succeeded: kafka_auth_failed, kafka_tls_failed or kafka_unreachable (also before the
-	// first probe). Written by Run's goroutine.
+	// down (a string) is the kafkasec reason of the last probe's failure, "" when Kafka
+	// answered (missing topics included: missing): kafka_auth_failed, kafka_tls_failed or
+	// kafka_unreachable (also before the first probe). Written by Run's goroutine.
 	down atomic.Value
 
 	probeLogged string // owned by Run's goroutine: the probe outcome last logged, "ok" or a reason
@@ -166,14 +166,15 @@ func New(o Options) (*Consumer, error) {
 
 // Ready is the readiness check: "" once every partition has refilled its replay window up to
 // where live delivery starts, and Kafka answers. While Kafka does not, it is the reason of the
-// last probe's failure: kafka_auth_failed, kafka_tls_failed or kafka_unreachable.
+// last probe's failure: kafka_auth_failed, kafka_tls_failed or kafka_unreachable; while Kafka
+// answers that it does not know the downlink or receipts topic, topics_missing.
 func (c *Consumer) Ready() string {
 	if down := c.down.Load().(string); down != "" {
 		return down
 	}
 	switch {
 	case c.missing.Load():
-		return "topics_missing"
+		return kafkasec.ReasonTopicsMissing
 	case !c.started.Load():
 		return "downlink_starting"
 	}
@@ -225,10 +226,17 @@ func (c *Consumer) poll(ctx context.Context) {
 	if err == nil {
 		err = c.measureLag(ctx, parts)
 	}
+	if kafkasec.Reason(err) == kafkasec.ReasonTopicsMissing {
+		// Deleted since the metadata probe, which kafka-go answers from its cache: Kafka
+		// answered, so this is the missing-topics state, as the next metadata probe says.
+		c.topicsAbsent(c.topics(), []string{c.o.Topic})
+		return
+	}
 	if err != nil {
 		c.probeFailed(err)
 		return
 	}
+	c.topicsFound()
 	c.probeAnswered("topic", c.o.Topic, "partitions", len(parts))
 	c.mu.Lock()
 	held := 0
@@ -279,28 +287,46 @@ func (c *Consumer) poll(ctx context.Context) {
 // deleted) is topics_missing, not kafka_unreachable. It reports true when poll has nothing
 // more to do: the topics are missing, or Kafka did not answer.
 func (c *Consumer) topicsMissing(ctx context.Context) bool {
-	topics := []string{c.o.Topic}
-	if c.o.ReceiptsTopic != "" {
-		topics = append(topics, c.o.ReceiptsTopic)
-	}
+	topics := c.topics()
 	missing, err := missingTopics(ctx, c.client, topics...)
 	if err != nil {
 		c.probeFailed(err)
 		return true
 	}
-	c.o.Metrics.TopicsMissing.Set(float64(len(missing)))
 	if len(missing) == 0 {
-		if c.missing.Swap(false) {
-			c.log.Info("kafka topics found", "topics", topics)
-		}
-		return false
+		return false // topicsFound once the leaders confirm it (poll)
 	}
+	c.topicsAbsent(topics, missing)
+	return true
+}
+
+// topics are the topics whose absence makes the consumer not ready: downlink and receipts.
+func (c *Consumer) topics() []string {
+	if c.o.ReceiptsTopic == "" {
+		return []string{c.o.Topic}
+	}
+	return []string{c.o.Topic, c.o.ReceiptsTopic}
+}
+
+// topicsFound ends the missing-topics state once the metadata probe knows the topics and the
+// partition leaders answered for the downlink topic (the metadata cache may still show a
+// topic deleted since: poll).
+func (c *Consumer) topicsFound() {
+	c.o.Metrics.TopicsMissing.Set(0)
+	if c.missing.Swap(false) {
+		c.log.Info("kafka topics found", "topics", c.topics())
+	}
+}
+
+// topicsAbsent records a probe Kafka answered saying it does not know the missing ones of
+// topics: readiness says topics_missing and tcpgw_kafka_up stays 1.
+func (c *Consumer) topicsAbsent(topics, missing []string) {
+	c.o.Metrics.TopicsMissing.Set(float64(len(missing)))
 	c.probeAnswered("topics", topics)
 	c.missing.Store(true)
 	c.missingLog.Do(func() {
-		c.log.Warn("kafka topics missing; not ready until they exist", "reason", "topics_missing", "topics", missing)
+		c.log.Warn("kafka topics missing; not ready until they exist", "reason", kafkasec.ReasonTopicsMissing, "topics", missing)
 	})
-	return true
 }
 
 // measureLag asks the partition leaders for their end offsets: the liveness probe (kafka-go

@@ -5,7 +5,8 @@ import (
 )
 
 // probeFailed records a failed Kafka probe: readiness says its reason, the metrics count it,
-// and the log says, when the reason changes, what it means and what to check.
+// and the log says, when the reason changes, what it means and what to check. A topic Kafka
+// does not know is no failure to connect: poll records it with topicsAbsent instead.
 func (c *Consumer) probeFailed(err error) {
 	reason := kafkasec.Reason(err)
 	c.down.Store(reason)
@@ -33,9 +34,6 @@ var (
 		kafkasec.ReasonAuthFailed:  "kafka refused the gateway's credentials or rights",
 		kafkasec.ReasonTLSFailed:   "TLS to kafka failed",
 		kafkasec.ReasonUnreachable: "kafka unreachable",
-		// A probe's request naming a topic Kafka no longer knows (deleted since the last
-		// metadata probe, which then says topics_missing too).
-		kafkasec.ReasonTopicsMissing: "kafka topics missing",
 	}
 	probeFailureFix = map[string]string{
 		kafkasec.ReasonAuthFailed: "check kafka.sasl (TCPGateway spec.kafka.sasl): the mechanism must be enabled on the " +
@@ -44,8 +42,6 @@ var (
 		kafkasec.ReasonTLSFailed: "check kafka.tls (TCPGateway spec.kafka.tls): caFile must hold the authority that signed " +
 			"the brokers' certificates, which must be valid now and name the host dialled (or kafka.tls.serverName); " +
 			"a broker requiring client certificates needs certFile and keyFile; the brokers' port must be a TLS listener",
-		kafkasec.ReasonTopicsMissing: "the operator creates the downlink and receipts topics (TCPGateway condition " +
-			"KafkaReady); check they exist",
 		kafkasec.ReasonUnreachable: "check kafka.brokers (TCPGateway spec.kafka.bootstrapServers), that the brokers run " +
 			"and that the network lets this pod reach them and the addresses they advertise",
 	}

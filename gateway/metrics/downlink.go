@@ -74,11 +74,11 @@ func NewDownlink(reg prometheus.Registerer) *Downlink {
 			Name: "tcpgw_kafka_topics_missing", Help: "Configured topics (downlink, receipts) that Kafka does not know, at the last probe.",
 		}),
 		KafkaUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tcpgw_kafka_up", Help: "1 when the last metadata probe of the downlink topic succeeded.",
+			Name: "tcpgw_kafka_up", Help: "1 when Kafka answered the last probe, also to say a topic is missing (tcpgw_kafka_topics_missing).",
 		}),
 		KafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcpgw_kafka_errors_total",
-			Help: "Failed Kafka probes (every 2 s while failing) by reason: kafka_auth_failed, kafka_tls_failed, kafka_unreachable, topics_missing.",
+			Help: "Failed Kafka probes (every 2 s while failing) by reason: kafka_auth_failed, kafka_tls_failed, kafka_unreachable.",
 		}, []string{"reason"}),
 	}
 	m.Replayed = prometheus.NewCounter(prometheus.CounterOpts{
