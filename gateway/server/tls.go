@@ -145,12 +145,18 @@ func (s *Server) tlsFailed(c *conn, result string, err error) {
 	case tlsClosed:
 		reason = session.ReasonClientClosed
 	}
-	if c.sess.CloseAfter(nil, reason) && reason == session.ReasonHandshakeTimeout {
-		// Counted like a silent plaintext client's (due counts those it closes).
-		s.m.Handshakes.WithLabelValues(string(session.ReasonHandshakeTimeout)).Inc()
-	}
+	s.setUpFailed(c, reason)
 	if result != tlsClosed { // closed: port scanners, TCP health checks; counted only
 		s.logSometimes(&s.tlsLog, "TLS handshake failed", "result", result, "err", err, "remote", c.sess.Remote)
+	}
+}
+
+// setUpFailed closes a connection whose set-up (TLS handshake, WebSocket upgrade) failed,
+// for reason; one closed for its handshake deadline is counted like a silent plaintext
+// client's (due counts those it closes).
+func (s *Server) setUpFailed(c *conn, reason session.CloseReason) {
+	if c.sess.CloseAfter(nil, reason) && reason == session.ReasonHandshakeTimeout {
+		s.m.Handshakes.WithLabelValues(string(session.ReasonHandshakeTimeout)).Inc()
 	}
 }
 

@@ -227,10 +227,7 @@ func (s *Server) wsOpen(c *conn, k *wsConn) bool {
 		case wsClosed:
 			reason = session.ReasonClientClosed
 		}
-		if c.sess.CloseAfter(nil, reason) && reason == session.ReasonHandshakeTimeout {
-			// Counted like a silent plaintext client's (due counts those it closes).
-			s.m.Handshakes.WithLabelValues(string(session.ReasonHandshakeTimeout)).Inc()
-		}
+		s.setUpFailed(c, reason)
 		if result != wsClosed && result != wsTimeout {
 			s.logSometimes(&s.wsLog, "WebSocket upgrade refused", "result", result, "err", err, "remote", c.sess.Remote)
 		}
